@@ -1,0 +1,1 @@
+"""tokengate: a GraphQL authorization service for service account tokens."""

@@ -1,0 +1,3 @@
+from tokengate.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The GraphQL layer: Strawberry types, resolvers and the @requires directive. Kept thin."""

@@ -1,0 +1,61 @@
+"""What every resolver can reach: the principal, the database, per-request loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import asyncpg
+
+from tokengate.api.errors import Unauthenticated
+from tokengate.api.loaders import Loaders
+from tokengate.auth import Authenticator
+from tokengate.config import Config
+from tokengate.policy import Principal
+from tokengate.store.audit import AuditEntry
+
+
+@dataclass
+class Services:
+    """Process-wide resources, built once by the app factory."""
+
+    config: Config
+    pool: asyncpg.Pool
+    authenticator: Authenticator
+
+
+@dataclass
+class Context:
+    services: Services
+    principal: Principal | None
+    client_addr: str | None
+    request_id: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.services.pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.services.pool
+
+    @property
+    def caller(self) -> Principal:
+        """The authenticated principal (only introspection runs without one)."""
+        if self.principal is None:
+            raise Unauthenticated("authentication required")
+        return self.principal
+
+    def audit_entry(self, action: str, target_id: str | None, details: dict[str, Any] | None = None) -> AuditEntry:
+        principal = self.caller
+        return AuditEntry(
+            account_id=principal.account_id,
+            action=action,
+            actor=principal.actor,
+            source="graphql",
+            client_addr=self.client_addr,
+            target_id=target_id,
+            details=details or {},
+        )

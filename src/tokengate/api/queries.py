@@ -1,0 +1,54 @@
+"""Query root."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from tokengate.api.enums import Access, Resource
+from tokengate.api.errors import not_found
+from tokengate.api.inputs import CheckInput
+from tokengate.api.types import Account, Decision, PermissionSet, Viewer
+from tokengate.catalog import CATALOG
+from tokengate.policy import Principal
+
+
+def decide(principal: Principal, resource: str, access: str, project_id: str | None) -> Decision:
+    if project_id is not None and project_id not in principal.project_ids:
+        raise not_found("project")
+    return Decision.of(principal.permissions.decide(resource, access, project_id))
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Who is calling.")
+    def viewer(self, info: Info) -> Viewer:
+        principal = info.context.caller
+        return Viewer(kind=principal.kind, principal=principal)
+
+    @strawberry.field(description="The caller's account.")
+    def account(self, info: Info) -> Account:
+        return Account.of(info.context.caller)
+
+    @strawberry.field(description="The catalog, with what the caller's plan allows on service tokens.")
+    def permission_sets(self, info: Info) -> list[PermissionSet]:
+        allowed = CATALOG.sets_for_plan(info.context.caller.account_plan)
+        return [
+            PermissionSet(key=s.key, name=s.name, level=s.level, available_on_plan=s.key in allowed)
+            for s in CATALOG.permission_sets.values()
+        ]
+
+    @strawberry.field(description="May the caller have this access (in this project)?")
+    def check(
+        self,
+        info: Info,
+        resource: Resource,  # type: ignore[valid-type]
+        access: Access,  # type: ignore[valid-type]
+        project_id: strawberry.ID | None = None,
+    ) -> Decision:
+        return decide(info.context.caller, resource.value, access.value, project_id)
+
+    @strawberry.field(description="Several checks in one round trip, answered in order.")
+    def checks(self, info: Info, requests: list[CheckInput]) -> list[Decision]:
+        principal = info.context.caller
+        return [decide(principal, r.resource.value, r.access.value, r.project_id) for r in requests]

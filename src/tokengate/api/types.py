@@ -1,0 +1,202 @@
+"""GraphQL object types. Resolvers shape store rows; permission questions go to policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import strawberry
+from strawberry.types import Info
+
+from tokengate import tokens
+from tokengate.api.directives import requires
+from tokengate.api.enums import (
+    Access,
+    License,
+    PermissionSetKey,
+    Plan,
+    PrincipalKind,
+    Resource,
+    TokenFormat,
+    TokenState,
+)
+from tokengate.catalog import CATALOG
+from tokengate.policy import Decision as PolicyDecision
+from tokengate.policy import Grant as PolicyGrant
+from tokengate.policy import Principal
+from tokengate.store import projects as project_store
+from tokengate.store import tokens as token_store
+from tokengate.store import users as user_store
+from tokengate.store.projects import Project as ProjectRow
+from tokengate.store.tokens import TokenRecord
+from tokengate.store.users import User as UserRow
+
+
+@strawberry.type
+class Project:
+    id: strawberry.ID
+    name: str
+
+    @property
+    def project_id_for_policy(self) -> str:
+        return str(self.id)
+
+    @classmethod
+    def of(cls, row: ProjectRow) -> Project:
+        return cls(id=strawberry.ID(row.id), name=row.name)
+
+
+@strawberry.type
+class Grant:
+    permission_set: PermissionSetKey  # type: ignore[valid-type]
+    all_projects: bool
+    project_ids: strawberry.Private[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, grant: PolicyGrant) -> Grant:
+        return cls(
+            permission_set=PermissionSetKey(grant.permission_set),
+            all_projects=grant.all_projects,
+            project_ids=grant.project_ids,
+        )
+
+    @strawberry.field(description="The listed projects; empty when the grant covers all projects.")
+    async def projects(self, info: Info) -> list[Project]:
+        found = await info.context.loaders.projects.load_many(list(self.project_ids))
+        return [Project.of(row) for row in found if row is not None]
+
+
+def grant_list(grants: list[PolicyGrant] | tuple[PolicyGrant, ...]) -> list[Grant]:
+    return [Grant.of(grant) for grant in grants]
+
+
+@strawberry.type
+class User:
+    id: strawberry.ID
+    email: str
+    license: License  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, row: UserRow) -> User:
+        return cls(id=strawberry.ID(row.id), email=row.email, license=License(row.license))
+
+    @strawberry.field
+    async def grants(self, info: Info) -> list[Grant]:
+        return grant_list(await info.context.loaders.user_grants.load(str(self.id)))
+
+
+def token_state(record: TokenRecord, now: datetime | None = None) -> str:
+    if record.state == "deleted":
+        return "DELETED"
+    if record.expires_at is not None and record.expires_at <= (now or datetime.now(UTC)):
+        return "EXPIRED"
+    return "ACTIVE"
+
+
+@strawberry.type
+class ServiceToken:
+    id: strawberry.ID
+    name: str
+    display_prefix: str
+    format: TokenFormat  # type: ignore[valid-type]
+    state: TokenState  # type: ignore[valid-type]
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    rotation_recommended: bool
+
+    @classmethod
+    def of(cls, record: TokenRecord) -> ServiceToken:
+        return cls(
+            id=strawberry.ID(record.id),
+            name=record.name,
+            display_prefix=tokens.display_prefix_for(
+                record.kind,  # type: ignore[arg-type]
+                record.format,
+                record.lookup_hint or record.id,
+            ),
+            format=TokenFormat(record.format.upper()),
+            state=TokenState(token_state(record)),
+            created_at=record.created_at,
+            last_used_at=record.last_used_at,
+            expires_at=record.expires_at,
+            rotation_recommended=record.format == "legacy" or tokens.rotation_recommended(record.created_at),
+        )
+
+    @strawberry.field
+    async def grants(self, info: Info) -> list[Grant]:
+        return grant_list(await info.context.loaders.token_grants.load(str(self.id)))
+
+
+@strawberry.type
+class PermissionSet:
+    key: PermissionSetKey  # type: ignore[valid-type]
+    name: str
+    level: str
+    available_on_plan: bool = strawberry.field(
+        description="Whether service tokens of the caller's account may carry this set."
+    )
+
+
+@strawberry.type
+class Decision:
+    allowed: bool
+    reason: str
+
+    @classmethod
+    def of(cls, decision: PolicyDecision) -> Decision:
+        return cls(allowed=decision.allowed, reason=decision.reason)
+
+
+@strawberry.type
+class Account:
+    id: strawberry.ID
+    name: str
+    plan: Plan  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, principal: Principal) -> Account:
+        return cls(
+            id=strawberry.ID(principal.account_id), name=principal.account_name, plan=Plan(principal.account_plan)
+        )
+
+    @strawberry.field(description="Permission sets service tokens may carry on this account's plan.")
+    def available_permission_sets(self) -> list[PermissionSetKey]:  # type: ignore[valid-type]
+        return [PermissionSetKey(key) for key in CATALOG.sets_for_plan(self.plan.value)]
+
+    @strawberry.field(description="The projects the caller may read (PROJECTS:READ there).")
+    async def projects(self, info: Info) -> list[Project]:
+        permissions = info.context.caller.permissions
+        rows = await project_store.list_projects(info.context.pool, str(self.id))
+        return [Project.of(row) for row in rows if permissions.allows("PROJECTS", "READ", row.id)]
+
+    @requires(Resource.MEMBERS, Access.READ)
+    async def members(self, info: Info) -> list[User] | None:
+        return [User.of(row) for row in await user_store.list_users(info.context.pool, str(self.id))]
+
+
+@strawberry.type
+class Viewer:
+    kind: PrincipalKind  # type: ignore[valid-type]
+    principal: strawberry.Private[Principal]
+
+    @strawberry.field
+    def account(self) -> Account:
+        return Account.of(self.principal)
+
+    @strawberry.field(description="The user, when the caller uses a personal token.")
+    async def user(self, info: Info) -> User | None:
+        if self.principal.user_id is None:
+            return None
+        row = await user_store.get_user(info.context.pool, self.principal.user_id)
+        return User.of(row) if row else None
+
+    @strawberry.field(description="The service token, when the caller is one.")
+    async def service_token(self, info: Info) -> ServiceToken | None:
+        if self.principal.kind != "SERVICE_TOKEN":
+            return None
+        record = await token_store.token_by_id(info.context.pool, self.principal.account_id, self.principal.token_id)
+        return ServiceToken.of(record) if record else None
+
+    @strawberry.field(description="The grants in force for this request (a user's, limited by license).")
+    def grants(self) -> list[Grant]:
+        return grant_list(self.principal.grants)

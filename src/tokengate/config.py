@@ -1,0 +1,107 @@
+"""Configuration from the environment and the data directory."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokengate.tokens import derive_key, random_base62
+
+DEFAULT_DATA_DIR = Path(".tokengate")
+KEY_FILE = "secret.key"
+MIN_KEY_LENGTH = 32
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(Exception):
+    """A configuration problem the operator must fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str | None  # None: embedded PostgreSQL in data_dir
+    secret_keys: tuple[bytes, ...]  # newest first; new hashes use the first
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    public_introspection: bool = True
+    principal_cache_size: int = 10_000
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def parse_networks(text: str, variable: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{variable}: {part!r} is not an IP network (expected a CIDR such as 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+def parse_secret_keys(text: str) -> tuple[bytes, ...]:
+    """``TOKENGATE_SECRET_KEY``: one key, or several separated by commas, newest first."""
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    if not keys:
+        raise ConfigError("TOKENGATE_SECRET_KEY is empty")
+    for index, key in enumerate(keys, start=1):
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"TOKENGATE_SECRET_KEY: key {index} is shorter than {MIN_KEY_LENGTH} characters; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+    return tuple(derive_key(key) for key in keys)
+
+
+def _embedded_key(data_dir: Path) -> str:
+    """Read the server key kept in the data directory, creating it (mode 0600) on first use."""
+    path = data_dir / KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(random_base62(64) + "\n")
+    return path.read_text(encoding="ascii").strip()
+
+
+def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    directory = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    database_url = env.get("TOKENGATE_DATABASE_URL") or env.get("DATABASE_URL") or None
+    key_text = env.get("TOKENGATE_SECRET_KEY")
+    if not key_text:
+        if database_url is not None:
+            raise ConfigError(
+                "TOKENGATE_SECRET_KEY is required with an external database "
+                "(every instance must hash tokens with the same key)"
+            )
+        key_text = _embedded_key(directory.resolve())
+    cache_size = env.get("TOKENGATE_CACHE_SIZE", "10000")
+    if not cache_size.isdigit() or int(cache_size) < 1:
+        raise ConfigError("TOKENGATE_CACHE_SIZE must be a positive integer")
+    return Config(
+        data_dir=directory.resolve(),
+        database_url=database_url,
+        secret_keys=parse_secret_keys(key_text),
+        trusted_proxies=parse_networks(env.get("TOKENGATE_TRUSTED_PROXIES", ""), "TOKENGATE_TRUSTED_PROXIES"),
+        public_introspection=_flag(env.get("TOKENGATE_PUBLIC_INTROSPECTION"), True),
+        principal_cache_size=int(cache_size),
+    )

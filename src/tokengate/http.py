@@ -1,0 +1,249 @@
+"""The aiohttp application: /graphql, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    parse,
+)
+from graphql.error import GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+from tokengate import db
+from tokengate.api.context import Context, Services
+from tokengate.api.schema import is_unexpected, schema
+from tokengate.auth import Authenticator, Unauthenticated
+from tokengate.config import Config
+from tokengate.policy import client_address
+from tokengate.store.migrations import migrate
+from tokengate.tokens import random_base62
+
+log = logging.getLogger("tokengate.http")
+
+SERVICES = web.AppKey("services", Services)
+MAX_BODY_BYTES = 1024 * 1024
+READINESS_TIMEOUT = 2.0
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
+QUERY_ONLY = frozenset({OperationType.QUERY})
+ALL_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(payload, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers)
+
+
+def unauthenticated_response(message: str) -> web.Response:
+    return error_response(401, message, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"})
+
+
+@dataclass(frozen=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+
+
+class BadRequest(Exception):
+    pass
+
+
+async def read_graphql_request(request: web.Request) -> GraphQLRequest:
+    """The query, variables and operation name of a GET or POST, or ``BadRequest``."""
+    if request.method == "GET":
+        raw: Any = dict(request.query)
+        if isinstance(raw.get("variables"), str):
+            try:
+                raw["variables"] = json.loads(raw["variables"])
+            except ValueError:
+                raise BadRequest("variables must be a JSON object") from None
+    else:
+        try:
+            raw = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("the body must be a JSON object with a 'query' string") from None
+    if isinstance(raw, list):
+        raise BadRequest("batched requests are not supported: send one operation per request")
+    if not isinstance(raw, dict):
+        raise BadRequest("the body must be a JSON object with a 'query' string")
+    query, variables, operation_name = raw.get("query"), raw.get("variables"), raw.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("no GraphQL query found in the request")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("variables must be a JSON object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest("operationName must be a string")
+    return GraphQLRequest(query, variables, operation_name)
+
+
+@lru_cache(maxsize=256)
+def is_introspection_only(query: str) -> bool:
+    """True when every operation selects only ``__schema``, ``__type`` or ``__typename`` at its root."""
+    try:
+        document = parse(query)
+    except GraphQLSyntaxError:
+        return False
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+
+    def only_meta(selection_set: SelectionSetNode, seen: frozenset[str]) -> bool:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value not in INTROSPECTION_FIELDS:
+                    return False
+            elif isinstance(selection, InlineFragmentNode):
+                if not only_meta(selection.selection_set, seen):
+                    return False
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in seen or name not in fragments:
+                    return False
+                if not only_meta(fragments[name].selection_set, seen | {name}):
+                    return False
+        return True
+
+    return bool(operations) and all(only_meta(op.selection_set, frozenset()) for op in operations)
+
+
+def wants_graphiql(request: web.Request) -> bool:
+    return request.method == "GET" and "query" not in request.query and "text/html" in request.headers.get("Accept", "")
+
+
+def format_errors(errors: list[GraphQLError], request_id: str) -> list[dict[str, Any]]:
+    formatted = []
+    for error in errors:
+        if is_unexpected(error):
+            log.error(
+                "unexpected error in request %s at %s",
+                request_id,
+                error.path,
+                exc_info=error.original_error,
+            )
+            formatted.append(
+                {
+                    "message": f"Internal server error (request id {request_id})",
+                    "path": error.path,
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                }
+            )
+            continue
+        entry = error.formatted
+        entry.setdefault("extensions", {}).setdefault(
+            "code", "BAD_USER_INPUT" if error.original_error is None else "INTERNAL_SERVER_ERROR"
+        )
+        formatted.append(entry)
+    return formatted
+
+
+class GraphQLEndpoint:
+    def __init__(self, graphiql_html: str):
+        self.graphiql_html = graphiql_html
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        if wants_graphiql(request):
+            return web.Response(text=self.graphiql_html, content_type="text/html")
+        services = request.app[SERVICES]
+        request_id = random_base62(12)
+        try:
+            payload = await read_graphql_request(request)
+        except BadRequest as problem:
+            return error_response(400, str(problem), "BAD_REQUEST")
+        header = request.headers.get("Authorization")
+        principal = None
+        try:
+            principal = await services.authenticator.authenticate_header(header)
+        except Unauthenticated as refusal:
+            public = header is None and services.config.public_introspection
+            if not (public and is_introspection_only(payload.query)):
+                return unauthenticated_response(str(refusal))
+        context = Context(
+            services=services,
+            principal=principal,
+            client_addr=client_address(
+                request.remote, request.headers.get("X-Forwarded-For"), services.config.trusted_proxies
+            ),
+            request_id=request_id,
+        )
+        try:
+            result = await schema.execute(
+                payload.query,
+                variable_values=payload.variables,
+                context_value=context,
+                operation_name=payload.operation_name,
+                allowed_operation_types=QUERY_ONLY if request.method == "GET" else ALL_OPERATIONS,
+            )
+        except InvalidOperationTypeError:
+            return error_response(405, "mutations must be sent with POST", "BAD_REQUEST", {"Allow": "POST"})
+        except (CannotGetOperationTypeError, MissingQueryError) as problem:
+            message = (
+                problem.as_http_error_reason() if isinstance(problem, CannotGetOperationTypeError) else str(problem)
+            )
+            return error_response(400, message, "BAD_REQUEST")
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = format_errors(result.errors, request_id)
+        return _json(body, headers={"X-Request-Id": request_id})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    pool = request.app[SERVICES].pool
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT):
+            await pool.fetchval("SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return _json({"status": "unavailable", "database": "unreachable"}, status=503)
+    return _json({"status": "ready"})
+
+
+def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool = True) -> web.Application:
+    """The application; it owns its pool through ``cleanup_ctx``."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        target = dsn or await db.resolve_dsn(config)
+        pool = await db.create_pool(target)
+        if migrate_on_start:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        app[SERVICES] = Services(config=config, pool=pool, authenticator=Authenticator(pool, config.secret_keys))
+        yield
+        await pool.close()
+
+    app.cleanup_ctx.append(resources)
+    endpoint = GraphQLEndpoint(get_graphql_ide_html("graphiql"))
+    app.router.add_route("GET", "/graphql", endpoint)
+    app.router.add_route("POST", "/graphql", endpoint)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

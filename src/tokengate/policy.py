@@ -1,0 +1,223 @@
+"""Authorization decisions. Pure: grants x resource x access x project, no I/O.
+
+Grants are compiled once per principal into two dictionaries so that every question a request asks
+(``@requires`` on a field, ``check``, ``/auth/check``) is a lookup.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from tokengate.catalog import ACCESS_LEVELS, CATALOG, READ, Catalog, is_account_resource
+
+SERVICE_TOKEN: Final = "SERVICE_TOKEN"
+USER: Final = "USER"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    permission_set: str
+    all_projects: bool = True
+    project_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def license_denial(license_: str | None, resource: str, access: str) -> str | None:
+    """Why a user's license forbids this access regardless of grants, or None."""
+    if license_ == "READ_ONLY":
+        if is_account_resource(resource):
+            return "a READ_ONLY license gives no access to account resources"
+        if access != READ:
+            return "a READ_ONLY license allows READ at most"
+    elif license_ == "IT" and not is_account_resource(resource):
+        return "an IT license gives no access to project resources"
+    return None
+
+
+def license_cap(license_: str | None, resource: str) -> int:
+    """The highest access level a license permits on a resource (0 none, 1 READ, 2 WRITE)."""
+    if license_ == "READ_ONLY":
+        return 0 if is_account_resource(resource) else ACCESS_LEVELS[READ]
+    if license_ == "IT" and not is_account_resource(resource):
+        return 0
+    return ACCESS_LEVELS["WRITE"]
+
+
+class Permissions:
+    """A principal's grants compiled for constant-time decisions."""
+
+    __slots__ = ("_by_project", "_everywhere", "license")
+
+    def __init__(self, grants: Iterable[Grant], license_: str | None = None, catalog: Catalog = CATALOG):
+        self.license = license_
+        # resource -> (level, permission set) for grants that reach every project (or the account)
+        self._everywhere: dict[str, tuple[int, str]] = {}
+        # (resource, project id) -> (level, permission set) for grants limited to listed projects
+        self._by_project: dict[tuple[str, str], tuple[int, str]] = {}
+        for grant in grants:
+            permission_set = catalog.permission_sets.get(grant.permission_set)
+            if permission_set is None:
+                continue
+            reaches_all = grant.all_projects or permission_set.is_account_level
+            for resource, access in permission_set.access.items():
+                level = min(ACCESS_LEVELS[access], license_cap(license_, resource))
+                if level == 0:
+                    continue
+                if reaches_all or is_account_resource(resource):
+                    _keep_best(self._everywhere, resource, level, grant.permission_set)
+                else:
+                    for project_id in grant.project_ids:
+                        _keep_best(self._by_project, (resource, project_id), level, grant.permission_set)
+
+    def decide(self, resource: str, access: str, project_id: str | None = None) -> Decision:
+        """May the principal have ``access`` to ``resource`` (in ``project_id`` for project resources)?"""
+        needed = ACCESS_LEVELS[access]
+        best = self._everywhere.get(resource)
+        scope = "for all projects"
+        if project_id is not None and not is_account_resource(resource):
+            in_project = self._by_project.get((resource, project_id))
+            if in_project is not None and (best is None or in_project[0] > best[0]):
+                best, scope = in_project, f"on project {project_id}"
+        if best is not None and best[0] >= needed:
+            if is_account_resource(resource):
+                scope = "on the account"
+            return Decision(True, f"{resource}:{access} granted by {best[1]} {scope}")
+        denial = license_denial(self.license, resource, access)
+        if denial is not None:
+            return Decision(False, denial)
+        where = f" in project {project_id}" if project_id and not is_account_resource(resource) else ""
+        if not where and not is_account_resource(resource):
+            where = " across all projects"
+        return Decision(False, f"no grant gives {resource}:{access}{where}")
+
+    def allows(self, resource: str, access: str, project_id: str | None = None) -> bool:
+        return self.decide(resource, access, project_id).allowed
+
+
+def _keep_best(table: dict, key: object, level: int, permission_set: str) -> None:
+    current = table.get(key)
+    if current is None or level > current[0]:
+        table[key] = (level, permission_set)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a service token or a user (through a personal token), with compiled grants."""
+
+    kind: str  # SERVICE_TOKEN | USER
+    token_id: str
+    display_prefix: str
+    account_id: str
+    account_name: str
+    account_plan: str
+    user_id: str | None
+    license: str | None
+    grants: tuple[Grant, ...]
+    project_ids: frozenset[str]  # every project of the account, for tenant checks
+    expires_at: datetime | None = None
+    permissions: Permissions = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "permissions", Permissions(self.grants, self.license))
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this principal (never a secret)."""
+        if self.kind == USER:
+            return f"user:{self.user_id}"
+        return f"service_token:{self.token_id} ({self.display_prefix})"
+
+
+class GrantProblem(ValueError):
+    """A grant list that breaks the catalog's rules (BAD_USER_INPUT)."""
+
+
+class PlanRestriction(ValueError):
+    """A permission set the account's plan does not allow on service tokens (PLAN_RESTRICTED)."""
+
+
+def check_grants(
+    grants: Sequence[Grant],
+    account_project_ids: frozenset[str] | set[str],
+    catalog: Catalog = CATALOG,
+) -> tuple[Grant, ...]:
+    """Validate grants against the catalog and the account's projects; return them normalised."""
+    normalised: list[Grant] = []
+    for grant in grants:
+        permission_set = catalog.permission_sets.get(grant.permission_set)
+        if permission_set is None:
+            raise GrantProblem(f"unknown permission set {grant.permission_set}")
+        if grant.all_projects:
+            if grant.project_ids:
+                raise GrantProblem(f"{grant.permission_set}: projectIds must be empty when allProjects is true")
+            normalised.append(Grant(grant.permission_set, True, ()))
+            continue
+        if permission_set.is_account_level:
+            raise GrantProblem(
+                f"{grant.permission_set} is an account-level permission set: grant it with allProjects: true"
+            )
+        if not grant.project_ids:
+            raise GrantProblem(f"{grant.permission_set}: projectIds must not be empty when allProjects is false")
+        for project_id in grant.project_ids:
+            if project_id not in account_project_ids:
+                raise GrantProblem(f"{grant.permission_set}: unknown project {project_id}")
+        normalised.append(Grant(grant.permission_set, False, tuple(dict.fromkeys(grant.project_ids))))
+    return tuple(normalised)
+
+
+def check_plan(grants: Sequence[Grant], plan: str, catalog: Catalog = CATALOG) -> None:
+    """Raise ``PlanRestriction`` when a grant's set is not available for service tokens on ``plan``."""
+    allowed = catalog.sets_for_plan(plan)
+    refused = [grant.permission_set for grant in grants if grant.permission_set not in allowed]
+    if refused:
+        raise PlanRestriction(
+            f"the {plan} plan does not allow {', '.join(dict.fromkeys(refused))} on service tokens; "
+            f"it allows: {', '.join(allowed)}"
+        )
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    # An IPv4 client seen through an IPv6 socket is still that IPv4 address.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str | None:
+    """The client's address: the socket peer, or from ``X-Forwarded-For`` when the peer is a trusted proxy.
+
+    The header is read right to left, skipping trusted proxies; the first untrusted hop is the client.
+    A header with any malformed entry is ignored (the peer is used), never an error.
+    """
+    if peer is None:
+        return None
+    peer_address = _address(peer)
+    if peer_address is None:
+        return peer
+    if not forwarded_for or not any(peer_address in network for network in trusted):
+        return str(peer_address)
+    hops = [_address(hop) for hop in forwarded_for.split(",")]
+    if not hops or any(hop is None for hop in hops):
+        return str(peer_address)
+    for hop in reversed(hops):
+        assert hop is not None
+        if not any(hop in network for network in trusted):
+            return str(hop)
+    return str(hops[0])

@@ -1,0 +1,63 @@
+"""The audit log: append-only (a trigger refuses UPDATE and DELETE)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tokengate.store import Executor
+
+INSERT = """
+INSERT INTO audit_events (account_id, action, actor, source, client_addr, target_id, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+"""
+PAGE = """
+SELECT id, action, actor, source, client_addr, target_id, details::text AS details, occurred_at
+FROM audit_events WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """What happened, by whom, from where: never a secret."""
+
+    account_id: str
+    action: str
+    actor: str
+    source: str  # graphql | cli
+    client_addr: str | None = None
+    target_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    action: str
+    actor: str
+    source: str
+    client_addr: str | None
+    target_id: str | None
+    details: dict[str, Any]
+    occurred_at: datetime
+
+
+async def record(db: Executor, entry: AuditEntry) -> None:
+    await db.execute(
+        INSERT,
+        entry.account_id,
+        entry.action,
+        entry.actor,
+        entry.source,
+        entry.client_addr,
+        entry.target_id,
+        json.dumps(entry.details),
+    )
+
+
+async def page(db: Executor, account_id: str, before_id: int, limit: int) -> list[AuditEvent]:
+    """Events older than ``before_id``, newest first."""
+    rows = await db.fetch(PAGE, account_id, before_id, limit)
+    return [AuditEvent(**{**dict(row), "details": json.loads(row["details"])}) for row in rows]

@@ -1,0 +1,174 @@
+"""Token format, parsing and hashing. Pure: no database, no network.
+
+v2 token: ``tgs_`` (service) or ``tgu_`` (user) + 16-character base62 id + 32-character base62 secret
++ 6-character base62 CRC32 of everything before it (58 characters in all).
+Legacy token (created on or before 2023-07-18): 40 lowercase hex characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+import nacl.exceptions
+import nacl.pwhash
+import nacl.utils
+
+BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+SERVICE_PREFIX: Final = "tgs_"
+USER_PREFIX: Final = "tgu_"
+ID_LENGTH: Final = 16
+SECRET_LENGTH: Final = 32
+CHECKSUM_LENGTH: Final = 6
+TOKEN_LENGTH: Final = len(SERVICE_PREFIX) + ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH
+LEGACY_LENGTH: Final = 40
+LEGACY_HINT_LENGTH: Final = 8
+HASH_SIZE: Final = 32
+# Tokens created on or before this day use the legacy format and validate slowly.
+LEGACY_CUTOFF: Final = datetime(2023, 7, 19, tzinfo=UTC)
+
+TokenKind = Literal["service", "user"]
+
+_V2_SHAPE: Final = re.compile(r"tg[su]_[0-9A-Za-z]{54}")
+_LEGACY_SHAPE: Final = re.compile(r"[0-9a-f]{40}")
+_HEX: Final = "0123456789abcdef"
+
+
+class MalformedToken(ValueError):
+    """The text cannot be a token; raised before any I/O. The message never contains the text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """A token that passed the offline checks. ``lookup`` finds its row: the id (v2) or the hint (legacy)."""
+
+    text: str
+    format: Literal["v2", "legacy"]
+    kind: TokenKind | None  # None for legacy tokens: the stored row says which
+    lookup: str
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"ParsedToken(format={self.format!r}, kind={self.kind!r}, lookup={self.lookup!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    id: str
+    text: str
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(id={self.id!r})"
+
+
+def random_base62(length: int) -> str:
+    """Uniform base62 text from the system CSPRNG (rejection sampling, no modulo bias)."""
+    out: list[str] = []
+    while len(out) < length:
+        for byte in nacl.utils.random(length * 2):
+            if byte < 248:  # 248 = 4 * 62
+                out.append(BASE62[byte % 62])
+                if len(out) == length:
+                    break
+    return "".join(out)
+
+
+def base62_fixed(number: int, width: int) -> str:
+    """``number`` in base62, most significant digit first, left-padded with ``0`` to ``width``."""
+    digits: list[str] = []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(BASE62[rest])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def checksum(body: str) -> str:
+    return base62_fixed(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque identifier such as ``prj_3fQ…`` for accounts, users and projects."""
+    return f"{prefix}_{random_base62(ID_LENGTH)}"
+
+
+def issue_token(kind: TokenKind) -> IssuedToken:
+    """A fresh v2 token: its id (the row key) and the full text (shown once)."""
+    token_id = random_base62(ID_LENGTH)
+    body = (SERVICE_PREFIX if kind == "service" else USER_PREFIX) + token_id + random_base62(SECRET_LENGTH)
+    return IssuedToken(id=token_id, text=body + checksum(body))
+
+
+def parse_token(text: str) -> ParsedToken:
+    """Check prefix, length, alphabet and checksum without I/O; raise ``MalformedToken`` otherwise."""
+    if len(text) == TOKEN_LENGTH and _V2_SHAPE.fullmatch(text):
+        body = text[:-CHECKSUM_LENGTH]
+        if not hmac.compare_digest(checksum(body), text[-CHECKSUM_LENGTH:]):
+            raise MalformedToken("token checksum does not match")
+        kind: TokenKind = "service" if text[2] == "s" else "user"
+        return ParsedToken(text=text, format="v2", kind=kind, lookup=text[4 : 4 + ID_LENGTH])
+    if len(text) == LEGACY_LENGTH and _LEGACY_SHAPE.fullmatch(text):
+        return ParsedToken(text=text, format="legacy", kind=None, lookup=text[:LEGACY_HINT_LENGTH])
+    if not text:
+        raise MalformedToken("token is empty")
+    if text.startswith((SERVICE_PREFIX, USER_PREFIX)):
+        raise MalformedToken("token has the wrong length or characters")
+    raise MalformedToken("token has an unknown prefix")
+
+
+def display_prefix(text: str) -> str:
+    """The non-secret start of a token, as shown in lists: ``tgs_AbC1…``."""
+    if text.startswith((SERVICE_PREFIX, USER_PREFIX)):
+        return text[:8] + "…"
+    return text[:4] + "…"
+
+
+def display_prefix_for(kind: TokenKind, format_: str, lookup: str) -> str:
+    """The display prefix rebuilt from stored, non-secret columns."""
+    if format_ == "legacy":
+        return lookup[:4] + "…"
+    return (SERVICE_PREFIX if kind == "service" else USER_PREFIX) + lookup[:4] + "…"
+
+
+def hash_token(text: str, key: bytes) -> bytes:
+    """Keyed BLAKE2b of a v2 token: what the database stores instead of the token."""
+    return hashlib.blake2b(text.encode("ascii"), key=key, digest_size=HASH_SIZE).digest()
+
+
+def hash_matches(text: str, stored: bytes, keys: tuple[bytes, ...]) -> bool:
+    """Constant-time check of ``text`` against a stored hash under any of the server keys."""
+    return any(hmac.compare_digest(hash_token(text, key), stored) for key in keys)
+
+
+def derive_key(material: str) -> bytes:
+    """A 32-byte BLAKE2b key from configured key text (any length of at least 32 characters)."""
+    return hashlib.blake2b(material.encode("utf-8"), digest_size=32, person=b"tokengate-key").digest()
+
+
+def new_legacy_secret() -> str:
+    """40 lowercase hex characters, the pre-2023-07-18 format."""
+    return "".join(_HEX[b & 15] for b in nacl.utils.random(LEGACY_LENGTH))
+
+
+def hash_legacy(text: str) -> bytes:
+    """argon2id at interactive limits: deliberately slow, as legacy validation was."""
+    return nacl.pwhash.argon2id.str(
+        text.encode("ascii"),
+        opslimit=nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE,
+        memlimit=nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE,
+    )
+
+
+def legacy_matches(text: str, stored: bytes) -> bool:
+    try:
+        return bool(nacl.pwhash.argon2id.verify(stored, text.encode("ascii")))
+    except nacl.exceptions.InvalidkeyError:
+        return False
+
+
+def rotation_recommended(created_at: datetime) -> bool:
+    """Tokens created on or before 2023-07-18 should be rotated into the faster format."""
+    return created_at < LEGACY_CUTOFF
