@@ -166,7 +166,7 @@ class GraphQLEndpoint:
     def __init__(self, graphiql_html: str):
         self.graphiql_html = graphiql_html
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         if wants_graphiql(request):
             return web.Response(text=self.graphiql_html, content_type="text/html")
         services = request.app[SERVICES]
@@ -242,8 +242,8 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
 
     app.cleanup_ctx.append(resources)
     endpoint = GraphQLEndpoint(get_graphql_ide_html("graphiql"))
-    app.router.add_route("GET", "/graphql", endpoint)
-    app.router.add_route("POST", "/graphql", endpoint)
+    app.router.add_route("GET", "/graphql", endpoint.handle)
+    app.router.add_route("POST", "/graphql", endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

