@@ -1,0 +1,147 @@
+"""Cross-instance invalidation: one LISTEN connection per process, applied to the in-process caches.
+
+Writers publish with ``store.notify.publish`` inside their transaction, so a notification is delivered
+only when the change commits. When the listening connection drops, every cache is flushed (what was
+missed is unknown) and the listener reconnects by itself; until it is back, caches are not trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from tokengate.store.notify import CHANNEL
+
+log = logging.getLogger("tokengate.invalidation")
+
+Handler = Callable[[dict[str, Any]], None]
+Flush = Callable[[], None]
+
+
+class InvalidationListener:
+    """Keeps a LISTEN connection open and dispatches notifications to the registered handlers."""
+
+    def __init__(self, dsn: str, *, retry_seconds: float = 0.5, max_retry_seconds: float = 5.0):
+        self.dsn = dsn
+        self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        self.handlers: list[Handler] = []
+        self.flushes: list[Flush] = []
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self._connection: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.connected.is_set()
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend serving the LISTEN connection (for operators and tests)."""
+        return self._connection.get_server_pid() if self._connection is not None else None
+
+    def subscribe(self, handler: Handler, flush: Flush) -> None:
+        self.handlers.append(handler)
+        self.flushes.append(flush)
+
+    async def start(self, wait: float | None = 10.0) -> None:
+        self._task = asyncio.create_task(self._run(), name="tokengate-invalidation")
+        if wait:
+            try:
+                await asyncio.wait_for(self.connected.wait(), wait)
+            except TimeoutError:
+                log.warning("invalidation listener not connected yet; caches stay untrusted until it is")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close()
+
+    async def drop_connection(self) -> None:
+        """Close the LISTEN connection as a network failure would (used by tests and operators)."""
+        if self._connection is not None:
+            self._connection.terminate()
+            self._on_lost(self._connection)
+
+    def _flush_all(self) -> None:
+        for flush in self.flushes:
+            flush()
+
+    def _on_notification(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            log.warning("ignoring malformed invalidation payload")
+            return
+        if not isinstance(message, dict):
+            return
+        for handler in self.handlers:
+            try:
+                handler(message)
+            except Exception:
+                log.exception("invalidation handler failed; flushing caches")
+                self._flush_all()
+
+    def _on_lost(self, connection: Any) -> None:
+        if self.connected.is_set():
+            log.warning("invalidation listener lost its connection; flushing caches and reconnecting")
+        self.connected.clear()
+        self._flush_all()
+        self._lost.set()
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        self.connected.clear()
+        if connection is not None and not connection.is_closed():
+            try:
+                await asyncio.wait_for(connection.close(), 2)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                connection.terminate()
+
+    async def _run(self) -> None:
+        delay = self.retry_seconds
+        while True:
+            try:
+                self._lost.clear()
+                connection = await asyncpg.connect(self.dsn, timeout=5)
+                connection.add_termination_listener(self._on_lost)
+                await connection.add_listener(CHANNEL, self._on_notification)
+                self._connection = connection
+                # Anything published while we were away is unknown: start from an empty cache.
+                self._flush_all()
+                self.connected.set()
+                delay = self.retry_seconds
+                await self._watch(connection)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
+                log.warning("invalidation listener cannot connect (%s); retrying", type(problem).__name__)
+            self.connected.clear()
+            self._flush_all()
+            await self._close()
+            self.reconnects += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_seconds)
+
+    async def _watch(self, connection: asyncpg.Connection) -> None:
+        """Return when the connection is lost; a cheap query every few seconds detects silent drops."""
+        while not self._lost.is_set():
+            try:
+                await asyncio.wait_for(self._lost.wait(), 5)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.wait_for(connection.fetchval("SELECT 1"), 3)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                return
