@@ -7,7 +7,8 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.types import ExecutionContext
 
 from tokengate.api.directives import Requires
@@ -16,6 +17,17 @@ from tokengate.api.mutations import Mutation
 from tokengate.api.queries import Query
 
 log = logging.getLogger("tokengate.graphql")
+
+# Abuse limits. Introspection fields are exempt from the depth limit: GraphiQL's and codegen's
+# introspection query nests ofType a dozen levels deep.
+MAX_DEPTH = 10
+MAX_ALIASES = 50
+MAX_TOKENS = 5000
+CACHE_SIZE = 1024
+
+
+def is_introspection_field(context: IgnoreContext) -> bool:
+    return context.field_name.startswith("__")
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -36,8 +48,11 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         schema_directives=[Requires],
         extensions=[
-            functools.partial(ParserCache, maxsize=1024),
-            functools.partial(ValidationCache, maxsize=1024),
+            functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+            functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+            functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH, should_ignore=is_introspection_field),
+            functools.partial(ParserCache, maxsize=CACHE_SIZE),
+            functools.partial(ValidationCache, maxsize=CACHE_SIZE),
         ],
     )
 
