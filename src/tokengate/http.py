@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,7 +25,6 @@ from graphql import (
 )
 from graphql.error import GraphQLSyntaxError
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -40,6 +40,7 @@ from tokengate.tokens import random_base62
 log = logging.getLogger("tokengate.http")
 
 SERVICES = web.AppKey("services", Services)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1024 * 1024
 READINESS_TIMEOUT = 2.0
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
@@ -241,9 +242,11 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
         await pool.close()
 
     app.cleanup_ctx.append(resources)
-    endpoint = GraphQLEndpoint(get_graphql_ide_html("graphiql"))
+    # GraphiQL and its assets ship in the package: no CDN is needed to explore the API.
+    endpoint = GraphQLEndpoint((STATIC_DIR / "graphiql" / "index.html").read_text(encoding="utf-8"))
     app.router.add_route("GET", "/graphql", endpoint.handle)
     app.router.add_route("POST", "/graphql", endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

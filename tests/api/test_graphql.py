@@ -195,6 +195,10 @@ async def test_get_queries_work_and_get_mutations_are_refused(server):
 async def test_graphiql_in_a_browser(server):
     status, body, headers = await server.get("/graphql", headers={"Accept": "text/html"})
     assert status == 200 and "graphiql" in body.lower() and headers["Content-Type"].startswith("text/html")
+    assert "unpkg.com" not in body and "/static/graphiql/graphiql.min.js" in body
+    for asset in ["graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"]:
+        status, _, _ = await server.get("/static/graphiql/" + asset)
+        assert status == 200, asset
 
 
 async def test_health_and_readiness(server):
