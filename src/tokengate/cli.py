@@ -17,6 +17,7 @@ from tokengate import db
 from tokengate.catalog import PLANS
 from tokengate.config import Config, ConfigError, load_config
 from tokengate.lifecycle import CLI_ACTOR, bootstrap_account, issue_user_token
+from tokengate.observability import configure_logging
 from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
 
@@ -51,6 +52,8 @@ def build_parser() -> Parser:
     serve = with_data_dir(commands.add_parser("serve", help="apply migrations, then serve HTTP"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--log-format", choices=("json", "text"), default="json", help="json lines, or text for humans")
+    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     with_data_dir(commands.add_parser("migrate", help="apply pending migrations and exit"))
     bootstrap = with_data_dir(commands.add_parser("bootstrap", help="create an account, its admin and a token"))
     bootstrap.add_argument("--account-name", required=True)
@@ -106,8 +109,8 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 
     from tokengate.http import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(f"tokengate: serving http://{args.host}:{args.port}/graphql", file=sys.stderr, flush=True)
+    configure_logging(args.log_format, args.log_level)
+    logging.getLogger("tokengate").info("serving http://%s:%s/graphql", args.host, args.port)
     web.run_app(create_app(config), host=args.host, port=args.port, print=None, access_log=None)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +34,7 @@ from tokengate.api.context import Context, Services
 from tokengate.api.schema import is_unexpected, schema
 from tokengate.auth import Authenticator, Unauthenticated
 from tokengate.config import Config
+from tokengate.observability import CONTENT_TYPE, Metrics
 from tokengate.policy import client_address
 from tokengate.store.migrations import migrate
 from tokengate.tokens import random_base62
@@ -40,6 +42,9 @@ from tokengate.tokens import random_base62
 log = logging.getLogger("tokengate.http")
 
 SERVICES = web.AppKey("services", Services)
+METRICS = web.AppKey("metrics", Metrics)
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL_PREFIX = web.RequestKey("principal_prefix", str)  # the display prefix, for the access log
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1024 * 1024
 READINESS_TIMEOUT = 2.0
@@ -171,7 +176,7 @@ class GraphQLEndpoint:
         if wants_graphiql(request):
             return web.Response(text=self.graphiql_html, content_type="text/html")
         services = request.app[SERVICES]
-        request_id = random_base62(12)
+        request_id = request[REQUEST_ID]
         try:
             payload = await read_graphql_request(request)
         except BadRequest as problem:
@@ -180,6 +185,7 @@ class GraphQLEndpoint:
         principal = None
         try:
             principal = await services.authenticator.authenticate_header(header)
+            request[PRINCIPAL_PREFIX] = principal.display_prefix
         except Unauthenticated as refusal:
             public = header is None and services.config.public_introspection
             if not (public and is_introspection_only(payload.query)):
@@ -210,7 +216,50 @@ class GraphQLEndpoint:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = format_errors(result.errors, request_id)
-        return _json(body, headers={"X-Request-Id": request_id})
+        return _json(body)
+
+
+access_log = logging.getLogger("tokengate.access")
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Request id, one structured log line and a counter per request; a 500 never shows a traceback."""
+    started = time.perf_counter()
+    request_id = request[REQUEST_ID] = random_base62(12)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as http_error:
+        status = http_error.status
+        http_error.headers["X-Request-Id"] = request_id
+        raise
+    except Exception:
+        log.exception("unhandled error in request %s", request_id)
+        response = error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
+    finally:
+        request.app[METRICS].count_request(route, status)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "principal": request.get(PRINCIPAL_PREFIX),
+                },
+            )
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -229,7 +278,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool = True) -> web.Application:
     """The application; it owns its pool through ``cleanup_ctx``."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[observe])
+    metrics = app[METRICS] = Metrics()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         target = dsn or await db.resolve_dsn(config)
@@ -237,7 +287,15 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
         if migrate_on_start:
             async with pool.acquire() as conn:
                 await migrate(conn)
-        app[SERVICES] = Services(config=config, pool=pool, authenticator=Authenticator(pool, config.secret_keys))
+        app[SERVICES] = Services(
+            config=config, pool=pool, authenticator=Authenticator(pool, config.secret_keys), metrics=metrics
+        )
+        metrics.add_gauges(
+            "tokengate_db_pool_connections",
+            "Database pool connections by state",
+            "state",
+            lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
+        )
         yield
         await pool.close()
 
@@ -248,5 +306,6 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
     app.router.add_route("POST", "/graphql", endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

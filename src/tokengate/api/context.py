@@ -12,6 +12,7 @@ from tokengate.api.errors import Unauthenticated
 from tokengate.api.loaders import Loaders
 from tokengate.auth import Authenticator
 from tokengate.config import Config
+from tokengate.observability import Metrics
 from tokengate.policy import Principal
 from tokengate.store.audit import AuditEntry
 
@@ -23,6 +24,7 @@ class Services:
     config: Config
     pool: asyncpg.Pool
     authenticator: Authenticator
+    metrics: Metrics
 
 
 @dataclass

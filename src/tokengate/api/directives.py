@@ -48,6 +48,7 @@ class RequiresExtension(FieldExtension):
             if project_id is not None and project_id not in principal.project_ids:
                 raise not_found("project")
         if not principal.permissions.allows(self.resource, self.access, project_id):
+            info.context.services.metrics.count_denial(self.resource, self.access)
             raise Forbidden(self.message)
 
     def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
