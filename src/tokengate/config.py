@@ -29,6 +29,7 @@ class Config:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     public_introspection: bool = True
     principal_cache_size: int = 10_000
+    cors_origins: tuple[str, ...] = ()  # exact origins allowed to call from a browser
 
     @property
     def embedded(self) -> bool:
@@ -53,6 +54,19 @@ def parse_networks(text: str, variable: str) -> tuple[IPNetwork, ...]:
                 f"{variable}: {part!r} is not an IP network (expected a CIDR such as 10.0.0.0/8)"
             ) from None
     return tuple(networks)
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """``TOKENGATE_CORS_ORIGINS``: exact origins such as ``https://app.example.com``, comma-separated."""
+    origins = []
+    for origin in (part.strip().rstrip("/") for part in text.split(",")):
+        if not origin:
+            continue
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest or "*" in origin:
+            raise ConfigError(f"TOKENGATE_CORS_ORIGINS: {origin!r} is not an exact origin like https://app.example.com")
+        origins.append(origin)
+    return tuple(origins)
 
 
 def parse_secret_keys(text: str) -> tuple[bytes, ...]:
@@ -94,6 +108,7 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
                 "(every instance must hash tokens with the same key)"
             )
         key_text = _embedded_key(directory.resolve())
+    cors_origins = parse_origins(env.get("TOKENGATE_CORS_ORIGINS", ""))
     cache_size = env.get("TOKENGATE_CACHE_SIZE", "10000")
     if not cache_size.isdigit() or int(cache_size) < 1:
         raise ConfigError("TOKENGATE_CACHE_SIZE must be a positive integer")
@@ -104,4 +119,5 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         trusted_proxies=parse_networks(env.get("TOKENGATE_TRUSTED_PROXIES", ""), "TOKENGATE_TRUSTED_PROXIES"),
         public_introspection=_flag(env.get("TOKENGATE_PUBLIC_INTROSPECTION"), True),
         principal_cache_size=int(cache_size),
+        cors_origins=cors_origins,
     )

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import aiohttp_cors
 import asyncpg
 from aiohttp import web
 from graphql import (
@@ -308,4 +309,22 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    allow_cross_origin(app, config.cors_origins)
     return app
+
+
+def allow_cross_origin(app: web.Application, origins: tuple[str, ...]) -> None:
+    """CORS for browser front ends on the configured origins only (none by default)."""
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(
+        allow_credentials=False,  # tokens travel in Authorization, never in cookies
+        allow_headers=("Authorization", "Content-Type"),
+        expose_headers=("X-Request-Id", "WWW-Authenticate"),
+        allow_methods=("GET", "POST"),
+        max_age=600,
+    )
+    cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(origins, options))
+    for route in list(app.router.routes()):
+        if route.method in ("GET", "POST") and not route.resource.canonical.startswith("/static"):
+            cors.add(route)
