@@ -7,7 +7,14 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+    max_aliases,
+    query_depth_limiter,
+)
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.types import ExecutionContext
 
@@ -30,6 +37,14 @@ def is_introspection_field(context: IgnoreContext) -> bool:
     return context.field_name.startswith("__")
 
 
+# The rule classes are built once: MaxAliasesLimiter and QueryDepthLimiter build new classes per
+# instance, which changes ValidationCache's key every request and turns the cache off (10x slower).
+LIMIT_RULES = (
+    max_aliases.create_validator(MAX_ALIASES),
+    query_depth_limiter.create_validator(MAX_DEPTH, is_introspection_field),
+)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """An error that is not a client's fault: it gets masked and logged with its traceback."""
     original = error.original_error
@@ -49,8 +64,7 @@ def build_schema() -> strawberry.Schema:
         schema_directives=[Requires],
         extensions=[
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-            functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
-            functools.partial(QueryDepthLimiter, max_depth=MAX_DEPTH, should_ignore=is_introspection_field),
+            functools.partial(AddValidationRules, list(LIMIT_RULES)),
             functools.partial(ParserCache, maxsize=CACHE_SIZE),
             functools.partial(ValidationCache, maxsize=CACHE_SIZE),
         ],
