@@ -1,4 +1,4 @@
-"""The aiohttp application: /graphql, /healthz, /readyz."""
+"""The aiohttp application: /graphql, /auth/check, /healthz, /readyz."""
 
 from __future__ import annotations
 
@@ -34,9 +34,11 @@ from tokengate import db
 from tokengate.api.context import Context, Services
 from tokengate.api.schema import is_unexpected, schema
 from tokengate.auth import Authenticator, Unauthenticated
+from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.config import Config
+from tokengate.ip_guard import IpGuard, database_loader
 from tokengate.observability import CONTENT_TYPE, Metrics
-from tokengate.policy import client_address
+from tokengate.policy import USER, Principal, client_address
 from tokengate.store.migrations import migrate
 from tokengate.tokens import random_base62
 
@@ -69,6 +71,20 @@ def error_response(status: int, message: str, code: str, headers: dict[str, str]
 
 def unauthenticated_response(message: str) -> web.Response:
     return error_response(401, message, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"})
+
+
+IP_REFUSED_BODY = json.dumps(
+    {"errors": [{"message": "Forbidden: Access denied", "extensions": {"code": "FORBIDDEN"}}]}, separators=(",", ":")
+).encode()
+
+
+def ip_refused_response() -> web.Response:
+    """A token used from an address the account's IP restrictions refuse."""
+    return web.Response(body=IP_REFUSED_BODY, status=403, content_type="application/json")
+
+
+def request_client_address(request: web.Request, services: Services) -> str | None:
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"), services.config.trusted_proxies)
 
 
 @dataclass(frozen=True)
@@ -191,14 +207,10 @@ class GraphQLEndpoint:
             public = header is None and services.config.public_introspection
             if not (public and is_introspection_only(payload.query)):
                 return unauthenticated_response(str(refusal))
-        context = Context(
-            services=services,
-            principal=principal,
-            client_addr=client_address(
-                request.remote, request.headers.get("X-Forwarded-For"), services.config.trusted_proxies
-            ),
-            request_id=request_id,
-        )
+        client_addr = request_client_address(request, services)
+        if principal is not None and not await services.ip_guard.allows(principal.account_id, client_addr):
+            return ip_refused_response()
+        context = Context(services=services, principal=principal, client_addr=client_addr, request_id=request_id)
         try:
             result = await schema.execute(
                 payload.query,
@@ -263,6 +275,89 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
+RESOURCE_BY_NAME = {resource.upper(): resource for resource in RESOURCES}
+ACCESS_BY_NAME = {access.upper(): access for access in ACCESS_LEVELS}
+MAX_ECHO = 64  # of a bad parameter value, in the 400 message
+
+
+@dataclass(frozen=True, slots=True)
+class CheckQuestion:
+    """What a gateway asks: only "is this a valid token?" when ``resource`` is None."""
+
+    resource: str | None
+    access: str
+    project_id: str | None
+
+
+@lru_cache(maxsize=1024)
+def check_question(resource: str | None, access: str | None, project_id: str | None) -> CheckQuestion:
+    """The parameters of ``/auth/check`` (case-insensitive names), or ``BadRequest`` saying what is wrong."""
+    if not resource:
+        if access or project_id:
+            raise BadRequest("access and projectId need a resource, e.g. ?resource=JOBS&access=READ")
+        return CheckQuestion(None, READ, None)
+    checked_resource = RESOURCE_BY_NAME.get(resource.strip().upper())
+    if checked_resource is None:
+        raise BadRequest(f"unknown resource {resource[:MAX_ECHO]!r}: expected one of {', '.join(RESOURCES)}")
+    checked_access = ACCESS_BY_NAME.get((access or READ).strip().upper())
+    if checked_access is None:
+        raise BadRequest(f"unknown access {(access or '')[:MAX_ECHO]!r}: expected READ or WRITE")
+    return CheckQuestion(checked_resource, checked_access, project_id.strip() if project_id else None)
+
+
+def principal_headers(principal: Principal) -> dict[str, str]:
+    """What a gateway passes upstream: ids only, never a secret (the display prefix is not ASCII-only)."""
+    name = f"user:{principal.user_id}" if principal.kind == USER else f"service_token:{principal.token_id}"
+    return {
+        "X-Tokengate-Account-Id": principal.account_id,
+        "X-Tokengate-Principal": name,
+        "X-Tokengate-Principal-Kind": principal.kind,
+    }
+
+
+async def answer_check(
+    request: web.Request, resource: str | None, access: str | None, project_id: str | None
+) -> web.Response:
+    """200 with principal headers, 401 without a valid token, 403 when not allowed or refused by IP rules."""
+    services = request.app[SERVICES]
+    try:
+        question = check_question(resource, access, project_id)
+    except BadRequest as problem:
+        return error_response(400, str(problem), "BAD_REQUEST")
+    try:
+        principal = await services.authenticator.authenticate_header(request.headers.get("Authorization"))
+    except Unauthenticated as refusal:
+        return unauthenticated_response(str(refusal))
+    if not await services.ip_guard.allows(principal.account_id, request_client_address(request, services)):
+        return ip_refused_response()
+    if question.resource is not None:
+        required = f"requires {question.resource}:{question.access}"
+        if question.project_id is not None and question.project_id not in principal.project_ids:
+            return error_response(403, f"{required} (project not found)", "FORBIDDEN")
+        decision = principal.permissions.decide(question.resource, question.access, question.project_id)
+        if not decision.allowed:
+            return error_response(403, f"{required} ({decision.reason})", "FORBIDDEN")
+    return web.Response(status=200, headers=principal_headers(principal))
+
+
+async def auth_check(request: web.Request) -> web.Response:
+    """``/auth/check?resource=R&access=A&projectId=P`` (nginx auth_request, Traefik ForwardAuth)."""
+    query = request.query
+    return await answer_check(request, query.get("resource"), query.get("access"), query.get("projectId"))
+
+
+async def auth_check_by_headers(request: web.Request) -> web.Response:
+    """``/auth/check/<original path>`` as Envoy's ext_authz sends it: the question comes in headers
+    set by the gateway; the query string is the client's own and is ignored."""
+    headers = request.headers
+    return await answer_check(
+        request,
+        headers.get("X-Tokengate-Resource"),
+        headers.get("X-Tokengate-Access"),
+        headers.get("X-Tokengate-Project-Id"),
+    )
+
+
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
@@ -289,7 +384,11 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
             async with pool.acquire() as conn:
                 await migrate(conn)
         app[SERVICES] = Services(
-            config=config, pool=pool, authenticator=Authenticator(pool, config.secret_keys), metrics=metrics
+            config=config,
+            pool=pool,
+            authenticator=Authenticator(pool, config.secret_keys),
+            metrics=metrics,
+            ip_guard=IpGuard(database_loader(pool)),
         )
         metrics.add_gauges(
             "tokengate_db_pool_connections",
@@ -305,6 +404,9 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
     endpoint = GraphQLEndpoint((STATIC_DIR / "graphiql" / "index.html").read_text(encoding="utf-8"))
     app.router.add_route("GET", "/graphql", endpoint.handle)
     app.router.add_route("POST", "/graphql", endpoint.handle)
+    # Any method: nginx and Envoy send the client's method (with no body) to the auth service.
+    app.router.add_route("*", "/auth/check", auth_check)
+    app.router.add_route("*", "/auth/check/{original_path:.*}", auth_check_by_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

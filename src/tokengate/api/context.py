@@ -12,6 +12,7 @@ from tokengate.api.errors import Unauthenticated
 from tokengate.api.loaders import Loaders
 from tokengate.auth import Authenticator
 from tokengate.config import Config
+from tokengate.ip_guard import IpGuard
 from tokengate.observability import Metrics
 from tokengate.policy import Principal
 from tokengate.store.audit import AuditEntry
@@ -25,6 +26,7 @@ class Services:
     pool: asyncpg.Pool
     authenticator: Authenticator
     metrics: Metrics
+    ip_guard: IpGuard
 
 
 @dataclass

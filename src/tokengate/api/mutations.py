@@ -10,6 +10,7 @@ from tokengate.api.directives import requires
 from tokengate.api.enums import Access, License, Resource
 from tokengate.api.errors import BadUserInput
 from tokengate.api.inputs import GrantInput, grants_from_input, require_name
+from tokengate.api.ip_restrictions import IpRestrictionMutations
 from tokengate.api.types import Project, User
 from tokengate.store import audit
 from tokengate.store import grants as grant_store
@@ -28,7 +29,7 @@ def require_email(email: str) -> str:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(IpRestrictionMutations):
     @requires(Resource.PROJECT_CREATION, Access.WRITE)
     async def create_project(self, info: Info, name: str) -> Project | None:
         context = info.context

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from tokengate import tokens
+from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, audit_page
 from tokengate.api.directives import requires
 from tokengate.api.enums import (
     Access,
@@ -19,10 +20,12 @@ from tokengate.api.enums import (
     TokenFormat,
     TokenState,
 )
+from tokengate.api.ip_restrictions import IpRestrictions
 from tokengate.catalog import CATALOG
 from tokengate.policy import Decision as PolicyDecision
 from tokengate.policy import Grant as PolicyGrant
 from tokengate.policy import Principal
+from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
@@ -172,6 +175,23 @@ class Account:
     @requires(Resource.MEMBERS, Access.READ)
     async def members(self, info: Info) -> list[User] | None:
         return [User.of(row) for row in await user_store.list_users(info.context.pool, str(self.id))]
+
+    @requires(
+        Resource.AUDIT_LOG,
+        Access.READ,
+        description=f"Every recorded change, newest first: `first` 1 to {MAX_PAGE_SIZE} (default 50), "
+        "`after` the pageInfo.endCursor of the page before.",
+    )
+    async def audit_log(
+        self, info: Info, first: int | None = 50, after: str | None = strawberry.UNSET
+    ) -> AuditEventConnection | None:
+        return await audit_page(
+            info.context.pool, str(self.id), 50 if first is None else first, after if isinstance(after, str) else None
+        )
+
+    @requires(Resource.IP_RESTRICTIONS, Access.READ)
+    async def ip_restrictions(self, info: Info) -> IpRestrictions | None:
+        return IpRestrictions.of(await ip_rule_store.settings(info.context.pool, str(self.id)))
 
 
 @strawberry.type

@@ -1,0 +1,91 @@
+"""The audit log as a connection: newest first, opaque cursors, at most 100 events a page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+import asyncpg
+import strawberry
+from strawberry.scalars import JSON
+
+from tokengate.api.errors import BadUserInput
+from tokengate.store import audit
+from tokengate.store.audit import AuditEvent as AuditRow
+
+MAX_PAGE_SIZE = 100
+CURSOR_PREFIX = "audit:"
+NEWEST = 2**63 - 1  # larger than any bigint identity: the first page starts below it
+
+
+def encode_cursor(event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{event_id}".encode("ascii")).decode("ascii")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The event id inside a cursor this API handed out; anything else is BAD_USER_INPUT."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        text = ""
+    number = text.removeprefix(CURSOR_PREFIX)
+    if not text.startswith(CURSOR_PREFIX) or not number.isdigit() or not 0 < int(number) < NEWEST:
+        raise BadUserInput("after: not a cursor from this audit log (use pageInfo.endCursor)")
+    return int(number)
+
+
+@strawberry.type(description="One recorded change: who, through which door, from where, when. Never a secret.")
+class AuditEvent:
+    id: strawberry.ID
+    action: str
+    actor: str = strawberry.field(description="user:<user id>, service_token:<token id> (<display prefix>) or cli.")
+    source: str = strawberry.field(description="graphql or cli.")
+    client_address: str | None = strawberry.field(description="The client's address; null for the command line.")
+    target_id: strawberry.ID | None
+    occurred_at: datetime
+    details: JSON | None
+
+    @classmethod
+    def of(cls, row: AuditRow) -> AuditEvent:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            action=row.action,
+            actor=row.actor,
+            source=row.source,
+            client_address=row.client_addr,
+            target_id=strawberry.ID(row.target_id) if row.target_id is not None else None,
+            occurred_at=row.occurred_at,
+            details=row.details,
+        )
+
+
+@strawberry.type
+class AuditEventEdge:
+    node: AuditEvent
+    cursor: str
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page; null when empty.")
+
+
+@strawberry.type
+class AuditEventConnection:
+    edges: list[AuditEventEdge]
+    page_info: PageInfo
+
+
+async def audit_page(pool: asyncpg.Pool, account_id: str, first: int, after: str | None) -> AuditEventConnection:
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise BadUserInput(f"first must be between 1 and {MAX_PAGE_SIZE}")
+    before_id = decode_cursor(after) if after is not None else NEWEST
+    # One extra row tells whether another page exists.
+    rows = await audit.page(pool, account_id, before_id, first + 1)
+    edges = [AuditEventEdge(node=AuditEvent.of(row), cursor=encode_cursor(row.id)) for row in rows[:first]]
+    return AuditEventConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None),
+    )
