@@ -1,0 +1,54 @@
+"""The IP rules store against PostgreSQL: whole-set replacement and the invalidation notice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+
+from tokengate import tokens
+from tokengate.policy import check_ip_rules
+from tokengate.store import accounts as account_store
+from tokengate.store import ip_rules as ip_rule_store
+
+
+async def test_replace_swaps_the_whole_set_and_notifies_listeners_on_commit(pool, database):
+    account = await account_store.create_account(pool, tokens.new_id("acc"), "Acme", "ENTERPRISE")
+    assert await ip_rule_store.settings(pool, account.id) == ip_rule_store.IpSettings(False, ())
+    received: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database)
+    await listener.add_listener(ip_rule_store.INVALIDATION_CHANNEL, lambda *args: received.put_nowait(args[-1]))
+    try:
+        first = check_ip_rules(
+            [("office", "ALLOW", ["203.0.113.0/24", "2001:db8::/32"]), ("lab", "DENY", ["10.0.0.0/8"])]
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            await ip_rule_store.replace(conn, account.id, True, [("ipr_1", first[0]), ("ipr_2", first[1])])
+        payload = json.loads(await asyncio.wait_for(received.get(), 5))
+        assert payload == {"kind": "ip_rules", "account_id": account.id}
+        stored = await ip_rule_store.settings(pool, account.id)
+        assert stored.enabled is True
+        assert [(r.id, r.name, r.type, r.cidrs) for r in stored.rules] == [
+            ("ipr_1", "office", "ALLOW", ("203.0.113.0/24", "2001:db8::/32")),
+            ("ipr_2", "lab", "DENY", ("10.0.0.0/8",)),
+        ]
+
+        # A change that rolls back leaves the old set and tells nobody.
+        second = check_ip_rules([("vpn", "ALLOW", ["198.51.100.0/24"])])
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await ip_rule_store.replace(conn, account.id, False, [("ipr_3", second[0])])
+                raise RuntimeError("abort")
+        except RuntimeError:
+            pass
+        await asyncio.sleep(0.2)
+        assert received.empty()
+        assert await ip_rule_store.settings(pool, account.id) == stored
+
+        async with pool.acquire() as conn, conn.transaction():
+            await ip_rule_store.replace(conn, account.id, False, [])
+        assert await ip_rule_store.settings(pool, account.id) == ip_rule_store.IpSettings(False, ())
+        assert json.loads(await asyncio.wait_for(received.get(), 5))["account_id"] == account.id
+    finally:
+        await listener.close()
