@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Final
 
 from tokengate.catalog import ACCESS_LEVELS, CATALOG, READ, Catalog, is_account_resource
@@ -189,7 +190,15 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+MAX_ADDRESS_TEXT = 64  # longer than any IPv4/IPv6 address text: refused before parsing or caching
+MAX_CACHED_FORWARDED_FOR = 256  # longer headers are rare and would only churn the cache
+
+
+@lru_cache(maxsize=4096)
 def _address(text: str) -> IPAddress | None:
+    # Cached: a service sees the same few peers and clients over and over; parsing costs microseconds.
+    if len(text) > MAX_ADDRESS_TEXT:
+        return None
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -200,6 +209,11 @@ def _address(text: str) -> IPAddress | None:
     return address
 
 
+@lru_cache(maxsize=4096)
+def _is_trusted(address: IPAddress, trusted: tuple[IPNetwork, ...]) -> bool:
+    return any(address in network for network in trusted)
+
+
 def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str | None:
     """The client's address: the socket peer, or from ``X-Forwarded-For`` when the peer is a trusted proxy.
 
@@ -208,20 +222,29 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     """
     if peer is None:
         return None
+    networks = tuple(trusted)
+    if forwarded_for is None or len(forwarded_for) <= MAX_CACHED_FORWARDED_FOR:
+        return _cached_client_address(peer, forwarded_for, networks)
+    return _client_address(peer, forwarded_for, networks)
+
+
+def _client_address(peer: str, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]) -> str:
     peer_address = _address(peer)
     if peer_address is None:
         return peer
-    if not forwarded_for or not any(peer_address in network for network in trusted):
+    if not forwarded_for or not _is_trusted(peer_address, trusted):
         return str(peer_address)
     hops = [_address(hop) for hop in forwarded_for.split(",")]
     if not hops or any(hop is None for hop in hops):
         return str(peer_address)
     for hop in reversed(hops):
         assert hop is not None
-        if not any(hop in network for network in trusted):
+        if not _is_trusted(hop, trusted):
             return str(hop)
     return str(hops[0])
 
+
+_cached_client_address = lru_cache(maxsize=4096)(_client_address)
 
 ALLOW: Final = "ALLOW"
 DENY: Final = "DENY"
