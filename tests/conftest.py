@@ -5,6 +5,7 @@ Set TOKENGATE_TEST_DATABASE_URL to run against another PostgreSQL (>= 14) instea
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -32,6 +33,51 @@ from tokengate.store.migrations import migrate
 
 TEST_SECRET_KEY = "test-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 TEMPLATE_DB = "tokengate_template"
+
+# Every token secret the suite issues (servers append here; tests add the ones they create through the API),
+# so the end-of-session check can prove none reached a log line.
+ISSUED_SECRETS: list[str] = []
+
+
+class CapturedLogs(logging.Handler):
+    """Keeps every log record of the run, formatted with its traceback, at DEBUG and above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record) + repr(record.args))
+        except Exception as problem:  # a record that cannot be formatted is still evidence
+            self.lines.append(f"{record.name} {record.msg!r} {record.args!r} {problem!r}")
+
+
+def secret_parts(secret: str) -> list[str]:
+    """The texts that must never be shown: the whole token and, for v2, its secret part alone."""
+    if secret.startswith((tokens.SERVICE_PREFIX, tokens.USER_PREFIX)):
+        start = len(tokens.SERVICE_PREFIX) + tokens.ID_LENGTH
+        return [secret, secret[start : start + tokens.SECRET_LENGTH]]
+    return [secret]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[CapturedLogs]:
+    """Captures ALL log output of the suite (root logger at DEBUG); at the end, no issued secret may be in it."""
+    handler = CapturedLogs()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+    assert ISSUED_SECRETS, "the suite issued no secrets: the log check would prove nothing"
+    assert any(" tokengate." in line for line in handler.lines), "no tokengate log line was captured"
+    text = "\n".join(handler.lines)
+    leaked = [secret[:8] for secret in ISSUED_SECRETS if any(part in text for part in secret_parts(secret))]
+    assert not leaked, f"issued secrets found in log output (prefixes): {leaked}"
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -147,7 +193,7 @@ class Server:
     pool: asyncpg.Pool
     config: Config
     app: web.Application
-    issued: list[str] = field(default_factory=list)
+    issued: list[str] = field(default_factory=lambda: ISSUED_SECRETS)
 
     async def gql(
         self,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
 import asyncpg
 
 from tokengate import tokens
+from tokengate.lifecycle import Actor, audit_expired_use
 from tokengate.policy import SERVICE_TOKEN, USER, Principal
 from tokengate.store import tokens as token_store
 from tokengate.store.tokens import Credential
@@ -60,27 +63,97 @@ def is_usable(credential: Credential, now: datetime) -> bool:
     return credential.state == "active" and (credential.expires_at is None or credential.expires_at > now)
 
 
+def is_expired(credential: Credential, now: datetime) -> bool:
+    return credential.state == "active" and credential.expires_at is not None and credential.expires_at <= now
+
+
+class LastUsedRecorder:
+    """Collects token id -> latest use in memory; ``flush`` writes them all in one statement.
+
+    Requests only assign into a dict; the database sees one UPDATE every ``interval`` seconds and one at
+    shutdown. ``last_used_at`` never moves backwards (``greatest`` in SQL), whichever process flushes.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, interval: float = 5.0):
+        self.pool = pool
+        self.interval = interval
+        self.pending: dict[str, datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def note(self, token_id: str, when: datetime) -> None:
+        self.pending[token_id] = when
+
+    async def flush(self) -> int:
+        """Write what was collected; on failure keep it for the next flush. Returns how many tokens."""
+        if not self.pending:
+            return 0
+        batch, self.pending = self.pending, {}
+        try:
+            await token_store.flush_last_used(self.pool, batch)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
+            log.warning(
+                "could not record last use of %d tokens, retrying later: %s", len(batch), type(problem).__name__
+            )
+            for token_id, when in batch.items():
+                newer = self.pending.get(token_id)
+                if newer is None or newer < when:
+                    self.pending[token_id] = when
+            return 0
+        return len(batch)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="last-used-flush")
+
+    async def stop(self) -> None:
+        """Stop the periodic flush and write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+
 class Authenticator:
     """Turns presented token text into a Principal, or raises ``Unauthenticated``."""
 
     INVALID = "invalid token"
 
-    def __init__(self, pool: asyncpg.Pool, keys: tuple[bytes, ...]):
+    def __init__(self, pool: asyncpg.Pool, keys: tuple[bytes, ...], last_used: LastUsedRecorder | None = None):
         self.pool = pool
         self.keys = keys
+        self.last_used = last_used if last_used is not None else LastUsedRecorder(pool)
 
-    async def authenticate_header(self, header: str | None) -> Principal:
-        return await self.authenticate(token_from_header(header))
+    async def authenticate_header(
+        self, header: str | None, *, client_addr: str | None = None, source: str = "graphql"
+    ) -> Principal:
+        return await self.authenticate(token_from_header(header), client_addr=client_addr, source=source)
 
-    async def authenticate(self, text: str) -> Principal:
+    async def authenticate(self, text: str, *, client_addr: str | None = None, source: str = "graphql") -> Principal:
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken as error:
             raise Unauthenticated(f"malformed token: {error}") from None
         credential = await self.find_credential(parsed)
-        if credential is None or not is_usable(credential, datetime.now(UTC)):
+        now = datetime.now(UTC)
+        if credential is None or not is_usable(credential, now):
+            if credential is not None and not credential.expiry_audited and is_expired(credential, now):
+                await self._audit_expired_use(credential, client_addr, source)
             raise Unauthenticated(self.INVALID)
+        self.last_used.note(credential.id, now)
         return principal_from_credential(credential)
+
+    async def _audit_expired_use(self, credential: Credential, client_addr: str | None, source: str) -> None:
+        if credential.kind != "service":
+            return
+        actor = Actor(principal_from_credential(credential).actor, source, client_addr)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await audit_expired_use(conn, credential.account_id, credential.id, actor)
 
     async def find_credential(self, parsed: tokens.ParsedToken) -> Credential | None:
         """The stored token this text proves, whatever its state; None when no hash matches."""
@@ -90,6 +163,7 @@ class Authenticator:
                 return None
             return credential if tokens.hash_matches(parsed.text, credential.hash, self.keys) else None
         for candidate in await token_store.credentials_by_hint(self.pool, parsed.lookup):
-            if tokens.legacy_matches(parsed.text, candidate.hash):
+            # argon2id takes tens of milliseconds: verify off the event loop so other requests go on.
+            if await asyncio.to_thread(tokens.legacy_matches, parsed.text, candidate.hash):
                 return candidate
         return None

@@ -8,16 +8,26 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncpg
 
-from tokengate import db
-from tokengate.catalog import PLANS
+from tokengate import db, tokens
+from tokengate.catalog import PERMISSION_SET_KEYS, PLANS
 from tokengate.config import Config, ConfigError, load_config
-from tokengate.lifecycle import CLI_ACTOR, bootstrap_account, issue_user_token
+from tokengate.lifecycle import (
+    CLI_ACTOR,
+    DuplicateLegacySecret,
+    bootstrap_account,
+    import_legacy_token,
+    issue_user_token,
+)
 from tokengate.observability import configure_logging
+from tokengate.policy import Grant, GrantProblem, PlanRestriction, check_service_token_grants
+from tokengate.store import accounts as account_store
+from tokengate.store import projects as project_store
 from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
 
@@ -37,6 +47,43 @@ def _plan(text: str) -> str:
     if plan not in PLANS:
         raise argparse.ArgumentTypeError(f"unknown plan {text!r} (choose from {', '.join(p.lower() for p in PLANS)})")
     return plan
+
+
+def _grant(text: str) -> Grant:
+    """``SET`` (all projects) or ``SET:PROJECT_ID,...`` (those projects); SET is case-insensitive."""
+    key, colon, projects = text.partition(":")
+    permission_set = key.strip().upper()
+    if permission_set not in PERMISSION_SET_KEYS:
+        raise argparse.ArgumentTypeError(f"unknown permission set {key.strip()!r}")
+    if not colon:
+        return Grant(permission_set, True, ())
+    project_ids = tuple(p.strip() for p in projects.split(",") if p.strip())
+    if not project_ids:
+        raise argparse.ArgumentTypeError(f"{permission_set}: list at least one project id after ':'")
+    return Grant(permission_set, False, project_ids)
+
+
+def _created_at(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an ISO 8601 time such as 2022-03-01T12:00:00Z") from None
+    if when.tzinfo is None:  # a time without offset is read as UTC
+        when = when.replace(tzinfo=UTC)
+    if when > datetime.now(UTC):
+        raise argparse.ArgumentTypeError("the creation time is in the future")
+    return when
+
+
+def _legacy_secret(text: str) -> str:
+    # The message never repeats the value: it is a secret.
+    try:
+        parsed = tokens.parse_token(text)
+    except tokens.MalformedToken:
+        parsed = None
+    if parsed is None or parsed.format != "legacy":
+        raise argparse.ArgumentTypeError(f"must be {tokens.LEGACY_LENGTH} lowercase hexadecimal characters")
+    return text
 
 
 def build_parser() -> Parser:
@@ -62,6 +109,21 @@ def build_parser() -> Parser:
     issue = with_data_dir(commands.add_parser("issue-user-token", help="issue a personal token for a user"))
     issue.add_argument("--user-id", required=True)
     issue.add_argument("--name", default="personal token")
+    legacy = with_data_dir(
+        commands.add_parser("import-legacy-token", help="store a pre-2023-07-18 token (40 hex characters, slow hash)")
+    )
+    legacy.add_argument("--account-id", required=True)
+    legacy.add_argument("--name", required=True)
+    legacy.add_argument("--created-at", required=True, type=_created_at, help="ISO 8601, e.g. 2022-03-01T12:00:00Z")
+    legacy.add_argument(
+        "--grant",
+        required=True,
+        action="append",
+        type=_grant,
+        metavar="SET[:PROJECT_ID,...]",
+        help="a permission set for all projects, or for the listed projects; repeat for more",
+    )
+    legacy.add_argument("--secret", type=_legacy_secret, help="the existing token (generated when omitted)")
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
 
@@ -104,6 +166,21 @@ async def _issue_user_token(pool: asyncpg.Pool, config: Config, args: argparse.N
     return {"id": issued.id, "token": issued.text}
 
 
+async def _import_legacy_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
+    name = _name(args.name, "--name")
+    async with pool.acquire() as conn, conn.transaction():
+        account = await account_store.get_account(conn, args.account_id)
+        if account is None:
+            raise Failure(f"no account with id {args.account_id}")
+        project_ids = await project_store.project_ids_of_account(conn, account.id)
+        try:
+            grants = check_service_token_grants(args.grant, project_ids, account.plan)
+            issued = await import_legacy_token(conn, account.id, name, args.created_at, grants, CLI_ACTOR, args.secret)
+        except (GrantProblem, PlanRestriction, DuplicateLegacySecret) as problem:
+            raise Failure(str(problem)) from None
+    return {"id": issued.id, "token": issued.text}
+
+
 def _serve(config: Config, args: argparse.Namespace) -> None:
     from aiohttp import web
 
@@ -128,6 +205,7 @@ def run(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[asyncpg.Pool, Config, argparse.Namespace], Awaitable[Any]]] = {
         "bootstrap": _bootstrap,
         "issue-user-token": _issue_user_token,
+        "import-legacy-token": _import_legacy_token,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))

@@ -33,7 +33,7 @@ from strawberry.types.graphql import OperationType
 from tokengate import db
 from tokengate.api.context import Context, Services
 from tokengate.api.schema import is_unexpected, schema
-from tokengate.auth import Authenticator, Unauthenticated
+from tokengate.auth import Authenticator, LastUsedRecorder, Unauthenticated
 from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.config import Config
 from tokengate.ip_guard import IpGuard, database_loader
@@ -52,6 +52,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1024 * 1024
 READINESS_TIMEOUT = 2.0
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
+# Root fields anyone may call without credentials (their resolvers never read the caller).
+PUBLIC_FIELDS = frozenset({"reportLeakedToken"})
 QUERY_ONLY = frozenset({OperationType.QUERY})
 ALL_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
@@ -126,9 +128,14 @@ async def read_graphql_request(request: web.Request) -> GraphQLRequest:
     return GraphQLRequest(query, variables, operation_name)
 
 
-@lru_cache(maxsize=256)
 def is_introspection_only(query: str) -> bool:
     """True when every operation selects only ``__schema``, ``__type`` or ``__typename`` at its root."""
+    return selects_only(query, INTROSPECTION_FIELDS)
+
+
+@lru_cache(maxsize=256)
+def selects_only(query: str, root_fields: frozenset[str]) -> bool:
+    """True when every operation selects nothing but ``root_fields`` at its root (fragments followed)."""
     try:
         document = parse(query)
     except GraphQLSyntaxError:
@@ -139,7 +146,7 @@ def is_introspection_only(query: str) -> bool:
     def only_meta(selection_set: SelectionSetNode, seen: frozenset[str]) -> bool:
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                if selection.name.value not in INTROSPECTION_FIELDS:
+                if selection.name.value not in root_fields:
                     return False
             elif isinstance(selection, InlineFragmentNode):
                 if not only_meta(selection.selection_set, seen):
@@ -199,15 +206,19 @@ class GraphQLEndpoint:
         except BadRequest as problem:
             return error_response(400, str(problem), "BAD_REQUEST")
         header = request.headers.get("Authorization")
+        client_addr = request_client_address(request, services)
         principal = None
         try:
-            principal = await services.authenticator.authenticate_header(header)
+            principal = await services.authenticator.authenticate_header(header, client_addr=client_addr)
             request[PRINCIPAL_PREFIX] = principal.display_prefix
         except Unauthenticated as refusal:
-            public = header is None and services.config.public_introspection
-            if not (public and is_introspection_only(payload.query)):
+            public = header is None and (
+                (services.config.public_introspection and is_introspection_only(payload.query))
+                # reportLeakedToken needs no credentials; anything else in the request still gets 401
+                or selects_only(payload.query, PUBLIC_FIELDS)
+            )
+            if not public:
                 return unauthenticated_response(str(refusal))
-        client_addr = request_client_address(request, services)
         if principal is not None and not await services.ip_guard.allows(principal.account_id, client_addr):
             return ip_refused_response()
         context = Context(services=services, principal=principal, client_addr=client_addr, request_id=request_id)
@@ -324,11 +335,14 @@ async def answer_check(
         question = check_question(resource, access, project_id)
     except BadRequest as problem:
         return error_response(400, str(problem), "BAD_REQUEST")
+    client_addr = request_client_address(request, services)
     try:
-        principal = await services.authenticator.authenticate_header(request.headers.get("Authorization"))
+        principal = await services.authenticator.authenticate_header(
+            request.headers.get("Authorization"), client_addr=client_addr
+        )
     except Unauthenticated as refusal:
         return unauthenticated_response(str(refusal))
-    if not await services.ip_guard.allows(principal.account_id, request_client_address(request, services)):
+    if not await services.ip_guard.allows(principal.account_id, client_addr):
         return ip_refused_response()
     if question.resource is not None:
         required = f"requires {question.resource}:{question.access}"
@@ -383,10 +397,12 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
         if migrate_on_start:
             async with pool.acquire() as conn:
                 await migrate(conn)
+        last_used = LastUsedRecorder(pool)
+        last_used.start()
         app[SERVICES] = Services(
             config=config,
             pool=pool,
-            authenticator=Authenticator(pool, config.secret_keys),
+            authenticator=Authenticator(pool, config.secret_keys, last_used),
             metrics=metrics,
             ip_guard=IpGuard(database_loader(pool)),
         )
@@ -397,6 +413,7 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
             lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
         )
         yield
+        await last_used.stop()  # the uses of the last seconds, before the pool goes
         await pool.close()
 
     app.cleanup_ctx.append(resources)

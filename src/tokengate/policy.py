@@ -186,6 +186,33 @@ def check_plan(grants: Sequence[Grant], plan: str, catalog: Catalog = CATALOG) -
         )
 
 
+TOKEN_ADMIN_LICENSE: Final = "DEVELOPER"
+
+
+def service_token_admin_denial(principal: Principal) -> str | None:
+    """Why this caller may not create, rotate, update or delete service tokens beyond its grants, or None.
+
+    SERVICE_TOKENS:WRITE is checked by ``@requires``; a user caller also needs a Developer license
+    (an IT license passes SERVICE_TOKENS:WRITE, so this rule is what refuses it).
+    """
+    if principal.kind == USER and principal.license != TOKEN_ADMIN_LICENSE:
+        return f"managing service tokens requires a {TOKEN_ADMIN_LICENSE} license (yours is {principal.license})"
+    return None
+
+
+def check_service_token_grants(
+    grants: Sequence[Grant],
+    account_project_ids: frozenset[str] | set[str],
+    plan: str,
+    catalog: Catalog = CATALOG,
+) -> tuple[Grant, ...]:
+    """A service token's grants, normalised: the catalog's rules (``GrantProblem``), then the plan's
+    (``PlanRestriction``)."""
+    checked = check_grants(grants, account_project_ids, catalog)
+    check_plan(checked, plan, catalog)
+    return checked
+
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -16,12 +16,14 @@ from strawberry.extensions import (
     query_depth_limiter,
 )
 from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from tokengate.api.directives import Requires
 from tokengate.api.errors import ApiError
 from tokengate.api.mutations import Mutation
 from tokengate.api.queries import Query
+from tokengate.api.service_tokens import ServiceTokenMutations
 
 log = logging.getLogger("tokengate.graphql")
 
@@ -60,7 +62,7 @@ class TokengateSchema(strawberry.Schema):
 def build_schema() -> strawberry.Schema:
     return TokengateSchema(
         query=Query,
-        mutation=Mutation,
+        mutation=merge_types("Mutation", (Mutation, ServiceTokenMutations)),
         schema_directives=[Requires],
         extensions=[
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),

@@ -177,6 +177,15 @@ class Account:
         return [User.of(row) for row in await user_store.list_users(info.context.pool, str(self.id))]
 
     @requires(
+        Resource.SERVICE_TOKENS,
+        Access.READ,
+        description="The account's service tokens, oldest first; deleted ones only with includeDeleted.",
+    )
+    async def service_tokens(self, info: Info, include_deleted: bool | None = False) -> list[ServiceToken] | None:
+        rows = await token_store.service_tokens_of_account(info.context.pool, str(self.id), bool(include_deleted))
+        return [ServiceToken.of(row) for row in rows]
+
+    @requires(
         Resource.AUDIT_LOG,
         Access.READ,
         description=f"Every recorded change, newest first: `first` 1 to {MAX_PAGE_SIZE} (default 50), "

@@ -11,21 +11,24 @@ from tokengate.store.grants import grants_from_document
 
 TOKEN_COLUMNS = """
 t.id, t.account_id, t.kind, t.format, t.lookup_hint, t.name, t.user_id, t.state, t.created_at,
-t.created_by, t.expires_at, t.last_used_at, t.deleted_at
+t.created_by, t.expires_at, t.last_used_at, t.deleted_at, t.rotated_from
 """
+RETURNING_TOKEN = " RETURNING " + TOKEN_COLUMNS.replace("t.", "")
 
-INSERT = """
-INSERT INTO tokens (id, account_id, kind, format, lookup_hint, hash, name, user_id, created_by, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11)
-RETURNING id, account_id, kind, format, lookup_hint, name, user_id, state, created_at,
-          created_by, expires_at, last_used_at, deleted_at
+INSERT = (
+    """
+INSERT INTO tokens (id, account_id, kind, format, lookup_hint, hash, name, user_id, created_by, created_at, expires_at,
+                    rotated_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12)
 """
+    + RETURNING_TOKEN
+)
 
 # Everything authentication needs, in one indexed query: the token, its account, the user's license,
 # the grants (the token's own, or its user's) and the ids of the account's projects.
 CREDENTIAL_SELECT = """
 SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.state, t.expires_at, t.user_id, t.lookup_hint,
-       a.name AS account_name, a.plan AS account_plan, u.license,
+       t.expiry_audited_at IS NOT NULL AS expiry_audited, a.name AS account_name, a.plan AS account_plan, u.license,
        ARRAY(SELECT p.id FROM projects p WHERE p.account_id = t.account_id) AS project_ids,
        (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids)
                         ORDER BY g.position, g.id)::text
@@ -54,6 +57,7 @@ class TokenRecord:
     expires_at: datetime | None
     last_used_at: datetime | None
     deleted_at: datetime | None
+    rotated_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,7 @@ class Credential:
     expires_at: datetime | None
     user_id: str | None
     lookup_hint: str | None
+    expiry_audited: bool
     account_name: str
     account_plan: str
     license: str | None
@@ -100,6 +105,7 @@ async def insert_token(
     lookup_hint: str | None = None,
     created_at: datetime | None = None,
     expires_at: datetime | None = None,
+    rotated_from: str | None = None,
 ) -> TokenRecord:
     row = await db.fetchrow(
         INSERT,
@@ -114,6 +120,7 @@ async def insert_token(
         created_by,
         created_at,
         expires_at,
+        rotated_from,
     )
     return TokenRecord(**dict(row))
 
@@ -134,3 +141,93 @@ async def token_by_id(db: Executor, account_id: str, token_id: str) -> TokenReco
     """A token of this account; None for an unknown id and for another account's id alike."""
     row = await db.fetchrow(BY_ID, account_id, token_id)
     return TokenRecord(**dict(row)) if row else None
+
+
+SERVICE_TOKENS_OF_ACCOUNT = (
+    "SELECT "
+    + TOKEN_COLUMNS
+    + """ FROM tokens t
+WHERE t.account_id = $1 AND t.kind = 'service' AND ($2 OR t.state <> 'deleted')
+ORDER BY t.created_at, t.id"""
+)
+# The row lock serialises rotations, updates and deletions of one token.
+SERVICE_TOKEN_FOR_UPDATE = (
+    "SELECT " + TOKEN_COLUMNS + " FROM tokens t WHERE t.account_id = $1 AND t.id = $2 AND t.kind = 'service' FOR UPDATE"
+)
+# Conditional: of concurrent deletions only one changes the row (and audits it).
+DELETE_SERVICE_TOKEN = (
+    """
+UPDATE tokens SET state = 'deleted', deleted_at = now()
+WHERE account_id = $1 AND id = $2 AND kind = 'service' AND state = 'active'
+"""
+    + RETURNING_TOKEN
+)
+# least() ignores NULL: a token without expiry gets one; an earlier expiry is never pushed later.
+EXPIRE_WITHIN = (
+    "UPDATE tokens SET expires_at = least(expires_at, now() + make_interval(secs => $2)) WHERE id = $1"
+    + RETURNING_TOKEN
+)
+RENAME = "UPDATE tokens SET name = $2 WHERE id = $1" + RETURNING_TOKEN
+# Only the first refused use after expiry wins this update, across requests and processes.
+CLAIM_EXPIRY_AUDIT = """
+UPDATE tokens SET expiry_audited_at = now()
+WHERE id = $1 AND expiry_audited_at IS NULL AND state = 'active' AND expires_at <= now()
+RETURNING id
+"""
+# Revokes only a token that is still usable; of concurrent reports one wins.
+REVOKE_USABLE = (
+    """
+UPDATE tokens SET state = 'deleted', deleted_at = now()
+WHERE id = $1 AND state = 'active' AND (expires_at IS NULL OR expires_at > now())
+"""
+    + RETURNING_TOKEN
+)
+# One statement for every token used since the last flush; greatest() keeps the time from moving back.
+FLUSH_LAST_USED = """
+UPDATE tokens AS t SET last_used_at = greatest(t.last_used_at, u.used_at)
+FROM unnest($1::text[], $2::timestamptz[]) AS u (id, used_at)
+WHERE t.id = u.id AND t.last_used_at IS DISTINCT FROM greatest(t.last_used_at, u.used_at)
+"""
+
+
+def _record(row) -> TokenRecord:
+    return TokenRecord(**dict(row))
+
+
+async def service_tokens_of_account(db: Executor, account_id: str, include_deleted: bool) -> list[TokenRecord]:
+    return [_record(row) for row in await db.fetch(SERVICE_TOKENS_OF_ACCOUNT, account_id, include_deleted)]
+
+
+async def lock_service_token(db: Executor, account_id: str, token_id: str) -> TokenRecord | None:
+    """The account's service token, locked until the transaction ends; None for unknown or foreign ids."""
+    row = await db.fetchrow(SERVICE_TOKEN_FOR_UPDATE, account_id, token_id)
+    return _record(row) if row else None
+
+
+async def delete_service_token(db: Executor, account_id: str, token_id: str) -> TokenRecord | None:
+    """Marks an active token deleted; None when it was already deleted (or is not the account's)."""
+    row = await db.fetchrow(DELETE_SERVICE_TOKEN, account_id, token_id)
+    return _record(row) if row else None
+
+
+async def expire_within(db: Executor, token_id: str, seconds: int) -> TokenRecord:
+    return _record(await db.fetchrow(EXPIRE_WITHIN, token_id, float(seconds)))
+
+
+async def rename_token(db: Executor, token_id: str, name: str) -> TokenRecord:
+    return _record(await db.fetchrow(RENAME, token_id, name))
+
+
+async def claim_expiry_audit(db: Executor, token_id: str) -> bool:
+    """True for exactly one caller: the first refused use of this expired token."""
+    return await db.fetchval(CLAIM_EXPIRY_AUDIT, token_id) is not None
+
+
+async def revoke_if_usable(db: Executor, token_id: str) -> TokenRecord | None:
+    row = await db.fetchrow(REVOKE_USABLE, token_id)
+    return _record(row) if row else None
+
+
+async def flush_last_used(db: Executor, used: dict[str, datetime]) -> None:
+    ids = sorted(used)  # a stable order keeps concurrent flushes from deadlocking on the same rows
+    await db.execute(FLUSH_LAST_USED, ids, [used[token_id] for token_id in ids])
