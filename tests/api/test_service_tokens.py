@@ -397,7 +397,9 @@ async def test_a_token_used_before_it_expires_is_not_audited_as_expired(server):
     token = await created(server, admin.token)
     for _ in range(3):
         assert await works(server, token.secret)
-    count = await server.pool.fetchval("SELECT count(*) FROM audit_events WHERE action = 'service_token.expired_on_use'")
+    count = await server.pool.fetchval(
+        "SELECT count(*) FROM audit_events WHERE action = 'service_token.expired_on_use'"
+    )
     assert count == 0
 
 
@@ -565,10 +567,10 @@ async def test_other_fields_beside_a_leak_report_still_need_credentials(server):
     admin = await server.bootstrap()
     token = await created(server, admin.token)
     for query in [
-        "mutation($token: String!) { reportLeakedToken(token: $token) createProject(name: \"x\") { id } }",
+        'mutation($token: String!) { reportLeakedToken(token: $token) createProject(name: "x") { id } }',
         "mutation($token: String!) { reportLeakedToken(token: $token) __typename }",
         "mutation($token: String!) { ...F } fragment F on Mutation { reportLeakedToken(token: $token) "
-        "createUserToken(name: \"x\") { id } }",
+        'createUserToken(name: "x") { id } }',
     ]:
         reply = await server.gql(query, {"token": token.secret})
         assert reply.status == 401 and reply.codes == ["UNAUTHENTICATED"], reply.body
