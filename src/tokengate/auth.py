@@ -104,7 +104,10 @@ class LastUsedRecorder:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # keep recording whatever went wrong this time
+                log.exception("flushing last use failed")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="last-used-flush")

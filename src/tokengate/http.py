@@ -143,23 +143,23 @@ def selects_only(query: str, root_fields: frozenset[str]) -> bool:
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
 
-    def only_meta(selection_set: SelectionSetNode, seen: frozenset[str]) -> bool:
+    def only_allowed(selection_set: SelectionSetNode, seen: frozenset[str]) -> bool:
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 if selection.name.value not in root_fields:
                     return False
             elif isinstance(selection, InlineFragmentNode):
-                if not only_meta(selection.selection_set, seen):
+                if not only_allowed(selection.selection_set, seen):
                     return False
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 if name in seen or name not in fragments:
                     return False
-                if not only_meta(fragments[name].selection_set, seen | {name}):
+                if not only_allowed(fragments[name].selection_set, seen | {name}):
                     return False
         return True
 
-    return bool(operations) and all(only_meta(op.selection_set, frozenset()) for op in operations)
+    return bool(operations) and all(only_allowed(op.selection_set, frozenset()) for op in operations)
 
 
 def wants_graphiql(request: web.Request) -> bool:

@@ -649,3 +649,22 @@ async def test_every_token_action_is_audited_with_actor_source_and_address(serve
     assert {(r["source"], r["client_addr"]) for r in rows} == {("graphql", "127.0.0.1")}
     for row in rows:
         assert token.secret not in row["details"] and new.secret not in row["details"]
+
+
+def test_the_contract_names_for_tokens_are_in_the_schema():
+    from pathlib import Path
+
+    sdl = (Path(__file__).resolve().parents[2] / "schema.graphql").read_text(encoding="utf-8")
+    for name in [
+        "serviceTokens(includeDeleted: Boolean = false): [ServiceToken!] @requires(resource: SERVICE_TOKENS, access: READ)",
+        "createServiceToken(input: CreateServiceTokenInput!): ServiceTokenWithSecret @requires(resource: SERVICE_TOKENS, access: WRITE)",
+        "rotateServiceToken(id: ID!, revokeOldInSeconds: Int",
+        "updateServiceToken(id: ID!, name: String",
+        "deleteServiceToken(id: ID!): ServiceToken @requires(resource: SERVICE_TOKENS, access: WRITE)",
+        "createUserToken(name: String!): UserTokenWithSecret!",
+        "reportLeakedToken(token: String!): Boolean!",
+        "type ServiceTokenWithSecret {\n  serviceToken: ServiceToken!\n  secret: String!\n}",
+        "type UserTokenWithSecret {\n  id: ID!\n  secret: String!\n}",
+        "input CreateServiceTokenInput {\n  name: String!\n  grants: [GrantInput!]!\n  expiresAt: DateTime",
+    ]:
+        assert name in sdl, name
