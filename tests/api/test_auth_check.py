@@ -60,7 +60,7 @@ async def test_missing_or_invalid_token_gets_401(server, authorization):
 async def test_unknown_and_deleted_tokens_get_401(server):
     admin = await server.bootstrap()
     service = await store_service_token(server, admin.account_id, [Grant("JOB_VIEWER")])
-    await server.pool.execute("UPDATE tokens SET state = 'deleted' WHERE id = $1", service[4:20])
+    await server.pool.execute("UPDATE tokens SET state = 'deleted', deleted_at = now() WHERE id = $1", service[4:20])
     status, text, _ = await check(server, "", service)
     assert status == 401 and service not in text
 
