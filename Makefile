@@ -21,6 +21,21 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
+# Side-by-side throughput (bench/run.py; needs wrk: installed with apt-get when missing and root).
+# ARGS passes options, e.g. make bench ARGS="--duration 20 --update-readme". See bench/README.md.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(ARGS)
+
+.PHONY: bench-revocation bench-scale bench-memory
+bench-revocation: $(STAMP)
+	$(BIN)/python bench/revocation.py $(ARGS)
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py $(ARGS)
+
+bench-memory: $(STAMP)
+	$(BIN)/python bench/memory.py $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 

@@ -1,0 +1,591 @@
+"""`make bench`: tokengate side by side with a raw aiohttp handler and a bare Strawberry app, in one run.
+
+Each server runs pinned to core 0 (``taskset -c 0``; an embedded PostgreSQL started by tokengate inherits
+that pinning), wrk runs on core 1. Scenarios:
+
+  (a) raw aiohttp JSON handler, static data                      GET  /json
+  (b) bare Strawberry on aiohttp, defaults, static resolvers       POST /graphql
+  (c) tokengate: viewer + check with a JOB_ADMIN service token     POST /graphql
+  (d) tokengate: forward-auth with that service token              GET  /auth/check?resource=JOBS&access=WRITE&…
+  (e) tokengate: 50 service tokens with grants and projects        POST /graphql (admin user token)
+
+Each scenario is checked with one real request before and after it is loaded (HTTP 200 and the expected
+JSON), warmed up, then measured. A scenario this build cannot serve (a missing mutation or route) is
+reported "unavailable: <reason>"; a wrong answer fails the run (exit 1).
+
+Options (or the environment): --duration (BENCH_DURATION, 10 s), --warmup (BENCH_WARMUP, 3 s),
+--connections (BENCH_CONNECTIONS, 32), --threads (BENCH_THREADS, 1), --only a,c, --update-readme
+(rewrite the table in README.md), --profile (py-spy flame graph of tokengate per scenario, when
+py-spy is installed). With TOKENGATE_DATABASE_URL (and TOKENGATE_SECRET_KEY) set, tokengate runs on that
+database instead of a fresh embedded one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from baseline_raw import PAYLOAD as RAW_PAYLOAD
+from common import (
+    BENCH,
+    CLIENT_CPU,
+    LOOPBACK,
+    REPO,
+    RESULTS,
+    SERVER_CPU,
+    BenchError,
+    Child,
+    Load,
+    Processes,
+    Unavailable,
+    WrkResult,
+    bootstrap,
+    create_project,
+    create_service_token,
+    database,
+    embedded,
+    ensure_wrk,
+    environment,
+    exit_on_sigterm,
+    field_names,
+    free_port,
+    http,
+    log,
+    pinned,
+    post_json,
+    postgres_cpus,
+    require_fields,
+    run_wrk,
+    start_tokengate,
+    temporary_dir,
+    tokengate_env,
+    venv_tool,
+    wait_http,
+    write_results,
+    wrk_script,
+)
+
+TITLES = {
+    "a": "(a) raw aiohttp JSON handler",
+    "b": "(b) bare Strawberry on aiohttp (defaults)",
+    "c": "(c) tokengate viewer + check, service token",
+    "d": "(d) tokengate GET /auth/check, service token",
+    "e": "(e) tokengate 50 service tokens + grants + projects",
+}
+# (name, numerator, denominator, target, stretch)
+RATIOS = [("c/b", "c", "b", 3.0, 4.5), ("d/a", "d", "a", 0.7, 0.85), ("e/b", "e", "b", 1.0, None)]
+LISTED_TOKENS = 50
+PROJECTS = 10
+SCENARIO_QUERY = (
+    '{ viewer { kind account { name plan } } check(resource: JOBS, access: WRITE, projectId: "%s") { allowed reason } }'
+)
+LIST_QUERY = (
+    "{ account { serviceTokens { id name displayPrefix grants { permissionSet allProjects projects { id name } } } } }"
+)
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: str = "skipped"  # measured | unavailable | failed | skipped
+    reason: str | None = None
+    result: WrkResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "title": TITLES[self.key],
+            "status": self.status,
+            "reason": self.reason,
+            "notes": self.notes,
+            **(self.result.row() if self.result else {}),
+        }
+
+
+class Bench:
+    def __init__(self, wrk: str, load: Load, procs: Processes, scratch: Path, profile: bool, wanted: set[str]):
+        self.wrk, self.load, self.procs, self.scratch = wrk, load, procs, scratch
+        self.profile, self.wanted = profile, wanted
+        self.outcomes = {key: Outcome(key) for key in TITLES}
+
+    def run(self, key: str, body: Callable[[Outcome], None]) -> None:
+        """Run one scenario, turning Unavailable and BenchError into its reported status."""
+        outcome = self.outcomes[key]
+        if key not in self.wanted:
+            return
+        log(f"{TITLES[key]} ...")
+        try:
+            body(outcome)
+            outcome.status = "measured"
+        except Unavailable as why:
+            outcome.status, outcome.reason = "unavailable", str(why)
+            log(f"  unavailable: {why}")
+        except BenchError as problem:
+            outcome.status, outcome.reason = "failed", str(problem)
+            log(f"  FAILED: {problem}")
+
+    def measure(
+        self, outcome: Outcome, url: str, script: Path | None, verify: Callable[[], None], server: Child
+    ) -> None:
+        verify()  # one real request: a benchmark of error responses is worthless
+        run_wrk(self.wrk, url, script, self.load, self.load.warmup)
+        result = run_wrk(self.wrk, url, script, self.load, self.load.duration)
+        verify()  # and still right after the load
+        if server.proc.poll() is not None:
+            raise BenchError(f"{server.name} died during the run:\n{server.tail()}")
+        outcome.result = result
+        log(f"  {result.requests_per_s:,.0f} req/s  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms")
+        if result.socket_errors:
+            outcome.notes.append(f"wrk socket errors: {result.socket_errors}")
+        if self.profile:
+            self.record_profile(outcome, url, script, server)
+
+    def record_profile(self, outcome: Outcome, url: str, script: Path | None, server: Child) -> None:
+        """A py-spy flame graph of the server under the same load (an extra run, not the measured one)."""
+        try:
+            py_spy = venv_tool("py-spy")
+        except BenchError:
+            outcome.notes.append("profile skipped: py-spy not installed (.venv/bin/pip install py-spy)")
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        target = RESULTS / f"profile-{outcome.key}-{stamp}.svg"
+        argv = [py_spy, "record", "--pid", str(server.pid), "--duration", str(self.load.duration)]
+        recorder = subprocess.Popen(
+            [*argv, "--rate", "200", "--output", str(target), "--nonblocking"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            run_wrk(self.wrk, url, script, self.load, self.load.duration)
+            recorder.wait(self.load.duration + 30)
+        finally:
+            if recorder.poll() is None:
+                recorder.kill()
+                recorder.wait()
+        outcome.notes.append(f"profile: {target.relative_to(REPO)}")
+
+    def start_python(self, name: str, script: str, path: str) -> tuple[Child, str]:
+        port = free_port()
+        child = self.procs.start(
+            name, [sys.executable, str(BENCH / script), "--port", str(port)], cpu=SERVER_CPU, env=dict(os.environ)
+        )
+        url = f"http://{LOOPBACK}:{port}{path}"
+        wait_http(url, child, timeout=30)
+        return child, url
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def scenario_a(bench: Bench, outcome: Outcome) -> None:
+    child, url = bench.start_python("baseline-raw", "baseline_raw.py", "/json")
+
+    def verify() -> None:
+        status, _, raw = http("GET", url)
+        if status != 200 or json.loads(raw) != RAW_PAYLOAD:
+            raise BenchError(f"raw baseline answered {status}: {raw[:200]!r}")
+
+    try:
+        bench.measure(outcome, url, None, verify, child)
+    finally:
+        bench.procs.stop(child)
+
+
+def scenario_b(bench: Bench, outcome: Outcome) -> None:
+    child, url = bench.start_python("baseline-strawberry", "baseline_strawberry.py", "/graphql")
+    query = SCENARIO_QUERY % "prj_bench"
+
+    def verify() -> None:
+        status, _, body = post_json(url, {"query": query})
+        expected = {
+            "viewer": {"kind": "SERVICE_TOKEN", "account": {"name": "Bench", "plan": "ENTERPRISE"}},
+            "check": {"allowed": True, "reason": "allowed by JOB_ADMIN on prj_bench"},
+        }
+        if status != 200 or body != {"data": expected}:
+            raise BenchError(f"Strawberry baseline answered {status}: {body}")
+
+    script = wrk_script(
+        bench.scratch / "b.lua",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        body=_json({"query": query}),
+    )
+    try:
+        bench.measure(outcome, url, script, verify, child)
+    finally:
+        bench.procs.stop(child)
+
+
+def _json(payload: Any) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- tokengate
+
+
+@dataclass
+class Seeded:
+    account_id: str
+    account_name: str
+    admin_token: str
+    project_ids: list[str]
+    service_token: str
+    service_token_note: str | None
+    list_unavailable: str | None
+
+
+def listed_token_grants(index: int, projects: list[str]) -> list[dict[str, Any]]:
+    """Varied, realistic grants: project lists of one to three projects, some all-projects sets."""
+    pick = [projects[(index + step) % len(projects)] for step in range(1 + index % 3)]
+    shapes = [
+        [{"permissionSet": "JOB_ADMIN", "allProjects": False, "projectIds": pick}],
+        [
+            {"permissionSet": "ANALYST", "allProjects": True, "projectIds": []},
+            {"permissionSet": "JOB_VIEWER", "allProjects": False, "projectIds": pick},
+        ],
+        [
+            {"permissionSet": "DEVELOPER", "allProjects": False, "projectIds": pick},
+            {"permissionSet": "ACCOUNT_VIEWER", "allProjects": True, "projectIds": []},
+        ],
+    ]
+    return shapes[index % len(shapes)]
+
+
+def store_fallback_token(data_dir: Path, env: dict[str, str], account_id: str, project_id: str) -> str:
+    """FALLBACK, scenario (c) only: a JOB_ADMIN service token written through the store, for builds
+    without createServiceToken. Results say so."""
+    import asyncpg
+
+    from tokengate import tokens
+    from tokengate.config import load_config
+    from tokengate.policy import Grant
+    from tokengate.store import grants as grant_store
+    from tokengate.store import tokens as token_store
+
+    config = load_config(data_dir, env)
+    issued = tokens.issue_token("service")
+
+    async def write(dsn: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                await token_store.insert_token(
+                    conn,
+                    token_id=issued.id,
+                    account_id=account_id,
+                    kind="service",
+                    format_="v2",
+                    token_hash=tokens.hash_token(issued.text, config.secret_keys[0]),
+                    name="bench-c (store fallback)",
+                    created_by="bench",
+                )
+                await grant_store.replace_token_grants(
+                    conn, account_id, issued.id, [Grant("JOB_ADMIN", False, (project_id,))]
+                )
+        finally:
+            await conn.close()
+
+    with database(data_dir, env) as dsn:
+        asyncio.run(write(dsn))
+    return issued.text
+
+
+def seed(url: str, data_dir: Path, env: dict[str, str]) -> Seeded:
+    """Through the public doors: bootstrap (CLI), createProject, createServiceToken."""
+    name = "Bench" if embedded(env) else f"Bench {datetime.now(UTC):%Y%m%d-%H%M%S}"
+    boot = bootstrap(data_dir, env, name)
+    admin = boot["token"]
+    projects = [create_project(url, admin, f"bench-project-{i:02d}") for i in range(PROJECTS)]
+    if "createServiceToken" in field_names(url, admin, "Mutation"):
+        _, secret = create_service_token(
+            url, admin, "bench-c", [{"permissionSet": "JOB_ADMIN", "allProjects": False, "projectIds": [projects[0]]}]
+        )
+        for index in range(LISTED_TOKENS - 1):  # with bench-c, the account holds exactly LISTED_TOKENS
+            create_service_token(url, admin, f"bench-listed-{index:02d}", listed_token_grants(index, projects))
+        return Seeded(boot["account_id"], name, admin, projects, secret, None, None)
+    log("  createServiceToken is not in this build: FALLBACK, the scenario (c) token is written through the store")
+    secret = store_fallback_token(data_dir, env, boot["account_id"], projects[0])
+    return Seeded(
+        boot["account_id"],
+        name,
+        admin,
+        projects,
+        secret,
+        "service token seeded through the store (FALLBACK: createServiceToken is not in this build)",
+        "createServiceToken is not in this build (issue 3); the 50 listed tokens are created through it",
+    )
+
+
+def scenario_c(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: Seeded) -> None:
+    query = SCENARIO_QUERY % seeded.project_ids[0]
+    if seeded.service_token_note:
+        outcome.notes.append(seeded.service_token_note)
+
+    def verify() -> None:
+        status, _, body = post_json(url, {"query": query}, seeded.service_token)
+        expected_viewer = {"kind": "SERVICE_TOKEN", "account": {"name": seeded.account_name, "plan": "ENTERPRISE"}}
+        try:
+            ok = (
+                status == 200
+                and not body.get("errors")
+                and body["data"]["viewer"] == expected_viewer
+                and body["data"]["check"]["allowed"] is True
+            )
+        except (AttributeError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise BenchError(f"tokengate (c) answered {status}: {body}")
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {seeded.service_token}"}
+    script = wrk_script(bench.scratch / "c.lua", method="POST", headers=headers, body=_json({"query": query}))
+    bench.measure(outcome, url, script, verify, server)
+
+
+def scenario_d(bench: Bench, outcome: Outcome, server: Child, base: str, seeded: Seeded) -> None:
+    url = f"{base}/auth/check?resource=JOBS&access=WRITE&projectId={seeded.project_ids[0]}"
+    if seeded.service_token_note:
+        outcome.notes.append(seeded.service_token_note)
+    headers = {"Authorization": f"Bearer {seeded.service_token}"}
+
+    def verify() -> None:
+        status, response_headers, raw = http("GET", url, headers=headers)
+        lowered = {k.lower(): v for k, v in response_headers.items()}
+        if status == 404:
+            raise Unavailable("GET /auth/check answers 404: the route is not in this build (issue 4)")
+        if (
+            status != 200
+            or lowered.get("x-tokengate-account-id") != seeded.account_id
+            or not lowered.get("x-tokengate-principal")
+        ):
+            raise BenchError(f"/auth/check answered {status} {lowered} {raw[:200]!r}")
+
+    script = wrk_script(bench.scratch / "d.lua", method="GET", headers=headers)
+    bench.measure(outcome, url, script, verify, server)
+
+
+def scenario_e(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: Seeded) -> None:
+    if seeded.list_unavailable:
+        raise Unavailable(seeded.list_unavailable)
+    require_fields(url, seeded.admin_token, "Account", ["serviceTokens"], "issue 3")
+
+    def verify() -> None:
+        status, _, body = post_json(url, {"query": LIST_QUERY}, seeded.admin_token)
+        if status != 200 or not isinstance(body, dict) or body.get("errors"):
+            raise BenchError(f"tokengate (e) answered {status}: {str(body)[:500]}")
+        listed = body["data"]["account"]["serviceTokens"]
+        if len(listed) != LISTED_TOKENS:
+            raise BenchError(f"expected {LISTED_TOKENS} service tokens, got {len(listed)}")
+        for token in listed:
+            if not token["grants"]:
+                raise BenchError(f"token {token['id']} lists no grants")
+            for grant in token["grants"]:
+                if not grant["allProjects"] and not all(
+                    p["name"].startswith("bench-project-") for p in grant["projects"]
+                ):
+                    raise BenchError(f"grant of {token['id']} lists wrong projects: {grant}")
+                if not grant["allProjects"] and not grant["projects"]:
+                    raise BenchError(f"grant of {token['id']} lists no projects: {grant}")
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {seeded.admin_token}"}
+    script = wrk_script(bench.scratch / "e.lua", method="POST", headers=headers, body=_json({"query": LIST_QUERY}))
+    bench.measure(outcome, url, script, verify, server)
+
+
+def tokengate_scenarios(bench: Bench) -> dict[str, Any]:
+    """Start tokengate on a fresh database, seed it, and run (c), (d), (e)."""
+    if not bench.wanted & {"c", "d", "e"}:
+        return {}
+    env = tokengate_env()
+    info: dict[str, Any] = {}
+    with temporary_dir("tokengate-bench-") as data_dir:
+        log("tokengate: starting on a fresh " + ("embedded database" if embedded(env) else "account"))
+        server = start_tokengate(bench.procs, "tokengate", data_dir, env, cpu=SERVER_CPU)
+        try:
+            started = time.monotonic()
+            seeded = seed(server.graphql, data_dir, env)
+            log(f"  seeded in {time.monotonic() - started:.1f}s")
+            if embedded(env):
+                info["embedded_postgres_cpus"] = postgres_cpus(data_dir)
+            for key, scenario in (("c", scenario_c), ("d", scenario_d), ("e", scenario_e)):
+                target = server.url if key == "d" else server.graphql
+                bench.run(key, lambda outcome, s=scenario, t=target: s(bench, outcome, server.child, t, seeded))
+        except (BenchError, Unavailable) as problem:  # seeding broke: every tokengate scenario fails with it
+            for key in ("c", "d", "e"):
+                if key in bench.wanted and bench.outcomes[key].status == "skipped":
+                    bench.outcomes[key].status, bench.outcomes[key].reason = "failed", f"seeding: {problem}"
+            log(f"  FAILED while seeding: {problem}")
+        finally:
+            bench.procs.stop(server.child)
+    return info
+
+
+# --------------------------------------------------------------------------- report
+
+
+def ratios(outcomes: dict[str, Outcome]) -> list[dict[str, Any]]:
+    rows = []
+    for name, top, bottom, target, stretch in RATIOS:
+        a, b = outcomes[top], outcomes[bottom]
+        row: dict[str, Any] = {"ratio": name, "target": target, "stretch": stretch, "value": None}
+        if a.result and b.result:
+            value = a.result.requests_per_s / b.result.requests_per_s
+            row["value"] = round(value, 2)
+            if value < target:
+                row["verdict"] = "MISSED"
+            elif stretch is not None and value < stretch:
+                row["verdict"] = "holds (stretch missed)"
+            else:
+                row["verdict"] = "holds" + (" (stretch too)" if stretch is not None else "")
+        else:
+            missing = [k for k in (top, bottom) if not outcomes[k].result]
+            row["verdict"] = f"n/a ({', '.join(missing)} not measured)"
+        rows.append(row)
+    return rows
+
+
+def scenario_cells(outcome: Outcome) -> list[str]:
+    if outcome.result:
+        r = outcome.result
+        return [f"{r.requests_per_s:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}"]
+    return ["—", "—", "—"]
+
+
+def status_text(outcome: Outcome) -> str:
+    if outcome.status == "measured":
+        return "; ".join(outcome.notes)
+    return f"{outcome.status}: {outcome.reason}" if outcome.reason else outcome.status
+
+
+def markdown(outcomes: dict[str, Outcome], ratio_rows: list[dict[str, Any]], env: dict[str, Any], load: Load) -> str:
+    lines = [
+        "| scenario | req/s | p50 ms | p99 ms | note |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for key, outcome in outcomes.items():
+        lines.append(f"| {TITLES[key]} | " + " | ".join(scenario_cells(outcome)) + f" | {status_text(outcome)} |")
+    lines += ["", "| ratio | value | target | stretch | verdict |", "| --- | ---: | ---: | ---: | --- |"]
+    for row in ratio_rows:
+        value = f"{row['value']:.2f}" if row["value"] is not None else "—"
+        stretch = f"≥ {row['stretch']}" if row["stretch"] is not None else "—"
+        lines.append(f"| {row['ratio']} | {value} | ≥ {row['target']} | {stretch} | {row['verdict']} |")
+    versions = env["versions"]
+    lines += [
+        "",
+        f"`make bench` at {env['git']}, {env['when']}: {env['cpu']}, {env['cores']} cores, "
+        f"server on core {SERVER_CPU} and wrk on core {CLIENT_CPU} ({'pinned' if env['pinned'] else 'NOT pinned'}), "
+        f"wrk -t{load.threads} -c{load.connections} -d{load.duration}s after a {load.warmup}s warm-up; "
+        f"Python {env['python']}, strawberry-graphql {versions['strawberry-graphql']}, "
+        f"aiohttp {versions['aiohttp']}; {env['database']} PostgreSQL"
+        + (
+            f" pinned with tokengate to core(s) {env['embedded_postgres_cpus']}"
+            if env.get("embedded_postgres_cpus")
+            else ""
+        )
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def console(outcomes: dict[str, Outcome], ratio_rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'scenario':<54}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"]
+    for key, outcome in outcomes.items():
+        if outcome.result:
+            r = outcome.result
+            lines.append(f"{TITLES[key]:<54}{r.requests_per_s:>10,.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}")
+        else:
+            lines.append(f"{TITLES[key]:<54}{'—':>10}{'—':>10}{'—':>10}")
+        if status_text(outcome):
+            lines.append(f"    {status_text(outcome)}")
+    lines.append("")
+    lines.append(f"{'ratio':<8}{'value':>8}{'target':>10}{'stretch':>10}   verdict")
+    for row in ratio_rows:
+        value = f"{row['value']:.2f}" if row["value"] is not None else "—"
+        stretch = f">={row['stretch']}" if row["stretch"] is not None else "—"
+        lines.append(f"{row['ratio']:<8}{value:>8}{'>=' + str(row['target']):>10}{stretch:>10}   {row['verdict']}")
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise BenchError(f"README.md has no {README_START} … {README_END} block to update")
+    readme.write_text(text[: start + len(README_START)] + "\n" + table + text[end:])
+    log("README.md: Performance table updated")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "10")))
+    parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_WARMUP", "3")))
+    parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "32")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "1")))
+    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", "a,b,c,d,e"), help="scenarios, e.g. a,c")
+    parser.add_argument("--update-readme", action="store_true", help="rewrite the Performance table in README.md")
+    parser.add_argument("--profile", action="store_true", help="py-spy flame graph per tokengate scenario")
+    args = parser.parse_args()
+    args.only = {key.strip() for key in args.only.split(",") if key.strip()}
+    if not args.only <= set(TITLES):
+        parser.error(f"--only takes scenarios among {', '.join(TITLES)}")
+    if min(args.duration, args.warmup, args.connections, args.threads) < 1:
+        parser.error("--duration, --warmup, --connections and --threads must be at least 1")
+    return args
+
+
+def main() -> int:
+    exit_on_sigterm()
+    args = parse_args()
+    load = Load(duration=args.duration, warmup=args.warmup, connections=args.connections, threads=args.threads)
+    wrk = ensure_wrk()
+    env = environment()
+    if not env["pinned"]:
+        log("WARNING: fewer than 2 cores or no taskset: servers and wrk are NOT pinned; figures are not comparable")
+    started = time.monotonic()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with temporary_dir("tokengate-bench-scratch-") as scratch, Processes(RESULTS / "logs") as procs:
+        bench = Bench(wrk, load, procs, scratch, args.profile, args.only)
+        bench.run("a", lambda outcome: scenario_a(bench, outcome))
+        bench.run("b", lambda outcome: scenario_b(bench, outcome))
+        env.update(tokengate_scenarios(bench))
+    ratio_rows = ratios(bench.outcomes)
+    table = markdown(bench.outcomes, ratio_rows, env, load)
+    payload = {
+        "environment": env,
+        "load": load.__dict__,
+        "command": " ".join(pinned(["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{load.duration}s"], 1)),
+        "scenarios": {key: outcome.as_dict() for key, outcome in bench.outcomes.items()},
+        "ratios": ratio_rows,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    json_path, md_path = write_results("bench", payload, table)
+    print()
+    print(console(bench.outcomes, ratio_rows))
+    print()
+    print(f"results: {json_path.relative_to(REPO)} and {md_path.relative_to(REPO)} ({payload['seconds']}s)")
+    if args.update_readme:
+        update_readme(table)
+    failed = [key for key, outcome in bench.outcomes.items() if outcome.status == "failed"]
+    if failed:
+        print(f"FAILED scenarios: {', '.join(failed)} (see above; server logs in bench/results/logs/)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as problem:
+        log(f"bench: error: {problem}")
+        sys.exit(1)
