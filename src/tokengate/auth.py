@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
 
 from tokengate import tokens
+from tokengate.cache import PrincipalCache
 from tokengate.lifecycle import Actor, audit_expired_use
 from tokengate.policy import SERVICE_TOKEN, USER, Principal
+from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store import tokens as token_store
 from tokengate.store.tokens import Credential
 
@@ -24,17 +27,25 @@ SCHEMES = ("bearer", "token")
 class Unauthenticated(Exception):
     """No valid credentials. The message is safe to show: it never contains the presented text."""
 
+    def __init__(self, message: str, outcome: str = "invalid"):
+        super().__init__(message)
+        self.outcome = outcome  # missing | malformed | invalid, for metrics
+
+
+class DatabaseUnavailable(Exception):
+    """The token is not in the cache and the database cannot be reached to check it."""
+
 
 def token_from_header(header: str | None) -> str:
     """The token text from ``Authorization: Bearer <token>`` or ``Authorization: Token <token>``."""
     if header is None or not header.strip():
-        raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+        raise Unauthenticated("authentication required: send Authorization: Bearer <token>", "missing")
     if len(header) > MAX_AUTHORIZATION_LENGTH:
-        raise Unauthenticated("malformed Authorization header")
+        raise Unauthenticated("malformed Authorization header", "malformed")
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() not in SCHEMES or not value or " " in value:
-        raise Unauthenticated("malformed Authorization header: expected 'Bearer <token>'")
+        raise Unauthenticated("malformed Authorization header: expected 'Bearer <token>'", "malformed")
     return value
 
 
@@ -123,14 +134,29 @@ class LastUsedRecorder:
 
 
 class Authenticator:
-    """Turns presented token text into a Principal, or raises ``Unauthenticated``."""
+    """Turns presented token text into a Principal, or raises ``Unauthenticated``.
+
+    Validated v2 principals are cached (see cache.py): a warm request checks the keyed hash and the
+    expiry in memory and touches no database. The cache is trusted only while ``cache_trusted()`` says
+    so (the invalidation listener is connected); when the database cannot be reached, principals
+    already validated keep working from the cache.
+    """
 
     INVALID = "invalid token"
 
-    def __init__(self, pool: asyncpg.Pool, keys: tuple[bytes, ...], last_used: LastUsedRecorder | None = None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keys: tuple[bytes, ...],
+        last_used: LastUsedRecorder | None = None,
+        cache: PrincipalCache | None = None,
+        cache_trusted: Callable[[], bool] = lambda: True,
+    ):
         self.pool = pool
         self.keys = keys
         self.last_used = last_used if last_used is not None else LastUsedRecorder(pool)
+        self.cache = cache if cache is not None else PrincipalCache()
+        self.cache_trusted = cache_trusted
 
     async def authenticate_header(
         self, header: str | None, *, client_addr: str | None = None, source: str = "graphql"
@@ -141,15 +167,46 @@ class Authenticator:
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken as error:
-            raise Unauthenticated(f"malformed token: {error}") from None
-        credential = await self.find_credential(parsed)
+            raise Unauthenticated(f"malformed token: {error}", "malformed") from None
         now = datetime.now(UTC)
+        if parsed.format == "v2" and self.cache_trusted():
+            entry = self.cache.get(parsed.lookup)
+            if entry is not None:
+                principal = self._from_entry(parsed, entry.token_hash, entry.principal, now)
+                if principal is not None:
+                    return principal
+        try:
+            credential = await self.find_credential(parsed)
+        except DATABASE_UNAVAILABLE:
+            stale = self.cache.peek(parsed.lookup) if parsed.format == "v2" else None
+            principal = self._from_entry(parsed, stale.token_hash, stale.principal, now) if stale else None
+            if principal is None:
+                raise DatabaseUnavailable from None
+            return principal
         if credential is None or not is_usable(credential, now):
             if credential is not None and not credential.expiry_audited and is_expired(credential, now):
                 await self._audit_expired_use(credential, client_addr, source)
             raise Unauthenticated(self.INVALID)
         self.last_used.note(credential.id, now)
-        return principal_from_credential(credential)
+        principal = principal_from_credential(credential)
+        if parsed.format == "v2":
+            self.cache.put(credential.id, credential.hash, principal)
+        return principal
+
+    def _from_entry(
+        self, parsed: tokens.ParsedToken, token_hash: bytes, principal: Principal, now: datetime
+    ) -> Principal | None:
+        """The cached principal if the text proves it and it has not expired; None to ask the database."""
+        if not tokens.hash_matches(parsed.text, token_hash, self.keys):
+            raise Unauthenticated(self.INVALID)  # same id, other secret: no stored token has this text
+        if principal.expires_at is not None and principal.expires_at <= now:
+            self.cache.invalidate_token(parsed.lookup)  # expired since cached: the database path audits it
+            return None
+        self.last_used.note(principal.token_id, now)
+        return principal
+
+    def forget_token(self, token_id: str) -> None:
+        self.cache.invalidate_token(token_id)
 
     async def _audit_expired_use(self, credential: Credential, client_addr: str | None, source: str) -> None:
         if credential.kind != "service":

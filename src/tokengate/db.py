@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -37,7 +39,10 @@ async def resolve_dsn(config: Config) -> str:
     return await asyncio.to_thread(embedded_dsn, config.data_dir)
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, setup: Callable[[Any], Awaitable[None]] | None = None
+) -> asyncpg.Pool:
+    """``setup`` runs on every acquire (tests use it to count queries)."""
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30, setup=setup)
     assert pool is not None
     return pool

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,12 +33,15 @@ from strawberry.types.graphql import OperationType
 from tokengate import db
 from tokengate.api.context import Context, Services
 from tokengate.api.schema import is_unexpected, schema
-from tokengate.auth import Authenticator, LastUsedRecorder, Unauthenticated
+from tokengate.auth import Authenticator, DatabaseUnavailable, LastUsedRecorder, Unauthenticated
+from tokengate.cache import PrincipalCache
 from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.config import Config
+from tokengate.invalidation import InvalidationListener, invalidation_handler
 from tokengate.ip_guard import IpGuard, database_loader
 from tokengate.observability import CONTENT_TYPE, Metrics
 from tokengate.policy import USER, Principal, client_address
+from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store.migrations import migrate
 from tokengate.tokens import random_base62
 
@@ -87,6 +90,30 @@ def ip_refused_response() -> web.Response:
 
 def request_client_address(request: web.Request, services: Services) -> str | None:
     return client_address(request.remote, request.headers.get("X-Forwarded-For"), services.config.trusted_proxies)
+
+
+def unavailable_response() -> web.Response:
+    return error_response(
+        503, "the database is unreachable; try again shortly", "SERVICE_UNAVAILABLE", {"Retry-After": "1"}
+    )
+
+
+async def authenticate_request(request: web.Request, services: Services, client_addr: str | None) -> Principal:
+    """The request's principal, counted and timed; raises ``Unauthenticated`` or ``DatabaseUnavailable``."""
+    metrics = services.metrics
+    started = time.perf_counter()
+    try:
+        principal = await services.authenticator.authenticate_header(
+            request.headers.get("Authorization"), client_addr=client_addr
+        )
+    except Unauthenticated as refusal:
+        metrics.count_authentication(refusal.outcome)
+        raise
+    finally:
+        metrics.validation_seconds.observe(time.perf_counter() - started)
+    metrics.count_authentication("ok")
+    request[PRINCIPAL_PREFIX] = principal.display_prefix
+    return principal
 
 
 @dataclass(frozen=True)
@@ -209,8 +236,7 @@ class GraphQLEndpoint:
         client_addr = request_client_address(request, services)
         principal = None
         try:
-            principal = await services.authenticator.authenticate_header(header, client_addr=client_addr)
-            request[PRINCIPAL_PREFIX] = principal.display_prefix
+            principal = await authenticate_request(request, services, client_addr)
         except Unauthenticated as refusal:
             public = header is None and (
                 (services.config.public_introspection and is_introspection_only(payload.query))
@@ -261,6 +287,10 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         status = http_error.status
         http_error.headers["X-Request-Id"] = request_id
         raise
+    except (DatabaseUnavailable, *DATABASE_UNAVAILABLE):
+        log.warning("database unavailable during request %s", request_id)
+        response = unavailable_response()
+        status = response.status
     except Exception:
         log.exception("unhandled error in request %s", request_id)
         response = error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
@@ -337,9 +367,7 @@ async def answer_check(
         return error_response(400, str(problem), "BAD_REQUEST")
     client_addr = request_client_address(request, services)
     try:
-        principal = await services.authenticator.authenticate_header(
-            request.headers.get("Authorization"), client_addr=client_addr
-        )
+        principal = await authenticate_request(request, services, client_addr)
     except Unauthenticated as refusal:
         return unauthenticated_response(str(refusal))
     if not await services.ip_guard.allows(principal.account_id, client_addr):
@@ -386,25 +414,53 @@ async def readyz(request: web.Request) -> web.Response:
     return _json({"status": "ready"})
 
 
-def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool = True) -> web.Application:
+def create_app(
+    config: Config,
+    *,
+    dsn: str | None = None,
+    migrate_on_start: bool = True,
+    pool_setup: Callable[[Any], Awaitable[None]] | None = None,
+) -> web.Application:
     """The application; it owns its pool through ``cleanup_ctx``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[observe])
     metrics = app[METRICS] = Metrics()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         target = dsn or await db.resolve_dsn(config)
-        pool = await db.create_pool(target)
+        pool = await db.create_pool(target, setup=pool_setup)
         if migrate_on_start:
             async with pool.acquire() as conn:
                 await migrate(conn)
         last_used = LastUsedRecorder(pool)
         last_used.start()
+        cache = PrincipalCache(max_size=config.principal_cache_size)
+        ip_guard = IpGuard(database_loader(pool))
+        listener = InvalidationListener(target)
+        listener.subscribe(invalidation_handler(cache, ip_guard), lambda: (cache.clear(), ip_guard.clear()))
+        await listener.start()
         app[SERVICES] = Services(
             config=config,
             pool=pool,
-            authenticator=Authenticator(pool, config.secret_keys, last_used),
+            authenticator=Authenticator(
+                pool, config.secret_keys, last_used, cache=cache, cache_trusted=lambda: listener.healthy
+            ),
             metrics=metrics,
-            ip_guard=IpGuard(database_loader(pool)),
+            ip_guard=ip_guard,
+            listener=listener,
+        )
+        metrics.add_gauges(
+            "tokengate_principal_cache",
+            "Principal cache: hits, misses, evictions and invalidations since start, entries and size limit now",
+            "stat",
+            lambda: [
+                ("hits", cache.stats.hits),
+                ("misses", cache.stats.misses),
+                ("evictions", cache.stats.evictions),
+                ("invalidations", cache.stats.invalidations),
+                ("flushes", cache.stats.flushes),
+                ("entries", len(cache)),
+                ("max_entries", cache.max_size),
+            ],
         )
         metrics.add_gauges(
             "tokengate_db_pool_connections",
@@ -413,6 +469,7 @@ def create_app(config: Config, *, dsn: str | None = None, migrate_on_start: bool
             lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
         )
         yield
+        await listener.stop()
         await last_used.stop()  # the uses of the last seconds, before the pool goes
         await pool.close()
 

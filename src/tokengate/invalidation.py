@@ -16,12 +16,35 @@ from typing import Any
 
 import asyncpg
 
+from tokengate.cache import PrincipalCache
+from tokengate.ip_guard import IpGuard
 from tokengate.store.notify import CHANNEL
 
 log = logging.getLogger("tokengate.invalidation")
 
 Handler = Callable[[dict[str, Any]], None]
 Flush = Callable[[], None]
+
+
+def invalidation_handler(cache: PrincipalCache, ip_guard: IpGuard) -> Handler:
+    """Apply one notice (see store.notify.publish) to this instance's caches."""
+
+    def handle(message: dict[str, Any]) -> None:
+        kind = message.get("kind")
+        if kind == "token":
+            cache.invalidate_token(str(message.get("token_id")))
+        elif kind == "user":
+            cache.invalidate_user(str(message.get("user_id")))
+        elif kind == "account":
+            cache.invalidate_account(str(message.get("account_id")))
+            ip_guard.invalidate(str(message.get("account_id")))
+        elif kind == "ip_rules":
+            ip_guard.invalidate(str(message.get("account_id")))
+        else:  # a notice this version does not know: safest is to forget everything
+            cache.clear()
+            ip_guard.clear()
+
+    return handle
 
 
 class InvalidationListener:

@@ -2,7 +2,7 @@
 
 Entries are dropped at once on this instance when the rules change (``invalidate``) and expire after a
 short TTL as a backstop for changes made through another instance; a LISTEN on
-``store.ip_rules.INVALIDATION_CHANNEL`` can call ``invalidate`` for those.
+the invalidation listener (invalidation.py) calls ``invalidate`` for those.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from tokengate import tokens
 from tokengate.policy import Grant
-from tokengate.store import Executor, audit
+from tokengate.store import Executor, audit, notify
 from tokengate.store import accounts as account_store
 from tokengate.store import grants as grant_store
 from tokengate.store import tokens as token_store
@@ -161,6 +161,7 @@ async def rotate_service_token(
     created = await _insert_service_token(conn, key, account_id, old.name, grants, actor, None, old.id)
     if revoke_old_in_seconds is not None:
         await token_store.expire_within(conn, old.id, revoke_old_in_seconds)
+        await notify.publish(conn, "token", token_id=old.id)
     await audit.record(
         conn,
         actor.entry(
@@ -199,6 +200,7 @@ async def update_service_token(
         await grant_store.replace_token_grants(conn, account_id, token_id, grants)
         changes["grants"] = _grant_sets(grants)
     await audit.record(conn, actor.entry(account_id, "service_token.updated", token_id, **changes))
+    await notify.publish(conn, "token", token_id=token_id)
     return record
 
 
@@ -211,6 +213,7 @@ async def delete_service_token(conn: Executor, account_id: str, token_id: str, a
             raise TokenNotFound(token_id)
         return existing
     await audit.record(conn, actor.entry(account_id, "service_token.deleted", token_id))
+    await notify.publish(conn, "token", token_id=token_id)
     return deleted
 
 
@@ -268,6 +271,7 @@ async def revoke_leaked_token(conn: Executor, token_id: str, actor: Actor) -> bo
         return False
     action = "service_token.leak_reported" if revoked.kind == "service" else "user_token.leak_reported"
     await audit.record(conn, actor.entry(revoked.account_id, action, revoked.id, revoked=True))
+    await notify.publish(conn, "token", token_id=revoked.id)
     return True
 
 

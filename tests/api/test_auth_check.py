@@ -60,7 +60,11 @@ async def test_missing_or_invalid_token_gets_401(server, authorization):
 async def test_unknown_and_deleted_tokens_get_401(server):
     admin = await server.bootstrap()
     service = await store_service_token(server, admin.account_id, [Grant("JOB_VIEWER")])
-    await server.pool.execute("UPDATE tokens SET state = 'deleted', deleted_at = now() WHERE id = $1", service[4:20])
+    assert (await check(server, "", service))[0] == 200  # validated once: now in the cache
+    deleted = await server.gql(
+        "mutation($id: ID!) { deleteServiceToken(id: $id) { state } }", {"id": service[4:20]}, token=admin.token
+    )
+    assert deleted.data == {"deleteServiceToken": {"state": "DELETED"}}, deleted.body
     status, text, _ = await check(server, "", service)
     assert status == 401 and service not in text
 

@@ -89,7 +89,10 @@ async def test_deleted_token(server):
     seeded = await server.bootstrap()
     token = await store_service_token(server, seeded.account_id, [Grant("ACCOUNT_ADMIN")])
     assert (await server.gql(VIEWER, token=token)).status == 200
-    await server.pool.execute("UPDATE tokens SET state = 'deleted', deleted_at = now() WHERE id = $1", token[4:20])
+    deleted = await server.gql(
+        "mutation($id: ID!) { deleteServiceToken(id: $id) { state } }", {"id": token[4:20]}, token=seeded.token
+    )
+    assert deleted.data == {"deleteServiceToken": {"state": "DELETED"}}, deleted.body
     assert_unauthenticated(await server.gql(VIEWER, token=token))
 
 

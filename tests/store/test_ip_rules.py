@@ -11,6 +11,7 @@ from tokengate import tokens
 from tokengate.policy import check_ip_rules
 from tokengate.store import accounts as account_store
 from tokengate.store import ip_rules as ip_rule_store
+from tokengate.store.notify import CHANNEL
 
 
 async def test_replace_swaps_the_whole_set_and_notifies_listeners_on_commit(pool, database):
@@ -18,7 +19,7 @@ async def test_replace_swaps_the_whole_set_and_notifies_listeners_on_commit(pool
     assert await ip_rule_store.settings(pool, account.id) == ip_rule_store.IpSettings(False, ())
     received: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(database)
-    await listener.add_listener(ip_rule_store.INVALIDATION_CHANNEL, lambda *args: received.put_nowait(args[-1]))
+    await listener.add_listener(CHANNEL, lambda *args: received.put_nowait(args[-1]))
     try:
         first = check_ip_rules(
             [("office", "ALLOW", ["203.0.113.0/24", "2001:db8::/32"]), ("lab", "DENY", ["10.0.0.0/8"])]

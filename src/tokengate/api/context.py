@@ -12,6 +12,7 @@ from tokengate.api.errors import Unauthenticated
 from tokengate.api.loaders import Loaders
 from tokengate.auth import Authenticator
 from tokengate.config import Config
+from tokengate.invalidation import InvalidationListener
 from tokengate.ip_guard import IpGuard
 from tokengate.observability import Metrics
 from tokengate.policy import Principal
@@ -27,6 +28,7 @@ class Services:
     authenticator: Authenticator
     metrics: Metrics
     ip_guard: IpGuard
+    listener: InvalidationListener | None = None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from tokengate.api.errors import BadUserInput
 from tokengate.api.inputs import GrantInput, grants_from_input, require_name
 from tokengate.api.ip_restrictions import IpRestrictionMutations
 from tokengate.api.types import Project, User
-from tokengate.store import audit
+from tokengate.store import audit, notify
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
 from tokengate.store import users as user_store
@@ -37,6 +37,9 @@ class Mutation(IpRestrictionMutations):
         async with context.pool.acquire() as conn, conn.transaction():
             row = await project_store.create_project(conn, tokens.new_id("prj"), context.caller.account_id, name)
             await audit.record(conn, context.audit_entry("project.created", row.id, {"name": name}))
+            # Principals carry their account's project ids: every instance reloads this account's.
+            await notify.publish(conn, "account", account_id=row.account_id)
+        context.services.authenticator.cache.invalidate_account(row.account_id)
         return Project.of(row)
 
     @requires(Resource.MEMBERS, Access.WRITE)

@@ -152,6 +152,7 @@ class ServiceTokenMutations:
             raise not_found("service token") from None
         except lifecycle.TokenDeleted as problem:
             raise BadUserInput(str(problem)) from None
+        context.services.authenticator.forget_token(str(id))  # other instances hear it through NOTIFY
         return with_secret(created)
 
     @requires(
@@ -178,6 +179,7 @@ class ServiceTokenMutations:
             raise not_found("service token") from None
         except lifecycle.TokenDeleted as problem:
             raise BadUserInput(str(problem)) from None
+        context.services.authenticator.forget_token(str(id))
         return ServiceToken.of(record)
 
     @requires(
@@ -193,6 +195,7 @@ class ServiceTokenMutations:
                 record = await lifecycle.delete_service_token(conn, caller.account_id, str(id), actor_of(context))
         except lifecycle.TokenNotFound:
             raise not_found("service token") from None
+        context.services.authenticator.forget_token(str(id))
         return ServiceToken.of(record)
 
     @strawberry.mutation(description="A personal token for the calling user; its secret is in this answer only.")
@@ -230,4 +233,8 @@ class ServiceTokenMutations:
         reporter = context.principal
         name = reporter.actor if reporter is not None and reporter.account_id == credential.account_id else "anonymous"
         async with context.pool.acquire() as conn, conn.transaction():
-            return await lifecycle.revoke_leaked_token(conn, credential.id, Actor(name, "graphql", context.client_addr))
+            revoked = await lifecycle.revoke_leaked_token(
+                conn, credential.id, Actor(name, "graphql", context.client_addr)
+            )
+        context.services.authenticator.forget_token(credential.id)
+        return revoked

@@ -6,3 +6,12 @@ import asyncpg
 
 # Store functions accept a pool or a connection (inside a transaction when the caller needs one).
 Executor = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+# What a lost or restarting database raises; other PostgreSQL errors are bugs or bad input, not outages.
+DATABASE_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)

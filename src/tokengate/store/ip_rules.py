@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokengate.policy import IpRule
-from tokengate.store import Executor
+from tokengate.store import Executor, notify
 
 # Listeners (other instances) drop their cached rules for the account named in the payload.
-INVALIDATION_CHANNEL = "tokengate_invalidate"
 
 # One statement, so the switch and the rules come from one snapshot.
 SETTINGS = """
@@ -26,7 +24,6 @@ CLEAR_RULES = "DELETE FROM ip_rules WHERE account_id = $1"
 INSERT_RULE = """
 INSERT INTO ip_rules (id, account_id, name, type, cidrs, position) VALUES ($1, $2, $3, $4, $5::cidr[], $6)
 """
-NOTIFY = "SELECT pg_notify($1, $2)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,5 +61,5 @@ async def replace(db: Executor, account_id: str, enabled: bool, rules: Sequence[
         await db.execute(INSERT_RULE, rule_id, account_id, rule.name, rule.type, list(cidrs), position)
         stored.append(StoredIpRule(rule_id, rule.name, rule.type, cidrs))
     # Delivered on commit, so a listener never reloads rules that are not yet visible.
-    await db.execute(NOTIFY, INVALIDATION_CHANNEL, json.dumps({"kind": "ip_rules", "account_id": account_id}))
+    await notify.publish(db, "ip_rules", account_id=account_id)
     return IpSettings(enabled, tuple(stored))

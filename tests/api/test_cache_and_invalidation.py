@@ -1,0 +1,203 @@
+"""The principal cache and cross-instance invalidation, through HTTP with two instances on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import pytest
+
+from tests.api import service_token_calls as calls
+from tests.conftest import make_config, start_server
+from tokengate.http import SERVICES
+
+CHECK = "query($p: ID) { check(resource: JOBS, access: WRITE, projectId: $p) { allowed } }"
+
+
+async def eventually(condition, seconds: float = 2.0) -> float:
+    """Poll until ``condition()`` is true; return how long it took."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not await condition():
+        assert loop.time() - started < seconds, "not seen in time"
+        await asyncio.sleep(0.01)
+    return loop.time() - started
+
+
+@pytest.fixture
+async def second(database, tmp_path):
+    """Instance B: another tokengate on the same database, with its own cache and listener."""
+    async for server in start_server(database, make_config(tmp_path / "b")):
+        yield server
+
+
+def cache_of(server):
+    return server.app[SERVICES].authenticator.cache
+
+
+async def test_warm_requests_are_answered_from_the_cache(server):
+    admin = await server.bootstrap()
+    created = await calls.created(server, admin.token)
+    cache = cache_of(server)
+    assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
+    hits, misses = cache.stats.hits, cache.stats.misses
+    for _ in range(5):
+        assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
+    assert (cache.stats.hits - hits, cache.stats.misses - misses) == (5, 0)
+
+
+async def test_wrong_secret_for_a_cached_id_is_refused(server):
+    admin = await server.bootstrap()
+    created = await calls.created(server, admin.token)
+    assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
+    from tokengate import tokens
+
+    body = created.secret[:20] + tokens.random_base62(32)
+    assert (await server.gql(calls.VIEWER, token=body + tokens.checksum(body))).status == 401
+
+
+async def test_delete_through_a_is_refused_by_b(server, second):
+    admin = await server.bootstrap()
+    created = await calls.created(server, admin.token)
+    assert (await second.gql(calls.VIEWER, token=created.secret)).status == 200  # warm in B's cache
+    assert (await server.gql(calls.DELETE, {"id": created.id}, token=admin.token)).errors == []
+
+    async def refused() -> bool:
+        return (await second.gql(calls.VIEWER, token=created.secret)).status == 401
+
+    assert await eventually(refused) < 1.0
+    assert cache_of(second).stats.invalidations >= 1  # B learnt it through NOTIFY, not by age
+
+
+async def test_update_through_a_holds_on_b_from_the_next_request(server, second):
+    admin = await server.bootstrap()
+    project = (await server.gql('mutation { createProject(name: "p") { id } }', token=admin.token)).data
+    project_id = project["createProject"]["id"]
+    created = await calls.created(server, admin.token, grants=[calls.grant("JOB_ADMIN")])
+    reply = await second.gql(CHECK, {"p": project_id}, token=created.secret)
+    assert reply.data == {"check": {"allowed": True}}
+    reply = await server.gql(calls.UPDATE, {"id": created.id, "grants": [calls.grant("JOB_VIEWER")]}, token=admin.token)
+    assert reply.errors == [], reply.body
+
+    async def downgraded() -> bool:
+        reply = await second.gql(CHECK, {"p": project_id}, token=created.secret)
+        return reply.data == {"check": {"allowed": False}}
+
+    assert await eventually(downgraded) < 1.0
+
+
+async def test_new_project_through_a_is_known_to_b(server, second):
+    admin = await server.bootstrap()
+    created = await calls.created(server, admin.token, grants=[calls.grant("JOB_ADMIN")])
+    assert (await second.gql(calls.VIEWER, token=created.secret)).status == 200
+    project = (await server.gql('mutation { createProject(name: "new") { id } }', token=admin.token)).data
+    project_id = project["createProject"]["id"]
+
+    async def known() -> bool:
+        reply = await second.gql(CHECK, {"p": project_id}, token=created.secret)
+        return reply.data == {"check": {"allowed": True}}
+
+    assert await eventually(known) < 1.0
+
+
+async def test_ip_rule_change_through_a_is_applied_by_b(database, tmp_path, second):
+    # A trusts loopback proxies, so its admin can speak from 10.1.1.1; B sees the test client as 127.0.0.1.
+    trusting = make_config(tmp_path / "a", trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
+    async for server in start_server(database, trusting):
+        admin = await server.bootstrap()
+        created = await calls.created(server, admin.token)
+        assert (await second.gql(calls.VIEWER, token=created.secret)).status == 200  # warm in B
+        reply = await server.gql(
+            'mutation { setIpRestrictions(enabled: true, rules: [{name: "office", type: ALLOW, cidrs: ["10.0.0.0/8"]}])'
+            " { enabled } }",
+            token=admin.token,
+            headers={"X-Forwarded-For": "10.1.1.1"},
+        )
+        assert reply.errors == [], reply.body
+
+        async def blocked(secret: str = created.secret) -> bool:
+            return (await second.gql(calls.VIEWER, token=secret)).status == 403
+
+        assert await eventually(blocked) < 1.0  # the notice, not the 5 s TTL
+
+
+async def test_killing_the_listener_connection_flushes_the_cache(server):
+    admin = await server.bootstrap()
+    created = await calls.created(server, admin.token)
+    assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
+    services = server.app[SERVICES]
+    cache, listener = services.authenticator.cache, services.listener
+    assert len(cache) >= 1 and listener.healthy
+    flushes, old_pid = cache.stats.flushes, listener.backend_pid
+    assert await server.pool.fetchval("SELECT pg_terminate_backend($1)", old_pid)
+
+    async def flushed() -> bool:
+        return cache.stats.flushes > flushes
+
+    await eventually(flushed)
+    assert len(cache) == 0 or cache.stats.flushes > flushes
+
+    async def reconnected() -> bool:
+        return listener.healthy and listener.backend_pid not in (None, old_pid)
+
+    await eventually(reconnected, 5.0)
+    assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
+
+
+async def test_cache_never_holds_more_than_its_size(database, tmp_path):
+    async for server in start_server(database, make_config(tmp_path, principal_cache_size=3)):
+        admin = await server.bootstrap()
+        for _ in range(6):
+            created = await calls.created(server, admin.token)
+            assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
+        assert len(cache_of(server)) == 3
+
+
+async def test_expiry_is_checked_on_every_cached_use(server):
+    from datetime import UTC, datetime, timedelta
+
+    admin = await server.bootstrap()
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    created = await calls.created(server, admin.token, expiresAt=soon)
+    assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
+
+    async def expired() -> bool:
+        return (await server.gql(calls.VIEWER, token=created.secret)).status == 401
+
+    await eventually(expired, 3.0)
+
+
+async def test_listing_costs_the_same_number_of_queries_for_10_and_100_tokens(database, tmp_path):
+    statements: list[str] = []
+    watched: set[int] = set()
+
+    async def count_queries(conn) -> None:
+        raw = conn._con  # the pooled connection behind the proxy
+        if id(raw) not in watched:
+            watched.add(id(raw))
+            raw.add_query_logger(lambda record: statements.append(record.query))
+
+    def real_queries() -> list[str]:  # without the pool's own reset on release
+        return [q for q in statements if not q.startswith("SELECT pg_advisory_unlock_all()")]
+
+    query = "{ account { serviceTokens { id grants { permissionSet allProjects projects { id name } } } } }"
+    async for server in start_server(database, make_config(tmp_path), pool_setup=count_queries):
+        admin = await server.bootstrap()
+        projects = []
+        for name in ("a", "b", "c"):
+            reply = await server.gql(f'mutation {{ createProject(name: "{name}") {{ id }} }}', token=admin.token)
+            projects.append(reply.data["createProject"]["id"])
+        costs = {}
+        for total in (10, 100):
+            while len(await calls.listed(server, admin.token)) < total:
+                await calls.created(
+                    server, admin.token, grants=[calls.grant("JOB_ADMIN", *projects), calls.grant("METADATA_ONLY")]
+                )
+            await server.gql(calls.VIEWER, token=admin.token)  # principal cached before counting
+            statements.clear()
+            reply = await server.gql(query, token=admin.token)
+            assert reply.errors == [] and len(reply.data["account"]["serviceTokens"]) == total
+            assert all(len(t["grants"]) == 2 for t in reply.data["account"]["serviceTokens"])
+            costs[total] = len(real_queries())
+        # the tokens, their grants, the granted projects: three queries whatever the length
+        assert costs[10] == costs[100] == 3, (costs, real_queries())
