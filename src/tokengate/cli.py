@@ -24,7 +24,7 @@ from tokengate.lifecycle import (
     import_legacy_token,
     issue_user_token,
 )
-from tokengate.observability import configure_logging
+from tokengate.observability import AccessLog, configure_logging
 from tokengate.policy import Grant, GrantProblem, PlanRestriction, check_service_token_grants
 from tokengate.store import accounts as account_store
 from tokengate.store import projects as project_store
@@ -188,7 +188,9 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 
     configure_logging(args.log_format, args.log_level)
     logging.getLogger("tokengate").info("serving http://%s:%s/graphql", args.host, args.port)
-    web.run_app(create_app(config), host=args.host, port=args.port, print=None, access_log=None)
+    access_log = AccessLog(log_format=args.log_format, enabled=args.log_level in ("debug", "info"))
+    app = create_app(config, access_log=access_log)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -39,16 +39,17 @@ from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.config import Config
 from tokengate.invalidation import InvalidationListener, invalidation_handler
 from tokengate.ip_guard import IpGuard, database_loader
-from tokengate.observability import CONTENT_TYPE, Metrics
+from tokengate.observability import CONTENT_TYPE, AccessLog, Metrics, RequestIds
 from tokengate.policy import USER, Principal, client_address
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store.migrations import migrate
-from tokengate.tokens import random_base62
 
 log = logging.getLogger("tokengate.http")
 
 SERVICES = web.AppKey("services", Services)
 METRICS = web.AppKey("metrics", Metrics)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
+REQUEST_IDS = web.AppKey("request_ids", RequestIds)
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL_PREFIX = web.RequestKey("principal_prefix", str)  # the display prefix, for the access log
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -269,14 +270,12 @@ class GraphQLEndpoint:
         return _json(body)
 
 
-access_log = logging.getLogger("tokengate.access")
-
-
 @web.middleware
 async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Request id, one structured log line and a counter per request; a 500 never shows a traceback."""
+    """Request id, one access log line and a counter per request; a 500 never shows a traceback."""
     started = time.perf_counter()
-    request_id = request[REQUEST_ID] = random_base62(12)
+    app = request.app
+    request_id = request[REQUEST_ID] = app[REQUEST_IDS].next()
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     status = 500
@@ -295,19 +294,15 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         log.exception("unhandled error in request %s", request_id)
         response = error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
     finally:
-        request.app[METRICS].count_request(route, status)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": request.method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "principal": request.get(PRINCIPAL_PREFIX),
-                },
-            )
+        app[METRICS].count_request(route, status)
+        app[ACCESS_LOG].write(
+            request_id,
+            request.method,
+            route,
+            status,
+            round((time.perf_counter() - started) * 1000, 3),
+            request.get(PRINCIPAL_PREFIX),
+        )
     response.headers["X-Request-Id"] = request_id
     return response
 
@@ -420,10 +415,13 @@ def create_app(
     dsn: str | None = None,
     migrate_on_start: bool = True,
     pool_setup: Callable[[Any], Awaitable[None]] | None = None,
+    access_log: AccessLog | None = None,
 ) -> web.Application:
     """The application; it owns its pool through ``cleanup_ctx``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[observe])
     metrics = app[METRICS] = Metrics()
+    app[REQUEST_IDS] = RequestIds()
+    app[ACCESS_LOG] = access_log if access_log is not None else AccessLog()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         target = dsn or await db.resolve_dsn(config)
@@ -438,6 +436,7 @@ def create_app(
         listener = InvalidationListener(target)
         listener.subscribe(invalidation_handler(cache, ip_guard), lambda: (cache.clear(), ip_guard.clear()))
         await listener.start()
+        app[ACCESS_LOG].start()
         app[SERVICES] = Services(
             config=config,
             pool=pool,
@@ -469,6 +468,7 @@ def create_app(
             lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
         )
         yield
+        await app[ACCESS_LOG].stop()
         await listener.stop()
         await last_used.stop()  # the uses of the last seconds, before the pool goes
         await pool.close()

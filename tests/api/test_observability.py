@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 
-from tokengate.observability import JsonFormatter
+from tests.conftest import make_config, start_server
+from tokengate.observability import AccessLog, JsonFormatter
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -48,22 +50,43 @@ async def test_metrics_count_requests_denials_and_pool(server):
 
 async def test_every_response_carries_a_request_id(server):
     status, _, headers = await server.get("/healthz")
-    assert status == 200 and re.fullmatch(r"[0-9A-Za-z]{12}", headers["X-Request-Id"])
+    assert status == 200 and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", headers["X-Request-Id"])
     status, _, headers = await server.get("/no-such-route")
     assert status == 404 and headers["X-Request-Id"]
 
 
-async def test_one_structured_log_line_per_request_without_secrets(server, caplog):
-    seeded = await server.bootstrap()
-    with caplog.at_level(logging.INFO, logger="tokengate.access"):
+async def test_one_structured_access_line_per_request_without_secrets(database, tmp_path):
+    stream = io.StringIO()
+    access_log = AccessLog(stream=stream)
+    async for server in start_server(database, make_config(tmp_path), access_log=access_log):
+        seeded = await server.bootstrap()
         reply = await server.gql("{ viewer { kind } }", token=seeded.token)
-    records = [r for r in caplog.records if r.name == "tokengate.access"]
-    assert len(records) == 1
-    line = json.loads(JsonFormatter().format(records[0]))
-    assert line["request_id"] == reply.headers["X-Request-Id"]
-    assert line["route"] == "/graphql" and line["status"] == 200 and line["duration_ms"] > 0
-    assert line["principal"] == seeded.token[:8] + "…"
-    assert seeded.token not in json.dumps(line)
+        await server.gql("{ viewer { kind } }", token="tgs_nope")
+        access_log.flush()
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert len(lines) == 2
+        first, second = lines
+        assert first["request_id"] == reply.headers["X-Request-Id"]
+        assert first["route"] == "/graphql" and first["status"] == 200 and first["duration_ms"] > 0
+        assert first["principal"] == seeded.token[:8] + "…" and first["logger"] == "tokengate.access"
+        assert second["status"] == 401 and second["principal"] is None
+        assert seeded.token not in stream.getvalue()
+
+
+def test_text_access_lines_for_humans():
+    stream = io.StringIO()
+    access_log = AccessLog(stream=stream, log_format="text")
+    access_log.write("r-1", "GET", "/healthz", 200, 0.5, None)
+    access_log.flush()
+    assert stream.getvalue().endswith("r-1 GET /healthz 200 0.5ms -\n")
+
+
+def test_access_log_can_be_switched_off():
+    stream = io.StringIO()
+    access_log = AccessLog(stream=stream, enabled=False)
+    access_log.write("r-1", "GET", "/healthz", 200, 0.5, None)
+    access_log.flush()
+    assert stream.getvalue() == ""
 
 
 def test_json_formatter_keeps_extra_fields_and_exceptions():
