@@ -41,6 +41,7 @@ from tokengate.invalidation import InvalidationListener, invalidation_handler
 from tokengate.ip_guard import IpGuard, database_loader
 from tokengate.observability import CONTENT_TYPE, AccessLog, Metrics, RequestIds
 from tokengate.policy import USER, Principal, client_address
+from tokengate.settings_page import service_tokens_page
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store.migrations import migrate
 
@@ -484,6 +485,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/settings/service-tokens", service_tokens_page)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     allow_cross_origin(app, config.cors_origins)
     return app
