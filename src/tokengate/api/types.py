@@ -25,6 +25,8 @@ from tokengate.catalog import CATALOG
 from tokengate.policy import Decision as PolicyDecision
 from tokengate.policy import Grant as PolicyGrant
 from tokengate.policy import Principal
+from tokengate.store import Executor
+from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
@@ -53,17 +55,28 @@ class Grant:
     permission_set: PermissionSetKey  # type: ignore[valid-type]
     all_projects: bool
     project_ids: strawberry.Private[tuple[str, ...]]
+    # Filled by list resolvers that fetched every project at once; None: load on demand.
+    known_projects: strawberry.Private[list[Project] | None] = None
 
     @classmethod
-    def of(cls, grant: PolicyGrant) -> Grant:
+    def of(cls, grant: PolicyGrant, projects: dict[str, ProjectRow] | None = None) -> Grant:
         return cls(
             permission_set=PermissionSetKey(grant.permission_set),
             all_projects=grant.all_projects,
             project_ids=grant.project_ids,
+            known_projects=None
+            if projects is None
+            else [Project.of(projects[p]) for p in grant.project_ids if p in projects],
         )
 
     @strawberry.field(description="The listed projects; empty when the grant covers all projects.")
-    async def projects(self, info: Info) -> list[Project]:
+    def projects(self, info: Info) -> list[Project]:
+        # A plain value when prefetched: long lists then resolve without a coroutine per item.
+        if self.known_projects is not None:
+            return self.known_projects
+        return self._load_projects(info)  # type: ignore[return-value]
+
+    async def _load_projects(self, info: Info) -> list[Project]:
         found = await info.context.loaders.projects.load_many(list(self.project_ids))
         return [Project.of(row) for row in found if row is not None]
 
@@ -106,9 +119,10 @@ class ServiceToken:
     last_used_at: datetime | None
     expires_at: datetime | None
     rotation_recommended: bool
+    known_grants: strawberry.Private[list[Grant] | None] = None  # as Grant.known_projects
 
     @classmethod
-    def of(cls, record: TokenRecord) -> ServiceToken:
+    def of(cls, record: TokenRecord, grants: list[Grant] | None = None) -> ServiceToken:
         return cls(
             id=strawberry.ID(record.id),
             name=record.name,
@@ -123,11 +137,28 @@ class ServiceToken:
             last_used_at=record.last_used_at,
             expires_at=record.expires_at,
             rotation_recommended=record.format == "legacy" or tokens.rotation_recommended(record.created_at),
+            known_grants=grants,
         )
 
     @strawberry.field
-    async def grants(self, info: Info) -> list[Grant]:
+    def grants(self, info: Info) -> list[Grant]:
+        if self.known_grants is not None:
+            return self.known_grants
+        return self._load_grants(info)  # type: ignore[return-value]
+
+    async def _load_grants(self, info: Info) -> list[Grant]:
         return grant_list(await info.context.loaders.token_grants.load(str(self.id)))
+
+
+async def service_tokens_with_grants(pool: Executor, records: list[TokenRecord]) -> list[ServiceToken]:
+    """Tokens with their grants and granted projects in two queries, resolved without per-item awaits."""
+    grants = await grant_store.grants_for_tokens(pool, [record.id for record in records])
+    project_ids = {p for held in grants.values() for grant in held for p in grant.project_ids}
+    projects = await project_store.projects_by_ids(pool, list(project_ids)) if project_ids else {}
+    return [
+        ServiceToken.of(record, [Grant.of(grant, projects) for grant in grants.get(record.id, [])])
+        for record in records
+    ]
 
 
 @strawberry.type
@@ -183,7 +214,7 @@ class Account:
     )
     async def service_tokens(self, info: Info, include_deleted: bool | None = False) -> list[ServiceToken] | None:
         rows = await token_store.service_tokens_of_account(info.context.pool, str(self.id), bool(include_deleted))
-        return [ServiceToken.of(row) for row in rows]
+        return await service_tokens_with_grants(info.context.pool, rows)
 
     @requires(
         Resource.AUDIT_LOG,
