@@ -11,7 +11,7 @@ from tokengate.api.enums import Access, License, Resource
 from tokengate.api.errors import BadUserInput
 from tokengate.api.inputs import GrantInput, grants_from_input, require_name
 from tokengate.api.ip_restrictions import IpRestrictionMutations
-from tokengate.api.types import Project, User
+from tokengate.api.types import Project, User, users_with_grants
 from tokengate.store import audit, notify
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
@@ -69,4 +69,4 @@ class Mutation(IpRestrictionMutations):
                     {"license": license.value, "grants": [g.permission_set for g in checked]},
                 ),
             )
-        return User.of(row)
+        return (await users_with_grants(context, [row]))[0]

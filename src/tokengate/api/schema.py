@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 
 from tokengate.api.directives import Requires
 from tokengate.api.errors import ApiError
+from tokengate.api.execution import FastExecutionContext
 from tokengate.api.mutations import Mutation
 from tokengate.api.queries import Query
 from tokengate.api.service_tokens import ServiceTokenMutations
@@ -64,6 +65,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=merge_types("Mutation", (Mutation, ServiceTokenMutations)),
         schema_directives=[Requires],
+        execution_context_class=FastExecutionContext,
         extensions=[
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
             functools.partial(AddValidationRules, list(LIMIT_RULES)),

@@ -16,7 +16,7 @@ from tokengate.api.directives import requires
 from tokengate.api.enums import Access, Resource
 from tokengate.api.errors import BadUserInput, Forbidden, PlanRestricted, not_found
 from tokengate.api.inputs import GrantInput, require_name
-from tokengate.api.types import ServiceToken
+from tokengate.api.types import ServiceToken, service_token_with_grants
 from tokengate.auth import is_usable
 from tokengate.lifecycle import Actor
 from tokengate.policy import (
@@ -93,8 +93,9 @@ def future_expiry(expires_at: datetime | None) -> datetime | None:
     return expires_at
 
 
-def with_secret(created: lifecycle.CreatedServiceToken) -> ServiceTokenWithSecret:
-    return ServiceTokenWithSecret(service_token=ServiceToken.of(created.record), secret=created.secret)
+async def with_secret(context: Context, created: lifecycle.CreatedServiceToken) -> ServiceTokenWithSecret:
+    token = await service_token_with_grants(context, created.record)
+    return ServiceTokenWithSecret(service_token=token, secret=created.secret)
 
 
 @strawberry.type
@@ -121,7 +122,7 @@ class ServiceTokenMutations:
                 actor_of(context),
                 expires_at,
             )
-        return with_secret(created)
+        return await with_secret(context, created)
 
     @requires(
         Resource.SERVICE_TOKENS,
@@ -153,7 +154,7 @@ class ServiceTokenMutations:
         except lifecycle.TokenDeleted as problem:
             raise BadUserInput(str(problem)) from None
         context.services.authenticator.forget_token(str(id))  # other instances hear it through NOTIFY
-        return with_secret(created)
+        return await with_secret(context, created)
 
     @requires(
         Resource.SERVICE_TOKENS,
@@ -180,7 +181,7 @@ class ServiceTokenMutations:
         except lifecycle.TokenDeleted as problem:
             raise BadUserInput(str(problem)) from None
         context.services.authenticator.forget_token(str(id))
-        return ServiceToken.of(record)
+        return await service_token_with_grants(context, record)
 
     @requires(
         Resource.SERVICE_TOKENS,
@@ -196,7 +197,7 @@ class ServiceTokenMutations:
         except lifecycle.TokenNotFound:
             raise not_found("service token") from None
         context.services.authenticator.forget_token(str(id))
-        return ServiceToken.of(record)
+        return await service_token_with_grants(context, record)
 
     @strawberry.mutation(description="A personal token for the calling user; its secret is in this answer only.")
     async def create_user_token(self, info: Info, name: str) -> UserTokenWithSecret:

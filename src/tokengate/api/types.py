@@ -9,6 +9,7 @@ from strawberry.types import Info
 
 from tokengate import tokens
 from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, audit_page
+from tokengate.api.context import Context
 from tokengate.api.directives import requires
 from tokengate.api.enums import (
     Access,
@@ -25,8 +26,6 @@ from tokengate.catalog import CATALOG
 from tokengate.policy import Decision as PolicyDecision
 from tokengate.policy import Grant as PolicyGrant
 from tokengate.policy import Principal
-from tokengate.store import Executor
-from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
@@ -54,35 +53,30 @@ class Project:
 class Grant:
     permission_set: PermissionSetKey  # type: ignore[valid-type]
     all_projects: bool
-    project_ids: strawberry.Private[tuple[str, ...]]
-    # Filled by list resolvers that fetched every project at once; None: load on demand.
-    known_projects: strawberry.Private[list[Project] | None] = None
-
-    @classmethod
-    def of(cls, grant: PolicyGrant, projects: dict[str, ProjectRow] | None = None) -> Grant:
-        return cls(
-            permission_set=PermissionSetKey(grant.permission_set),
-            all_projects=grant.all_projects,
-            project_ids=grant.project_ids,
-            known_projects=None
-            if projects is None
-            else [Project.of(projects[p]) for p in grant.project_ids if p in projects],
-        )
-
-    @strawberry.field(description="The listed projects; empty when the grant covers all projects.")
-    def projects(self, info: Info) -> list[Project]:
-        # A plain value when prefetched: long lists then resolve without a coroutine per item.
-        if self.known_projects is not None:
-            return self.known_projects
-        return self._load_projects(info)  # type: ignore[return-value]
-
-    async def _load_projects(self, info: Info) -> list[Project]:
-        found = await info.context.loaders.projects.load_many(list(self.project_ids))
-        return [Project.of(row) for row in found if row is not None]
+    projects: list[Project] = strawberry.field(
+        description="The listed projects; empty when the grant covers all projects."
+    )
 
 
-def grant_list(grants: list[PolicyGrant] | tuple[PolicyGrant, ...]) -> list[Grant]:
-    return [Grant.of(grant) for grant in grants]
+async def grants_with_projects(context: Context, held: dict[str, list[PolicyGrant]]) -> dict[str, list[Grant]]:
+    """Grants of several owners with their projects, from one batched project load.
+
+    Grants and projects are handed to Strawberry as plain values: a list of 50 tokens then resolves
+    without a coroutine per token and per grant, which graphql-core would gather one by one.
+    """
+    project_ids = list(dict.fromkeys(p for grants in held.values() for grant in grants for p in grant.project_ids))
+    rows = dict(zip(project_ids, await context.loaders.projects.load_many(project_ids), strict=True))
+    return {
+        owner: [
+            Grant(
+                permission_set=PermissionSetKey(grant.permission_set),
+                all_projects=grant.all_projects,
+                projects=[Project.of(row) for p in grant.project_ids if (row := rows.get(p)) is not None],
+            )
+            for grant in grants
+        ]
+        for owner, grants in held.items()
+    }
 
 
 @strawberry.type
@@ -90,14 +84,16 @@ class User:
     id: strawberry.ID
     email: str
     license: License  # type: ignore[valid-type]
+    grants: list[Grant]
 
-    @classmethod
-    def of(cls, row: UserRow) -> User:
-        return cls(id=strawberry.ID(row.id), email=row.email, license=License(row.license))
 
-    @strawberry.field
-    async def grants(self, info: Info) -> list[Grant]:
-        return grant_list(await info.context.loaders.user_grants.load(str(self.id)))
+async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]:
+    """Users with their grants: two batched loads whatever the number of users."""
+    held = dict(
+        zip((row.id for row in rows), await context.loaders.user_grants.load_many([r.id for r in rows]), strict=True)
+    )
+    grants = await grants_with_projects(context, held)
+    return [User(id=strawberry.ID(r.id), email=r.email, license=License(r.license), grants=grants[r.id]) for r in rows]
 
 
 def token_state(record: TokenRecord, now: datetime | None = None) -> str:
@@ -119,10 +115,10 @@ class ServiceToken:
     last_used_at: datetime | None
     expires_at: datetime | None
     rotation_recommended: bool
-    known_grants: strawberry.Private[list[Grant] | None] = None  # as Grant.known_projects
+    grants: list[Grant]
 
     @classmethod
-    def of(cls, record: TokenRecord, grants: list[Grant] | None = None) -> ServiceToken:
+    def of(cls, record: TokenRecord, grants: list[Grant]) -> ServiceToken:
         return cls(
             id=strawberry.ID(record.id),
             name=record.name,
@@ -137,28 +133,20 @@ class ServiceToken:
             last_used_at=record.last_used_at,
             expires_at=record.expires_at,
             rotation_recommended=record.format == "legacy" or tokens.rotation_recommended(record.created_at),
-            known_grants=grants,
+            grants=grants,
         )
 
-    @strawberry.field
-    def grants(self, info: Info) -> list[Grant]:
-        if self.known_grants is not None:
-            return self.known_grants
-        return self._load_grants(info)  # type: ignore[return-value]
 
-    async def _load_grants(self, info: Info) -> list[Grant]:
-        return grant_list(await info.context.loaders.token_grants.load(str(self.id)))
+async def service_tokens_with_grants(context: Context, records: list[TokenRecord]) -> list[ServiceToken]:
+    """Tokens with their grants and granted projects: two batched loads whatever the number of tokens."""
+    ids = [record.id for record in records]
+    held = dict(zip(ids, await context.loaders.token_grants.load_many(ids), strict=True))
+    grants = await grants_with_projects(context, held)
+    return [ServiceToken.of(record, grants[record.id]) for record in records]
 
 
-async def service_tokens_with_grants(pool: Executor, records: list[TokenRecord]) -> list[ServiceToken]:
-    """Tokens with their grants and granted projects in two queries, resolved without per-item awaits."""
-    grants = await grant_store.grants_for_tokens(pool, [record.id for record in records])
-    project_ids = {p for held in grants.values() for grant in held for p in grant.project_ids}
-    projects = await project_store.projects_by_ids(pool, list(project_ids)) if project_ids else {}
-    return [
-        ServiceToken.of(record, [Grant.of(grant, projects) for grant in grants.get(record.id, [])])
-        for record in records
-    ]
+async def service_token_with_grants(context: Context, record: TokenRecord) -> ServiceToken:
+    return (await service_tokens_with_grants(context, [record]))[0]
 
 
 @strawberry.type
@@ -205,7 +193,7 @@ class Account:
 
     @requires(Resource.MEMBERS, Access.READ)
     async def members(self, info: Info) -> list[User] | None:
-        return [User.of(row) for row in await user_store.list_users(info.context.pool, str(self.id))]
+        return await users_with_grants(info.context, await user_store.list_users(info.context.pool, str(self.id)))
 
     @requires(
         Resource.SERVICE_TOKENS,
@@ -214,7 +202,7 @@ class Account:
     )
     async def service_tokens(self, info: Info, include_deleted: bool | None = False) -> list[ServiceToken] | None:
         rows = await token_store.service_tokens_of_account(info.context.pool, str(self.id), bool(include_deleted))
-        return await service_tokens_with_grants(info.context.pool, rows)
+        return await service_tokens_with_grants(info.context, rows)
 
     @requires(
         Resource.AUDIT_LOG,
@@ -248,15 +236,15 @@ class Viewer:
         if self.principal.user_id is None:
             return None
         row = await user_store.get_user(info.context.pool, self.principal.user_id)
-        return User.of(row) if row else None
+        return (await users_with_grants(info.context, [row]))[0] if row else None
 
     @strawberry.field(description="The service token, when the caller is one.")
     async def service_token(self, info: Info) -> ServiceToken | None:
         if self.principal.kind != "SERVICE_TOKEN":
             return None
         record = await token_store.token_by_id(info.context.pool, self.principal.account_id, self.principal.token_id)
-        return ServiceToken.of(record) if record else None
+        return await service_token_with_grants(info.context, record) if record else None
 
     @strawberry.field(description="The grants in force for this request (a user's, limited by license).")
-    def grants(self) -> list[Grant]:
-        return grant_list(self.principal.grants)
+    async def grants(self, info: Info) -> list[Grant]:
+        return (await grants_with_projects(info.context, {"": list(self.principal.grants)}))[""]
