@@ -39,10 +39,18 @@ async def resolve_dsn(config: Config) -> str:
     return await asyncio.to_thread(embedded_dsn, config.data_dir)
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """Pool release without the reset round trip (UNLISTEN, RESET ALL, ...): pooled connections change no
+    session state (LISTEN has its own connection, the migration lock is released in ``finally``), and
+    asyncpg still rolls back any open transaction before calling this."""
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 2, max_size: int = 10, setup: Callable[[Any], Awaitable[None]] | None = None
 ) -> asyncpg.Pool:
     """``setup`` runs on every acquire (tests use it to count queries)."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30, setup=setup)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=30, setup=setup, reset=keep_session
+    )
     assert pool is not None
     return pool
