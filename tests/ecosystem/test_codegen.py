@@ -1,0 +1,100 @@
+"""A typed Python client generated from the committed schema.graphql drives a live server.
+
+ariadne-codegen pins an older graphql-core than Strawberry needs, so it gets its own virtualenv
+(.venv-codegen/, kept between runs); the generated client runs there too, as in a client project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CODEGEN_VENV = ROOT / ".venv-codegen"
+CODEGEN_REQUIREMENT = "ariadne-codegen==0.19.*"
+PACKAGE = "tokengate_client"
+
+
+@dataclass(frozen=True)
+class GeneratedClient:
+    python: Path  # the codegen virtualenv's interpreter, which has the client's dependencies
+    package_dir: Path  # holds the generated package
+
+
+def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def codegen_python() -> Path:
+    """The codegen virtualenv's python, created and installed on first use (and when the pin changes)."""
+    python = CODEGEN_VENV / "bin" / "python"
+    stamp = CODEGEN_VENV / ".installed"
+    if python.exists() and stamp.exists() and stamp.read_text() == CODEGEN_REQUIREMENT:
+        return python
+    if not python.exists():
+        run(sys.executable, "-m", "venv", "--clear", CODEGEN_VENV)
+    run(python, "-m", "pip", "install", "-q", CODEGEN_REQUIREMENT)
+    stamp.write_text(CODEGEN_REQUIREMENT)
+    return python
+
+
+@pytest.fixture(scope="module")
+def generated_client(tmp_path_factory: pytest.TempPathFactory) -> GeneratedClient:
+    python = codegen_python()
+    work = tmp_path_factory.mktemp("codegen")
+    (work / "out").mkdir()
+    # The same configuration a client project keeps in its pyproject.toml (see the README).
+    (work / "pyproject.toml").write_text(
+        "[tool.ariadne-codegen]\n"
+        f'schema_path = "{ROOT / "schema.graphql"}"\n'
+        f'queries_path = "{HERE / "operations.graphql"}"\n'
+        f'target_package_name = "{PACKAGE}"\n'
+        f'target_package_path = "{work / "out"}"\n'
+        "async_client = true\n",
+        encoding="utf-8",
+    )
+    run(python.parent / "ariadne-codegen", cwd=work)
+    return GeneratedClient(python, work / "out")
+
+
+async def drive(client: GeneratedClient, url: str, token: str) -> dict:
+    """Runs codegen_driver.py with the generated client; without blocking the loop the server runs on."""
+    process = await asyncio.create_subprocess_exec(
+        str(client.python),
+        str(HERE / "codegen_driver.py"),
+        str(client.package_dir),
+        url,
+        token,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    return json.loads(stdout)
+
+
+async def test_generated_client_drives_a_live_server(server, generated_client):
+    seeded = await server.bootstrap(plan="TEAM")
+    result = await drive(generated_client, server.url + "/graphql", seeded.token)
+
+    assert result["viewer"] == {
+        "kind": "USER",
+        "kind_type": "PrincipalKind",
+        "account_id": seeded.account_id,
+        "plan": "TEAM",
+        "user_id": seeded.user_id,
+    }
+    project = result["project"]
+    assert project["name"] == "codegen project" and project["id"]
+    listed = await server.gql("{ account { projects { id name } } }", token=seeded.token)
+    assert listed.data["account"]["projects"] == [project]
+    assert result["unauthenticated"] == 401
