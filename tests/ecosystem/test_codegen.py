@@ -85,6 +85,7 @@ async def drive(client: GeneratedClient, url: str, token: str) -> dict:
 async def test_generated_client_drives_a_live_server(server, generated_client):
     seeded = await server.bootstrap(plan="TEAM")
     result = await drive(generated_client, server.url + "/graphql", seeded.token)
+    server.issued.extend(result["secrets"])  # so the suite can prove they never reach a log line
 
     assert result["viewer"] == {
         "kind": "USER",
@@ -97,4 +98,28 @@ async def test_generated_client_drives_a_live_server(server, generated_client):
     assert project["name"] == "codegen project" and project["id"]
     listed = await server.gql("{ account { projects { id name } } }", token=seeded.token)
     assert listed.data["account"]["projects"] == [project]
+
+    created, rotated, deleted = result["created"], result["rotated"], result["deleted"]
+    old_secret, new_secret = result["secrets"]
+    scoped = [{"permission_set": "JOB_ADMIN", "all_projects": False, "project_ids": [project["id"]]}]
+    assert created == {
+        "id": old_secret[4:20],
+        "name": "scheduler",
+        "display_prefix": old_secret[:8] + "…",
+        "format": "V2",
+        "state": "ACTIVE",
+        "grants": scoped,
+    }
+    assert result["created_whoami"] == {"kind": "SERVICE_TOKEN", "token_id": created["id"]}
+    assert result["forbidden"] == ["FORBIDDEN"]
+
+    # Rotation: a new token with the same name and grants; the old one works until it is deleted.
+    assert rotated["id"] == new_secret[4:20] != created["id"]
+    assert (rotated["name"], rotated["grants"], rotated["state"]) == ("scheduler", scoped, "ACTIVE")
+    assert result["after_rotation"] == {
+        "old": {"kind": "SERVICE_TOKEN", "token_id": created["id"]},
+        "new": {"kind": "SERVICE_TOKEN", "token_id": rotated["id"]},
+    }
+    assert deleted["id"] == created["id"] and deleted["state"] == "DELETED"
+    assert result["after_delete"] == {"old": 401, "new": {"kind": "SERVICE_TOKEN", "token_id": rotated["id"]}}
     assert result["unauthenticated"] == 401
