@@ -32,11 +32,15 @@ async def editor_text(page: Page, selector: str) -> str:
 
 async def test_graphiql_answers_the_viewer_with_a_token_in_the_headers_pane(server, page, artifacts):
     seeded = await server.bootstrap("Acme GraphiQL", "ENTERPRISE", "dev@acme.example")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     served = await page.goto(server.url + "/graphql")
     assert served is not None and served.status == 200
     assert await page.title() == "tokengate GraphiQL"
-    # The assets come from tokengate itself: the editor appears only if they loaded.
+    # The editor appears only once the assets loaded, and every one came from tokengate itself (no CDN).
     await page.wait_for_selector(QUERY_EDITOR, timeout=15_000)
+    assert any("/static/graphiql/graphiql.min.js" in url for url in requested)
+    assert [url for url in requested if not url.startswith(server.url + "/")] == []
 
     await set_editor(page, QUERY_EDITOR, QUERY)
     await page.click('.graphiql-editor-tools button[data-name="headers"]')
