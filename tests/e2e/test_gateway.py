@@ -164,10 +164,11 @@ async def test_others_are_stopped_at_the_gateway(gateway):
 
 
 async def test_metrics_count_what_the_gateway_asked(gateway):
-    """`curl /metrics` after traffic through the gateway: each answer to it is counted where it went."""
+    """`curl /metrics` after traffic through the gateway: every metric shows the traffic where it went."""
     seeded = await gateway.tokengate.bootstrap()
     webhooks_only = await store_service_token(gateway.tokengate, seeded.account_id, [Grant("WEBHOOKS_ONLY")])
-    for token, times in [(seeded.token, 3), (None, 2), (webhooks_only, 1)]:
+    forged = "tgs_" + "A" * 54  # well formed, wrong checksum
+    for token, times in [(seeded.token, 3), (None, 2), (forged, 1), (webhooks_only, 1)]:
         for _ in range(times):
             await gateway.get("/jobs/1", token)
     await gateway.tokengate.gql("{ account { members { id } } }", token=webhooks_only)  # a field-level denial
@@ -178,9 +179,18 @@ async def test_metrics_count_what_the_gateway_asked(gateway):
             text = await response.text()
     requests = "tokengate_http_requests_total"
     assert metric(text, requests, route="/auth/check", status="200") == 3
-    assert metric(text, requests, route="/auth/check", status="401") == 2
+    assert metric(text, requests, route="/auth/check", status="401") == 3
     assert metric(text, requests, route="/auth/check", status="403") == 1
     assert metric(text, requests, route="/graphql", status="200") == 1
+    authentications = "tokengate_authentications_total"
+    assert metric(text, authentications, outcome="ok") == 5
+    assert metric(text, authentications, outcome="missing") == 2
+    assert metric(text, authentications, outcome="malformed") == 1
+    assert metric(text, "tokengate_token_validation_seconds_count") == 8
+    assert metric(text, "tokengate_token_validation_seconds_sum") > 0
     assert metric(text, "tokengate_permission_denials_total", resource="MEMBERS", access="READ") == 1
+    # Each token is looked up once, then answered from the cache.
+    assert metric(text, "tokengate_principal_cache", stat="misses") == 2
+    assert metric(text, "tokengate_principal_cache", stat="hits") == 3
     pool = [metric(text, "tokengate_db_pool_connections", state=state) for state in ("in_use", "idle")]
     assert sum(pool) >= 1
