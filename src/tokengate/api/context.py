@@ -1,15 +1,13 @@
-"""What every resolver can reach: the principal, the database, per-request loaders."""
+"""What every resolver can reach: the principal, the database, the request's client address."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from tokengate.api.errors import Unauthenticated
-from tokengate.api.loaders import Loaders
 from tokengate.auth import Authenticator
 from tokengate.config import Config
 from tokengate.invalidation import InvalidationListener
@@ -37,11 +35,6 @@ class Context:
     principal: Principal | None
     client_addr: str | None
     request_id: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @cached_property
-    def loaders(self) -> Loaders:
-        return Loaders(self.services.pool)
 
     @property
     def pool(self) -> asyncpg.Pool:

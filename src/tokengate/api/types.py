@@ -26,6 +26,7 @@ from tokengate.catalog import CATALOG
 from tokengate.policy import Decision as PolicyDecision
 from tokengate.policy import Grant as PolicyGrant
 from tokengate.policy import Principal
+from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
@@ -59,13 +60,14 @@ class Grant:
 
 
 async def grants_with_projects(context: Context, held: dict[str, list[PolicyGrant]]) -> dict[str, list[Grant]]:
-    """Grants of several owners with their projects, from one batched project load.
+    """Grants of several owners with their projects, from one query for all the projects.
 
-    Grants and projects are handed to Strawberry as plain values: a list of 50 tokens then resolves
-    without a coroutine per token and per grant, which graphql-core would gather one by one.
+    Lists batch by construction (one query per kind of thing, whatever the length) rather than through
+    DataLoaders, and hand grants and projects to Strawberry as plain values: a list of 50 tokens then
+    resolves without a future per key and a coroutine per token and per grant.
     """
-    project_ids = list(dict.fromkeys(p for grants in held.values() for grant in grants for p in grant.project_ids))
-    rows = dict(zip(project_ids, await context.loaders.projects.load_many(project_ids), strict=True))
+    project_ids = list({p for grants in held.values() for grant in grants for p in grant.project_ids})
+    rows = await project_store.projects_by_ids(context.pool, project_ids) if project_ids else {}
     return {
         owner: [
             Grant(
@@ -88,11 +90,9 @@ class User:
 
 
 async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]:
-    """Users with their grants: two batched loads whatever the number of users."""
-    held = dict(
-        zip((row.id for row in rows), await context.loaders.user_grants.load_many([r.id for r in rows]), strict=True)
-    )
-    grants = await grants_with_projects(context, held)
+    """Users with their grants: two queries whatever the number of users."""
+    found = await grant_store.grants_for_users(context.pool, [row.id for row in rows])
+    grants = await grants_with_projects(context, {row.id: found.get(row.id, []) for row in rows})
     return [User(id=strawberry.ID(r.id), email=r.email, license=License(r.license), grants=grants[r.id]) for r in rows]
 
 
@@ -138,10 +138,9 @@ class ServiceToken:
 
 
 async def service_tokens_with_grants(context: Context, records: list[TokenRecord]) -> list[ServiceToken]:
-    """Tokens with their grants and granted projects: two batched loads whatever the number of tokens."""
-    ids = [record.id for record in records]
-    held = dict(zip(ids, await context.loaders.token_grants.load_many(ids), strict=True))
-    grants = await grants_with_projects(context, held)
+    """Tokens with their grants and granted projects: two queries whatever the number of tokens."""
+    found = await grant_store.grants_for_tokens(context.pool, [record.id for record in records])
+    grants = await grants_with_projects(context, {record.id: found.get(record.id, []) for record in records})
     return [ServiceToken.of(record, grants[record.id]) for record in records]
 
 
