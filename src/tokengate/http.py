@@ -94,6 +94,11 @@ def request_client_address(request: web.Request, services: Services) -> str | No
     return client_address(request.remote, request.headers.get("X-Forwarded-For"), services.config.trusted_proxies)
 
 
+async def ip_allowed(services: Services, principal: Principal, client_addr: str | None) -> bool:
+    """May this principal's account be used from this address? Loads the account's rules if needed."""
+    return await services.ip_guard.allows(principal.account_id, client_addr)
+
+
 def unavailable_response() -> web.Response:
     return error_response(
         503, "the database is unreachable; try again shortly", "SERVICE_UNAVAILABLE", {"Retry-After": "1"}
@@ -247,8 +252,10 @@ class GraphQLEndpoint:
             )
             if not public:
                 return unauthenticated_response(str(refusal))
-        if principal is not None and not await services.ip_guard.allows(principal.account_id, client_addr):
-            return ip_refused_response()
+        if principal is not None:
+            allowed = services.ip_guard.cached_allows(principal.account_id, client_addr)
+            if not (await ip_allowed(services, principal, client_addr) if allowed is None else allowed):
+                return ip_refused_response()
         context = Context(services=services, principal=principal, client_addr=client_addr, request_id=request_id)
         try:
             result = await schema.execute(
@@ -366,7 +373,8 @@ async def answer_check(
         principal = await authenticate_request(request, services, client_addr)
     except Unauthenticated as refusal:
         return unauthenticated_response(str(refusal))
-    if not await services.ip_guard.allows(principal.account_id, client_addr):
+    allowed = services.ip_guard.cached_allows(principal.account_id, client_addr)
+    if not (await ip_allowed(services, principal, client_addr) if allowed is None else allowed):
         return ip_refused_response()
     if question.resource is not None:
         required = f"requires {question.resource}:{question.access}"

@@ -59,6 +59,13 @@ class IpGuard:
         self._entries: dict[str, tuple[float, IpPolicy | None]] = {}  # account id -> (expires at, policy)
         self._loading: dict[str, asyncio.Future[IpPolicy | None]] = {}  # account id -> load in flight
 
+    def cached_allows(self, account_id: str, address: str | None) -> bool | None:
+        """The answer from memory without a coroutine (the hot path), or None when rules must be loaded."""
+        entry = self._entries.get(account_id)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1] is None or entry[1].allows(address)
+
     async def allows(self, account_id: str, address: str | None) -> bool:
         policy = await self.policy_for(account_id)
         return policy is None or policy.allows(address)

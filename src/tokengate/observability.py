@@ -146,6 +146,8 @@ class AccessLog:
         self.flush_interval = flush_interval
         self.buffer: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._second = -1
+        self._stamp = ""
 
     def write(
         self, request_id: str, method: str, route: str, status: int, duration_ms: float, principal: str | None
@@ -153,22 +155,18 @@ class AccessLog:
         if not self.enabled:
             return
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        second = int(now)
+        if second != self._second:  # formatting the date once a second, not once a request
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        stamp = f"{self._stamp}.{int((now - second) * 1000):03d}Z"
         if self.log_format == "json":
-            line = json.dumps(
-                {
-                    "time": stamp,
-                    "level": "info",
-                    "logger": "tokengate.access",
-                    "message": "request",
-                    "request_id": request_id,
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "principal": principal,
-                },
-                ensure_ascii=False,
+            # Assembled by hand: method and request id are token characters, the route a canonical path;
+            # the principal's display prefix is the only free text and goes through json.dumps.
+            line = (
+                f'{{"time":"{stamp}","level":"info","logger":"tokengate.access","message":"request",'
+                f'"request_id":"{request_id}","method":{json.dumps(method)},"route":{json.dumps(route)},'
+                f'"status":{status},"duration_ms":{duration_ms},'
+                f'"principal":{json.dumps(principal, ensure_ascii=False)}}}'
             )
         else:
             line = f"{stamp} {request_id} {method} {route} {status} {duration_ms}ms {principal or '-'}"
