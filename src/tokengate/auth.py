@@ -161,20 +161,40 @@ class Authenticator:
     async def authenticate_header(
         self, header: str | None, *, client_addr: str | None = None, source: str = "graphql"
     ) -> Principal:
-        return await self.authenticate(token_from_header(header), client_addr=client_addr, source=source)
+        parsed, principal = self.from_memory(header)
+        if principal is not None:
+            return principal
+        return await self.from_database(parsed, client_addr=client_addr, source=source)
 
     async def authenticate(self, text: str, *, client_addr: str | None = None, source: str = "graphql") -> Principal:
+        parsed, principal = self._parsed_from_memory(text)
+        if principal is not None:
+            return principal
+        return await self.from_database(parsed, client_addr=client_addr, source=source)
+
+    def from_memory(self, header: str | None) -> tuple[tokens.ParsedToken, Principal | None]:
+        """The header's token parsed, and its principal when the cache can answer: no coroutine, no I/O.
+
+        Raises ``Unauthenticated`` for what is refused offline (malformed header or token, wrong secret).
+        """
+        return self._parsed_from_memory(token_from_header(header))
+
+    def _parsed_from_memory(self, text: str) -> tuple[tokens.ParsedToken, Principal | None]:
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken as error:
             raise Unauthenticated(f"malformed token: {error}", "malformed") from None
-        now = datetime.now(UTC)
         if parsed.format == "v2" and self.cache_trusted():
             entry = self.cache.get(parsed.lookup)
             if entry is not None:
-                principal = self._from_entry(parsed, entry.token_hash, entry.principal, now)
-                if principal is not None:
-                    return principal
+                return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
+        return parsed, None
+
+    async def from_database(
+        self, parsed: tokens.ParsedToken, *, client_addr: str | None = None, source: str = "graphql"
+    ) -> Principal:
+        """Validate against the stored token (the cache could not answer), and cache the principal."""
+        now = datetime.now(UTC)
         try:
             credential = await self.find_credential(parsed)
         except DATABASE_UNAVAILABLE:

@@ -44,6 +44,7 @@ from tokengate.policy import USER, Principal, client_address
 from tokengate.settings_page import service_tokens_page
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store.migrations import migrate
+from tokengate.tokens import ParsedToken
 
 log = logging.getLogger("tokengate.http")
 
@@ -105,20 +106,42 @@ def unavailable_response() -> web.Response:
     )
 
 
-async def authenticate_request(request: web.Request, services: Services, client_addr: str | None) -> Principal:
-    """The request's principal, counted and timed; raises ``Unauthenticated`` or ``DatabaseUnavailable``."""
-    metrics = services.metrics
+def authenticate_request(
+    request: web.Request, services: Services, client_addr: str | None
+) -> Principal | Awaitable[Principal]:
+    """The request's principal, counted and timed: a plain value when the cache answers (no coroutine on
+    the hot path), else an awaitable that asks the database. Raises ``Unauthenticated`` (or, awaited,
+    ``DatabaseUnavailable``)."""
     started = time.perf_counter()
     try:
-        principal = await services.authenticator.authenticate_header(
-            request.headers.get("Authorization"), client_addr=client_addr
-        )
+        parsed, principal = services.authenticator.from_memory(request.headers.get("Authorization"))
     except Unauthenticated as refusal:
-        metrics.count_authentication(refusal.outcome)
+        _refused(services, refusal, started)
         raise
-    finally:
-        metrics.validation_seconds.observe(time.perf_counter() - started)
-    metrics.count_authentication("ok")
+    if principal is not None:
+        return _accepted(request, services, principal, started)
+    return _authenticate_from_database(request, services, parsed, client_addr, started)
+
+
+async def _authenticate_from_database(
+    request: web.Request, services: Services, parsed: ParsedToken, client_addr: str | None, started: float
+) -> Principal:
+    try:
+        principal = await services.authenticator.from_database(parsed, client_addr=client_addr)
+    except Unauthenticated as refusal:
+        _refused(services, refusal, started)
+        raise
+    return _accepted(request, services, principal, started)
+
+
+def _refused(services: Services, refusal: Unauthenticated, started: float) -> None:
+    services.metrics.count_authentication(refusal.outcome)
+    services.metrics.validation_seconds.observe(time.perf_counter() - started)
+
+
+def _accepted(request: web.Request, services: Services, principal: Principal, started: float) -> Principal:
+    services.metrics.count_authentication("ok")
+    services.metrics.validation_seconds.observe(time.perf_counter() - started)
     request[PRINCIPAL_PREFIX] = principal.display_prefix
     return principal
 
@@ -243,7 +266,8 @@ class GraphQLEndpoint:
         client_addr = request_client_address(request, services)
         principal = None
         try:
-            principal = await authenticate_request(request, services, client_addr)
+            authenticated = authenticate_request(request, services, client_addr)
+            principal = authenticated if isinstance(authenticated, Principal) else await authenticated
         except Unauthenticated as refusal:
             public = header is None and (
                 (services.config.public_introspection and is_introspection_only(payload.query))
@@ -370,7 +394,8 @@ async def answer_check(
         return error_response(400, str(problem), "BAD_REQUEST")
     client_addr = request_client_address(request, services)
     try:
-        principal = await authenticate_request(request, services, client_addr)
+        authenticated = authenticate_request(request, services, client_addr)
+        principal = authenticated if isinstance(authenticated, Principal) else await authenticated
     except Unauthenticated as refusal:
         return unauthenticated_response(str(refusal))
     allowed = services.ip_guard.cached_allows(principal.account_id, client_addr)
