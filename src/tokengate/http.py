@@ -39,7 +39,7 @@ from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.config import Config
 from tokengate.invalidation import InvalidationListener, invalidation_handler
 from tokengate.ip_guard import IpGuard, database_loader
-from tokengate.observability import CONTENT_TYPE, AccessLog, Metrics, RequestIds
+from tokengate.observability import CONTENT_TYPE, AccessLog, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.policy import USER, Principal, client_address
 from tokengate.settings_page import service_tokens_page
 from tokengate.store import DATABASE_UNAVAILABLE
@@ -56,6 +56,9 @@ REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL_PREFIX = web.RequestKey("principal_prefix", str)  # the display prefix, for the access log
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1024 * 1024
+# A POST body is JSON; aiohttp reports a missing Content-Type as application/octet-stream (curl -d sends a form
+# type), so those two are read as JSON too. Anything else (text/plain, multipart, ...) is 415.
+JSON_CONTENT_TYPES = frozenset({"application/json", "application/octet-stream", "application/x-www-form-urlencoded"})
 READINESS_TIMEOUT = 2.0
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
 # Root fields anyone may call without credentials (their resolvers never read the caller).
@@ -154,7 +157,11 @@ class GraphQLRequest:
 
 
 class BadRequest(Exception):
-    pass
+    status = 400
+
+
+class UnsupportedMediaType(BadRequest):
+    status = 415
 
 
 async def read_graphql_request(request: web.Request) -> GraphQLRequest:
@@ -164,12 +171,14 @@ async def read_graphql_request(request: web.Request) -> GraphQLRequest:
         if isinstance(raw.get("variables"), str):
             try:
                 raw["variables"] = json.loads(raw["variables"])
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise BadRequest("variables must be a JSON object") from None
     else:
+        if request.content_type not in JSON_CONTENT_TYPES and not request.content_type.endswith("+json"):
+            raise UnsupportedMediaType(f"send the body as application/json, not {request.content_type[:MAX_ECHO]}")
         try:
             raw = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             raise BadRequest("the body must be a JSON object with a 'query' string") from None
     if isinstance(raw, list):
         raise BadRequest("batched requests are not supported: send one operation per request")
@@ -242,9 +251,8 @@ def format_errors(errors: list[GraphQLError], request_id: str) -> list[dict[str,
             )
             continue
         entry = error.formatted
-        entry.setdefault("extensions", {}).setdefault(
-            "code", "BAD_USER_INPUT" if error.original_error is None else "INTERNAL_SERVER_ERROR"
-        )
+        # Not unexpected: a syntax, validation or variable coercion error (its cause, if any, a GraphQLError).
+        entry.setdefault("extensions", {}).setdefault("code", "BAD_USER_INPUT")
         formatted.append(entry)
     return formatted
 
@@ -261,7 +269,7 @@ class GraphQLEndpoint:
         try:
             payload = await read_graphql_request(request)
         except BadRequest as problem:
-            return error_response(400, str(problem), "BAD_REQUEST")
+            return error_response(problem.status, str(problem), "BAD_REQUEST")
         header = request.headers.get("Authorization")
         client_addr = request_client_address(request, services)
         principal = None
@@ -289,7 +297,9 @@ class GraphQLEndpoint:
                 operation_name=payload.operation_name,
                 allowed_operation_types=QUERY_ONLY if request.method == "GET" else ALL_OPERATIONS,
             )
-        except InvalidOperationTypeError:
+        except InvalidOperationTypeError as problem:
+            if problem.operation_type == OperationType.SUBSCRIPTION:
+                return error_response(400, "subscriptions are not supported", "BAD_REQUEST")
             return error_response(405, "mutations must be sent with POST", "BAD_REQUEST", {"Allow": "POST"})
         except (CannotGetOperationTypeError, MissingQueryError) as problem:
             message = (
@@ -452,6 +462,7 @@ def create_app(
     access_log: AccessLog | None = None,
 ) -> web.Application:
     """The application; it owns its pool through ``cleanup_ctx``."""
+    hide_malformed_request_text()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[observe])
     metrics = app[METRICS] = Metrics()
     app[REQUEST_IDS] = RequestIds()

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -221,6 +222,30 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class HideMalformedRequestText(logging.Filter):
+    """aiohttp logs a request its parser refuses (e.g. a header over 8190 bytes) with the parser's error, which
+    quotes the start of the offending line: for an oversized ``Authorization`` header, the token. Keep the
+    client address and the kind of error only; it is the client's mistake, so INFO, not ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        problem = record.exc_info[1] if record.exc_info else None
+        if isinstance(problem, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            record.msg = "refused a malformed HTTP request from %s: %s (HTTP %s)"
+            record.args = (remote, type(problem).__name__, problem.code)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+MALFORMED_REQUEST_FILTER = HideMalformedRequestText()
+
+
+def hide_malformed_request_text() -> None:
+    """Idempotent: the filter is added once to aiohttp's server logger."""
+    logging.getLogger("aiohttp.server").addFilter(MALFORMED_REQUEST_FILTER)
 
 
 def configure_logging(log_format: str = "json", level: str = "INFO") -> None:

@@ -146,12 +146,23 @@ class PlanRestriction(ValueError):
     """A permission set the account's plan does not allow on service tokens (PLAN_RESTRICTED)."""
 
 
+MAX_GRANTS: Final = 100
+MAX_ECHO: Final = 64  # characters of a refused value repeated in a message
+
+
+def shown(text: str) -> str:
+    """A client's value for an error message, cut short so a huge input is not echoed whole."""
+    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "..."
+
+
 def check_grants(
     grants: Sequence[Grant],
     account_project_ids: frozenset[str] | set[str],
     catalog: Catalog = CATALOG,
 ) -> tuple[Grant, ...]:
     """Validate grants against the catalog and the account's projects; return them normalised."""
+    if len(grants) > MAX_GRANTS:
+        raise GrantProblem(f"at most {MAX_GRANTS} grants")
     normalised: list[Grant] = []
     for grant in grants:
         permission_set = catalog.permission_sets.get(grant.permission_set)
@@ -170,7 +181,7 @@ def check_grants(
             raise GrantProblem(f"{grant.permission_set}: projectIds must not be empty when allProjects is false")
         for project_id in grant.project_ids:
             if project_id not in account_project_ids:
-                raise GrantProblem(f"{grant.permission_set}: unknown project {project_id}")
+                raise GrantProblem(f"{grant.permission_set}: unknown project {shown(project_id)}")
         normalised.append(Grant(grant.permission_set, False, tuple(dict.fromkeys(grant.project_ids))))
     return tuple(normalised)
 
@@ -315,7 +326,7 @@ def parse_cidr(text: str) -> IPNetwork:
     """
     value = text.strip()
     if not value or "%" in value:
-        raise IpRuleProblem(f"{text!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32")
+        raise IpRuleProblem(f"{shown(text)!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32")
     try:
         return ipaddress.ip_network(value, strict=True)
     except ValueError:
@@ -323,7 +334,7 @@ def parse_cidr(text: str) -> IPNetwork:
     try:
         loose = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise IpRuleProblem(f"{text!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32") from None
+        raise IpRuleProblem(f"{shown(text)!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32") from None
     address = value.partition("/")[0]
     raise IpRuleProblem(
         f"{value} has host bits set: write {loose} for the network or {address}/{loose.max_prefixlen} for one address"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 from graphql import get_introspection_query
 
+from tokengate.api.audit_log import MAX_PAGE_SIZE
 from tokengate.api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from tokengate.auth import MAX_AUTHORIZATION_LENGTH
+from tokengate.http import MAX_BODY_BYTES
 
 
 async def test_full_introspection_query_works_without_credentials(server):
@@ -44,3 +50,102 @@ async def test_too_deep_is_refused(server):
     assert reply.status == 200 and reply.data is None
     assert any("exceeds maximum operation depth" in e["message"] for e in reply.errors)
     assert set(reply.codes) == {"BAD_USER_INPUT"}
+
+
+async def test_codegen_introspection_with_every_option_works_with_and_without_credentials(server):
+    # graphql-codegen and GraphiQL ask for all of these; the introspection query nests ofType ~8 levels deep.
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
+    seeded = await server.bootstrap()
+    for token in [None, seeded.token]:
+        reply = await server.gql(query, token=token)
+        assert reply.status == 200 and reply.errors == [], reply.body
+        assert reply.data["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_exactly_the_alias_limit_is_allowed(server):
+    seeded = await server.bootstrap()
+    query = "{ " + " ".join(f"a{i}: viewer {{ kind }}" for i in range(MAX_ALIASES)) + " }"
+    reply = await server.gql(query, token=seeded.token)
+    assert reply.errors == [] and len(reply.data) == MAX_ALIASES
+
+
+async def test_batched_requests_are_refused_with_400(server):
+    seeded = await server.bootstrap()
+    batch = [{"query": "{ viewer { kind } }"}, {"query": "{ viewer { kind } }"}]
+    async with server.session.post(
+        server.url + "/graphql", json=batch, headers={"Authorization": f"Bearer {seeded.token}"}
+    ) as response:
+        body = await response.json()
+    assert response.status == 400 and body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "batched requests are not supported" in body["errors"][0]["message"]
+
+
+async def test_body_over_one_mebibyte_is_413_and_just_under_is_read(server):
+    seeded = await server.bootstrap()
+    headers = {"Authorization": f"Bearer {seeded.token}", "Content-Type": "application/json"}
+    query = "{ viewer { kind } }"
+    for padding, status in [(MAX_BODY_BYTES - 100, 200), (MAX_BODY_BYTES + 1, 413), (10 * 1024 * 1024, 413)]:
+        body = json.dumps({"query": query, "variables": {"pad": "x" * padding}}).encode()
+        async with server.session.post(server.url + "/graphql", data=body, headers=headers) as response:
+            assert response.status == status, padding
+    # A 10 MB name is refused by size before anything reads it; a 100 kB one reaches the name rule.
+    big = json.dumps(
+        {"query": "mutation($n: String!) { createProject(name: $n) { id } }", "variables": {"n": "x" * 10**7}}
+    )
+    async with server.session.post(server.url + "/graphql", data=big, headers=headers) as response:
+        assert response.status == 413
+    reply = await server.gql(
+        "mutation($n: String!) { createProject(name: $n) { id } }", {"n": "x" * 10**5}, seeded.token
+    )
+    assert reply.codes == ["BAD_USER_INPUT"]
+
+
+async def test_authorization_header_over_the_limit_is_401_and_never_reaches_the_database(server):
+    seeded = await server.bootstrap()
+    for header in [
+        "Bearer " + "a" * MAX_AUTHORIZATION_LENGTH,
+        f"Bearer {seeded.token} " + "x" * MAX_AUTHORIZATION_LENGTH,  # a real token, padded past the limit
+    ]:
+        reply = await server.gql("{ viewer { kind } }", headers={"Authorization": header})
+        assert reply.status == 401 and reply.codes == ["UNAUTHENTICATED"]
+        assert reply.errors[0]["message"] == "malformed Authorization header"
+        status, _, response_headers = await server.get("/auth/check", headers={"Authorization": header})
+        assert status == 401 and response_headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_header_past_the_http_parser_limit_is_a_400_and_its_text_is_not_logged(server, caplog):
+    # aiohttp's parser refuses a header field over 8190 bytes before any handler runs, and logs its error, which
+    # quotes the start of the header: the token. The server's log filter keeps only the kind of error.
+    seeded = await server.bootstrap()
+    with caplog.at_level(logging.DEBUG):
+        async with server.session.post(
+            server.url + "/graphql",
+            json={"query": "{ viewer { kind } }"},
+            headers={"Authorization": f"Bearer {seeded.token} " + "x" * 9000},
+        ) as response:
+            assert response.status == 400
+    refused = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [r.getMessage() for r in refused] == [
+        "refused a malformed HTTP request from 127.0.0.1: LineTooLong (HTTP 400)"
+    ]
+    assert refused[0].exc_info is None and seeded.token[:20] not in caplog.text
+    assert (await server.gql("{ viewer { kind } }", token=seeded.token)).status == 200
+
+
+async def test_audit_log_first_is_capped(server):
+    seeded = await server.bootstrap()
+    query = "query($first: Int) { account { auditLog(first: $first) { edges { cursor } } } }"
+    for first in [0, -1, MAX_PAGE_SIZE + 1, 2**31 - 1]:
+        reply = await server.gql(query, {"first": first}, seeded.token)
+        assert reply.status == 200 and reply.codes == ["BAD_USER_INPUT"], first
+        assert reply.data == {"account": {"auditLog": None}}
+    reply = await server.gql(query, {"first": MAX_PAGE_SIZE}, seeded.token)
+    assert reply.errors == []
+    reply = await server.gql(query, {"first": 2**31}, seeded.token)  # not an Int at all
+    assert reply.status == 200 and reply.codes == ["BAD_USER_INPUT"] and reply.data is None

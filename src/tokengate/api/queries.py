@@ -6,11 +6,13 @@ import strawberry
 from strawberry.types import Info
 
 from tokengate.api.enums import Access, Resource
-from tokengate.api.errors import not_found
+from tokengate.api.errors import BadUserInput, not_found
 from tokengate.api.inputs import CheckInput
 from tokengate.api.types import Account, Decision, PermissionSet, Viewer
 from tokengate.catalog import CATALOG
 from tokengate.policy import Principal
+
+MAX_CHECKS = 1000  # questions in one `checks` call
 
 
 def decide(principal: Principal, resource: str, access: str, project_id: str | None) -> Decision:
@@ -48,7 +50,9 @@ class Query:
     ) -> Decision:
         return decide(info.context.caller, resource.value, access.value, project_id)
 
-    @strawberry.field(description="Several checks in one round trip, answered in order.")
+    @strawberry.field(description=f"Several checks (at most {MAX_CHECKS}) in one round trip, answered in order.")
     def checks(self, info: Info, requests: list[CheckInput]) -> list[Decision]:
         principal = info.context.caller
+        if len(requests) > MAX_CHECKS:
+            raise BadUserInput(f"at most {MAX_CHECKS} requests in one checks call")
         return [decide(principal, r.resource.value, r.access.value, r.project_id) for r in requests]

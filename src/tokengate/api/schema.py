@@ -6,7 +6,7 @@ import functools
 import logging
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, ValidationContext, ValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -22,6 +22,7 @@ from strawberry.types import ExecutionContext
 from tokengate.api.directives import Requires
 from tokengate.api.errors import ApiError
 from tokengate.api.execution import FastExecutionContext
+from tokengate.api.input_guard import InputGuard
 from tokengate.api.mutations import Mutation
 from tokengate.api.queries import Query
 from tokengate.api.service_tokens import ServiceTokenMutations
@@ -40,12 +41,24 @@ def is_introspection_field(context: IgnoreContext) -> bool:
     return context.field_name.startswith("__")
 
 
+_StrawberryDepthLimit = query_depth_limiter.create_validator(MAX_DEPTH, is_introspection_field)
+
+
+class DepthLimit(_StrawberryDepthLimit):  # type: ignore[misc, valid-type]
+    """Strawberry's depth limit, except that it reads Int literals with ``int()`` while it is built: one past
+    Python's 4300-digit limit raises ValueError there and would crash validation (a masked 500-like answer)."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        try:
+            super().__init__(context)
+        except ValueError:
+            ValidationRule.__init__(self, context)
+            context.report_error(GraphQLError("an Int literal has too many digits"))
+
+
 # The rule classes are built once: MaxAliasesLimiter and QueryDepthLimiter build new classes per
 # instance, which changes ValidationCache's key every request and turns the cache off (10x slower).
-LIMIT_RULES = (
-    max_aliases.create_validator(MAX_ALIASES),
-    query_depth_limiter.create_validator(MAX_DEPTH, is_introspection_field),
-)
+LIMIT_RULES = (max_aliases.create_validator(MAX_ALIASES), DepthLimit)
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -71,6 +84,7 @@ def build_schema() -> strawberry.Schema:
             functools.partial(AddValidationRules, list(LIMIT_RULES)),
             functools.partial(ParserCache, maxsize=CACHE_SIZE),
             functools.partial(ValidationCache, maxsize=CACHE_SIZE),
+            InputGuard,
         ],
     )
 

@@ -1,0 +1,328 @@
+"""Bad input of every class answers with a 4xx or a typed GraphQL error, never a 5xx or a masked error.
+
+Each table row is one class of bad input with the answer it must get; the report of issue 6 lists the same.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.api.schema_inputs import arguments_of_scalar
+from tests.api.service_token_calls import CREATE, REPORT, created, grant
+from tests.api.test_graphql import CREATE_PROJECT, CREATE_USER, create_project
+from tests.conftest import Server
+
+UPDATE_NAME = "mutation($id: ID!, $name: String) { updateServiceToken(id: $id, name: $name) { id } }"
+UPDATE_GRANTS = "mutation($id: ID!, $grants: [GrantInput!]) { updateServiceToken(id: $id, grants: $grants) { id } }"
+ROTATE = "mutation($id: ID!) { rotateServiceToken(id: $id) { secret } }"
+DELETE = "mutation($id: ID!) { deleteServiceToken(id: $id) { id } }"
+CHECK = "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed } }"
+CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed } }"
+AUDIT = "query($first: Int, $after: String) { account { auditLog(first: $first, after: $after) { edges { cursor } } } }"
+USER_TOKEN = "mutation($name: String!) { createUserToken(name: $name) { id } }"
+SET_IP = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: false, rules: $rules) { enabled } }"
+
+
+def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
+    """For each text argument of the schema: an otherwise valid call whose variables put ``bad`` there."""
+
+    def grants(bad: str) -> list[dict[str, Any]]:
+        return [grant("JOB_ADMIN", project_id, bad)]
+
+    def rule(name: str = "office", cidr: str = "10.0.0.0/8") -> list[dict[str, Any]]:
+        return [{"name": name, "type": "ALLOW", "cidrs": [cidr]}]
+
+    return {
+        "Account.auditLog.after": (AUDIT, lambda bad: {"after": bad}),
+        "Mutation.createProject.name": (CREATE_PROJECT, lambda bad: {"name": bad}),
+        "Mutation.createServiceToken.input.name": (CREATE, lambda bad: {"input": {"name": bad, "grants": []}}),
+        "Mutation.createServiceToken.input.grants.projectIds": (
+            CREATE,
+            lambda bad: {"input": {"name": "n", "grants": grants(bad)}},
+        ),
+        "Mutation.createUser.email": (CREATE_USER, lambda bad: {"email": bad, "license": "IT", "grants": []}),
+        "Mutation.createUser.grants.projectIds": (
+            CREATE_USER,
+            lambda bad: {"email": "a@b.io", "license": "DEVELOPER", "grants": grants(bad)},
+        ),
+        "Mutation.createUserToken.name": (USER_TOKEN, lambda bad: {"name": bad}),
+        "Mutation.deleteServiceToken.id": (DELETE, lambda bad: {"id": bad}),
+        "Mutation.reportLeakedToken.token": (REPORT, lambda bad: {"token": bad}),
+        "Mutation.rotateServiceToken.id": (ROTATE, lambda bad: {"id": bad}),
+        "Mutation.setIpRestrictions.rules.cidrs": (SET_IP, lambda bad: {"rules": rule(cidr=bad)}),
+        "Mutation.setIpRestrictions.rules.name": (SET_IP, lambda bad: {"rules": rule(name=bad)}),
+        "Mutation.updateServiceToken.grants.projectIds": (
+            UPDATE_GRANTS,
+            lambda bad: {"id": token_id, "grants": grants(bad)},
+        ),
+        "Mutation.updateServiceToken.id": (UPDATE_NAME, lambda bad: {"id": bad, "name": "n"}),
+        "Mutation.updateServiceToken.name": (UPDATE_NAME, lambda bad: {"id": token_id, "name": bad}),
+        "Query.check.projectId": (CHECK, lambda bad: {"p": bad}),
+        "Query.checks.requests.projectId": (
+            CHECKS,
+            lambda bad: {"r": [{"resource": "JOBS", "access": "READ", "projectId": bad}]},
+        ),
+    }
+
+
+UNSTORABLE = {"NUL": "a\x00b", "NUL alone": "\x00", "unpaired surrogate": "a\ud800b"}
+
+
+async def snapshot(server: Server) -> dict[str, int]:
+    tables = ["projects", "users", "tokens", "grants", "ip_rules", "audit_events"]
+    return {table: await server.pool.fetchval(f"SELECT count(*) FROM {table}") for table in tables}
+
+
+async def test_every_text_input_refuses_nul_and_unpaired_surrogates(server):
+    admin = await server.bootstrap()
+    project = await create_project(server, admin.token)
+    token = await created(server, admin.token)
+    calls = text_calls(token.id, project)
+    assert set(calls) == arguments_of_scalar("String", "ID"), "a text argument is missing from this table"
+    before = await snapshot(server)
+    for argument, (query, variables) in calls.items():
+        for label, bad in UNSTORABLE.items():
+            reply = await server.gql(query, variables(bad), token=admin.token)
+            assert reply.status == 200 and reply.codes == ["BAD_USER_INPUT"], (argument, label, reply.body)
+            assert "must not contain NUL" in reply.errors[0]["message"]
+    assert await snapshot(server) == before  # refused before any resolver ran: nothing written
+
+
+async def test_nul_in_a_query_literal_is_refused_too(server):
+    admin = await server.bootstrap()
+    for literal in ["a\\u0000b", "\\u{0}"]:
+        reply = await server.gql('mutation { createProject(name: "' + literal + '") { id } }', token=admin.token)
+        assert reply.codes == ["BAD_USER_INPUT"] and "must not contain NUL" in reply.errors[0]["message"]
+        # and in a variable's default value
+        reply = await server.gql(
+            'mutation($n: String! = "' + literal + '") { createProject(name: $n) { id } }', token=admin.token
+        )
+        assert reply.codes == ["BAD_USER_INPUT"]
+    assert await server.pool.fetchval("SELECT count(*) FROM projects") == 0
+    # Other escapes still work.
+    reply = await server.gql(
+        'mutation { createProject(name: "caf\\u00e9 \\ud83d\\ude00") { name } }', token=admin.token
+    )
+    assert reply.data == {"createProject": {"name": "café 😀"}}
+
+
+@dataclass
+class Case:
+    """One class of bad input: the raw body (or a GraphQL operation) and the answer it must get."""
+
+    label: str
+    body: bytes
+    status: int
+    code: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def operation(query: str, variables: dict[str, Any] | None = None, **extra: Any) -> bytes:
+    return json.dumps({"query": query, "variables": variables, **extra}).encode()
+
+
+def json_with_variable(query: str, raw_value: str) -> bytes:
+    """A body whose variable ``v`` is ``raw_value`` as written (for JSON json.dumps would not write)."""
+    return ('{"query": ' + json.dumps(query) + ', "variables": {"v": ' + raw_value + "}}").encode()
+
+
+FIRST = "query($v: Int) { account { auditLog(first: $v) { edges { cursor } } } }"
+NAME = "mutation($v: String!) { createProject(name: $v) { id } }"
+EXPIRES = 'mutation($v: DateTime) { createServiceToken(input: {name: "n", grants: [], expiresAt: $v}) { secret } }'
+
+CASES = [
+    # the body itself
+    Case("body not JSON", b"not json", 400, "BAD_REQUEST"),
+    Case("body invalid UTF-8", b'{"query": "{ viewer { kind } }", "x": "\xff\xfe"}', 400, "BAD_REQUEST"),
+    Case("body a JSON array (batch)", b'[{"query": "{ viewer { kind } }"}]', 400, "BAD_REQUEST"),
+    Case("body a JSON number", b"5", 400, "BAD_REQUEST"),
+    Case("body empty", b"", 400, "BAD_REQUEST"),
+    Case("body JSON nested 200000 deep", b"[" * 200_000 + b"]" * 200_000, 400, "BAD_REQUEST"),
+    Case(
+        "variables JSON nested 100000 deep",
+        json_with_variable(FIRST, "[" * 100_000 + "]" * 100_000),
+        400,
+        "BAD_REQUEST",
+    ),
+    Case("variables not an object", b'{"query": "{ viewer { kind } }", "variables": [1]}', 400, "BAD_REQUEST"),
+    Case("query missing", b'{"variables": {}}', 400, "BAD_REQUEST"),
+    Case("query not a string", b'{"query": 5}', 400, "BAD_REQUEST"),
+    Case("operationName not a string", operation("{ viewer { kind } }", operationName=5), 400, "BAD_REQUEST"),
+    Case("operationName not in the document", operation("{ viewer { kind } }", operationName="X"), 400, "BAD_REQUEST"),
+    Case("subscription", operation("subscription { viewer { kind } }"), 400, "BAD_REQUEST"),
+    Case("integer of 5000 digits in JSON", json_with_variable(FIRST, "1" * 5000), 400, "BAD_REQUEST"),
+    Case(
+        "Content-Type text/plain", operation("{ viewer { kind } }"), 415, "BAD_REQUEST", {"Content-Type": "text/plain"}
+    ),
+    Case(
+        "Content-Type multipart/form-data",
+        operation("{ viewer { kind } }"),
+        415,
+        "BAD_REQUEST",
+        {"Content-Type": "multipart/form-data; boundary=x"},
+    ),
+    Case(
+        "Content-Type application/graphql",
+        b"{ viewer { kind } }",
+        415,
+        "BAD_REQUEST",
+        {"Content-Type": "application/graphql"},
+    ),
+    # the document
+    Case("syntax error", operation("{ viewer { kind "), 200, "BAD_USER_INPUT"),
+    Case("unknown field", operation("{ nope }"), 200, "BAD_USER_INPUT"),
+    Case(
+        "selection nested 2000 deep",
+        operation("{ viewer " + "{ account " * 2000 + "{ id }" + " }" * 2000 + " }"),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "list literal nested 2400 deep",
+        operation("{ check(resource: JOBS, access: READ, projectId: " + "[" * 2400 + "]" * 2400 + ") { allowed } }"),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "Int literal of 5000 digits",
+        operation("{ account { auditLog(first: " + "1" * 5000 + ") { edges { cursor } } } }"),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "Int literal 2^31 (overflow)",
+        operation("{ account { auditLog(first: 2147483648) { edges { cursor } } } }"),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "unknown enum value literal",
+        operation("{ check(resource: NOPE, access: READ) { allowed } }"),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    # variables of the wrong type or shape
+    Case("String variable given a number", operation(NAME, {"v": 5}), 200, "BAD_USER_INPUT"),
+    Case("String variable given an object", operation(NAME, {"v": {"a": 1}}), 200, "BAD_USER_INPUT"),
+    Case("String variable given a list", operation(NAME, {"v": ["a"]}), 200, "BAD_USER_INPUT"),
+    Case("required variable missing", operation(NAME, {}), 200, "BAD_USER_INPUT"),
+    Case("required variable null", operation(NAME, {"v": None}), 200, "BAD_USER_INPUT"),
+    Case("Int variable 2^40 (overflow)", operation(FIRST, {"v": 2**40}), 200, "BAD_USER_INPUT"),
+    Case("Int variable a string", operation(FIRST, {"v": "ten"}), 200, "BAD_USER_INPUT"),
+    Case("Int variable a float", operation(FIRST, {"v": 1.5}), 200, "BAD_USER_INPUT"),
+    Case("Int variable NaN", json_with_variable(FIRST, "NaN"), 200, "BAD_USER_INPUT"),
+    Case("Int variable 1e400 (infinity)", json_with_variable(FIRST, "1e400"), 200, "BAD_USER_INPUT"),
+    Case(
+        "enum variable unknown",
+        operation("query($v: Resource!) { check(resource: $v, access: READ) { allowed } }", {"v": "NOPE"}),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "input object with an unknown field",
+        operation(CREATE, {"input": {"name": "n", "grants": [], "nope": 1}}),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "input list nested 900 deep", operation(CHECKS, {"r": json.loads("[" * 900 + "]" * 900)}), 200, "BAD_USER_INPUT"
+    ),
+    Case("DateTime variable garbage", operation(EXPIRES, {"v": "garbage"}), 200, "BAD_USER_INPUT"),
+    Case("DateTime variable year 99999", operation(EXPIRES, {"v": "99999-01-01T00:00:00Z"}), 200, "BAD_USER_INPUT"),
+    Case("DateTime in the past", operation(EXPIRES, {"v": "2000-01-01T00:00:00Z"}), 200, "BAD_USER_INPUT"),
+    # values out of range
+    Case("100 kB name", operation(NAME, {"v": "x" * 100_000}), 200, "BAD_USER_INPUT"),
+    Case("empty name", operation(NAME, {"v": "   "}), 200, "BAD_USER_INPUT"),
+    Case(
+        "100 kB email",
+        operation(CREATE_USER, {"email": "a@b.io" + "x" * 100_000, "license": "IT", "grants": []}),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "100 kB CIDR",
+        operation(SET_IP, {"rules": [{"name": "r", "type": "ALLOW", "cidrs": ["1" * 100_000]}]}),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case("100 kB cursor", operation(AUDIT, {"after": "x" * 100_000}), 200, "BAD_USER_INPUT"),
+    Case("100 kB id", operation(DELETE, {"id": "x" * 100_000}), 200, "NOT_FOUND"),
+    Case("100 kB projectId", operation(CHECK, {"p": "x" * 100_000}), 200, "NOT_FOUND"),
+    Case("first 0", operation(FIRST, {"v": 0}), 200, "BAD_USER_INPUT"),
+    Case("first -1", operation(FIRST, {"v": -1}), 200, "BAD_USER_INPUT"),
+    Case("first 101", operation(FIRST, {"v": 101}), 200, "BAD_USER_INPUT"),
+    Case("first 2^31-1", operation(FIRST, {"v": 2**31 - 1}), 200, "BAD_USER_INPUT"),
+    Case(
+        "revokeOldInSeconds -1",
+        operation('mutation { rotateServiceToken(id: "x", revokeOldInSeconds: -1) { secret } }'),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "revokeOldInSeconds 2^31-1",
+        operation('mutation { rotateServiceToken(id: "x", revokeOldInSeconds: 2147483647) { secret } }'),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "1001 checks in one call",
+        operation(CHECKS, {"r": [{"resource": "JOBS", "access": "READ"}] * 1001}),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "101 grants on a token",
+        operation(CREATE, {"input": {"name": "n", "grants": [grant("JOB_ADMIN")] * 101}}),
+        200,
+        "BAD_USER_INPUT",
+    ),
+    Case(
+        "101 IP rules",
+        operation(
+            SET_IP, {"rules": [{"name": f"r{i}", "type": "ALLOW", "cidrs": [f"10.0.{i}.0/24"]} for i in range(101)]}
+        ),
+        200,
+        "BAD_USER_INPUT",
+    ),
+]
+
+
+async def send(server: Server, token: str, case: Case) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **case.headers}
+    async with server.session.post(server.url + "/graphql", data=case.body, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_each_class_of_bad_input_gets_its_answer(server):
+    admin = await server.bootstrap()
+    before = await snapshot(server)
+    wrong = []
+    for case in CASES:
+        status, body = await send(server, admin.token, case)
+        codes = [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
+        if status != case.status or not codes or set(codes) != {case.code}:
+            wrong.append((case.label, status, body))
+    assert not wrong, "\n".join(f"{label}: {status} {json.dumps(body)[:300]}" for label, status, body in wrong)
+    assert await snapshot(server) == before
+
+
+async def test_first_null_means_the_default_page(server):
+    admin = await server.bootstrap()
+    for name in ["a", "b"]:
+        await create_project(server, admin.token, name)
+    reply = await server.gql(FIRST, {"v": None}, token=admin.token)
+    events = await server.pool.fetchval("SELECT count(*) FROM audit_events")
+    assert reply.errors == [] and len(reply.data["account"]["auditLog"]["edges"]) == events >= 2
+
+
+async def test_missing_content_type_and_curl_form_type_are_read_as_json(server):
+    admin = await server.bootstrap()
+    body = operation("{ viewer { kind } }")
+    for content_type in [None, "application/x-www-form-urlencoded", "application/json; charset=utf-8"]:
+        headers = {"Authorization": f"Bearer {admin.token}"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        async with server.session.post(server.url + "/graphql", data=body, headers=headers) as response:
+            assert response.status == 200 and (await response.json())["data"] == {"viewer": {"kind": "USER"}}
