@@ -23,6 +23,9 @@ def encode_cursor(event_id: int) -> str:
     return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{event_id}".encode("ascii")).decode("ascii")
 
 
+NOT_A_CURSOR = "after: not a cursor from this audit log (use pageInfo.endCursor)"
+
+
 def decode_cursor(cursor: str) -> int:
     """The event id inside a cursor this API handed out; anything else is BAD_USER_INPUT."""
     try:
@@ -31,7 +34,7 @@ def decode_cursor(cursor: str) -> int:
         text = ""
     number = text.removeprefix(CURSOR_PREFIX)
     if not text.startswith(CURSOR_PREFIX) or not number.isdigit() or not 0 < int(number) < NEWEST:
-        raise BadUserInput("after: not a cursor from this audit log (use pageInfo.endCursor)")
+        raise BadUserInput(NOT_A_CURSOR)
     return int(number)
 
 
@@ -81,7 +84,12 @@ class AuditEventConnection:
 async def audit_page(pool: asyncpg.Pool, account_id: str, first: int, after: str | None) -> AuditEventConnection:
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise BadUserInput(f"first must be between 1 and {MAX_PAGE_SIZE}")
-    before_id = decode_cursor(after) if after is not None else NEWEST
+    before_id = NEWEST
+    if after is not None:
+        before_id = decode_cursor(after)
+        # Another account's cursor is refused exactly like one that was never handed out.
+        if not await audit.has_event(pool, account_id, before_id):
+            raise BadUserInput(NOT_A_CURSOR)
     # One extra row tells whether another page exists.
     rows = await audit.page(pool, account_id, before_id, first + 1)
     edges = [AuditEventEdge(node=AuditEvent.of(row), cursor=encode_cursor(row.id)) for row in rows[:first]]

@@ -17,6 +17,7 @@ PAGE = """
 SELECT id, action, actor, source, client_addr, target_id, details::text AS details, occurred_at
 FROM audit_events WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3
 """
+HAS_EVENT = "SELECT EXISTS (SELECT 1 FROM audit_events WHERE id = $2 AND account_id = $1)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,8 @@ async def page(db: Executor, account_id: str, before_id: int, limit: int) -> lis
     """Events older than ``before_id``, newest first."""
     rows = await db.fetch(PAGE, account_id, before_id, limit)
     return [AuditEvent(**{**dict(row), "details": json.loads(row["details"])}) for row in rows]
+
+
+async def has_event(db: Executor, account_id: str, event_id: int) -> bool:
+    """Whether the event is in this account's log (false for another account's event and a made-up id alike)."""
+    return bool(await db.fetchval(HAS_EVENT, account_id, event_id))
