@@ -451,71 +451,7 @@ async def test_last_use_of_many_requests_is_one_statement(server):
     assert unused == 0
 
 
-# --- concurrency -----------------------------------------------------------------------------------------
-
-
-async def test_concurrent_rotations_and_deletions_of_one_token_stay_consistent(server):
-    admin = await server.bootstrap()
-    project = await create_project(server, admin.token)
-    old = await created(server, admin.token, "shared", [grant("JOB_ADMIN", project), grant("ACCOUNT_VIEWER")])
-    # Rotations first: a deletion is one statement and would otherwise usually win every race.
-    calls = [rotate(server, admin.token, old.id) for _ in range(10)]
-    calls += [server.gql(DELETE, {"id": old.id}, token=admin.token) for _ in range(10)]
-    replies = await asyncio.gather(*calls)
-    rotations = [r for r in replies if "rotateServiceToken" in (r.data or {})]
-    succeeded = [r.data["rotateServiceToken"] for r in rotations if r.errors == []]
-    refused = [r for r in rotations if r.errors]
-    assert all(r.codes == ["BAD_USER_INPUT"] for r in refused)
-    assert len(succeeded) + len(refused) == 10
-    deletions = [r for r in replies if "deleteServiceToken" in (r.data or {})]
-    assert all(r.errors == [] and r.data["deleteServiceToken"]["state"] == "DELETED" for r in deletions)
-
-    # In the database: the old token deleted once, one new token per successful rotation, every token whole.
-    assert await server.pool.fetchval("SELECT state FROM tokens WHERE id = $1", old.id) == "deleted"
-    actions = await server.pool.fetch(
-        "SELECT action, count(*) FROM audit_events WHERE target_id = $1 GROUP BY action", old.id
-    )
-    expected = {"service_token.created": 1, "service_token.deleted": 1, "service_token.rotated": len(succeeded)}
-    assert dict(actions) == {action: count for action, count in expected.items() if count}
-    new_ids = {row["id"] for row in await server.pool.fetch("SELECT id FROM tokens WHERE rotated_from = $1", old.id)}
-    assert new_ids == {s["serviceToken"]["id"] for s in succeeded}
-    grant_counts = await server.pool.fetch(
-        "SELECT t.id, count(g.id) AS grants FROM tokens t LEFT JOIN grants g ON g.token_id = t.id"
-        " WHERE t.kind = 'service' GROUP BY t.id"
-    )
-    assert all(row["grants"] == 2 for row in grant_counts), grant_counts
-    assert not await works(server, old.secret)
-    for answer in succeeded:
-        assert await works(server, answer["secret"])
-
-
-async def test_twenty_concurrent_rotations_each_give_a_whole_token(server):
-    admin = await server.bootstrap()
-    old = await created(server, admin.token, "busy", [grant("JOB_ADMIN"), grant("ACCOUNT_VIEWER")])
-    replies = await asyncio.gather(*(rotate(server, admin.token, old.id, revoke=600) for _ in range(20)))
-    assert all(r.errors == [] for r in replies), [r.body for r in replies if r.errors]
-    new_ids = {r.data["rotateServiceToken"]["serviceToken"]["id"] for r in replies}
-    assert len(new_ids) == 20
-    rows = await server.pool.fetch(
-        "SELECT t.id, t.name, array_agg(g.permission_set ORDER BY g.position) AS sets FROM tokens t"
-        " JOIN grants g ON g.token_id = t.id WHERE t.rotated_from = $1 GROUP BY t.id, t.name",
-        old.id,
-    )
-    assert {row["id"] for row in rows} == new_ids
-    assert all(row["name"] == "busy" and row["sets"] == ["JOB_ADMIN", "ACCOUNT_VIEWER"] for row in rows)
-    assert await works(server, old.secret)  # inside its window
-
-
-async def test_fifty_concurrent_creations_never_collide(server):
-    admin = await server.bootstrap()
-    replies = await asyncio.gather(*(create(server, admin.token, f"c{i}") for i in range(50)))
-    assert all(r.errors == [] for r in replies), [r.body for r in replies if r.errors]
-    answers = [r.data["createServiceToken"] for r in replies]
-    assert len({a["serviceToken"]["id"] for a in answers}) == 50
-    assert len({a["secret"] for a in answers}) == 50
-    assert len(await listed(server, admin.token)) == 50
-    assert await server.pool.fetchval("SELECT count(*) FROM grants WHERE token_id IS NOT NULL") == 50
-    assert await works(server, answers[17]["secret"])
+# --- concurrency: tests/api/test_concurrency.py -------------------------------------------------------
 
 
 # --- leaks -----------------------------------------------------------------------------------------------
