@@ -103,10 +103,16 @@ async def ip_allowed(services: Services, principal: Principal, client_addr: str 
     return await services.ip_guard.allows(principal.account_id, client_addr)
 
 
+UNAVAILABLE_MESSAGE = "the database is unreachable; try again shortly"
+RETRY_AFTER = {"Retry-After": "1"}
+
+
 def unavailable_response() -> web.Response:
-    return error_response(
-        503, "the database is unreachable; try again shortly", "SERVICE_UNAVAILABLE", {"Retry-After": "1"}
-    )
+    return error_response(503, UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE", RETRY_AFTER)
+
+
+def is_database_unavailable(error: GraphQLError) -> bool:
+    return isinstance(error.original_error, DATABASE_UNAVAILABLE)
 
 
 def authenticate_request(
@@ -235,6 +241,11 @@ def wants_graphiql(request: web.Request) -> bool:
 def format_errors(errors: list[GraphQLError], request_id: str) -> list[dict[str, Any]]:
     formatted = []
     for error in errors:
+        if is_database_unavailable(error):  # an outage, not a bug: the request is answered 503
+            formatted.append(
+                {"message": UNAVAILABLE_MESSAGE, "path": error.path, "extensions": {"code": "SERVICE_UNAVAILABLE"}}
+            )
+            continue
         if is_unexpected(error):
             log.error(
                 "unexpected error in request %s at %s",
@@ -309,6 +320,9 @@ class GraphQLEndpoint:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = format_errors(result.errors, request_id)
+            if any(is_database_unavailable(error) for error in result.errors):
+                log.warning("database unavailable during request %s", request_id)
+                return _json(body, 503, RETRY_AFTER)  # with what was answered before the database was needed
         return _json(body)
 
 

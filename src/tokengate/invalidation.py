@@ -1,8 +1,10 @@
 """Cross-instance invalidation: one LISTEN connection per process, applied to the in-process caches.
 
 Writers publish with ``store.notify.publish`` inside their transaction, so a notification is delivered
-only when the change commits. When the listening connection drops, every cache is flushed (what was
-missed is unknown) and the listener reconnects by itself; until it is back, caches are not trusted.
+only when the change commits. When the listening connection drops, the listener reconnects by itself;
+until it is back, caches are not trusted (authentication asks the database) but kept: if the database
+itself is down, principals already validated keep working from them. Every cache is flushed when the
+listener is back, since what was published meanwhile is unknown.
 """
 
 from __future__ import annotations
@@ -117,9 +119,8 @@ class InvalidationListener:
 
     def _on_lost(self, connection: Any) -> None:
         if self.connected.is_set():
-            log.warning("invalidation listener lost its connection; flushing caches and reconnecting")
+            log.warning("invalidation listener lost its connection; caches untrusted until it reconnects")
         self.connected.clear()
-        self._flush_all()
         self._lost.set()
 
     async def _close(self) -> None:
@@ -150,7 +151,6 @@ class InvalidationListener:
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
                 log.warning("invalidation listener cannot connect (%s); retrying", type(problem).__name__)
             self.connected.clear()
-            self._flush_all()
             await self._close()
             self.reconnects += 1
             await asyncio.sleep(delay)

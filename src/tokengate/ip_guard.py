@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from tokengate.policy import IpPolicy, IpRule
+from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store.ip_rules import IpSettings
 
@@ -81,7 +82,14 @@ class IpGuard:
             loading = asyncio.ensure_future(self._load_and_keep(account_id))
             loading.add_done_callback(_retrieve_exception)
             self._loading[account_id] = loading
-        return await asyncio.shield(loading)
+        try:
+            return await asyncio.shield(loading)
+        except DATABASE_UNAVAILABLE:
+            if entry is None:
+                raise
+            # The last rules known (they cannot change while the database is down) rather than refusing
+            # every request of the account for the length of the outage.
+            return entry[1]
 
     async def _load_and_keep(self, account_id: str) -> IpPolicy | None:
         this = asyncio.current_task()
