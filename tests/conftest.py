@@ -246,6 +246,7 @@ async def store_service_token(
             kind="service",
             format_="v2",
             token_hash=tokens.hash_token(issued.text, server.config.secret_keys[0]),
+            key_id=tokens.key_id(server.config.secret_keys[0]),
             name=name,
             created_by="test",
             expires_at=expires_at,

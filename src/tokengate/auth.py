@@ -154,6 +154,7 @@ class Authenticator:
     ):
         self.pool = pool
         self.keys = keys
+        self.newest_key_id = tokens.key_id(keys[0])
         self.last_used = last_used if last_used is not None else LastUsedRecorder(pool)
         self.cache = cache if cache is not None else PrincipalCache()
         self.cache_trusted = cache_trusted
@@ -210,8 +211,22 @@ class Authenticator:
         self.last_used.note(credential.id, now)
         principal = principal_from_credential(credential)
         if parsed.format == "v2":
-            self.cache.put(credential.id, credential.hash, principal)
+            token_hash = credential.hash
+            if credential.key_id != self.newest_key_id:
+                token_hash = await self._rehash(parsed.text, credential)
+            self.cache.put(credential.id, token_hash, principal)
         return principal
+
+    async def _rehash(self, text: str, credential: Credential) -> bytes:
+        """Re-hash a token that validated under an older server key (or before key ids were recorded) under
+        the newest one: the only moment the server holds its text. Authentication never fails over it."""
+        new_hash = tokens.hash_token(text, self.keys[0])
+        try:
+            await token_store.rehash(self.pool, credential.id, credential.hash, new_hash, self.newest_key_id)
+        except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as problem:
+            log.warning("could not re-hash token %s under the newest key: %s", credential.id, type(problem).__name__)
+            return credential.hash
+        return new_hash
 
     def _from_entry(
         self, parsed: tokens.ParsedToken, token_hash: bytes, principal: Principal, now: datetime

@@ -28,6 +28,7 @@ from tokengate.observability import AccessLog, configure_logging
 from tokengate.policy import Grant, GrantProblem, PlanRestriction, check_service_token_grants
 from tokengate.store import accounts as account_store
 from tokengate.store import projects as project_store
+from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
 
@@ -124,6 +125,12 @@ def build_parser() -> Parser:
         help="a permission set for all projects, or for the listed projects; repeat for more",
     )
     legacy.add_argument("--secret", type=_legacy_secret, help="the existing token (generated when omitted)")
+    with_data_dir(
+        commands.add_parser(
+            "key-status",
+            help="count usable tokens under each configured server key (TOKENGATE_SECRET_KEY, newest first)",
+        )
+    )
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
 
@@ -181,6 +188,25 @@ async def _import_legacy_token(pool: asyncpg.Pool, config: Config, args: argpars
     return {"id": issued.id, "token": issued.text}
 
 
+async def _key_status(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    """What removing an older key would break. Nothing is re-hashed here: that needs a token's text, which
+    the server sees only when the token is used (auth.py re-hashes it under the newest key then)."""
+    configured = [tokens.key_id(key) for key in config.secret_keys]
+    counts = await token_store.usable_tokens_by_key(pool)
+    v2 = {count.key_id: count.tokens for count in counts if count.format == "v2"}
+    return {
+        "keys": [
+            {"position": position, "key_id": key_id, "newest": position == 1, "tokens": v2.get(key_id, 0)}
+            for position, key_id in enumerate(configured, start=1)
+        ],
+        # Hashed under a key that is no longer configured: they no longer validate.
+        "unknown_key": sum(n for key_id, n in v2.items() if key_id is not None and key_id not in configured),
+        # Hashed before key ids were recorded (migration 005): recorded and re-hashed at their next use.
+        "not_recorded": v2.get(None, 0),
+        "legacy": sum(count.tokens for count in counts if count.format == "legacy"),  # argon2id: no server key
+    }
+
+
 def _serve(config: Config, args: argparse.Namespace) -> None:
     from aiohttp import web
 
@@ -208,6 +234,7 @@ def run(argv: list[str] | None = None) -> int:
         "bootstrap": _bootstrap,
         "issue-user-token": _issue_user_token,
         "import-legacy-token": _import_legacy_token,
+        "key-status": _key_status,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))

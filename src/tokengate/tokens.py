@@ -159,6 +159,12 @@ def hash_matches(text: str, stored: bytes, keys: tuple[bytes, ...]) -> bool:
     return any(hmac.compare_digest(hash_token(text, key), stored) for key in keys)
 
 
+def key_id(key: bytes) -> str:
+    """A short public fingerprint of a derived server key (8 hex characters), stored with each v2 hash so
+    an operator can see which key hashed which tokens. One-way and 32 bits: it reveals nothing of the key."""
+    return hashlib.blake2b(key, digest_size=4, person=b"tokengate-kid").hexdigest()
+
+
 def derive_key(material: str) -> bytes:
     """A 32-byte BLAKE2b key from configured key text (any length of at least 32 characters)."""
     return hashlib.blake2b(material.encode("utf-8"), digest_size=32, person=b"tokengate-key").digest()

@@ -18,8 +18,8 @@ RETURNING_TOKEN = " RETURNING " + TOKEN_COLUMNS.replace("t.", "")
 INSERT = (
     """
 INSERT INTO tokens (id, account_id, kind, format, lookup_hint, hash, name, user_id, created_by, created_at, expires_at,
-                    rotated_from)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12)
+                    rotated_from, key_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12, $13)
 """
     + RETURNING_TOKEN
 )
@@ -27,7 +27,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12)
 # Everything authentication needs, in one indexed query: the token, its account, the user's license,
 # the grants (the token's own, or its user's) and the ids of the account's projects.
 CREDENTIAL_SELECT = """
-SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.state, t.expires_at, t.user_id, t.lookup_hint,
+SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.key_id, t.state, t.expires_at, t.user_id, t.lookup_hint,
        t.expiry_audited_at IS NOT NULL AS expiry_audited, a.name AS account_name, a.plan AS account_plan, u.license,
        ARRAY(SELECT p.id FROM projects p WHERE p.account_id = t.account_id) AS project_ids,
        (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids)
@@ -69,6 +69,7 @@ class Credential:
     kind: str
     format: str
     hash: bytes
+    key_id: str | None  # which server key made ``hash`` (tokens.key_id); None: legacy, or not recorded yet
     state: str
     expires_at: datetime | None
     user_id: str | None
@@ -106,6 +107,7 @@ async def insert_token(
     created_at: datetime | None = None,
     expires_at: datetime | None = None,
     rotated_from: str | None = None,
+    key_id: str | None = None,
 ) -> TokenRecord:
     row = await db.fetchrow(
         INSERT,
@@ -121,6 +123,7 @@ async def insert_token(
         created_at,
         expires_at,
         rotated_from,
+        key_id,
     )
     return TokenRecord(**dict(row))
 
@@ -182,6 +185,14 @@ WHERE id = $1 AND state = 'active' AND (expires_at IS NULL OR expires_at > now()
 """
     + RETURNING_TOKEN
 )
+# Compare-and-set on the old hash: of concurrent re-hashes of one token, one writes; the others change nothing.
+REHASH = "UPDATE tokens SET hash = $3, key_id = $4 WHERE id = $1 AND hash = $2 AND format = 'v2'"
+# Usable tokens by the key that hashed them (NULL: legacy, or v2 not recorded yet).
+KEY_STATUS = """
+SELECT format, key_id, count(*) AS tokens FROM tokens
+WHERE state = 'active' AND (expires_at IS NULL OR expires_at > now())
+GROUP BY format, key_id
+"""
 # One statement for every token used since the last flush; greatest() keeps the time from moving back.
 FLUSH_LAST_USED = """
 UPDATE tokens AS t SET last_used_at = greatest(t.last_used_at, u.used_at)
@@ -231,3 +242,19 @@ async def revoke_if_usable(db: Executor, token_id: str) -> TokenRecord | None:
 async def flush_last_used(db: Executor, used: dict[str, datetime]) -> None:
     ids = sorted(used)  # a stable order keeps concurrent flushes from deadlocking on the same rows
     await db.execute(FLUSH_LAST_USED, ids, [used[token_id] for token_id in ids])
+
+
+async def rehash(db: Executor, token_id: str, old_hash: bytes, new_hash: bytes, key_id: str) -> bool:
+    """Replace a v2 token's hash with one under another key; False when the stored hash was not ``old_hash``."""
+    return await db.execute(REHASH, token_id, old_hash, new_hash, key_id) == "UPDATE 1"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCount:
+    format: str
+    key_id: str | None
+    tokens: int
+
+
+async def usable_tokens_by_key(db: Executor) -> list[KeyCount]:
+    return [KeyCount(**dict(row)) for row in await db.fetch(KEY_STATUS)]
