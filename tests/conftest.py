@@ -28,6 +28,7 @@ from tokengate import tokens
 from tokengate.config import Config, parse_secret_keys
 from tokengate.http import create_app
 from tokengate.lifecycle import bootstrap_account
+from tokengate.observability import AccessLog
 from tokengate.policy import Grant
 from tokengate.store import grants as grant_store
 from tokengate.store import tokens as token_store
@@ -39,6 +40,34 @@ TEMPLATE_DB = "tokengate_template"
 # Every token secret the suite issues (servers append here; tests add the ones they create through the API),
 # so the end-of-session check can prove none reached a log line.
 ISSUED_SECRETS: list[str] = []
+# Output that does not go through the logging module: the servers' buffered access log, and the stderr of
+# the command-line runs. The end-of-session check reads it with the log records.
+CAPTURED_OUTPUT: list[str] = []
+# Loggers of the service and the libraries it runs on: held at DEBUG for the whole session.
+DEBUG_LOGGERS = ("tokengate", "aiohttp", "asyncpg", "strawberry", "graphql")
+
+
+class CapturedStream:
+    """A text stream (for AccessLog) that keeps what is written to it."""
+
+    def write(self, text: str) -> int:
+        CAPTURED_OUTPUT.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def logs_at_debug_to_root(logger: logging.Logger) -> bool:
+    """True when DEBUG records of ``logger`` reach the root logger's handlers."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return False
+    current: logging.Logger | None = logger
+    while current is not None and current is not logging.getLogger():
+        if not current.propagate:
+            return False
+        current = current.parent
+    return True
 
 
 class CapturedLogs(logging.Handler):
@@ -66,21 +95,34 @@ def secret_parts(secret: str) -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_in_any_log() -> Iterator[CapturedLogs]:
-    """Captures ALL log output of the suite (root logger at DEBUG); at the end, no issued secret may be in it."""
+    """Captures ALL log output of the suite (root logger and the service's and libraries' loggers at DEBUG,
+    the access log, the command line's stderr); at the end, no issued secret and no server key may be in it."""
     handler = CapturedLogs()
     root = logging.getLogger()
-    previous_level = root.level
+    previous = {name: logging.getLogger(name).level for name in ("", *DEBUG_LOGGERS)}
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    for name in previous:
+        logging.getLogger(name).setLevel(logging.DEBUG)
     yield handler
+    # Every logger of those libraries created during the run (aiohttp.server, asyncpg.pool, ...) was heard.
+    deaf = [
+        name
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.split(".")[0] in DEBUG_LOGGERS and isinstance(logger, logging.Logger)
+        if not logs_at_debug_to_root(logger)
+    ]
     root.removeHandler(handler)
-    root.setLevel(previous_level)
+    for name, level in previous.items():
+        logging.getLogger(name).setLevel(level)
+    assert not deaf, f"loggers not captured at DEBUG: {deaf}"
     if not ISSUED_SECRETS:  # a run of pure unit tests issues none: nothing to look for
         return
     assert any(" tokengate." in line for line in handler.lines), "no tokengate log line was captured"
-    text = "\n".join(handler.lines)
+    text = "\n".join(handler.lines + CAPTURED_OUTPUT)
     leaked = [secret[:8] for secret in ISSUED_SECRETS if any(part in text for part in secret_parts(secret))]
     assert not leaked, f"issued secrets found in log output (prefixes): {leaked}"
+    server_key = parse_secret_keys(TEST_SECRET_KEY)[0]
+    assert TEST_SECRET_KEY not in text and server_key.hex() not in text, "the server key is in the log output"
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -257,6 +299,7 @@ async def store_service_token(
 
 
 async def start_server(database: str, config: Config, **app_options: Any) -> AsyncIterator[Server]:
+    app_options.setdefault("access_log", AccessLog(stream=CapturedStream()))  # read by the no-secret check
     app = create_app(config, dsn=database, migrate_on_start=False, **app_options)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

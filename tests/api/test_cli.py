@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRET_KEY, free_port
+from tests.conftest import CAPTURED_OUTPUT, ISSUED_SECRETS, TEST_SECRET_KEY, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def tokengate(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "tokengate", *args],
         capture_output=True,
         text=True,
@@ -26,6 +26,10 @@ def tokengate(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
+    CAPTURED_OUTPUT.append(result.stderr)  # checked for secrets at the end of the run
+    if result.returncode == 0 and result.stdout.startswith("{") and '"token"' in result.stdout:
+        ISSUED_SECRETS.append(json.loads(result.stdout)["token"])
+    return result
 
 
 def external(database: str) -> dict[str, str]:
@@ -136,7 +140,18 @@ def test_serve_on_the_embedded_database_from_scratch(tmp_path):
     data_dir = tmp_path / "data"
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tokengate", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "tokengate",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "debug",
+        ],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -173,4 +188,5 @@ def test_serve_on_the_embedded_database_from_scratch(tmp_path):
             assert json.loads(response.read()) == {"data": {"viewer": {"kind": "USER", "account": {"plan": "STARTER"}}}}
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        _, stderr = process.communicate(timeout=30)
+        CAPTURED_OUTPUT.append(stderr)  # its DEBUG log, checked for the token at the end of the run
