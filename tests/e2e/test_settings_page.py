@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,33 +26,13 @@ Browser = playwright_api.Browser
 Page = playwright_api.Page
 expect = playwright_api.expect
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "e2e-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The browser (Debian chromium, loopback only) and the artifacts folder come from tests/e2e/conftest.py.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "e2e-artifacts"
 PAGE_PATH = "/settings/service-tokens"
 PLAN_MESSAGE = (
     "Not available on this account's plan: The DEVELOPER plan does not allow JOB_ADMIN on service tokens; "
     "it allows: SEMANTIC_LAYER_ONLY."
 )
-
-
-@pytest.fixture(scope="session")
-async def settings_browser() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package chromium)"
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        await browser.close()
 
 
 class PageWatch:
@@ -105,7 +84,7 @@ async def auth_check(server: Server, secret: str, project: str) -> int:
     return status
 
 
-async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: Server, settings_browser: Browser):
+async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: Server, browser: Browser):
     ARTIFACTS.mkdir(exist_ok=True)
     admin = await server.bootstrap("Acme", "ENTERPRISE")
     warehouse = await create_project(server, admin.token, "warehouse")
@@ -116,7 +95,7 @@ async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: 
         *("--grant", f"job_admin:{marketing}"),
     )
     server.issued.append(legacy["token"])
-    page, watch = await open_page(settings_browser, server)
+    page, watch = await open_page(browser, server)
 
     await sign_in(page, admin.token)
     assert await page.evaluate("sessionStorage.getItem('tokengate.settings.token')") == admin.token
@@ -245,13 +224,11 @@ async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: 
     await page.context.close()
 
 
-async def test_developer_plan_shows_what_it_refuses_and_the_servers_plan_message(
-    server: Server, settings_browser: Browser
-):
+async def test_developer_plan_shows_what_it_refuses_and_the_servers_plan_message(server: Server, browser: Browser):
     ARTIFACTS.mkdir(exist_ok=True)
     admin = await server.bootstrap("Solo", "DEVELOPER")
     await create_project(server, admin.token, "first")
-    page, watch = await open_page(settings_browser, server)
+    page, watch = await open_page(browser, server)
     await sign_in(page, admin.token)
     await expect(page.get_by_text("Account Solo · Developer plan")).to_be_visible()
 
@@ -299,14 +276,14 @@ async def test_developer_plan_shows_what_it_refuses_and_the_servers_plan_message
     await page.context.close()
 
 
-async def test_refusals_read_as_words(database: str, tmp_path: Path, settings_browser: Browser):
+async def test_refusals_read_as_words(database: str, tmp_path: Path, browser: Browser):
     # The server believes X-Forwarded-For from loopback, so the browser can come from another address.
     config = make_config(tmp_path, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
     async for server in start_server(database, config):
         admin = await server.bootstrap("Acme", "ENTERPRISE")
 
         # An unknown token: back to the sign-in form, saying so.
-        page, watch = await open_page(settings_browser, server)
+        page, watch = await open_page(browser, server)
         await page.get_by_label("Personal token").fill("tgu_" + "0" * 54)
         await page.get_by_role("button", name="Sign in").click()
         await expect(page.locator("#sign-in-error")).to_have_text(
@@ -349,7 +326,7 @@ async def test_refusals_read_as_words(database: str, tmp_path: Path, settings_br
         await page.context.close()
 
         # The admin works from 203.0.113.9 until the account allows only 127.0.0.1.
-        page, watch = await open_page(settings_browser, server, extra_http_headers={"X-Forwarded-For": "203.0.113.9"})
+        page, watch = await open_page(browser, server, extra_http_headers={"X-Forwarded-For": "203.0.113.9"})
         await sign_in(page, admin.token)
         rules = [{"name": "office", "type": "ALLOW", "cidrs": ["127.0.0.1/32"]}]
         reply = await server.gql(SET_IP_RULES, {"rules": rules}, token=admin.token)
