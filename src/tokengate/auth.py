@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from tokengate import tokens
+from tokengate.background import PeriodicFlush
 from tokengate.cache import PrincipalCache
 from tokengate.lifecycle import Actor, audit_expired_use
 from tokengate.policy import SERVICE_TOKEN, USER, Principal
@@ -78,7 +78,7 @@ def is_expired(credential: Credential, now: datetime) -> bool:
     return credential.state == "active" and credential.expires_at is not None and credential.expires_at <= now
 
 
-class LastUsedRecorder:
+class LastUsedRecorder(PeriodicFlush):
     """Collects token id -> latest use in memory; ``flush`` writes them all in one statement.
 
     Requests only assign into a dict; the database sees one UPDATE every ``interval`` seconds and one at
@@ -88,8 +88,8 @@ class LastUsedRecorder:
     def __init__(self, pool: asyncpg.Pool, interval: float = 5.0):
         self.pool = pool
         self.interval = interval
+        self.task_name = "last-used-flush"
         self.pending: dict[str, datetime] = {}
-        self._task: asyncio.Task[None] | None = None
 
     def note(self, token_id: str, when: datetime) -> None:
         self.pending[token_id] = when
@@ -111,26 +111,6 @@ class LastUsedRecorder:
                     self.pending[token_id] = when
             return 0
         return len(batch)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-            except Exception:  # keep recording whatever went wrong this time
-                log.exception("flushing last use failed")
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="last-used-flush")
-
-    async def stop(self) -> None:
-        """Stop the periodic flush and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
 
 
 class Authenticator:

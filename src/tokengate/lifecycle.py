@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tokengate import tokens
 from tokengate.policy import Grant
@@ -34,21 +35,35 @@ class Actor:
 CLI_ACTOR = Actor(name="cli", source="cli")
 
 
-async def issue_user_token(conn: Executor, key: bytes, user: User, name: str, actor: Actor) -> tokens.IssuedToken:
-    """A personal token for ``user``; the returned text is the only copy of the secret."""
-    issued = tokens.issue_token("user")
-    await token_store.insert_token(
+async def insert_v2_token(
+    conn: Executor,
+    key: bytes,
+    kind: tokens.TokenKind,
+    account_id: str,
+    name: str,
+    actor: Actor,
+    **columns: Any,
+) -> tuple[tokens.IssuedToken, TokenRecord]:
+    """A fresh v2 token stored as its keyed hash (with the key's id); the text is the only copy."""
+    issued = tokens.issue_token(kind)
+    record = await token_store.insert_token(
         conn,
         token_id=issued.id,
-        account_id=user.account_id,
-        kind="user",
+        account_id=account_id,
+        kind=kind,
         format_="v2",
         token_hash=tokens.hash_token(issued.text, key),
         key_id=tokens.key_id(key),
         name=name,
         created_by=actor.name,
-        user_id=user.id,
+        **columns,
     )
+    return issued, record
+
+
+async def issue_user_token(conn: Executor, key: bytes, user: User, name: str, actor: Actor) -> tokens.IssuedToken:
+    """A personal token for ``user``; the returned text is the only copy of the secret."""
+    issued, _ = await insert_v2_token(conn, key, "user", user.account_id, name, actor, user_id=user.id)
     await audit.record(conn, actor.entry(user.account_id, "user_token.created", issued.id, user_id=user.id, name=name))
     return issued
 
@@ -104,19 +119,8 @@ async def _insert_service_token(
     expires_at: datetime | None,
     rotated_from: str | None = None,
 ) -> CreatedServiceToken:
-    issued = tokens.issue_token("service")
-    record = await token_store.insert_token(
-        conn,
-        token_id=issued.id,
-        account_id=account_id,
-        kind="service",
-        format_="v2",
-        token_hash=tokens.hash_token(issued.text, key),
-        key_id=tokens.key_id(key),
-        name=name,
-        created_by=actor.name,
-        expires_at=expires_at,
-        rotated_from=rotated_from,
+    issued, record = await insert_v2_token(
+        conn, key, "service", account_id, name, actor, expires_at=expires_at, rotated_from=rotated_from
     )
     await grant_store.replace_token_grants(conn, account_id, issued.id, grants)
     return CreatedServiceToken(record, tuple(grants), issued.text)

@@ -7,7 +7,6 @@ costs about 100 µs a record, as much as the rest of a forward-auth request).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -24,6 +23,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from tokengate.background import PeriodicFlush
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 VALIDATION_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
@@ -135,8 +136,8 @@ class RequestIds:
         return f"{self.prefix}-{next(self.counter):x}"
 
 
-class AccessLog:
-    """One line per request (JSON, or text for humans), buffered and written every ``flush_interval``."""
+class AccessLog(PeriodicFlush):
+    """One line per request (JSON, or text for humans), buffered and written every ``interval`` seconds."""
 
     def __init__(
         self, stream: TextIO | None = None, log_format: str = "json", enabled: bool = True, flush_interval: float = 0.2
@@ -144,9 +145,9 @@ class AccessLog:
         self.stream = stream
         self.log_format = log_format
         self.enabled = enabled
-        self.flush_interval = flush_interval
+        self.interval = flush_interval
+        self.task_name = "access-log-flush"
         self.buffer: list[str] = []
-        self._task: asyncio.Task[None] | None = None
         self._second = -1
         self._stamp = ""
 
@@ -184,22 +185,9 @@ class AccessLog:
             stream.write("\n".join(lines) + "\n")
             stream.flush()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            self.flush()
-
     def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="access-log-flush")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self.flush()
+        if self.enabled:
+            super().start()
 
 
 # Attributes every LogRecord has; anything else passed through `extra=` becomes a JSON field.
