@@ -267,38 +267,33 @@ def store_fallback_token(data_dir: Path, env: dict[str, str], account_id: str, p
     without createServiceToken. Results say so."""
     import asyncpg
 
-    from tokengate import tokens
     from tokengate.config import load_config
+    from tokengate.lifecycle import Actor, insert_service_token
     from tokengate.policy import Grant
-    from tokengate.store import grants as grant_store
-    from tokengate.store import tokens as token_store
 
     config = load_config(data_dir, env)
-    issued = tokens.issue_token("service")
+    created = []
 
     async def write(dsn: str) -> None:
         conn = await asyncpg.connect(dsn)
         try:
             async with conn.transaction():
-                await token_store.insert_token(
-                    conn,
-                    token_id=issued.id,
-                    account_id=account_id,
-                    kind="service",
-                    format_="v2",
-                    token_hash=tokens.hash_token(issued.text, config.secret_keys[0]),
-                    name="bench-c (store fallback)",
-                    created_by="bench",
-                )
-                await grant_store.replace_token_grants(
-                    conn, account_id, issued.id, [Grant("JOB_ADMIN", False, (project_id,))]
+                created.append(
+                    await insert_service_token(
+                        conn,
+                        config.secret_keys[0],
+                        account_id,
+                        "bench-c (store fallback)",
+                        [Grant("JOB_ADMIN", False, (project_id,))],
+                        Actor(name="bench", source="cli"),
+                    )
                 )
         finally:
             await conn.close()
 
     with database(data_dir, env) as dsn:
         asyncio.run(write(dsn))
-    return issued.text
+    return created[0].secret
 
 
 def seed(url: str, data_dir: Path, env: dict[str, str]) -> Seeded:

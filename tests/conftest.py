@@ -27,13 +27,12 @@ from aiohttp import web
 from tokengate import tokens
 from tokengate.config import Config, parse_secret_keys
 from tokengate.http import create_app
-from tokengate.lifecycle import bootstrap_account
+from tokengate.lifecycle import Actor, bootstrap_account, insert_service_token
 from tokengate.observability import AccessLog
 from tokengate.policy import Grant
-from tokengate.store import grants as grant_store
-from tokengate.store import tokens as token_store
 from tokengate.store.migrations import migrate
 
+TEST_ACTOR = Actor(name="test", source="cli")
 TEST_SECRET_KEY = "test-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 TEMPLATE_DB = "tokengate_template"
 
@@ -279,23 +278,12 @@ async def store_service_token(
     server: Server, account_id: str, grants: list[Grant], *, expires_at: datetime | None = None, name: str = "svc"
 ) -> str:
     """A service token written straight to the store (for tests of authentication itself)."""
-    issued = tokens.issue_token("service")
     async with server.pool.acquire() as conn, conn.transaction():
-        await token_store.insert_token(
-            conn,
-            token_id=issued.id,
-            account_id=account_id,
-            kind="service",
-            format_="v2",
-            token_hash=tokens.hash_token(issued.text, server.config.secret_keys[0]),
-            key_id=tokens.key_id(server.config.secret_keys[0]),
-            name=name,
-            created_by="test",
-            expires_at=expires_at,
+        created = await insert_service_token(
+            conn, server.config.secret_keys[0], account_id, name, grants, TEST_ACTOR, expires_at=expires_at
         )
-        await grant_store.replace_token_grants(conn, account_id, issued.id, grants)
-    server.issued.append(issued.text)
-    return issued.text
+    server.issued.append(created.secret)
+    return created.secret
 
 
 async def start_server(database: str, config: Config, **app_options: Any) -> AsyncIterator[Server]:

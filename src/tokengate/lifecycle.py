@@ -109,16 +109,17 @@ def _grant_sets(grants: Sequence[Grant]) -> list[str]:
     return [g.permission_set for g in grants]
 
 
-async def _insert_service_token(
+async def insert_service_token(
     conn: Executor,
     key: bytes,
     account_id: str,
     name: str,
     grants: Sequence[Grant],
     actor: Actor,
-    expires_at: datetime | None,
+    expires_at: datetime | None = None,
     rotated_from: str | None = None,
 ) -> CreatedServiceToken:
+    """A v2 service token and its (already checked) grants, without an audit event: the callers audit."""
     issued, record = await insert_v2_token(
         conn, key, "service", account_id, name, actor, expires_at=expires_at, rotated_from=rotated_from
     )
@@ -136,7 +137,7 @@ async def create_service_token(
     expires_at: datetime | None = None,
 ) -> CreatedServiceToken:
     """A v2 service token with its (already checked) grants. Run inside a transaction."""
-    created = await _insert_service_token(conn, key, account_id, name, grants, actor, expires_at)
+    created = await insert_service_token(conn, key, account_id, name, grants, actor, expires_at)
     await audit.record(
         conn,
         actor.entry(
@@ -164,7 +165,7 @@ async def rotate_service_token(
     if old.state == "deleted":
         raise TokenDeleted("a deleted token cannot be rotated")
     grants = (await grant_store.grants_for_tokens(conn, [old.id])).get(old.id, [])
-    created = await _insert_service_token(conn, key, account_id, old.name, grants, actor, None, old.id)
+    created = await insert_service_token(conn, key, account_id, old.name, grants, actor, None, old.id)
     if revoke_old_in_seconds is not None:
         await token_store.expire_within(conn, old.id, revoke_old_in_seconds)
         await notify.publish(conn, "token", token_id=old.id)
