@@ -25,7 +25,7 @@ from tokengate.lifecycle import (
     issue_user_token,
 )
 from tokengate.observability import AccessLog, configure_logging
-from tokengate.policy import Grant, GrantProblem, PlanRestriction, check_service_token_grants
+from tokengate.policy import Grant, GrantProblem, NameProblem, PlanRestriction, check_service_token_grants, checked_name
 from tokengate.store import accounts as account_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
@@ -147,10 +147,10 @@ async def _with_database(config: Config, work: Callable[[asyncpg.Pool], Awaitabl
 
 
 def _name(value: str, what: str) -> str:
-    value = value.strip()
-    if not 1 <= len(value) <= 255:
-        raise Failure(f"{what} must be 1 to 255 characters")
-    return value
+    try:
+        return checked_name(value, what)
+    except NameProblem as problem:
+        raise Failure(str(problem)) from None
 
 
 async def _bootstrap(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:

@@ -138,6 +138,21 @@ class Principal:
         return f"service_token:{self.token_id} ({self.display_prefix})"
 
 
+MAX_NAME_LENGTH: Final = 255
+
+
+class NameProblem(ValueError):
+    """A token, project or account name outside 1 to 255 characters (BAD_USER_INPUT, or a CLI failure)."""
+
+
+def checked_name(value: str, what: str = "name") -> str:
+    """The name with surrounding spaces trimmed; names are 1 to 255 characters."""
+    value = value.strip()
+    if not 1 <= len(value) <= MAX_NAME_LENGTH:
+        raise NameProblem(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
+    return value
+
+
 class GrantProblem(ValueError):
     """A grant list that breaks the catalog's rules (BAD_USER_INPUT)."""
 

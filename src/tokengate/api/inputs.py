@@ -6,9 +6,7 @@ import strawberry
 
 from tokengate.api.enums import Access, PermissionSetKey, Resource
 from tokengate.api.errors import BadUserInput
-from tokengate.policy import Grant, GrantProblem, check_grants
-
-MAX_NAME_LENGTH = 255
+from tokengate.policy import Grant, GrantProblem, NameProblem, check_grants, checked_name
 
 
 @strawberry.input
@@ -27,10 +25,10 @@ class CheckInput:
 
 def require_name(value: str, what: str = "name") -> str:
     """Names are 1 to 255 characters (after trimming surrounding spaces)."""
-    value = value.strip()
-    if not 1 <= len(value) <= MAX_NAME_LENGTH:
-        raise BadUserInput(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
-    return value
+    try:
+        return checked_name(value, what)
+    except NameProblem as problem:
+        raise BadUserInput(str(problem)) from None
 
 
 def grants_from_input(grants: list[GrantInput], account_project_ids: frozenset[str]) -> tuple[Grant, ...]:
