@@ -266,9 +266,9 @@ def store_fallback_token(data_dir: Path, env: dict[str, str], account_id: str, p
     """FALLBACK, scenario (c) only: a JOB_ADMIN service token written through the store, for builds
     without createServiceToken. Results say so."""
     import asyncpg
+    from tokengate.lifecycle import Actor, insert_service_token
 
     from tokengate.config import load_config
-    from tokengate.lifecycle import Actor, insert_service_token
     from tokengate.policy import Grant
 
     config = load_config(data_dir, env)

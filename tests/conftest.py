@@ -25,11 +25,12 @@ import pytest
 from aiohttp import web
 
 from tokengate import tokens
+from tokengate.app import create_app
 from tokengate.config import Config, parse_secret_keys
-from tokengate.http import create_app
-from tokengate.lifecycle import Actor, bootstrap_account, insert_service_token
 from tokengate.observability import AccessLog
 from tokengate.policy import Grant
+from tokengate.runtime import RUNTIME, Runtime
+from tokengate.services import OPERATOR, Actor, accounts, service_tokens, user_tokens
 from tokengate.store.migrations import migrate
 
 TEST_ACTOR = Actor(name="test", source="cli")
@@ -264,23 +265,40 @@ class Server:
         async with self.session.get(self.url + path, **kwargs) as response:
             return response.status, await response.text(), response.headers
 
+    @property
+    def runtime(self) -> Runtime:
+        return self.app[RUNTIME]
+
     async def bootstrap(self, name: str = "Acme", plan: str = "ENTERPRISE", email: str | None = None) -> Seeded:
         """What `tokengate bootstrap` does: an account, its admin user and a personal token."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            account, user, issued = await bootstrap_account(
-                conn, self.config.secret_keys[0], name, plan, email or f"admin-{uuid.uuid4().hex[:8]}@example.com"
-            )
+        account, user, issued = await accounts.bootstrap(
+            self.runtime.backend, OPERATOR, name, plan, email or f"admin-{uuid.uuid4().hex[:8]}@example.com"
+        )
         self.issued.append(issued.text)
         return Seeded(account.id, user.id, issued.text)
+
+    async def issue_user_token(self, user_id: str, name: str = "t") -> str:
+        """What `tokengate issue-user-token` does: a personal token for an existing user, as a sign-in gives."""
+        issued = await user_tokens.create(self.runtime.backend, OPERATOR, user_id, name)
+        self.issued.append(issued.text)
+        return issued.text
+
+    async def import_legacy_token(self, account_id: str, name: str, created_at: datetime, grants: list[Grant]) -> str:
+        """What `tokengate import-legacy-token` does; the token's text."""
+        issued = await service_tokens.import_legacy(
+            self.runtime.backend, OPERATOR, account_id, name, created_at, grants
+        )
+        self.issued.append(issued.text)
+        return issued.text
 
 
 async def store_service_token(
     server: Server, account_id: str, grants: list[Grant], *, expires_at: datetime | None = None, name: str = "svc"
 ) -> str:
     """A service token written straight to the store (for tests of authentication itself)."""
-    async with server.pool.acquire() as conn, conn.transaction():
-        created = await insert_service_token(
-            conn, server.config.secret_keys[0], account_id, name, grants, TEST_ACTOR, expires_at=expires_at
+    async with server.runtime.backend.change(TEST_ACTOR) as work:
+        created = await service_tokens.store_service_token(
+            work, server.config.secret_keys[0], account_id, name, grants, expires_at=expires_at
         )
     server.issued.append(created.secret)
     return created.secret
@@ -294,10 +312,8 @@ async def start_server(database: str, config: Config, **app_options: Any) -> Asy
     port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    from tokengate.http import SERVICES
-
     async with aiohttp.ClientSession() as session:
-        yield Server(f"http://127.0.0.1:{port}", session, app[SERVICES].pool, config, app)
+        yield Server(f"http://127.0.0.1:{port}", session, app[RUNTIME].pool, config, app)
     await runner.cleanup()
 
 

@@ -17,19 +17,11 @@ import asyncpg
 from tokengate import db, tokens
 from tokengate.catalog import PERMISSION_SET_KEYS, PLANS
 from tokengate.config import Config, ConfigError, load_config
-from tokengate.lifecycle import (
-    CLI_ACTOR,
-    DuplicateLegacySecret,
-    bootstrap_account,
-    import_legacy_token,
-    issue_user_token,
-)
+from tokengate.errors import DomainError, NotFound
 from tokengate.observability import AccessLog, configure_logging
-from tokengate.policy import Grant, GrantProblem, NameProblem, PlanRestriction, check_service_token_grants, checked_name
-from tokengate.store import accounts as account_store
-from tokengate.store import projects as project_store
+from tokengate.policy import Grant
+from tokengate.services import OPERATOR, Backend, accounts, ip_restrictions, projects, service_tokens, user_tokens
 from tokengate.store import tokens as token_store
-from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
 
 
@@ -131,6 +123,20 @@ def build_parser() -> Parser:
             help="count usable tokens under each configured server key (TOKENGATE_SECRET_KEY, newest first)",
         )
     )
+    project = with_data_dir(commands.add_parser("create-project", help="create a project in an account"))
+    project.add_argument("--account-id", required=True)
+    project.add_argument("--name", required=True)
+    delete = with_data_dir(
+        commands.add_parser("delete-service-token", help="revoke a service token at once on every instance")
+    )
+    delete.add_argument("--account-id", required=True)
+    delete.add_argument("--id", required=True, dest="token_id")
+    unlock = with_data_dir(
+        commands.add_parser(
+            "disable-ip-restrictions", help="switch an account's IP restrictions off, keeping its rules"
+        )
+    )
+    unlock.add_argument("--account-id", required=True)
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
 
@@ -146,46 +152,52 @@ async def _with_database(config: Config, work: Callable[[asyncpg.Pool], Awaitabl
         await pool.close()
 
 
-def _name(value: str, what: str) -> str:
-    try:
-        return checked_name(value, what)
-    except NameProblem as problem:
-        raise Failure(str(problem)) from None
+def _backend(pool: asyncpg.Pool, config: Config) -> Backend:
+    # No caches here: the changes' notices reach the running servers through NOTIFY.
+    return Backend(pool, config.secret_keys)
 
 
 async def _bootstrap(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
-    name = _name(args.account_name, "--account-name")
-    email = args.admin_email.strip()
-    if "@" not in email:
-        raise Failure("--admin-email must be an email address")
-    async with pool.acquire() as conn, conn.transaction():
-        account, user, issued = await bootstrap_account(conn, config.secret_keys[0], name, args.plan, email)
+    account, user, issued = await accounts.bootstrap(
+        _backend(pool, config), OPERATOR, args.account_name, args.plan, args.admin_email
+    )
     return {"account_id": account.id, "user_id": user.id, "token": issued.text}
 
 
 async def _issue_user_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
-    name = _name(args.name, "--name")
-    async with pool.acquire() as conn, conn.transaction():
-        user = await user_store.get_user(conn, args.user_id)
-        if user is None:
-            raise Failure(f"no user with id {args.user_id}")
-        issued = await issue_user_token(conn, config.secret_keys[0], user, name, CLI_ACTOR)
+    try:
+        issued = await user_tokens.create(_backend(pool, config), OPERATOR, args.user_id, args.name)
+    except NotFound:
+        raise Failure(f"no user with id {args.user_id}") from None
     return {"id": issued.id, "token": issued.text}
 
 
 async def _import_legacy_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
-    name = _name(args.name, "--name")
-    async with pool.acquire() as conn, conn.transaction():
-        account = await account_store.get_account(conn, args.account_id)
-        if account is None:
-            raise Failure(f"no account with id {args.account_id}")
-        project_ids = await project_store.project_ids_of_account(conn, account.id)
-        try:
-            grants = check_service_token_grants(args.grant, project_ids, account.plan)
-            issued = await import_legacy_token(conn, account.id, name, args.created_at, grants, CLI_ACTOR, args.secret)
-        except (GrantProblem, PlanRestriction, DuplicateLegacySecret) as problem:
-            raise Failure(str(problem)) from None
+    try:
+        issued = await service_tokens.import_legacy(
+            _backend(pool, config), OPERATOR, args.account_id, args.name, args.created_at, args.grant, args.secret
+        )
+    except NotFound:
+        raise Failure(f"no account with id {args.account_id}") from None
     return {"id": issued.id, "token": issued.text}
+
+
+async def _create_project(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
+    project = await projects.create(_backend(pool, config), OPERATOR, args.account_id, args.name)
+    return {"id": project.id, "name": project.name}
+
+
+async def _delete_service_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
+    try:
+        record = await service_tokens.delete(_backend(pool, config), OPERATOR, args.account_id, args.token_id)
+    except NotFound:
+        raise Failure(f"no service token with id {args.token_id} in account {args.account_id}") from None
+    return {"id": record.id, "state": record.state.upper()}
+
+
+async def _disable_ip_restrictions(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    settings = await ip_restrictions.disable(_backend(pool, config), OPERATOR, args.account_id)
+    return {"account_id": args.account_id, "enabled": settings.enabled, "rules": len(settings.rules)}
 
 
 async def _key_status(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
@@ -219,7 +231,7 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 def _serve(config: Config, args: argparse.Namespace) -> None:
     from aiohttp import web
 
-    from tokengate.http import create_app
+    from tokengate.app import create_app
 
     configure_logging(args.log_format, args.log_level)
     logging.getLogger("tokengate").info("serving http://%s:%s/graphql", args.host, args.port)
@@ -244,6 +256,9 @@ def run(argv: list[str] | None = None) -> int:
         "issue-user-token": _issue_user_token,
         "import-legacy-token": _import_legacy_token,
         "key-status": _key_status,
+        "create-project": _create_project,
+        "delete-service-token": _delete_service_token,
+        "disable-ip-restrictions": _disable_ip_restrictions,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))
@@ -257,7 +272,7 @@ def run(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> NoReturn:
     try:
         code = run(argv)
-    except (Failure, ConfigError, MigrationError) as problem:
+    except (Failure, DomainError, ConfigError, MigrationError) as problem:
         print(f"tokengate: error: {problem}", file=sys.stderr)
         code = 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:

@@ -31,10 +31,6 @@ class Config:
     principal_cache_size: int = 10_000
     cors_origins: tuple[str, ...] = ()  # exact origins allowed to call from a browser
 
-    @property
-    def embedded(self) -> bool:
-        return self.database_url is None
-
 
 def _flag(value: str | None, default: bool) -> bool:
     if value is None or value.strip() == "":

@@ -1,6 +1,6 @@
 """Cross-instance invalidation: one LISTEN connection per process, applied to the in-process caches.
 
-Writers publish with ``store.notify.publish`` inside their transaction, so a notification is delivered
+Writers publish typed notices (notices.py) inside their transaction, so a notification is delivered
 only when the change commits. When the listening connection drops, the listener reconnects by itself;
 until it is back, caches are not trusted (authentication asks the database) but kept: if the database
 itself is down, principals already validated keep working from them. Every cache is flushed when the
@@ -11,42 +11,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
+from tokengate import notices
 from tokengate.cache import PrincipalCache
 from tokengate.ip_guard import IpGuard
+from tokengate.notices import AccountChanged, IpRulesChanged, Notice, TokenChanged, UserChanged
 from tokengate.store.notify import CHANNEL
 
 log = logging.getLogger("tokengate.invalidation")
 
-Handler = Callable[[dict[str, Any]], None]
+Handler = Callable[[Notice], None]
 Flush = Callable[[], None]
 
 
-def invalidation_handler(cache: PrincipalCache, ip_guard: IpGuard) -> Handler:
-    """Apply one notice (see store.notify.publish) to this instance's caches."""
+class CacheInvalidator:
+    """Applies notices to this instance's caches: for changes made here (right after their commit) and for
+    changes other instances made (from the listener). One handler, so both forget the same things."""
 
-    def handle(message: dict[str, Any]) -> None:
-        kind = message.get("kind")
-        if kind == "token":
-            cache.invalidate_token(str(message.get("token_id")))
-        elif kind == "user":
-            cache.invalidate_user(str(message.get("user_id")))
-        elif kind == "account":
-            cache.invalidate_account(str(message.get("account_id")))
-            ip_guard.invalidate(str(message.get("account_id")))
-        elif kind == "ip_rules":
-            ip_guard.invalidate(str(message.get("account_id")))
-        else:  # a notice this version does not know: safest is to forget everything
-            cache.clear()
-            ip_guard.clear()
+    def __init__(self, cache: PrincipalCache, ip_guard: IpGuard):
+        self.cache = cache
+        self.ip_guard = ip_guard
 
-    return handle
+    def apply(self, notice: Notice) -> None:
+        if isinstance(notice, TokenChanged):
+            self.cache.invalidate_token(notice.token_id)
+        elif isinstance(notice, UserChanged):
+            self.cache.invalidate_user(notice.user_id)
+        elif isinstance(notice, AccountChanged):
+            self.cache.invalidate_account(notice.account_id)
+            self.ip_guard.invalidate(notice.account_id)
+        elif isinstance(notice, IpRulesChanged):
+            self.ip_guard.invalidate(notice.account_id)
+
+    def flush(self) -> None:
+        """Forget everything (a notice this version cannot read, or notices missed while disconnected)."""
+        self.cache.clear()
+        self.ip_guard.clear()
 
 
 class InvalidationListener:
@@ -92,27 +97,19 @@ class InvalidationListener:
                 await self._task
         await self._close()
 
-    async def drop_connection(self) -> None:
-        """Close the LISTEN connection as a network failure would (used by tests and operators)."""
-        if self._connection is not None:
-            self._connection.terminate()
-            self._on_lost(self._connection)
-
     def _flush_all(self) -> None:
         for flush in self.flushes:
             flush()
 
     def _on_notification(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            log.warning("ignoring malformed invalidation payload")
-            return
-        if not isinstance(message, dict):
+        notice = notices.decode(payload)
+        if notice is None:  # from a newer version, or garbage: forgetting everything is always safe
+            log.warning("unreadable invalidation notice; flushing caches")
+            self._flush_all()
             return
         for handler in self.handlers:
             try:
-                handler(message)
+                handler(notice)
             except Exception:
                 log.exception("invalidation handler failed; flushing caches")
                 self._flush_all()

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from tokengate.policy import IpPolicy, IpRule
+from tokengate.ip_rules import IpPolicy, IpRule, compile_rules
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store.ip_rules import IpSettings
@@ -27,12 +27,13 @@ Loader = Callable[[str], Awaitable[IpPolicy | None]]
 
 
 def compile_settings(settings: IpSettings) -> IpPolicy | None:
-    """The compiled policy while restrictions are enabled, else None."""
-    if not settings.enabled:
-        return None
-    return IpPolicy(
-        IpRule(rule.name, rule.type, tuple(ipaddress.ip_network(cidr) for cidr in rule.cidrs))
-        for rule in settings.rules
+    """The stored settings compiled: None while restrictions are off."""
+    return compile_rules(
+        settings.enabled,
+        (
+            IpRule(rule.name, rule.type, tuple(ipaddress.ip_network(cidr) for cidr in rule.cidrs))
+            for rule in settings.rules
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Authorization decisions. Pure: grants x resource x access x project, no I/O.
+"""Authorization: principals, their compiled permissions, and the grant, plan and license rules. Pure, no I/O.
 
 Grants are compiled once per principal into two dictionaries so that every question a request asks
 (``@requires`` on a field, ``check``, ``/auth/check``) is a lookup.
@@ -6,14 +6,14 @@ Grants are compiled once per principal into two dictionaries so that every quest
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Final
 
 from tokengate.catalog import ACCESS_LEVELS, CATALOG, READ, Catalog, is_account_resource
+from tokengate.errors import Forbidden, InvalidInput, NotFound, PlanRestricted
+from tokengate.validation import shown
 
 SERVICE_TOKEN: Final = "SERVICE_TOKEN"
 USER: Final = "USER"
@@ -26,10 +26,14 @@ class Grant:
     project_ids: tuple[str, ...] = ()
 
 
+PROJECT_NOT_FOUND: Final = "project not found"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     reason: str
+    unknown_project: bool = False  # the project is not one of the principal's account (or does not exist)
 
 
 def license_denial(license_: str | None, resource: str, access: str) -> str | None:
@@ -130,6 +134,12 @@ class Principal:
     def __post_init__(self) -> None:
         object.__setattr__(self, "permissions", Permissions(self.grants, self.license))
 
+    def decide(self, resource: str, access: str, project_id: str | None = None) -> Decision:
+        """The tenant rule, then the grants: a project of another account is answered as an unknown one."""
+        if project_id is not None and project_id not in self.project_ids:
+            return Decision(False, PROJECT_NOT_FOUND, unknown_project=True)
+        return self.permissions.decide(resource, access, project_id)
+
     @property
     def actor(self) -> str:
         """How the audit log names this principal (never a secret)."""
@@ -138,36 +148,15 @@ class Principal:
         return f"service_token:{self.token_id} ({self.display_prefix})"
 
 
-MAX_NAME_LENGTH: Final = 255
-
-
-class NameProblem(ValueError):
-    """A token, project or account name outside 1 to 255 characters (BAD_USER_INPUT, or a CLI failure)."""
-
-
-def checked_name(value: str, what: str = "name") -> str:
-    """The name with surrounding spaces trimmed; names are 1 to 255 characters."""
-    value = value.strip()
-    if not 1 <= len(value) <= MAX_NAME_LENGTH:
-        raise NameProblem(f"{what} must be 1 to {MAX_NAME_LENGTH} characters")
-    return value
-
-
-class GrantProblem(ValueError):
+class GrantProblem(InvalidInput):
     """A grant list that breaks the catalog's rules (BAD_USER_INPUT)."""
 
 
-class PlanRestriction(ValueError):
+class PlanRestriction(PlanRestricted):
     """A permission set the account's plan does not allow on service tokens (PLAN_RESTRICTED)."""
 
 
 MAX_GRANTS: Final = 100
-MAX_ECHO: Final = 64  # characters of a refused value repeated in a message
-
-
-def shown(text: str) -> str:
-    """A client's value for an error message, cut short so a huge input is not echoed whole."""
-    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "..."
 
 
 def check_grants(
@@ -239,213 +228,22 @@ def check_service_token_grants(
     return checked
 
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+def require(principal: Principal | None, resource: str, access: str, project_id: str | None = None) -> None:
+    """Raise ``Forbidden`` naming what is required unless the principal has it; None (the operator at the
+    command line) has everything. The same message ``@requires`` gives."""
+    if principal is not None and not principal.decide(resource, access, project_id).allowed:
+        raise Forbidden(f"requires {resource}:{access}")
 
 
-MAX_ADDRESS_TEXT = 64  # longer than any IPv4/IPv6 address text: refused before parsing or caching
-MAX_CACHED_FORWARDED_FOR = 256  # longer headers are rare and would only churn the cache
+def require_account(principal: Principal | None, account_id: str) -> None:
+    """A principal acts only in its own account; another account's id is answered as an unknown one."""
+    if principal is not None and principal.account_id != account_id:
+        raise NotFound("account")
 
 
-@lru_cache(maxsize=4096)
-def _address(text: str) -> IPAddress | None:
-    # Cached: a service sees the same few peers and clients over and over; parsing costs microseconds.
-    if len(text) > MAX_ADDRESS_TEXT:
-        return None
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    # An IPv4 client seen through an IPv6 socket is still that IPv4 address.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-@lru_cache(maxsize=4096)
-def _is_trusted(address: IPAddress, trusted: tuple[IPNetwork, ...]) -> bool:
-    return any(address in network for network in trusted)
-
-
-def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str | None:
-    """The client's address: the socket peer, or from ``X-Forwarded-For`` when the peer is a trusted proxy.
-
-    The header is read right to left, skipping trusted proxies; the first untrusted hop is the client.
-    A header with any malformed entry is ignored (the peer is used), never an error.
-    """
-    if peer is None:
-        return None
-    networks = tuple(trusted)
-    if forwarded_for is None or len(forwarded_for) <= MAX_CACHED_FORWARDED_FOR:
-        return _cached_client_address(peer, forwarded_for, networks)
-    return _client_address(peer, forwarded_for, networks)
-
-
-def _client_address(peer: str, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]) -> str:
-    peer_address = _address(peer)
-    if peer_address is None:
-        return peer
-    if not forwarded_for or not _is_trusted(peer_address, trusted):
-        return str(peer_address)
-    hops = [_address(hop) for hop in forwarded_for.split(",")]
-    if not hops or any(hop is None for hop in hops):
-        return str(peer_address)
-    for hop in reversed(hops):
-        assert hop is not None
-        if not _is_trusted(hop, trusted):
-            return str(hop)
-    return str(hops[0])
-
-
-_cached_client_address = lru_cache(maxsize=4096)(_client_address)
-
-ALLOW: Final = "ALLOW"
-DENY: Final = "DENY"
-IP_RULE_TYPES: Final = (ALLOW, DENY)
-MAX_IP_RULES: Final = 100
-MAX_IP_CIDRS: Final = 1000
-MAX_RULE_NAME_LENGTH: Final = 255
-
-
-class IpRuleProblem(ValueError):
-    """A rule set that cannot be saved (BAD_USER_INPUT); the message says which rule and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class IpRule:
-    """A named ALLOW or DENY list of networks, as the account's settings page has it."""
-
-    name: str
-    type: str  # ALLOW | DENY
-    cidrs: tuple[IPNetwork, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class IpMatch:
-    """The rule whose most specific network matched an address."""
-
-    rule: str
-    type: str
-    cidr: IPNetwork
-
-    @property
-    def allowed(self) -> bool:
-        return self.type == ALLOW
-
-
-def parse_cidr(text: str) -> IPNetwork:
-    """A network in CIDR form (a bare address means /32 or /128). Host bits must be zero.
-
-    Refusing ``10.0.0.5/24`` instead of silently widening it to ``10.0.0.0/24`` keeps a rule meaning
-    exactly what was typed; the message names both readings.
-    """
-    value = text.strip()
-    if not value or "%" in value:
-        raise IpRuleProblem(f"{shown(text)!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32")
-    try:
-        return ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        pass
-    try:
-        loose = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise IpRuleProblem(f"{shown(text)!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32") from None
-    address = value.partition("/")[0]
-    raise IpRuleProblem(
-        f"{value} has host bits set: write {loose} for the network or {address}/{loose.max_prefixlen} for one address"
-    )
-
-
-def check_ip_rules(rules: Sequence[tuple[str, str, Sequence[str]]]) -> tuple[IpRule, ...]:
-    """Validate ``(name, type, cidrs)`` triples; return rules with parsed, de-duplicated networks.
-
-    Refused: a name outside 1-255 characters, an unknown type, a rule without networks, an invalid
-    CIDR, and the same network in an ALLOW and a DENY rule (which one would decide is not obvious).
-    """
-    if len(rules) > MAX_IP_RULES:
-        raise IpRuleProblem(f"at most {MAX_IP_RULES} rules")
-    checked: list[IpRule] = []
-    seen: dict[IPNetwork, tuple[str, str]] = {}  # network -> (type, rule name)
-    total = 0
-    for position, (raw_name, rule_type, cidrs) in enumerate(rules, start=1):
-        name = raw_name.strip()
-        if not 1 <= len(name) <= MAX_RULE_NAME_LENGTH:
-            raise IpRuleProblem(f"rule {position}: name must be 1 to {MAX_RULE_NAME_LENGTH} characters")
-        if rule_type not in IP_RULE_TYPES:
-            raise IpRuleProblem(f"rule {name!r}: type must be ALLOW or DENY")
-        if not cidrs:
-            raise IpRuleProblem(f"rule {name!r}: needs at least one CIDR")
-        total += len(cidrs)
-        if total > MAX_IP_CIDRS:
-            raise IpRuleProblem(f"at most {MAX_IP_CIDRS} CIDRs in all")
-        networks: dict[IPNetwork, None] = {}
-        for text in cidrs:
-            try:
-                network = parse_cidr(text)
-            except IpRuleProblem as problem:
-                raise IpRuleProblem(f"rule {name!r}: {problem}") from None
-            other = seen.get(network)
-            if other is not None and other[0] != rule_type:
-                raise IpRuleProblem(
-                    f"{network} is in the {other[0]} rule {other[1]!r} and in the {rule_type} rule {name!r}"
-                )
-            seen.setdefault(network, (rule_type, name))
-            networks[network] = None
-        checked.append(IpRule(name, rule_type, tuple(networks)))
-    return tuple(checked)
-
-
-class IpPolicy:
-    """An account's rules compiled for per-request decisions.
-
-    Per address family, networks are grouped by prefix length (longest first) in dictionaries keyed by
-    the network's integer value, so a decision costs one mask and one lookup per distinct prefix length.
-    """
-
-    __slots__ = ("_tables", "has_allow")
-
-    def __init__(self, rules: Iterable[IpRule]):
-        by_family: dict[int, dict[int, dict[int, IpMatch]]] = {4: {}, 6: {}}
-        self.has_allow = False
-        for rule in rules:
-            self.has_allow = self.has_allow or rule.type == ALLOW
-            for network in rule.cidrs:
-                table = by_family[network.version].setdefault(network.prefixlen, {})
-                key = int(network.network_address)
-                current = table.get(key)
-                # Equally specific ALLOW and DENY on one network: DENY wins.
-                if current is None or (current.type == ALLOW and rule.type == DENY):
-                    table[key] = IpMatch(rule.name, rule.type, network)
-        self._tables: dict[int, tuple[tuple[int, dict[int, IpMatch]], ...]] = {
-            version: tuple(
-                (_mask(prefixlen, 32 if version == 4 else 128), table)
-                for prefixlen, table in sorted(tables.items(), reverse=True)
-            )
-            for version, tables in by_family.items()
-        }
-
-    def match(self, address: str | None) -> IpMatch | None:
-        """The rule with the most specific network containing ``address``, or None."""
-        parsed = _address(address) if address is not None else None
-        if parsed is None:
-            return None
-        value = int(parsed)
-        for mask, table in self._tables[parsed.version]:
-            found = table.get(value & mask)
-            if found is not None:
-                return found
-        return None
-
-    def allows(self, address: str | None) -> bool:
-        """The most specific match decides; with no match, refused if any ALLOW rule exists.
-
-        An unknown or unparsable address matches nothing.
-        """
-        found = self.match(address)
-        if found is None:
-            return not self.has_allow
-        return found.allowed
-
-
-def _mask(prefixlen: int, bits: int) -> int:
-    return ((1 << prefixlen) - 1) << (bits - prefixlen)
+def require_token_admin(principal: Principal | None) -> None:
+    """SERVICE_TOKENS:WRITE, and for a user the Developer license (``service_token_admin_denial``)."""
+    require(principal, "SERVICE_TOKENS", "WRITE")
+    denial = service_token_admin_denial(principal) if principal is not None else None
+    if denial is not None:
+        raise Forbidden(denial)

@@ -194,3 +194,16 @@ def legacy_matches(text: str, stored: bytes) -> bool:
 def rotation_recommended(created_at: datetime) -> bool:
     """Tokens created on or before 2023-07-18 should be rotated into the faster format."""
     return created_at < LEGACY_CUTOFF
+
+
+TokenState = Literal["ACTIVE", "EXPIRED", "DELETED"]
+
+
+def token_state(stored_state: str, expires_at: datetime | None, now: datetime) -> TokenState:
+    """The one rule of "usable": a token is ACTIVE unless deleted or past its expiry (store/tokens.py's
+    USABLE is the same rule in SQL)."""
+    if stored_state == "deleted":
+        return "DELETED"
+    if expires_at is not None and expires_at <= now:
+        return "EXPIRED"
+    return "ACTIVE"

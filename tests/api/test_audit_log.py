@@ -17,9 +17,8 @@ import pytest
 from tests.api import service_token_calls as calls
 from tests.api.conftest import from_address
 from tests.conftest import Seeded, Server, store_service_token
-from tokengate.lifecycle import CLI_ACTOR, import_legacy_token, issue_user_token
 from tokengate.policy import Grant
-from tokengate.store import users as user_store
+from tokengate.services import OPERATOR
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "tokengate"
 CONTRACT_ACTIONS = [
@@ -56,13 +55,10 @@ class Expected:
 async def perform_every_audited_action(server: Server) -> tuple[Seeded, str, list[Expected]]:
     """Each audited action once, through the door users use; what the log must say, oldest first."""
     admin = await server.bootstrap()  # the CLI's `bootstrap`
-    cli = CLI_ACTOR.name
+    cli = OPERATOR.name
     expected = [Expected("user.created", cli, "cli", None), Expected("user_token.created", cli, "cli", None)]
 
-    async with server.pool.acquire() as conn, conn.transaction():  # the CLI's `issue-user-token`
-        user = await user_store.get_user(conn, admin.user_id)
-        issued = await issue_user_token(conn, server.config.secret_keys[0], user, "laptop", CLI_ACTOR)
-    server.issued.append(issued.text)
+    await server.issue_user_token(admin.user_id, "laptop")  # the CLI's `issue-user-token`
     expected.append(Expected("user_token.created", cli, "cli", None))
 
     as_admin = f"user:{admin.user_id}"
@@ -120,11 +116,9 @@ async def perform_every_audited_action(server: Server) -> tuple[Seeded, str, lis
         )
     )
 
-    async with server.pool.acquire() as conn, conn.transaction():  # the CLI's `import-legacy-token`
-        legacy = await import_legacy_token(
-            conn, admin.account_id, "old", datetime(2022, 1, 1, tzinfo=UTC), [Grant("JOB_VIEWER")], CLI_ACTOR
-        )
-    server.issued.append(legacy.text)
+    await server.import_legacy_token(  # the CLI's `import-legacy-token`
+        admin.account_id, "old", datetime(2022, 1, 1, tzinfo=UTC), [Grant("JOB_VIEWER")]
+    )
     expected.append(Expected("legacy_token.imported", cli, "cli", None))
 
     service = await store_service_token(server, admin.account_id, [Grant("SECURITY_ADMIN")])

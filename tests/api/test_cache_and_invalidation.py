@@ -9,7 +9,6 @@ import pytest
 
 from tests.api import service_token_calls as calls
 from tests.conftest import make_config, start_server
-from tokengate.http import SERVICES
 
 CHECK = "query($p: ID) { check(resource: JOBS, access: WRITE, projectId: $p) { allowed } }"
 
@@ -32,7 +31,7 @@ async def second(database, tmp_path):
 
 
 def cache_of(server):
-    return server.app[SERVICES].authenticator.cache
+    return server.runtime.authenticator.cache
 
 
 async def test_warm_requests_are_answered_from_the_cache(server):
@@ -125,7 +124,7 @@ async def test_killing_the_listener_connection_flushes_the_cache(server):
     admin = await server.bootstrap()
     created = await calls.created(server, admin.token)
     assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
-    services = server.app[SERVICES]
+    services = server.runtime
     cache, listener = services.authenticator.cache, services.listener
     assert len(cache) >= 1 and listener.healthy
     flushes, old_pid = cache.stats.flushes, listener.backend_pid

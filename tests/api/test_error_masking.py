@@ -10,7 +10,7 @@ import pytest
 from tests.api.service_token_calls import DELETE, create, grant
 from tests.api.test_graphql import CREATE_PROJECT
 from tests.conftest import store_service_token
-from tokengate import http as http_module
+from tokengate.doors import forward_auth
 from tokengate.policy import Grant
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
@@ -70,7 +70,7 @@ async def test_an_unexpected_exception_in_a_mutation_rolls_back_and_is_masked(se
 
 async def test_an_unexpected_exception_outside_graphql_is_a_masked_500(server, caplog, monkeypatch):
     admin = await server.bootstrap()
-    monkeypatch.setattr(http_module, "check_question", boom)
+    monkeypatch.setattr(forward_auth, "check_question", boom)
     with caplog.at_level(logging.DEBUG):
         status, body, headers = await server.get(
             "/auth/check", params={"resource": "JOBS"}, headers={"Authorization": f"Bearer {admin.token}"}

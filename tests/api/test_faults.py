@@ -23,7 +23,6 @@ import pytest
 from tests.api.service_token_calls import VIEWER, created, grant, works
 from tests.api.test_graphql import CREATE_PROJECT, create_project
 from tests.conftest import Server, make_config, start_server
-from tokengate.http import SERVICES
 from tokengate.ip_guard import DEFAULT_TTL_SECONDS
 from tokengate.store.migrations import migrate
 
@@ -90,7 +89,7 @@ def assert_unavailable(status: int, body: Any, headers: Any) -> None:
 
 async def test_postgres_stopped_mid_run_then_back(outage):
     server = outage.server
-    services = server.app[SERVICES]
+    services = server.runtime
     admin = await server.bootstrap()
     project = await create_project(server, admin.token)
     warm = await created(server, admin.token, "warm", [grant("JOB_ADMIN", project)])

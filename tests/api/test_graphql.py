@@ -128,20 +128,19 @@ async def test_create_user_with_project_grant_and_read_only_license(server):
 async def test_license_limits_apply_to_user_tokens(server):
     seeded = await server.bootstrap()
     project = await create_project(server, seeded.token)
-    from tokengate.lifecycle import CLI_ACTOR, issue_user_token
     from tokengate.store import grants as grant_store
     from tokengate.store import users as user_store
 
     async with server.pool.acquire() as conn, conn.transaction():
         user = await user_store.create_user(conn, "usr_readonly0000001", seeded.account_id, "ro@acme.io", "READ_ONLY")
         await grant_store.add_user_grants(conn, seeded.account_id, user.id, [Grant("ACCOUNT_ADMIN")])
-        issued = await issue_user_token(conn, server.config.secret_keys[0], user, "t", CLI_ACTOR)
+    token = await server.issue_user_token(user.id)
     reply = await server.gql(
         """query($p: ID) { read: check(resource: JOBS, access: READ, projectId: $p) { allowed }
                            write: check(resource: JOBS, access: WRITE, projectId: $p) { allowed reason }
                            account { members { id } } }""",
         {"p": project},
-        issued.text,
+        token,
     )
     assert reply.data["read"]["allowed"] is True
     assert reply.data["write"] == {"allowed": False, "reason": "a READ_ONLY license allows READ at most"}

@@ -8,9 +8,9 @@ import logging
 from graphql import get_introspection_query
 
 from tokengate.api.audit_log import MAX_PAGE_SIZE
-from tokengate.api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
-from tokengate.auth import MAX_AUTHORIZATION_LENGTH
-from tokengate.http import MAX_BODY_BYTES
+from tokengate.api.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from tokengate.doors.graphql import MAX_BODY_BYTES
+from tokengate.gate import MAX_AUTHORIZATION_LENGTH
 
 
 async def test_full_introspection_query_works_without_credentials(server):

@@ -14,8 +14,6 @@ import pytest
 from tests.api.service_token_calls import REPORT, created, grant, rotated
 from tests.api.test_graphql import create_project
 from tests.conftest import secret_parts
-from tokengate.http import SERVICES
-from tokengate.lifecycle import CLI_ACTOR, import_legacy_token
 from tokengate.policy import Grant
 
 ALL_TABLES = """
@@ -52,15 +50,13 @@ async def issue_every_kind_of_token(server) -> list[str]:
     personal = await server.gql('mutation { createUserToken(name: "laptop") { secret } }', token=admin.token)
     personal_secret = personal.data["createUserToken"]["secret"]
     server.issued.append(personal_secret)
-    async with server.pool.acquire() as conn, conn.transaction():
-        legacy = await import_legacy_token(
-            conn, admin.account_id, "legacy", datetime(2022, 1, 1, tzinfo=UTC), [Grant("ACCOUNT_VIEWER")], CLI_ACTOR
-        )
-    server.issued.append(legacy.text)
-    for secret in (first.secret, second.secret, personal_secret, legacy.text):
+    legacy = await server.import_legacy_token(
+        admin.account_id, "legacy", datetime(2022, 1, 1, tzinfo=UTC), [Grant("ACCOUNT_VIEWER")]
+    )
+    for secret in (first.secret, second.secret, personal_secret, legacy):
         assert (await server.gql("{ viewer { kind } }", token=secret)).status == 200
-    await server.app[SERVICES].authenticator.last_used.flush()  # every column filled, last use too
-    return [admin.token, first.secret, second.secret, leaked.secret, personal_secret, legacy.text]
+    await server.runtime.authenticator.last_used.flush()  # every column filled, last use too
+    return [admin.token, first.secret, second.secret, leaked.secret, personal_secret, legacy]
 
 
 async def test_no_table_holds_a_secret(server):

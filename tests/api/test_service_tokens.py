@@ -25,8 +25,6 @@ from tests.api.test_graphql import CREATE_USER, create_project
 from tests.conftest import make_config, start_server, store_service_token
 from tests.store.test_migrations import reference
 from tokengate import tokens
-from tokengate.http import SERVICES
-from tokengate.lifecycle import CLI_ACTOR, issue_user_token
 from tokengate.policy import Grant
 from tokengate.store import users as user_store
 
@@ -48,9 +46,7 @@ async def user_token(server, account_id: str, license_: str, grants: list[Grant]
         from tokengate.store import grants as grant_store
 
         await grant_store.add_user_grants(conn, account_id, user.id, grants)
-        issued = await issue_user_token(conn, server.config.secret_keys[0], user, "t", CLI_ACTOR)
-    server.issued.append(issued.text)
-    return issued.text
+    return await server.issue_user_token(user.id)
 
 
 async def service_token_count(server) -> int:
@@ -414,7 +410,7 @@ async def test_a_token_used_before_it_expires_is_not_audited_as_expired(server):
 async def test_last_used_at_is_batched_in_memory_and_never_moves_backwards(server, database, tmp_path):
     admin = await server.bootstrap()
     token = await created(server, admin.token)
-    recorder = server.app[SERVICES].authenticator.last_used
+    recorder = server.runtime.authenticator.last_used
     await recorder.stop()  # no periodic flush during the test: it flushes by hand
     before = datetime.now(UTC)
     assert await works(server, token.secret)
@@ -427,7 +423,7 @@ async def test_last_used_at_is_batched_in_memory_and_never_moves_backwards(serve
 
     # Another instance that saw an older use flushes later: the time stays.
     async for other in start_server(database, make_config(tmp_path)):
-        other_recorder = other.app[SERVICES].authenticator.last_used
+        other_recorder = other.runtime.authenticator.last_used
         other_recorder.note(token.id, first - timedelta(minutes=5))
         assert await other_recorder.flush() == 1
         assert await server.pool.fetchval(stored, token.id) == first
@@ -440,7 +436,7 @@ async def test_last_used_at_is_batched_in_memory_and_never_moves_backwards(serve
 async def test_last_use_of_many_requests_is_one_statement(server):
     admin = await server.bootstrap()
     created_tokens = [await created(server, admin.token, f"t{i}") for i in range(5)]
-    recorder = server.app[SERVICES].authenticator.last_used
+    recorder = server.runtime.authenticator.last_used
     await recorder.stop()  # no periodic flush during the test: it flushes by hand
     started = time.perf_counter()
     for token in created_tokens:

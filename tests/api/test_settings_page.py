@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tokengate.http import STATIC_DIR
+from tokengate.doors.pages import STATIC_DIR
 
 PAGE = "/settings/service-tokens"
 SETTINGS_DIR = STATIC_DIR / "settings"

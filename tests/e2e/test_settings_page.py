@@ -18,8 +18,6 @@ import pytest
 from tests.api.test_graphql import create_project
 from tests.api.test_legacy_tokens import import_legacy
 from tests.conftest import Server, make_config, start_server
-from tokengate.lifecycle import Actor, issue_user_token
-from tokengate.store import users as user_store
 
 playwright_api = pytest.importorskip("playwright.async_api")
 Browser = playwright_api.Browser
@@ -350,9 +348,4 @@ SET_IP_RULES = """mutation($rules: [IpRuleInput!]!) {
 
 async def user_token(server: Server, user_id: str) -> str:
     """A personal token for an existing user, as `tokengate issue-user-token` makes one."""
-    async with server.pool.acquire() as conn, conn.transaction():
-        user = await user_store.get_user(conn, user_id)
-        assert user is not None
-        issued = await issue_user_token(conn, server.config.secret_keys[0], user, "e2e", Actor("cli", "cli"))
-    server.issued.append(issued.text)
-    return issued.text
+    return await server.issue_user_token(user_id, "e2e")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tokengate.invalidation import InvalidationListener
+from tokengate.notices import AccountChanged, TokenChanged
 from tokengate.store.notify import publish
 
 
@@ -16,7 +17,7 @@ async def wait_for(condition, seconds: float = 5.0) -> None:
 
 
 async def test_notifications_reach_handlers_only_on_commit(database, pool):
-    received: list[dict] = []
+    received: list = []
     listener = InvalidationListener(database)
     listener.subscribe(received.append, lambda: None)
     await listener.start()
@@ -24,19 +25,19 @@ async def test_notifications_reach_handlers_only_on_commit(database, pool):
         async with pool.acquire() as conn:
             transaction = conn.transaction()
             await transaction.start()
-            await publish(conn, "token", token_id="rolled-back")
+            await publish(conn, TokenChanged("rolled-back"))
             await transaction.rollback()
             async with conn.transaction():
-                await publish(conn, "token", token_id="t1")
+                await publish(conn, TokenChanged("t1"))
         await wait_for(lambda: received)
-        assert received == [{"kind": "token", "token_id": "t1"}]
+        assert received == [TokenChanged("t1")]
     finally:
         await listener.stop()
 
 
 async def test_killed_listener_backend_flushes_and_reconnects(database, pool):
     flushed: list[int] = []
-    received: list[dict] = []
+    received: list = []
     listener = InvalidationListener(database, retry_seconds=0.05)
     listener.subscribe(received.append, lambda: flushed.append(1))
     await listener.start()
@@ -48,8 +49,8 @@ async def test_killed_listener_backend_flushes_and_reconnects(database, pool):
         await wait_for(lambda: len(flushed) > before)
         await wait_for(lambda: listener.healthy and listener.backend_pid not in (None, old_pid))
         assert listener.reconnects >= 1
-        await publish(pool, "account", account_id="acc_1")
+        await publish(pool, AccountChanged("acc_1"))
         await wait_for(lambda: received)
-        assert received[-1] == {"kind": "account", "account_id": "acc_1"}
+        assert received[-1] == AccountChanged("acc_1")
     finally:
         await listener.stop()

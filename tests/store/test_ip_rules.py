@@ -1,4 +1,5 @@
-"""The IP rules store against PostgreSQL: whole-set replacement and the invalidation notice."""
+"""The IP rules store against PostgreSQL: whole-set replacement, and its notice published by the unit of work
+only when the change commits."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import json
 
 import asyncpg
 
+from tests.conftest import TEST_SECRET_KEY
 from tokengate import tokens
-from tokengate.policy import check_ip_rules
+from tokengate.config import parse_secret_keys
+from tokengate.ip_rules import check_ip_rules
+from tokengate.notices import IpRulesChanged
+from tokengate.services import OPERATOR, Backend
+from tokengate.services import ip_restrictions as ip_restriction_service
 from tokengate.store import accounts as account_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store.notify import CHANNEL
@@ -24,8 +30,10 @@ async def test_replace_swaps_the_whole_set_and_notifies_listeners_on_commit(pool
         first = check_ip_rules(
             [("office", "ALLOW", ["203.0.113.0/24", "2001:db8::/32"]), ("lab", "DENY", ["10.0.0.0/8"])]
         )
-        async with pool.acquire() as conn, conn.transaction():
-            await ip_rule_store.replace(conn, account.id, True, [("ipr_1", first[0]), ("ipr_2", first[1])])
+        backend = Backend(pool, parse_secret_keys(TEST_SECRET_KEY))
+        async with backend.change(OPERATOR) as work:
+            await ip_rule_store.replace(work.conn, account.id, True, [("ipr_1", first[0]), ("ipr_2", first[1])])
+            await work.notify(IpRulesChanged(account.id))
         payload = json.loads(await asyncio.wait_for(received.get(), 5))
         assert payload == {"kind": "ip_rules", "account_id": account.id}
         stored = await ip_rule_store.settings(pool, account.id)
@@ -38,8 +46,9 @@ async def test_replace_swaps_the_whole_set_and_notifies_listeners_on_commit(pool
         # A change that rolls back leaves the old set and tells nobody.
         second = check_ip_rules([("vpn", "ALLOW", ["198.51.100.0/24"])])
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                await ip_rule_store.replace(conn, account.id, False, [("ipr_3", second[0])])
+            async with backend.change(OPERATOR) as work:
+                await ip_rule_store.replace(work.conn, account.id, False, [("ipr_3", second[0])])
+                await work.notify(IpRulesChanged(account.id))
                 raise RuntimeError("abort")
         except RuntimeError:
             pass
@@ -47,8 +56,7 @@ async def test_replace_swaps_the_whole_set_and_notifies_listeners_on_commit(pool
         assert received.empty()
         assert await ip_rule_store.settings(pool, account.id) == stored
 
-        async with pool.acquire() as conn, conn.transaction():
-            await ip_rule_store.replace(conn, account.id, False, [])
+        await ip_restriction_service.replace(backend, OPERATOR, account.id, False, [])
         assert await ip_rule_store.settings(pool, account.id) == ip_rule_store.IpSettings(False, ())
         assert json.loads(await asyncio.wait_for(received.get(), 5))["account_id"] == account.id
     finally:

@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 
 from tokengate.ip_guard import IpGuard
-from tokengate.policy import IpPolicy, IpRule
+from tokengate.ip_rules import IpPolicy, IpRule
 
 ALLOW_OFFICE = IpPolicy([IpRule("office", "ALLOW", (ipaddress.ip_network("203.0.113.0/24"),))])
 

@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from tokengate.policy import IpPolicy, IpRule, IpRuleProblem, check_ip_rules, client_address, parse_cidr
+from tokengate.forwarded import client_address
+from tokengate.ip_rules import IpPolicy, IpRule, IpRuleProblem, check_ip_rules, parse_cidr
 
 
 def rule(name: str, type_: str, *cidrs: str) -> IpRule:

@@ -10,9 +10,9 @@ import asyncpg
 import strawberry
 from strawberry.scalars import JSON
 
-from tokengate.api.errors import BadUserInput
+from tokengate.errors import InvalidInput
 from tokengate.store import audit
-from tokengate.store.audit import AuditEvent as AuditRow
+from tokengate.store.audit import AuditRow
 
 MAX_PAGE_SIZE = 100
 CURSOR_PREFIX = "audit:"
@@ -34,7 +34,7 @@ def decode_cursor(cursor: str) -> int:
         text = ""
     number = text.removeprefix(CURSOR_PREFIX)
     if not text.startswith(CURSOR_PREFIX) or not number.isdigit() or not 0 < int(number) < NEWEST:
-        raise BadUserInput(NOT_A_CURSOR)
+        raise InvalidInput(NOT_A_CURSOR)
     return int(number)
 
 
@@ -83,13 +83,13 @@ class AuditEventConnection:
 
 async def audit_page(pool: asyncpg.Pool, account_id: str, first: int, after: str | None) -> AuditEventConnection:
     if not 1 <= first <= MAX_PAGE_SIZE:
-        raise BadUserInput(f"first must be between 1 and {MAX_PAGE_SIZE}")
+        raise InvalidInput(f"first must be between 1 and {MAX_PAGE_SIZE}")
     before_id = NEWEST
     if after is not None:
         before_id = decode_cursor(after)
         # Another account's cursor is refused exactly like one that was never handed out.
         if not await audit.has_event(pool, account_id, before_id):
-            raise BadUserInput(NOT_A_CURSOR)
+            raise InvalidInput(NOT_A_CURSOR)
     # One extra row tells whether another page exists.
     rows = await audit.page(pool, account_id, before_id, first + 1)
     edges = [AuditEventEdge(node=AuditEvent.of(row), cursor=encode_cursor(row.id)) for row in rows[:first]]

@@ -1,60 +1,50 @@
-"""What every resolver can reach: the principal, the database, the request's client address."""
+"""What every resolver can reach: the caller, the process's resources, the request's client address."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
+from strawberry.types import Info as StrawberryInfo
 
-from tokengate.api.errors import Unauthenticated
-from tokengate.auth import Authenticator
-from tokengate.config import Config
-from tokengate.invalidation import InvalidationListener
-from tokengate.ip_guard import IpGuard
-from tokengate.observability import Metrics
+from tokengate.errors import Unauthenticated
 from tokengate.policy import Principal
-from tokengate.store.audit import AuditEntry
+from tokengate.services import Actor, Backend
+
+if TYPE_CHECKING:
+    from tokengate.runtime import Runtime
 
 
-@dataclass
-class Services:
-    """Process-wide resources, built once by the app factory."""
-
-    config: Config
-    pool: asyncpg.Pool
-    authenticator: Authenticator
-    metrics: Metrics
-    ip_guard: IpGuard
-    listener: InvalidationListener | None = None
-
-
-@dataclass
+@dataclass(slots=True)
 class Context:
-    services: Services
-    principal: Principal | None
+    runtime: Runtime
+    principal: Principal | None  # None only for the documents anyone may run (introspection, leak reports)
     client_addr: str | None
     request_id: str
 
     @property
     def pool(self) -> asyncpg.Pool:
-        return self.services.pool
+        return self.runtime.pool
+
+    @property
+    def backend(self) -> Backend:
+        return self.runtime.backend
 
     @property
     def caller(self) -> Principal:
-        """The authenticated principal (only introspection runs without one)."""
+        """The authenticated principal."""
         if self.principal is None:
             raise Unauthenticated("authentication required")
         return self.principal
 
-    def audit_entry(self, action: str, target_id: str | None, details: dict[str, Any] | None = None) -> AuditEntry:
-        principal = self.caller
-        return AuditEntry(
-            account_id=principal.account_id,
-            action=action,
-            actor=principal.actor,
-            source="graphql",
-            client_addr=self.client_addr,
-            target_id=target_id,
-            details=details or {},
-        )
+    @property
+    def actor(self) -> Actor:
+        """The caller as the services see it: who, through GraphQL, from where."""
+        if self.principal is None:
+            return Actor("anonymous", "graphql", self.client_addr)
+        return Actor.of(self.principal, self.client_addr)
+
+
+# What resolvers are handed: typed, so ``info.context`` is a Context.
+Info = StrawberryInfo[Context, None]

@@ -9,8 +9,8 @@ from strawberry.extensions import FieldExtension
 from strawberry.schema_directive import Location
 
 from tokengate.api.enums import Access, Resource
-from tokengate.api.errors import Forbidden, not_found
 from tokengate.catalog import is_account_resource
+from tokengate.errors import Forbidden, NotFound
 
 
 @strawberry.schema_directive(
@@ -27,7 +27,7 @@ PROJECT_ARGUMENTS = ("project_id", "id")
 
 
 class RequiresExtension(FieldExtension):
-    """Asks policy (through the request's compiled permissions) before the resolver runs."""
+    """Asks policy (through the principal's ``decide``) before the resolver runs."""
 
     def __init__(self, resource: str, access: str):
         self.resource = resource
@@ -45,10 +45,11 @@ class RequiresExtension(FieldExtension):
             for name in PROJECT_ARGUMENTS:
                 if project_id is None and kwargs.get(name) is not None:
                     project_id = str(kwargs[name])
-            if project_id is not None and project_id not in principal.project_ids:
-                raise not_found("project")
-        if not principal.permissions.allows(self.resource, self.access, project_id):
-            info.context.services.metrics.count_denial(self.resource, self.access)
+        decision = principal.decide(self.resource, self.access, project_id)
+        if decision.unknown_project:
+            raise NotFound("project")
+        if not decision.allowed:
+            info.context.runtime.metrics.count_denial(self.resource, self.access)
             raise Forbidden(self.message)
 
     def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:

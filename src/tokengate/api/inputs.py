@@ -1,12 +1,14 @@
-"""GraphQL input types and the checks that turn them into core values."""
+"""GraphQL input types, and their one conversion into core values."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 import strawberry
 
-from tokengate.api.enums import Access, PermissionSetKey, Resource
-from tokengate.api.errors import BadUserInput
-from tokengate.policy import Grant, GrantProblem, NameProblem, check_grants, checked_name
+from tokengate.api.enums import Access, IpRuleType, PermissionSetKey, Resource
+from tokengate.policy import Grant
 
 
 @strawberry.input
@@ -23,19 +25,23 @@ class CheckInput:
     project_id: strawberry.ID | None = None
 
 
-def require_name(value: str, what: str = "name") -> str:
-    """Names are 1 to 255 characters (after trimming surrounding spaces)."""
-    try:
-        return checked_name(value, what)
-    except NameProblem as problem:
-        raise BadUserInput(str(problem)) from None
+@strawberry.input
+class CreateServiceTokenInput:
+    name: str
+    grants: list[GrantInput]
+    expires_at: datetime | None = None
 
 
-def grants_from_input(grants: list[GrantInput], account_project_ids: frozenset[str]) -> tuple[Grant, ...]:
-    try:
-        return check_grants(
-            [Grant(g.permission_set.value, g.all_projects, tuple(str(p) for p in g.project_ids)) for g in grants],
-            account_project_ids,
-        )
-    except GrantProblem as problem:
-        raise BadUserInput(str(problem)) from None
+@strawberry.input
+class IpRuleInput:
+    name: str
+    type: IpRuleType  # type: ignore[valid-type]
+    cidrs: list[str] = strawberry.field(
+        description="IPv4/IPv6 networks such as 203.0.113.0/24; a bare address means that one address. "
+        "Host bits must be zero (10.0.0.5/24 is refused)."
+    )
+
+
+def grants_of(inputs: Iterable[GrantInput]) -> list[Grant]:
+    """The grants as policy reads them (validated by the services)."""
+    return [Grant(g.permission_set.value, g.all_projects, tuple(str(p) for p in g.project_ids)) for g in inputs]

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.types import Info
 
+from tokengate.api.context import Info
 from tokengate.api.enums import Access, Resource
-from tokengate.api.errors import BadUserInput, not_found
 from tokengate.api.inputs import CheckInput
-from tokengate.api.types import Account, Decision, PermissionSet, Viewer
+from tokengate.api.types import Account, DecisionView, PermissionSet, Viewer
 from tokengate.catalog import CATALOG
+from tokengate.errors import InvalidInput, NotFound
 from tokengate.policy import Principal
 
 MAX_CHECKS = 1000  # questions in one `checks` call
 
 
-def decide(principal: Principal, resource: str, access: str, project_id: str | None) -> Decision:
-    if project_id is not None and project_id not in principal.project_ids:
-        raise not_found("project")
-    return Decision.of(principal.permissions.decide(resource, access, project_id))
+def decide(principal: Principal, resource: str, access: str, project_id: str | None) -> DecisionView:
+    decision = principal.decide(resource, access, project_id)
+    if decision.unknown_project:
+        raise NotFound("project")
+    return DecisionView.of(decision)
 
 
 @strawberry.type
@@ -47,12 +48,12 @@ class Query:
         resource: Resource,  # type: ignore[valid-type]
         access: Access,  # type: ignore[valid-type]
         project_id: strawberry.ID | None = None,
-    ) -> Decision:
+    ) -> DecisionView:
         return decide(info.context.caller, resource.value, access.value, project_id)
 
     @strawberry.field(description=f"Several checks (at most {MAX_CHECKS}) in one round trip, answered in order.")
-    def checks(self, info: Info, requests: list[CheckInput]) -> list[Decision]:
+    def checks(self, info: Info, requests: list[CheckInput]) -> list[DecisionView]:
         principal = info.context.caller
         if len(requests) > MAX_CHECKS:
-            raise BadUserInput(f"at most {MAX_CHECKS} requests in one checks call")
+            raise InvalidInput(f"at most {MAX_CHECKS} requests in one checks call")
         return [decide(principal, r.resource.value, r.access.value, r.project_id) for r in requests]

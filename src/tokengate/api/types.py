@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import strawberry
-from strawberry.types import Info
 
 from tokengate import tokens
 from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, audit_page
-from tokengate.api.context import Context
+from tokengate.api.context import Context, Info
 from tokengate.api.directives import requires
 from tokengate.api.enums import (
     Access,
@@ -23,17 +22,15 @@ from tokengate.api.enums import (
 )
 from tokengate.api.ip_restrictions import IpRestrictions
 from tokengate.catalog import CATALOG
-from tokengate.policy import Decision as PolicyDecision
-from tokengate.policy import Grant as PolicyGrant
-from tokengate.policy import Principal
+from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal
 from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
-from tokengate.store.projects import Project as ProjectRow
+from tokengate.store.projects import ProjectRow
 from tokengate.store.tokens import TokenRecord
-from tokengate.store.users import User as UserRow
+from tokengate.store.users import UserRow
 
 
 @strawberry.type
@@ -50,8 +47,8 @@ class Project:
         return cls(id=strawberry.ID(row.id), name=row.name)
 
 
-@strawberry.type
-class Grant:
+@strawberry.type(name="Grant")
+class GrantView:
     permission_set: PermissionSetKey  # type: ignore[valid-type]
     all_projects: bool
     projects: list[Project] = strawberry.field(
@@ -59,7 +56,7 @@ class Grant:
     )
 
 
-async def grants_with_projects(context: Context, held: dict[str, list[PolicyGrant]]) -> dict[str, list[Grant]]:
+async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -> dict[str, list[GrantView]]:
     """Grants of several owners with their projects, from one query for all the projects.
 
     Lists batch by construction (one query per kind of thing, whatever the length) rather than through
@@ -70,7 +67,7 @@ async def grants_with_projects(context: Context, held: dict[str, list[PolicyGran
     rows = await project_store.projects_by_ids(context.pool, project_ids) if project_ids else {}
     return {
         owner: [
-            Grant(
+            GrantView(
                 permission_set=PermissionSetKey(grant.permission_set),
                 all_projects=grant.all_projects,
                 projects=[Project.of(row) for p in grant.project_ids if (row := rows.get(p)) is not None],
@@ -86,7 +83,7 @@ class User:
     id: strawberry.ID
     email: str
     license: License  # type: ignore[valid-type]
-    grants: list[Grant]
+    grants: list[GrantView]
 
 
 async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]:
@@ -94,14 +91,6 @@ async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]
     found = await grant_store.grants_for_users(context.pool, [row.id for row in rows])
     grants = await grants_with_projects(context, {row.id: found.get(row.id, []) for row in rows})
     return [User(id=strawberry.ID(r.id), email=r.email, license=License(r.license), grants=grants[r.id]) for r in rows]
-
-
-def token_state(record: TokenRecord, now: datetime | None = None) -> str:
-    if record.state == "deleted":
-        return "DELETED"
-    if record.expires_at is not None and record.expires_at <= (now or datetime.now(UTC)):
-        return "EXPIRED"
-    return "ACTIVE"
 
 
 @strawberry.type
@@ -115,10 +104,10 @@ class ServiceToken:
     last_used_at: datetime | None
     expires_at: datetime | None
     rotation_recommended: bool
-    grants: list[Grant]
+    grants: list[GrantView]
 
     @classmethod
-    def of(cls, record: TokenRecord, grants: list[Grant]) -> ServiceToken:
+    def of(cls, record: TokenRecord, grants: list[GrantView]) -> ServiceToken:
         return cls(
             id=strawberry.ID(record.id),
             name=record.name,
@@ -128,7 +117,7 @@ class ServiceToken:
                 record.lookup_hint or record.id,
             ),
             format=TokenFormat(record.format.upper()),
-            state=TokenState(token_state(record)),
+            state=TokenState(tokens.token_state(record.state, record.expires_at, datetime.now(UTC))),
             created_at=record.created_at,
             last_used_at=record.last_used_at,
             expires_at=record.expires_at,
@@ -158,13 +147,13 @@ class PermissionSet:
     )
 
 
-@strawberry.type
-class Decision:
+@strawberry.type(name="Decision")
+class DecisionView:
     allowed: bool
     reason: str
 
     @classmethod
-    def of(cls, decision: PolicyDecision) -> Decision:
+    def of(cls, decision: Decision) -> DecisionView:
         return cls(allowed=decision.allowed, reason=decision.reason)
 
 
@@ -239,11 +228,11 @@ class Viewer:
 
     @strawberry.field(description="The service token, when the caller is one.")
     async def service_token(self, info: Info) -> ServiceToken | None:
-        if self.principal.kind != "SERVICE_TOKEN":
+        if self.principal.kind != SERVICE_TOKEN:
             return None
         record = await token_store.token_by_id(info.context.pool, self.principal.account_id, self.principal.token_id)
         return await service_token_with_grants(info.context, record) if record else None
 
     @strawberry.field(description="The grants in force for this request (a user's, limited by license).")
-    async def grants(self, info: Info) -> list[Grant]:
+    async def grants(self, info: Info) -> list[GrantView]:
         return (await grants_with_projects(info.context, {"": list(self.principal.grants)}))[""]

@@ -12,17 +12,17 @@ BY_ID = "SELECT id, name, plan, created_at FROM accounts WHERE id = $1"
 
 
 @dataclass(frozen=True, slots=True)
-class Account:
+class AccountRow:
     id: str
     name: str
     plan: str
     created_at: datetime
 
 
-async def create_account(db: Executor, account_id: str, name: str, plan: str) -> Account:
-    return Account(**dict(await db.fetchrow(INSERT, account_id, name, plan)))
+async def create_account(db: Executor, account_id: str, name: str, plan: str) -> AccountRow:
+    return AccountRow(**dict(await db.fetchrow(INSERT, account_id, name, plan)))
 
 
-async def get_account(db: Executor, account_id: str) -> Account | None:
+async def get_account(db: Executor, account_id: str) -> AccountRow | None:
     row = await db.fetchrow(BY_ID, account_id)
-    return Account(**dict(row)) if row else None
+    return AccountRow(**dict(row)) if row else None

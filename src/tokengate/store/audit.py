@@ -34,7 +34,7 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEvent:
+class AuditRow:
     id: int
     action: str
     actor: str
@@ -58,10 +58,10 @@ async def record(db: Executor, entry: AuditEntry) -> None:
     )
 
 
-async def page(db: Executor, account_id: str, before_id: int, limit: int) -> list[AuditEvent]:
+async def page(db: Executor, account_id: str, before_id: int, limit: int) -> list[AuditRow]:
     """Events older than ``before_id``, newest first."""
     rows = await db.fetch(PAGE, account_id, before_id, limit)
-    return [AuditEvent(**{**dict(row), "details": json.loads(row["details"])}) for row in rows]
+    return [AuditRow(**{**dict(row), "details": json.loads(row["details"])}) for row in rows]
 
 
 async def has_event(db: Executor, account_id: str, event_id: int) -> bool:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tokengate.policy import IpRule
-from tokengate.store import Executor, notify
-
-# Listeners (other instances) drop their cached rules for the account named in the payload.
+from tokengate.ip_rules import IpRule
+from tokengate.store import Executor
 
 # One statement, so the switch and the rules come from one snapshot.
 SETTINGS = """
@@ -52,7 +50,7 @@ async def settings(db: Executor, account_id: str) -> IpSettings:
 
 
 async def replace(db: Executor, account_id: str, enabled: bool, rules: Sequence[tuple[str, IpRule]]) -> IpSettings:
-    """Replace the switch and every rule (``(id, rule)`` pairs) and tell listeners; run in a transaction."""
+    """Replace the switch and every rule (``(id, rule)`` pairs); run in a transaction."""
     await db.execute(UPSERT_SETTINGS, account_id, enabled)
     await db.execute(CLEAR_RULES, account_id)
     stored = []
@@ -60,6 +58,4 @@ async def replace(db: Executor, account_id: str, enabled: bool, rules: Sequence[
         cidrs = tuple(str(network) for network in rule.cidrs)
         await db.execute(INSERT_RULE, rule_id, account_id, rule.name, rule.type, list(cidrs), position)
         stored.append(StoredIpRule(rule_id, rule.name, rule.type, cidrs))
-    # Delivered on commit, so a listener never reloads rules that are not yet visible.
-    await notify.publish(db, "ip_rules", account_id=account_id)
     return IpSettings(enabled, tuple(stored))

@@ -18,23 +18,23 @@ IDS_BY_ACCOUNT = "SELECT id FROM projects WHERE account_id = $1"
 
 
 @dataclass(frozen=True, slots=True)
-class Project:
+class ProjectRow:
     id: str
     account_id: str
     name: str
     created_at: datetime
 
 
-async def create_project(db: Executor, project_id: str, account_id: str, name: str) -> Project:
-    return Project(**dict(await db.fetchrow(INSERT, project_id, account_id, name)))
+async def create_project(db: Executor, project_id: str, account_id: str, name: str) -> ProjectRow:
+    return ProjectRow(**dict(await db.fetchrow(INSERT, project_id, account_id, name)))
 
 
-async def list_projects(db: Executor, account_id: str) -> list[Project]:
-    return [Project(**dict(row)) for row in await db.fetch(BY_ACCOUNT, account_id)]
+async def list_projects(db: Executor, account_id: str) -> list[ProjectRow]:
+    return [ProjectRow(**dict(row)) for row in await db.fetch(BY_ACCOUNT, account_id)]
 
 
-async def projects_by_ids(db: Executor, project_ids: Sequence[str]) -> dict[str, Project]:
-    return {row["id"]: Project(**dict(row)) for row in await db.fetch(BY_IDS, list(project_ids))}
+async def projects_by_ids(db: Executor, project_ids: Sequence[str]) -> dict[str, ProjectRow]:
+    return {row["id"]: ProjectRow(**dict(row)) for row in await db.fetch(BY_IDS, list(project_ids))}
 
 
 async def project_ids_of_account(db: Executor, account_id: str) -> frozenset[str]:

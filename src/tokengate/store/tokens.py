@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from tokengate import tokens
 from tokengate.policy import Grant
 from tokengate.store import Executor
 from tokengate.store.grants import grants_from_document
@@ -23,6 +25,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12, $13)
 """
     + RETURNING_TOKEN
 )
+
+# The one rule of "usable" in SQL (tokens.token_state is the same rule in Python).
+USABLE = "t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())"
 
 # Everything authentication needs, in one indexed query: the token, its account, the user's license,
 # the grants (the token's own, or its user's) and the ids of the account's projects.
@@ -179,20 +184,15 @@ RETURNING id
 """
 # Revokes only a token that is still usable; of concurrent reports one wins.
 REVOKE_USABLE = (
-    """
-UPDATE tokens SET state = 'deleted', deleted_at = now()
-WHERE id = $1 AND state = 'active' AND (expires_at IS NULL OR expires_at > now())
-"""
-    + RETURNING_TOKEN
+    "UPDATE tokens AS t SET state = 'deleted', deleted_at = now() WHERE t.id = $1 AND "
+    + USABLE
+    + " RETURNING "
+    + TOKEN_COLUMNS
 )
 # Compare-and-set on the old hash: of concurrent re-hashes of one token, one writes; the others change nothing.
 REHASH = "UPDATE tokens SET hash = $3, key_id = $4 WHERE id = $1 AND hash = $2 AND format = 'v2'"
 # Usable tokens by the key that hashed them (NULL: legacy, or v2 not recorded yet).
-KEY_STATUS = """
-SELECT format, key_id, count(*) AS tokens FROM tokens
-WHERE state = 'active' AND (expires_at IS NULL OR expires_at > now())
-GROUP BY format, key_id
-"""
+KEY_STATUS = "SELECT t.format, t.key_id, count(*) AS tokens FROM tokens t WHERE " + USABLE + " GROUP BY 1, 2"
 # One statement for every token used since the last flush; greatest() keeps the time from moving back.
 FLUSH_LAST_USED = """
 UPDATE tokens AS t SET last_used_at = greatest(t.last_used_at, u.used_at)
@@ -258,3 +258,29 @@ class KeyCount:
 
 async def usable_tokens_by_key(db: Executor) -> list[KeyCount]:
     return [KeyCount(**dict(row)) for row in await db.fetch(KEY_STATUS)]
+
+
+async def insert_v2(
+    db: Executor,
+    key: bytes,
+    kind: tokens.TokenKind,
+    account_id: str,
+    name: str,
+    created_by: str,
+    **columns: Any,
+) -> tuple[tokens.IssuedToken, TokenRecord]:
+    """A fresh v2 token stored as its keyed hash (with the key's id); the returned text is the only copy."""
+    issued = tokens.issue_token(kind)
+    record = await insert_token(
+        db,
+        token_id=issued.id,
+        account_id=account_id,
+        kind=kind,
+        format_="v2",
+        token_hash=tokens.hash_token(issued.text, key),
+        key_id=tokens.key_id(key),
+        name=name,
+        created_by=created_by,
+        **columns,
+    )
+    return issued, record

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +14,6 @@ INSERT INTO users (id, account_id, email, license) VALUES ($1, $2, $3, $4)
 RETURNING id, account_id, email, license, created_at
 """
 BY_ID = "SELECT id, account_id, email, license, created_at FROM users WHERE id = $1"
-BY_IDS = "SELECT id, account_id, email, license, created_at FROM users WHERE id = ANY($1::text[])"
 BY_ACCOUNT = (
     "SELECT id, account_id, email, license, created_at FROM users WHERE account_id = $1 ORDER BY created_at, id"
 )
@@ -26,7 +24,7 @@ class DuplicateEmail(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class User:
+class UserRow:
     id: str
     account_id: str
     email: str
@@ -34,22 +32,18 @@ class User:
     created_at: datetime
 
 
-async def create_user(db: Executor, user_id: str, account_id: str, email: str, license_: str) -> User:
+async def create_user(db: Executor, user_id: str, account_id: str, email: str, license_: str) -> UserRow:
     try:
         row = await db.fetchrow(INSERT, user_id, account_id, email, license_)
     except asyncpg.UniqueViolationError:
         raise DuplicateEmail(email) from None
-    return User(**dict(row))
+    return UserRow(**dict(row))
 
 
-async def get_user(db: Executor, user_id: str) -> User | None:
+async def get_user(db: Executor, user_id: str) -> UserRow | None:
     row = await db.fetchrow(BY_ID, user_id)
-    return User(**dict(row)) if row else None
+    return UserRow(**dict(row)) if row else None
 
 
-async def users_by_ids(db: Executor, user_ids: Sequence[str]) -> dict[str, User]:
-    return {row["id"]: User(**dict(row)) for row in await db.fetch(BY_IDS, list(user_ids))}
-
-
-async def list_users(db: Executor, account_id: str) -> list[User]:
-    return [User(**dict(row)) for row in await db.fetch(BY_ACCOUNT, account_id)]
+async def list_users(db: Executor, account_id: str) -> list[UserRow]:
+    return [UserRow(**dict(row)) for row in await db.fetch(BY_ACCOUNT, account_id)]

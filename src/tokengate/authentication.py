@@ -1,10 +1,10 @@
-"""Authentication: an ``Authorization`` header becomes a Principal with compiled grants."""
+"""Authentication: presented token text becomes a Principal with compiled grants, from the cache or the store."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,41 +12,19 @@ import asyncpg
 from tokengate import tokens
 from tokengate.background import PeriodicFlush
 from tokengate.cache import PrincipalCache
-from tokengate.lifecycle import Actor, audit_expired_use
+from tokengate.errors import Unauthenticated
 from tokengate.policy import SERVICE_TOKEN, USER, Principal
-from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.store import DATABASE_UNAVAILABLE, Executor
 from tokengate.store import tokens as token_store
 from tokengate.store.tokens import Credential
 
 log = logging.getLogger("tokengate.auth")
 
-MAX_AUTHORIZATION_LENGTH = 512
-SCHEMES = ("bearer", "token")
-
-
-class Unauthenticated(Exception):
-    """No valid credentials. The message is safe to show: it never contains the presented text."""
-
-    def __init__(self, message: str, outcome: str = "invalid"):
-        super().__init__(message)
-        self.outcome = outcome  # missing | malformed | invalid, for metrics
+INVALID = "invalid token"
 
 
 class DatabaseUnavailable(Exception):
     """The token is not in the cache and the database cannot be reached to check it."""
-
-
-def token_from_header(header: str | None) -> str:
-    """The token text from ``Authorization: Bearer <token>`` or ``Authorization: Token <token>``."""
-    if header is None or not header.strip():
-        raise Unauthenticated("authentication required: send Authorization: Bearer <token>", "missing")
-    if len(header) > MAX_AUTHORIZATION_LENGTH:
-        raise Unauthenticated("malformed Authorization header", "malformed")
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() not in SCHEMES or not value or " " in value:
-        raise Unauthenticated("malformed Authorization header: expected 'Bearer <token>'", "malformed")
-    return value
 
 
 def principal_from_credential(credential: Credential) -> Principal:
@@ -70,12 +48,26 @@ def principal_from_credential(credential: Credential) -> Principal:
     )
 
 
-def is_usable(credential: Credential, now: datetime) -> bool:
-    return credential.state == "active" and (credential.expires_at is None or credential.expires_at > now)
+def credential_state(credential: Credential, now: datetime) -> tokens.TokenState:
+    return tokens.token_state(credential.state, credential.expires_at, now)
 
 
-def is_expired(credential: Credential, now: datetime) -> bool:
-    return credential.state == "active" and credential.expires_at is not None and credential.expires_at <= now
+async def find_credential(db: Executor, keys: tuple[bytes, ...], parsed: tokens.ParsedToken) -> Credential | None:
+    """The stored token this text proves, whatever its state; None when no hash matches."""
+    if parsed.format == "v2":
+        credential = await token_store.credential_by_id(db, parsed.lookup)
+        if credential is None or credential.kind != parsed.kind:
+            return None
+        return credential if tokens.hash_matches(parsed.text, credential.hash, keys) else None
+    for candidate in await token_store.credentials_by_hint(db, parsed.lookup):
+        # argon2id takes tens of milliseconds: verify off the event loop so other requests go on.
+        if await asyncio.to_thread(tokens.legacy_matches, parsed.text, candidate.hash):
+            return candidate
+    return None
+
+
+# Called with the credential of an expired service token at its first refused use (services audit it).
+ExpiredUse = Callable[[Credential, "str | None"], Awaitable[object]]
 
 
 class LastUsedRecorder(PeriodicFlush):
@@ -122,8 +114,6 @@ class Authenticator:
     already validated keep working from the cache.
     """
 
-    INVALID = "invalid token"
-
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -131,6 +121,7 @@ class Authenticator:
         last_used: LastUsedRecorder | None = None,
         cache: PrincipalCache | None = None,
         cache_trusted: Callable[[], bool] = lambda: True,
+        on_expired_use: ExpiredUse | None = None,
     ):
         self.pool = pool
         self.keys = keys
@@ -138,29 +129,19 @@ class Authenticator:
         self.last_used = last_used if last_used is not None else LastUsedRecorder(pool)
         self.cache = cache if cache is not None else PrincipalCache()
         self.cache_trusted = cache_trusted
+        self.on_expired_use = on_expired_use
 
-    async def authenticate_header(
-        self, header: str | None, *, client_addr: str | None = None, source: str = "graphql"
-    ) -> Principal:
-        parsed, principal = self.from_memory(header)
+    async def authenticate(self, text: str, *, client_addr: str | None = None) -> Principal:
+        parsed, principal = self.from_memory(text)
         if principal is not None:
             return principal
-        return await self.from_database(parsed, client_addr=client_addr, source=source)
+        return await self.from_database(parsed, client_addr=client_addr)
 
-    async def authenticate(self, text: str, *, client_addr: str | None = None, source: str = "graphql") -> Principal:
-        parsed, principal = self._parsed_from_memory(text)
-        if principal is not None:
-            return principal
-        return await self.from_database(parsed, client_addr=client_addr, source=source)
+    def from_memory(self, text: str) -> tuple[tokens.ParsedToken, Principal | None]:
+        """The token parsed, and its principal when the cache can answer: no coroutine, no I/O.
 
-    def from_memory(self, header: str | None) -> tuple[tokens.ParsedToken, Principal | None]:
-        """The header's token parsed, and its principal when the cache can answer: no coroutine, no I/O.
-
-        Raises ``Unauthenticated`` for what is refused offline (malformed header or token, wrong secret).
+        Raises ``Unauthenticated`` for what is refused offline (malformed token, wrong secret for a cached id).
         """
-        return self._parsed_from_memory(token_from_header(header))
-
-    def _parsed_from_memory(self, text: str) -> tuple[tokens.ParsedToken, Principal | None]:
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken as error:
@@ -171,23 +152,23 @@ class Authenticator:
                 return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
         return parsed, None
 
-    async def from_database(
-        self, parsed: tokens.ParsedToken, *, client_addr: str | None = None, source: str = "graphql"
-    ) -> Principal:
+    async def from_database(self, parsed: tokens.ParsedToken, *, client_addr: str | None = None) -> Principal:
         """Validate against the stored token (the cache could not answer), and cache the principal."""
         now = datetime.now(UTC)
         try:
-            credential = await self.find_credential(parsed)
+            credential = await find_credential(self.pool, self.keys, parsed)
         except DATABASE_UNAVAILABLE:
             stale = self.cache.peek(parsed.lookup) if parsed.format == "v2" else None
             principal = self._from_entry(parsed, stale.token_hash, stale.principal, now) if stale else None
             if principal is None:
                 raise DatabaseUnavailable from None
             return principal
-        if credential is None or not is_usable(credential, now):
-            if credential is not None and not credential.expiry_audited and is_expired(credential, now):
-                await self._audit_expired_use(credential, client_addr, source)
-            raise Unauthenticated(self.INVALID)
+        state = credential_state(credential, now) if credential is not None else None
+        if credential is None or state != "ACTIVE":
+            first_expired_use = credential is not None and state == "EXPIRED" and not credential.expiry_audited
+            if first_expired_use and credential.kind == "service" and self.on_expired_use is not None:
+                await self.on_expired_use(credential, client_addr)
+            raise Unauthenticated(INVALID)
         self.last_used.note(credential.id, now)
         principal = principal_from_credential(credential)
         if parsed.format == "v2":
@@ -213,32 +194,9 @@ class Authenticator:
     ) -> Principal | None:
         """The cached principal if the text proves it and it has not expired; None to ask the database."""
         if not tokens.hash_matches(parsed.text, token_hash, self.keys):
-            raise Unauthenticated(self.INVALID)  # same id, other secret: no stored token has this text
+            raise Unauthenticated(INVALID)  # same id, other secret: no stored token has this text
         if principal.expires_at is not None and principal.expires_at <= now:
             self.cache.invalidate_token(parsed.lookup)  # expired since cached: the database path audits it
             return None
         self.last_used.note(principal.token_id, now)
         return principal
-
-    def forget_token(self, token_id: str) -> None:
-        self.cache.invalidate_token(token_id)
-
-    async def _audit_expired_use(self, credential: Credential, client_addr: str | None, source: str) -> None:
-        if credential.kind != "service":
-            return
-        actor = Actor(principal_from_credential(credential).actor, source, client_addr)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await audit_expired_use(conn, credential.account_id, credential.id, actor)
-
-    async def find_credential(self, parsed: tokens.ParsedToken) -> Credential | None:
-        """The stored token this text proves, whatever its state; None when no hash matches."""
-        if parsed.format == "v2":
-            credential = await token_store.credential_by_id(self.pool, parsed.lookup)
-            if credential is None or credential.kind != parsed.kind:
-                return None
-            return credential if tokens.hash_matches(parsed.text, credential.hash, self.keys) else None
-        for candidate in await token_store.credentials_by_hint(self.pool, parsed.lookup):
-            # argon2id takes tens of milliseconds: verify off the event loop so other requests go on.
-            if await asyncio.to_thread(tokens.legacy_matches, parsed.text, candidate.hash):
-                return candidate
-        return None

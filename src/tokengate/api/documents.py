@@ -1,0 +1,148 @@
+"""GraphQL documents, parsed once under the token limit and validated once, whoever sends them.
+
+A request's query text becomes a ``Document`` (cached by text): the parse stops at ``MAX_TOKENS`` tokens,
+so no sender, with or without credentials, can make the server lex a megabyte; what the anonymous-access
+rule needs (which root fields each operation selects) is read from that one parse; validation runs only for
+requests that got past the gate, once per document.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Final
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.validation import ASTValidationRule
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from tokengate.api.limits import LIMIT_RULES, MAX_TOKENS
+
+INTROSPECTION_FIELDS: Final = frozenset({"__schema", "__type", "__typename"})
+# Root fields anyone may call without credentials (their resolvers never read the caller).
+PUBLIC_FIELDS: Final = frozenset({"reportLeakedToken"})
+VALIDATION_RULES: Final[tuple[type[ASTValidationRule], ...]] = (
+    *specified_rules,
+    *LIMIT_RULES,
+    MaybeNullValidationRule,
+    OneOfInputValidationRule,
+)
+CACHE_SIZE: Final = 1024
+MAX_CACHED_TEXT: Final = 16 * 1024  # longer documents are rare; parsing them each time keeps the cache small
+
+
+@dataclass(eq=False, slots=True)
+class Document:
+    """One query text: its syntax tree (or its syntax error), its operations, and validation done at most once."""
+
+    text: str
+    ast: DocumentNode | None
+    syntax_errors: tuple[GraphQLError, ...] = ()
+    operations: tuple[OperationDefinitionNode, ...] = ()
+    _root_fields: tuple[frozenset[str] | None, ...] = ()  # per operation; None where a fragment is missing
+    _validation: dict[int, tuple[GraphQLError, ...]] = field(default_factory=dict)
+
+    def selects_only(self, allowed: frozenset[str]) -> bool:
+        """True when every operation selects nothing but ``allowed`` at its root (fragments followed)."""
+        return bool(self.operations) and all(fields is not None and fields <= allowed for fields in self._root_fields)
+
+    def is_public(self, public_introspection: bool) -> bool:
+        """May this document run without credentials? Introspection only (when the schema is public), or
+        only the fields anyone may call."""
+        return (public_introspection and self.selects_only(INTROSPECTION_FIELDS)) or self.selects_only(PUBLIC_FIELDS)
+
+    def validation_errors(self, schema: GraphQLSchema) -> tuple[GraphQLError, ...]:
+        """Validation against ``schema``, once per schema; client mistakes only (see ``as_client_error``)."""
+        assert self.ast is not None
+        key = id(schema)
+        errors = self._validation.get(key)
+        if errors is None:
+            errors = self._validation[key] = tuple(
+                as_client_error(error) for error in validate(schema, self.ast, VALIDATION_RULES)
+            )
+        return errors
+
+    def operation(self, name: str | None) -> OperationDefinitionNode | None:
+        """The operation to run: the named one, or the only one; None when that is ambiguous or unknown."""
+        if name is None:
+            return self.operations[0] if len(self.operations) == 1 else None
+        return next((op for op in self.operations if op.name is not None and op.name.value == name), None)
+
+
+def as_client_error(error: GraphQLError) -> GraphQLError:
+    """A validation error is the client's even when a rule's code raised while reading the document (an Int
+    literal of 5000 digits makes ``int()`` raise): drop the cause so it is not masked as a server error."""
+    if error.original_error is None:
+        return error
+    return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path)
+
+
+def _root_fields(
+    selection_set: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode], seen: frozenset[str]
+) -> frozenset[str] | None:
+    names: set[str] = set()
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            names.add(selection.name.value)
+            continue
+        if isinstance(selection, InlineFragmentNode):
+            inner = _root_fields(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in seen or name not in fragments:
+                return None
+            inner = _root_fields(fragments[name].selection_set, fragments, seen | {name})
+        else:
+            return None
+        if inner is None:
+            return None
+        names |= inner
+    return frozenset(names)
+
+
+def _prepared(text: str) -> Document:
+    try:
+        ast = parse(text, max_tokens=MAX_TOKENS)
+    except GraphQLError as error:
+        return Document(text, None, syntax_errors=(error,))
+    fragments = {d.name.value: d for d in ast.definitions if isinstance(d, FragmentDefinitionNode)}
+    operations = tuple(d for d in ast.definitions if isinstance(d, OperationDefinitionNode))
+    roots = tuple(_root_fields(op.selection_set, fragments, frozenset()) for op in operations)
+    return Document(text, ast, operations=operations, _root_fields=roots)
+
+
+class DocumentCache:
+    """LRU of recent documents by text; texts over ``MAX_CACHED_TEXT`` are prepared each time."""
+
+    def __init__(self, size: int = CACHE_SIZE):
+        self.size = size
+        self._entries: OrderedDict[str, Document] = OrderedDict()
+
+    def get(self, text: str) -> Document:
+        document = self._entries.get(text)
+        if document is not None:
+            self._entries.move_to_end(text)
+            return document
+        document = _prepared(text)
+        if len(text) <= MAX_CACHED_TEXT:
+            self._entries[text] = document
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return document
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,38 @@
+"""Abuse limits on GraphQL documents, applied while parsing (tokens) and validating (aliases, depth)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from graphql import GraphQLError, ValidationContext, ValidationRule
+from strawberry.extensions import max_aliases, query_depth_limiter
+from strawberry.extensions.query_depth_limiter import IgnoreContext
+
+# Introspection fields are exempt from the depth limit: GraphiQL's and codegen's introspection query nests
+# ofType a dozen levels deep.
+MAX_DEPTH: Final = 10
+MAX_ALIASES: Final = 50
+MAX_TOKENS: Final = 5000
+
+
+def is_introspection_field(context: IgnoreContext) -> bool:
+    return context.field_name.startswith("__")
+
+
+_StrawberryDepthLimit = query_depth_limiter.create_validator(MAX_DEPTH, is_introspection_field)
+
+
+class DepthLimit(_StrawberryDepthLimit):  # type: ignore[misc, valid-type]
+    """Strawberry's depth limit, except that it reads Int literals with ``int()`` while it is built: one past
+    Python's 4300-digit limit raises ValueError there and would crash validation (a masked 500-like answer)."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        try:
+            super().__init__(context)
+        except ValueError:
+            ValidationRule.__init__(self, context)
+            context.report_error(GraphQLError("an Int literal has too many digits"))
+
+
+# Built once: MaxAliasesLimiter and QueryDepthLimiter build new classes per instance.
+LIMIT_RULES: Final = (max_aliases.create_validator(MAX_ALIASES), DepthLimit)

@@ -1,0 +1,136 @@
+"""The application factory: resources owned through ``cleanup_ctx``, the middleware, and one module per door."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp_cors
+from aiohttp import web
+
+from tokengate import db
+from tokengate.api.documents import DocumentCache
+from tokengate.authentication import Authenticator, LastUsedRecorder
+from tokengate.cache import PrincipalCache
+from tokengate.config import Config
+from tokengate.doors import forward_auth, graphql, health, pages
+from tokengate.gate import Gate
+from tokengate.invalidation import CacheInvalidator, InvalidationListener
+from tokengate.ip_guard import IpGuard, database_loader
+from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, observe
+from tokengate.observability import AccessLog, Metrics, RequestIds, hide_malformed_request_text
+from tokengate.runtime import RUNTIME, Runtime
+from tokengate.services import Backend
+from tokengate.services.service_tokens import audit_expired_use
+from tokengate.store.migrations import migrate
+
+
+def create_app(
+    config: Config,
+    *,
+    dsn: str | None = None,
+    migrate_on_start: bool = True,
+    pool_setup: Callable[[Any], Awaitable[None]] | None = None,
+    access_log: AccessLog | None = None,
+) -> web.Application:
+    """The application; it owns its pool, caches and background tasks through ``cleanup_ctx``."""
+    hide_malformed_request_text()
+    app = web.Application(client_max_size=graphql.MAX_BODY_BYTES, middlewares=[observe])
+    metrics = app[METRICS] = Metrics()
+    app[REQUEST_IDS] = RequestIds()
+    app[ACCESS_LOG] = access_log if access_log is not None else AccessLog()
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        target = dsn or await db.resolve_dsn(config)
+        pool = await db.create_pool(target, setup=pool_setup)
+        if migrate_on_start:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        last_used = LastUsedRecorder(pool)
+        last_used.start()
+        cache = PrincipalCache(max_size=config.principal_cache_size)
+        ip_guard = IpGuard(database_loader(pool))
+        invalidator = CacheInvalidator(cache, ip_guard)
+        listener = InvalidationListener(target)
+        listener.subscribe(invalidator.apply, invalidator.flush)
+        await listener.start()
+        backend = Backend(pool, config.secret_keys, apply=invalidator.apply)
+
+        async def on_expired_use(credential: Any, client_addr: str | None) -> None:
+            await audit_expired_use(backend, credential, client_addr, "graphql")
+
+        authenticator = Authenticator(
+            pool,
+            config.secret_keys,
+            last_used,
+            cache=cache,
+            cache_trusted=lambda: listener.healthy,
+            on_expired_use=on_expired_use,
+        )
+        app[ACCESS_LOG].start()
+        app[RUNTIME] = Runtime(
+            config=config,
+            pool=pool,
+            backend=backend,
+            authenticator=authenticator,
+            ip_guard=ip_guard,
+            invalidator=invalidator,
+            gate=Gate(config, authenticator, ip_guard, metrics),
+            metrics=metrics,
+            documents=DocumentCache(),
+            listener=listener,
+        )
+        add_gauges(metrics, cache, pool)
+        yield
+        await app[ACCESS_LOG].stop()
+        await listener.stop()
+        await last_used.stop()  # the uses of the last seconds, before the pool goes
+        await pool.close()
+
+    app.cleanup_ctx.append(resources)
+    graphql.add_routes(app)
+    forward_auth.add_routes(app)
+    health.add_routes(app)
+    pages.add_routes(app)
+    allow_cross_origin(app, config.cors_origins)
+    return app
+
+
+def add_gauges(metrics: Metrics, cache: PrincipalCache, pool: Any) -> None:
+    metrics.add_gauges(
+        "tokengate_principal_cache",
+        "Principal cache: hits, misses, evictions and invalidations since start, entries and size limit now",
+        "stat",
+        lambda: [
+            ("hits", cache.stats.hits),
+            ("misses", cache.stats.misses),
+            ("evictions", cache.stats.evictions),
+            ("invalidations", cache.stats.invalidations),
+            ("flushes", cache.stats.flushes),
+            ("entries", len(cache)),
+            ("max_entries", cache.max_size),
+        ],
+    )
+    metrics.add_gauges(
+        "tokengate_db_pool_connections",
+        "Database pool connections by state",
+        "state",
+        lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
+    )
+
+
+def allow_cross_origin(app: web.Application, origins: tuple[str, ...]) -> None:
+    """CORS for browser front ends on the configured origins only (none by default)."""
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(
+        allow_credentials=False,  # tokens travel in Authorization, never in cookies
+        allow_headers=("Authorization", "Content-Type"),
+        expose_headers=("X-Request-Id", "WWW-Authenticate"),
+        allow_methods=("GET", "POST"),
+        max_age=600,
+    )
+    cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(origins, options))
+    for route in list(app.router.routes()):
+        if route.method in ("GET", "POST") and not route.resource.canonical.startswith("/static"):
+            cors.add(route)

@@ -1,0 +1,112 @@
+"""``/auth/check``: forward-auth for gateways (nginx ``auth_request``, Traefik ``ForwardAuth``, Envoy ``ext_authz``).
+
+200 with the principal's ids in headers when allowed; the gate's refusals (401, 403 by IP rules, 503); 403
+naming what is required when the token may not; 400 for a question that cannot be asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from aiohttp import web
+
+from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
+from tokengate.doors.responses import error_response, refusal_response
+from tokengate.gate import Admission, Refusal
+from tokengate.policy import USER, Principal
+from tokengate.runtime import RUNTIME
+from tokengate.validation import MAX_ECHO
+
+RESOURCE_BY_NAME = {resource.upper(): resource for resource in RESOURCES}
+ACCESS_BY_NAME = {access.upper(): access for access in ACCESS_LEVELS}
+
+
+class BadQuestion(ValueError):
+    """A question that cannot be asked (400): the message says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckQuestion:
+    """What a gateway asks: only "is this a valid token?" when ``resource`` is None."""
+
+    resource: str | None
+    access: str
+    project_id: str | None
+
+
+@lru_cache(maxsize=1024)
+def check_question(resource: str | None, access: str | None, project_id: str | None) -> CheckQuestion:
+    """The parameters of ``/auth/check`` (case-insensitive names), or ``BadQuestion`` saying what is wrong."""
+    if not resource:
+        if access or project_id:
+            raise BadQuestion("access and projectId need a resource, e.g. ?resource=JOBS&access=READ")
+        return CheckQuestion(None, READ, None)
+    checked_resource = RESOURCE_BY_NAME.get(resource.strip().upper())
+    if checked_resource is None:
+        raise BadQuestion(f"unknown resource {resource[:MAX_ECHO]!r}: expected one of {', '.join(RESOURCES)}")
+    checked_access = ACCESS_BY_NAME.get((access or READ).strip().upper())
+    if checked_access is None:
+        raise BadQuestion(f"unknown access {(access or '')[:MAX_ECHO]!r}: expected READ or WRITE")
+    return CheckQuestion(checked_resource, checked_access, project_id.strip() if project_id else None)
+
+
+def principal_headers(principal: Principal) -> dict[str, str]:
+    """What a gateway passes upstream: ids only, never a secret (the display prefix is not ASCII-only)."""
+    name = f"user:{principal.user_id}" if principal.kind == USER else f"service_token:{principal.token_id}"
+    return {
+        "X-Tokengate-Account-Id": principal.account_id,
+        "X-Tokengate-Principal": name,
+        "X-Tokengate-Principal-Kind": principal.kind,
+    }
+
+
+def answer(question: CheckQuestion, admission: Admission) -> web.Response:
+    principal = admission.principal
+    assert principal is not None  # the gate admits no anonymous request here
+    if question.resource is not None:
+        decision = principal.decide(question.resource, question.access, question.project_id)
+        if not decision.allowed:
+            return error_response(
+                403, f"requires {question.resource}:{question.access} ({decision.reason})", "FORBIDDEN"
+            )
+    return web.Response(status=200, headers=principal_headers(principal))
+
+
+async def answer_check(
+    request: web.Request, resource: str | None, access: str | None, project_id: str | None
+) -> web.Response:
+    try:
+        question = check_question(resource, access, project_id)
+    except BadQuestion as problem:
+        return error_response(400, str(problem), "BAD_REQUEST")
+    try:
+        admitted = request.app[RUNTIME].gate.admit(request)
+        admission = admitted if isinstance(admitted, Admission) else await admitted
+    except Refusal as refusal:
+        return refusal_response(refusal)
+    return answer(question, admission)
+
+
+async def auth_check(request: web.Request) -> web.Response:
+    """``/auth/check?resource=R&access=A&projectId=P`` (nginx auth_request, Traefik ForwardAuth)."""
+    query = request.query
+    return await answer_check(request, query.get("resource"), query.get("access"), query.get("projectId"))
+
+
+async def auth_check_by_headers(request: web.Request) -> web.Response:
+    """``/auth/check/<original path>`` as Envoy's ext_authz sends it: the question comes in headers set by the
+    gateway; the query string is the client's own and is ignored."""
+    headers = request.headers
+    return await answer_check(
+        request,
+        headers.get("X-Tokengate-Resource"),
+        headers.get("X-Tokengate-Access"),
+        headers.get("X-Tokengate-Project-Id"),
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    # Any method: nginx and Envoy send the client's method (with no body) to the auth service.
+    app.router.add_route("*", "/auth/check", auth_check)
+    app.router.add_route("*", "/auth/check/{original_path:.*}", auth_check_by_headers)

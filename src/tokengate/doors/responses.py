@@ -1,0 +1,40 @@
+"""JSON answers the doors share: a body, an error in the GraphQL error shape, a gate refusal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from tokengate.gate import Refusal
+
+JSON = "application/json"
+
+
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(payload, separators=(",", ":")), status=status, content_type=JSON, headers=headers
+    )
+
+
+def error_response(status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """``{"errors": [{"message", "extensions": {"code"}}]}``: what every door answers for a refused request."""
+    return json_response({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers)
+
+
+_REFUSAL_BODIES: dict[tuple[str, str], bytes] = {}
+
+
+def refusal_response(refusal: Refusal) -> web.Response:
+    """A gate refusal as its status and error body (bodies kept: the same few are answered over and over)."""
+    key = (refusal.code, refusal.message)
+    body = _REFUSAL_BODIES.get(key)
+    if body is None:
+        body = json.dumps(
+            {"errors": [{"message": refusal.message, "extensions": {"code": refusal.code}}]}, separators=(",", ":")
+        ).encode()
+        if len(_REFUSAL_BODIES) < 256:
+            _REFUSAL_BODIES[key] = body
+    return web.Response(body=body, status=refusal.status, content_type=JSON, headers=refusal.headers or None)

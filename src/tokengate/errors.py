@@ -1,0 +1,54 @@
+"""What a change or a question can be refused with, each carrying the contract's code. Pure: no I/O.
+
+Services raise these; every door renders them its own way (GraphQL ``extensions.code``, an HTTP status,
+one line on the command line's stderr). Messages are safe to show: they never contain a secret, and a
+client's value appears in them only through ``validation.shown`` (cut short).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on: its message is shown, its code is the contract's."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+
+class InvalidInput(DomainError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(DomainError):
+    """The one answer for an id that does not exist and an id of another account."""
+
+    code = "NOT_FOUND"
+
+    def __init__(self, what: str):
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class PlanRestricted(DomainError):
+    code = "PLAN_RESTRICTED"
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials; ``outcome`` (missing | malformed | invalid) is for metrics."""
+
+    code = "UNAUTHENTICATED"
+
+    def __init__(self, message: str, outcome: str = "invalid"):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+# Every code a client may see besides INTERNAL_SERVER_ERROR (masked) and the HTTP-level ones.
+CONTRACT_CODES: Final = frozenset(
+    cls.code for cls in (InvalidInput, NotFound, Forbidden, PlanRestricted, Unauthenticated)
+)

@@ -1,0 +1,59 @@
+"""What every request goes through, whatever its door: a request id, one access line and a counter; a 500
+never shows a traceback; an outage is a 503."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Final
+
+from aiohttp import web
+
+from tokengate.authentication import DatabaseUnavailable
+from tokengate.doors.responses import error_response, refusal_response
+from tokengate.gate import PRINCIPAL_PREFIX, unavailable
+from tokengate.observability import AccessLog, Metrics, RequestIds
+from tokengate.store import DATABASE_UNAVAILABLE
+
+log = logging.getLogger("tokengate.http")
+
+METRICS: Final = web.AppKey("metrics", Metrics)
+ACCESS_LOG: Final = web.AppKey("access_log", AccessLog)
+REQUEST_IDS: Final = web.AppKey("request_ids", RequestIds)
+REQUEST_ID: Final = web.RequestKey("request_id", str)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
+    started = time.perf_counter()
+    app = request.app
+    request_id = request[REQUEST_ID] = app[REQUEST_IDS].next()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as http_error:
+        status = http_error.status
+        http_error.headers["X-Request-Id"] = request_id
+        raise
+    except (DatabaseUnavailable, *DATABASE_UNAVAILABLE):
+        log.warning("database unavailable during request %s", request_id)
+        response = refusal_response(unavailable())
+        status = response.status
+    except Exception:
+        log.exception("unhandled error in request %s", request_id)
+        response = error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
+    finally:
+        app[METRICS].count_request(route, status)
+        app[ACCESS_LOG].write(
+            request_id,
+            request.method,
+            route,
+            status,
+            round((time.perf_counter() - started) * 1000, 3),
+            request.get(PRINCIPAL_PREFIX),
+        )
+    response.headers["X-Request-Id"] = request_id
+    return response

@@ -1,0 +1,100 @@
+"""One way to make a change: a transaction that writes, audits and states what it makes stale, once.
+
+``async with backend.change(actor) as work:`` opens a transaction on one connection. Inside it the change
+writes through ``store/``, records its audit events (``work.audit``) and states its notices
+(``work.notify``): each is published with NOTIFY in the transaction, so other instances hear it only when
+the change commits. After the commit the same notices are applied to this instance's caches by the same
+handler the listener runs for other instances' notices; no caller forgets a cache by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from tokengate.errors import NotFound
+from tokengate.notices import Notice
+from tokengate.policy import Principal
+from tokengate.store import accounts as account_store
+from tokengate.store import audit, notify
+from tokengate.store.accounts import AccountRow
+from tokengate.store.audit import AuditEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change, through which door and from where (the audit log's "who").
+
+    ``principal`` is the authenticated caller whose permissions the services check; None is the operator at
+    the command line, who runs on the server itself and may do anything.
+    """
+
+    name: str  # user:usr_… | service_token:… (tgs_…) | cli | anonymous
+    source: str  # graphql | cli
+    client_addr: str | None = None
+    principal: Principal | None = None
+
+    @classmethod
+    def of(cls, principal: Principal, client_addr: str | None, source: str = "graphql") -> Actor:
+        return cls(principal.actor, source, client_addr, principal)
+
+
+OPERATOR = Actor(name="cli", source="cli")
+
+
+class UnitOfWork:
+    """The connection of one change in its transaction, the audit events it records and the notices it states."""
+
+    __slots__ = ("actor", "conn", "notices")
+
+    def __init__(self, conn: asyncpg.Connection, actor: Actor):
+        self.conn = conn
+        self.actor = actor
+        self.notices: list[Notice] = []
+
+    async def audit(self, account_id: str, action: str, target_id: str | None, **details: object) -> None:
+        """Record what happened in the account's log, by this change's actor (never a secret)."""
+        actor = self.actor
+        entry = AuditEntry(account_id, action, actor.name, actor.source, actor.client_addr, target_id, dict(details))
+        await audit.record(self.conn, entry)
+
+    async def account(self, account_id: str) -> AccountRow:
+        """The account the change is made in, read in its transaction; NotFound when there is none."""
+        account = await account_store.get_account(self.conn, account_id)
+        if account is None:
+            raise NotFound("account")
+        return account
+
+    async def notify(self, notice: Notice) -> None:
+        """Publish what this change makes stale; applied here too once the transaction commits."""
+        if notice not in self.notices:
+            await notify.publish(self.conn, notice)
+            self.notices.append(notice)
+
+
+def _no_caches(notice: Notice) -> None:
+    """The command line keeps no caches: its notices reach the servers through NOTIFY alone."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the services write with: the pool, the server keys, and this process's cache handler."""
+
+    pool: asyncpg.Pool
+    keys: tuple[bytes, ...]  # newest first: new hashes use the first
+    apply: Callable[[Notice], None] = field(default=_no_caches)
+
+    @property
+    def newest_key(self) -> bytes:
+        return self.keys[0]
+
+    @asynccontextmanager
+    async def change(self, actor: Actor) -> AsyncIterator[UnitOfWork]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            work = UnitOfWork(conn, actor)
+            yield work
+        for notice in work.notices:  # committed: this instance forgets what the others are forgetting
+            self.apply(notice)
