@@ -17,7 +17,7 @@ E2E_DEBIAN_PACKAGES := chromium nginx
 LOCK_VENV := .venv-lock
 LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
 
-.PHONY: serve test e2e e2e-system lint install lock bench clean
+.PHONY: serve test e2e e2e-system lint typecheck install lock bench clean
 
 # Create the venv when missing, install exactly the pinned versions of one lock, then tokengate itself.
 define install_locked
@@ -88,8 +88,13 @@ e2e-system:
 e2e: $(E2E_STAMP) e2e-system
 	$(BIN)/python -m pytest tests/e2e $(ARGS)
 
+# The modules held to mypy --strict are listed once, in pyproject.toml ([tool.mypy] files).
+typecheck: $(DEV_STAMP)
+	$(BIN)/python -m mypy --strict
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m mypy --strict
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts
+	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts .mypy_cache
