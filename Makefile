@@ -1,48 +1,79 @@
 # Two commands set everything up on a fresh machine: `make serve` and `make test`.
 # `make e2e` drives the real tools (chromium, nginx) and installs them when missing.
+# Dependencies come from the lock files in requirements/ (compiled from pyproject.toml by `make lock`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+LOCKS := requirements
+RUNTIME_LOCK := $(LOCKS)/runtime.lock
+DEV_LOCK := $(LOCKS)/dev.lock
+E2E_LOCK := $(LOCKS)/e2e.lock
+# One stamp per lock: a venv first made by `make serve` (runtime only) still gets the dev tools on `make test`.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 E2E_STAMP := $(VENV)/.installed-e2e
 E2E_DEBIAN_PACKAGES := chromium nginx
+# `make lock` runs pip-tools from its own venv, pinned so the lock files' format does not drift.
+LOCK_VENV := .venv-lock
+LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
 
-.PHONY: serve test e2e e2e-system lint install bench clean
+.PHONY: serve test e2e e2e-system lint typecheck install lock bench clean
 
-# (Re)install whenever pyproject.toml is newer than the last install.
-$(STAMP): pyproject.toml
+# Create the venv when missing, install exactly the pinned versions of one lock, then tokengate itself.
+define install_locked
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install -q -r $(1)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+endef
 
-install: $(STAMP)
+# (Re)install whenever pyproject.toml or the lock is newer than the last install from that lock.
+$(RUNTIME_STAMP): pyproject.toml $(RUNTIME_LOCK)
+	$(call install_locked,$(RUNTIME_LOCK))
 
-serve: $(STAMP)
+$(DEV_STAMP): pyproject.toml $(DEV_LOCK)
+	$(call install_locked,$(DEV_LOCK))
+
+# The playwright package only: it drives /usr/bin/chromium, so `playwright install` is never run.
+$(E2E_STAMP): pyproject.toml $(E2E_LOCK)
+	$(call install_locked,$(E2E_LOCK))
+
+install: $(DEV_STAMP)
+
+serve: $(RUNTIME_STAMP)
 	$(BIN)/tokengate serve $(ARGS)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
+
+# Regenerate requirements/*.lock from pyproject.toml's ranges, keeping current pins where they still fit;
+# `make lock ARGS=--upgrade` moves every pin to the newest release. e2e.lock (every extra) is resolved
+# first and constrains the other two, so all three agree on every version they share.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(ARGS)
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || \
+	    { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/python -m pip install -q $(LOCK_TOOLS); }
+	mkdir -p $(LOCKS)
+	$(PIP_COMPILE) --extra dev --extra e2e -o $(E2E_LOCK) pyproject.toml
+	$(PIP_COMPILE) --extra dev -c $(E2E_LOCK) -o $(DEV_LOCK) pyproject.toml
+	$(PIP_COMPILE) -c $(E2E_LOCK) -o $(RUNTIME_LOCK) pyproject.toml
 
 # Side-by-side throughput (bench/run.py; needs wrk: installed with apt-get when missing and root).
 # ARGS passes options, e.g. make bench ARGS="--duration 20 --update-readme". See bench/README.md.
-bench: $(STAMP)
+bench: $(RUNTIME_STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 
 .PHONY: bench-revocation bench-scale bench-memory
-bench-revocation: $(STAMP)
+bench-revocation: $(RUNTIME_STAMP)
 	$(BIN)/python bench/revocation.py $(ARGS)
 
-bench-scale: $(STAMP)
+bench-scale: $(RUNTIME_STAMP)
 	$(BIN)/python bench/scale.py $(ARGS)
 
-bench-memory: $(STAMP)
+bench-memory: $(RUNTIME_STAMP)
 	$(BIN)/python bench/memory.py $(ARGS)
-
-# The playwright package only: it drives /usr/bin/chromium, so `playwright install` is never run.
-$(E2E_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,e2e]'
-	touch $(E2E_STAMP)
 
 # Debian packages the end-to-end tests drive; installed when missing (CI runs as root). No skipping.
 e2e-system:
@@ -57,8 +88,13 @@ e2e-system:
 e2e: $(E2E_STAMP) e2e-system
 	$(BIN)/python -m pytest tests/e2e $(ARGS)
 
-lint: $(STAMP)
+# The modules held to mypy --strict are listed once, in pyproject.toml ([tool.mypy] files).
+typecheck: $(DEV_STAMP)
+	$(BIN)/python -m mypy --strict
+
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m mypy --strict
 
 clean:
-	rm -rf $(VENV) .venv-codegen .tokengate e2e-artifacts
+	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts .mypy_cache

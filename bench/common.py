@@ -1,8 +1,8 @@
 """Shared pieces of the benchmark scripts: child processes, wrk, HTTP on loopback, seeding tokengate.
 
 Every script keeps its servers in a ``Processes`` context so they are stopped on any exit, talks to
-127.0.0.1 only (through an opener that ignores proxy variables), and raises ``Unavailable`` when the
-build it runs against lacks what a measurement needs, so that measurement is reported, never faked.
+127.0.0.1 only (through an opener that ignores proxy variables), and raises ``BenchError`` when a server
+answers wrongly, so a broken run fails loudly instead of measuring errors.
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ PLAN = "enterprise"
 
 # urllib honours http_proxy & co.; the benchmark must only ever talk to loopback.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class Unavailable(Exception):
-    """This build lacks what the measurement needs (a mutation, a route, a cache metric)."""
 
 
 class BenchError(Exception):
@@ -396,18 +392,6 @@ def gql(url: str, query: str, token: str, variables: dict[str, Any] | None = Non
     if status != 200 or not isinstance(body, dict) or body.get("errors"):
         raise BenchError(f"GraphQL {query.split('(')[0].split('{')[0].strip() or 'query'} answered {status}: {body}")
     return body["data"]
-
-
-def field_names(url: str, token: str, type_name: str) -> set[str]:
-    data = gql(url, "query($t: String!) { __type(name: $t) { fields { name } } }", token, {"t": type_name})
-    found = data["__type"]
-    return {f["name"] for f in found["fields"]} if found else set()
-
-
-def require_fields(url: str, token: str, type_name: str, names: list[str], why: str) -> None:
-    missing = [name for name in names if name not in field_names(url, token, type_name)]
-    if missing:
-        raise Unavailable(f"{type_name}.{', '.join(missing)} not in this build's schema ({why})")
 
 
 def create_project(url: str, token: str, name: str) -> str:

@@ -6,11 +6,11 @@ cache holds no more than its configured size (TOKENGATE_CACHE_SIZE, default 1000
 1. starts `tokengate serve` on a fresh database (server on core 0, this client on core 1);
 2. writes --tokens valid service tokens (with grants) straight into the tokens table by COPY — creating
    100,000 through the API would measure the mutation, not the cache; this is seeding only;
-3. validates every one of them once against the server: `GET /auth/check` (authentication only) when
-   the build has that route, else `POST /graphql { viewer { kind } }`; every answer must be 200;
-4. reads VmRSS (and the peak, VmHWM) of the server process from /proc/<pid>/status, and the cache size
-   from /metrics when the server exposes one (a metric named like ``tokengate_principal_cache_entries``;
-   any ``*cache*`` metric is shown), else reports that part "unavailable".
+3. validates every one of them once against the server with `GET /auth/check` (authentication only);
+   every answer must be 200;
+4. reads VmRSS (and the peak, VmHWM) of the server process from /proc/<pid>/status, and the principal
+   cache's entries and size limit from /metrics (``tokengate_principal_cache{stat="entries"}`` and
+   ``{stat="max_entries"}``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from common import (
     SERVER_CPU,
     BenchError,
     Processes,
-    Unavailable,
     bootstrap,
     can_pin,
     database,
@@ -52,8 +51,9 @@ from tokengate.config import load_config
 TARGET_MB = 250.0
 DEFAULT_CACHE_SIZE = 10_000
 METRIC_LINE = re.compile(r"^(\w+)(\{[^}]*\})?\s+([0-9.eE+-]+)$")
-SIZE_WORDS = re.compile(r"entries|size|items")
-NOT_OCCUPANCY = re.compile(r"max|capacity|limit|configured|bytes")  # the bound, not what is held
+CACHE_METRIC = "tokengate_principal_cache"
+ENTRIES = f'{CACHE_METRIC}{{stat="entries"}}'
+LIMIT = f'{CACHE_METRIC}{{stat="max_entries"}}'
 
 
 async def seed_tokens(dsn: str, key: bytes, account_number: int, count: int) -> list[str]:
@@ -77,7 +77,7 @@ async def seed_tokens(dsn: str, key: bytes, account_number: int, count: int) -> 
     return [stats.kept[i] for i in range(count)]
 
 
-async def validate_all(url: str, route: str, texts: list[str], concurrency: int, pid: int) -> dict[str, Any]:
+async def validate_all(url: str, texts: list[str], concurrency: int, pid: int) -> dict[str, Any]:
     """Validate each token once, ``concurrency`` at a time; the first wrong answer is an error."""
     queue = iter(texts)
     done = 0
@@ -87,16 +87,9 @@ async def validate_all(url: str, route: str, texts: list[str], concurrency: int,
 
         async def one(text: str) -> None:
             headers = {"Authorization": f"Bearer {text}"}
-            if route == "auth-check":
-                async with session.get(f"{url}/auth/check", headers=headers) as response:
-                    if response.status != 200:
-                        raise BenchError(f"/auth/check answered {response.status}: {await response.text()}")
-                return
-            payload = {"query": "{ viewer { kind } }"}
-            async with session.post(f"{url}/graphql", json=payload, headers=headers) as response:
-                body = await response.json(content_type=None)
-                if response.status != 200 or body.get("errors") or body["data"]["viewer"]["kind"] != "SERVICE_TOKEN":
-                    raise BenchError(f"/graphql answered {response.status}: {body}")
+            async with session.get(f"{url}/auth/check", headers=headers) as response:
+                if response.status != 200:
+                    raise BenchError(f"/auth/check answered {response.status}: {await response.text()}")
 
         async def worker() -> None:
             nonlocal done
@@ -114,26 +107,21 @@ async def validate_all(url: str, route: str, texts: list[str], concurrency: int,
 
 
 def cache_metrics(url: str) -> tuple[dict[str, float], list[str]]:
-    """(size-like cache metrics, every cache metric line) from /metrics; Unavailable without them."""
+    """The principal cache's gauges (``tokengate_principal_cache{stat=…}``) from /metrics, and their lines."""
     status, _, raw = http("GET", f"{url}/metrics")
-    if status == 404:
-        raise Unavailable("the server has no /metrics route")
     if status != 200:
         raise BenchError(f"/metrics answered {status}")
-    lines = [line for line in raw.decode().splitlines() if "cache" in line and not line.startswith("#")]
-    sizes = {}
-    for line in lines:
+    values: dict[str, float] = {}
+    lines = []
+    for line in raw.decode().splitlines():
         match = METRIC_LINE.match(line)
-        if not match:
-            continue
-        name, labels = match.group(1), match.group(2) or ""
-        described = name + labels
-        is_cache = name.startswith("tokengate_") and "cache" in name
-        if is_cache and SIZE_WORDS.search(described) and not NOT_OCCUPANCY.search(described):
-            sizes[described] = float(match.group(3))
-    if not sizes:
-        raise Unavailable("/metrics exposes no principal-cache size (e.g. tokengate_principal_cache_entries)")
-    return sizes, lines
+        if match and match.group(1) == CACHE_METRIC:
+            lines.append(line)
+            values[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    missing = [name for name in (ENTRIES, LIMIT) if name not in values]
+    if missing:
+        raise BenchError(f"/metrics lacks {', '.join(missing)}")
+    return values, lines
 
 
 def main() -> int:
@@ -157,40 +145,33 @@ def main() -> int:
         log(f"seeding {args.tokens:,} service tokens by COPY (seeding only: the API is not what is measured) ...")
         with database(data_dir, env) as dsn:
             texts = asyncio.run(seed_tokens(dsn, key, 900_000, args.tokens))
-        status, _, _ = http("GET", f"{server.url}/auth/check", headers={"Authorization": f"Bearer {texts[0]}"})
-        route = "graphql" if status == 404 else "auth-check"
-        log(f"validating each token once through {'/auth/check' if route == 'auth-check' else '/graphql'} ...")
-        load = asyncio.run(validate_all(server.url, route, texts, args.concurrency, server.child.pid))
+        log("validating each token once through /auth/check ...")
+        load = asyncio.run(validate_all(server.url, texts, args.concurrency, server.child.pid))
         rss = read_rss_kib(server.child.pid)
-        try:
-            sizes, lines = cache_metrics(server.url)
-            cache: dict[str, Any] = {"status": "measured", "sizes": sizes, "lines": lines}
-            cache["holds"] = all(value <= configured for value in sizes.values())
-        except Unavailable as why:
-            cache = {"status": "unavailable", "reason": str(why)}
+        values, lines = cache_metrics(server.url)
+    entries, limit = values[ENTRIES], values[LIMIT]
+    cache: dict[str, Any] = {"entries": entries, "max_entries": limit, "lines": lines}
+    cache["holds"] = entries <= configured and limit == configured
     rss_mb = rss["VmRSS"] * 1024 / 1e6
     holds = rss_mb < TARGET_MB
     lines_md = [
         f"Memory after validating {load['validated']:,} distinct tokens through "
-        f"{'/auth/check' if route == 'auth-check' else '/graphql'} ({load['per_s']:,}/s, {load['seconds']}s):",
+        f"/auth/check ({load['per_s']:,}/s, {load['seconds']}s):",
         "",
         "| measure | value | target | verdict |",
         "| --- | ---: | ---: | --- |",
         f"| server RSS (VmRSS) | {rss_mb:,.1f} MB | < {TARGET_MB:.0f} MB | {'holds' if holds else 'MISSED'} |",
         f"| server peak RSS (VmHWM) | {rss['VmHWM'] * 1024 / 1e6:,.1f} MB | | |",
         f"| server RSS before | {rss_start['VmRSS'] * 1024 / 1e6:,.1f} MB | | |",
+        f"| {ENTRIES} | {entries:,.0f} | ≤ {configured:,} (configured) | "
+        f"{'holds' if entries <= configured else 'MISSED'} |",
+        f"| {LIMIT} | {limit:,.0f} | = {configured:,} (configured) | {'holds' if limit == configured else 'MISSED'} |",
     ]
-    if cache["status"] == "measured":
-        for name, value in cache["sizes"].items():
-            verdict = "holds" if value <= configured else "MISSED"
-            lines_md.append(f"| {name} | {value:,.0f} | ≤ {configured:,} (configured) | {verdict} |")
-    else:
-        lines_md.append(f"| principal cache size | unavailable: {cache['reason']} | ≤ {configured:,} | — |")
     markdown = "\n".join(lines_md) + "\n"
     payload = {
         "environment": info,
         "tokens": args.tokens,
-        "route": route,
+        "route": "/auth/check",
         "load": load,
         "rss_kib": rss,
         "rss_start_kib": rss_start,

@@ -7,8 +7,6 @@ on B (a few authenticated requests, so B has it cached), deletes it through A (`
 then polls B back to back until B answers 401. The delay is measured from A's answer to the deletion to
 B's first 401 answer (the poll's own round trip included, so it errs high), and also from the moment
 the deletion was sent. Target: p99 <= 100 ms over 50 trials.
-
-Reported "unavailable" when this build lacks either mutation (issue 3).
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from common import (
     create_project,
     environment,
     exit_on_sigterm,
-    field_names,
     log,
     percentile,
     start_tokengate,
@@ -150,13 +147,6 @@ def report(results: list[dict[str, Any]], trials_wanted: int, poll_timeout: floa
     return 0
 
 
-def unavailable(reason: str, env: dict[str, Any]) -> int:
-    markdown = f"Revocation across instances: unavailable: {reason}\n"
-    write_results("revocation", {"environment": env, "status": "unavailable", "reason": reason}, markdown)
-    print(markdown)
-    return 0
-
-
 def main() -> int:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,10 +160,6 @@ def main() -> int:
         a = start_tokengate(procs, "tokengate-a", data_dir, env, cpu=None)
         b = start_tokengate(procs, "tokengate-b", data_dir, env, cpu=None)
         admin = bootstrap(data_dir, env, "Revocation bench")["token"]
-        mutations = field_names(a.graphql, admin, "Mutation")
-        missing = [name for name in ("createServiceToken", "deleteServiceToken") if name not in mutations]
-        if missing:
-            return unavailable(f"{' and '.join(missing)} not in this build (issue 3)", info)
         project = create_project(a.graphql, admin, "revocation")
         log(f"{args.trials} trials: create on A, warm on B, delete on A, poll B until 401 ...")
         results = asyncio.run(trials(a, b, admin, project, args.trials, args.poll_timeout))

@@ -10,8 +10,7 @@ that pinning), wrk runs on core 1. Scenarios:
   (e) tokengate: 50 service tokens with grants and projects        POST /graphql (admin user token)
 
 Each scenario is checked with one real request before and after it is loaded (HTTP 200 and the expected
-JSON), warmed up, then measured. A scenario this build cannot serve (a missing mutation or route) is
-reported "unavailable: <reason>"; a wrong answer fails the run (exit 1).
+JSON), warmed up, then measured; a wrong answer fails the scenario and the run (exit 1).
 
 Options (or the environment): --duration (BENCH_DURATION, 10 s), --warmup (BENCH_WARMUP, 3 s),
 --connections (BENCH_CONNECTIONS, 32), --threads (BENCH_THREADS, 1), --only a,c, --update-readme
@@ -23,7 +22,6 @@ database instead of a fresh embedded one.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -47,24 +45,20 @@ from common import (
     Child,
     Load,
     Processes,
-    Unavailable,
     WrkResult,
     bootstrap,
     create_project,
     create_service_token,
-    database,
     embedded,
     ensure_wrk,
     environment,
     exit_on_sigterm,
-    field_names,
     free_port,
     http,
     log,
     pinned,
     post_json,
     postgres_cpus,
-    require_fields,
     run_wrk,
     start_tokengate,
     temporary_dir,
@@ -98,7 +92,7 @@ README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 @dataclass
 class Outcome:
     key: str
-    status: str = "skipped"  # measured | unavailable | failed | skipped
+    status: str = "skipped"  # measured | failed | skipped
     reason: str | None = None
     result: WrkResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -120,7 +114,7 @@ class Bench:
         self.outcomes = {key: Outcome(key) for key in TITLES}
 
     def run(self, key: str, body: Callable[[Outcome], None]) -> None:
-        """Run one scenario, turning Unavailable and BenchError into its reported status."""
+        """Run one scenario, turning a BenchError into its reported status."""
         outcome = self.outcomes[key]
         if key not in self.wanted:
             return
@@ -128,9 +122,6 @@ class Bench:
         try:
             body(outcome)
             outcome.status = "measured"
-        except Unavailable as why:
-            outcome.status, outcome.reason = "unavailable", str(why)
-            log(f"  unavailable: {why}")
         except BenchError as problem:
             outcome.status, outcome.reason = "failed", str(problem)
             log(f"  FAILED: {problem}")
@@ -241,8 +232,6 @@ class Seeded:
     admin_token: str
     project_ids: list[str]
     service_token: str
-    service_token_note: str | None
-    list_unavailable: str | None
 
 
 def listed_token_grants(index: int, projects: list[str]) -> list[dict[str, Any]]:
@@ -262,70 +251,22 @@ def listed_token_grants(index: int, projects: list[str]) -> list[dict[str, Any]]
     return shapes[index % len(shapes)]
 
 
-def store_fallback_token(data_dir: Path, env: dict[str, str], account_id: str, project_id: str) -> str:
-    """FALLBACK, scenario (c) only: a JOB_ADMIN service token written through the store, for builds
-    without createServiceToken. Results say so."""
-    import asyncpg
-    from tokengate.lifecycle import Actor, insert_service_token
-
-    from tokengate.config import load_config
-    from tokengate.policy import Grant
-
-    config = load_config(data_dir, env)
-    created = []
-
-    async def write(dsn: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            async with conn.transaction():
-                created.append(
-                    await insert_service_token(
-                        conn,
-                        config.secret_keys[0],
-                        account_id,
-                        "bench-c (store fallback)",
-                        [Grant("JOB_ADMIN", False, (project_id,))],
-                        Actor(name="bench", source="cli"),
-                    )
-                )
-        finally:
-            await conn.close()
-
-    with database(data_dir, env) as dsn:
-        asyncio.run(write(dsn))
-    return created[0].secret
-
-
 def seed(url: str, data_dir: Path, env: dict[str, str]) -> Seeded:
     """Through the public doors: bootstrap (CLI), createProject, createServiceToken."""
     name = "Bench" if embedded(env) else f"Bench {datetime.now(UTC):%Y%m%d-%H%M%S}"
     boot = bootstrap(data_dir, env, name)
     admin = boot["token"]
     projects = [create_project(url, admin, f"bench-project-{i:02d}") for i in range(PROJECTS)]
-    if "createServiceToken" in field_names(url, admin, "Mutation"):
-        _, secret = create_service_token(
-            url, admin, "bench-c", [{"permissionSet": "JOB_ADMIN", "allProjects": False, "projectIds": [projects[0]]}]
-        )
-        for index in range(LISTED_TOKENS - 1):  # with bench-c, the account holds exactly LISTED_TOKENS
-            create_service_token(url, admin, f"bench-listed-{index:02d}", listed_token_grants(index, projects))
-        return Seeded(boot["account_id"], name, admin, projects, secret, None, None)
-    log("  createServiceToken is not in this build: FALLBACK, the scenario (c) token is written through the store")
-    secret = store_fallback_token(data_dir, env, boot["account_id"], projects[0])
-    return Seeded(
-        boot["account_id"],
-        name,
-        admin,
-        projects,
-        secret,
-        "service token seeded through the store (FALLBACK: createServiceToken is not in this build)",
-        "createServiceToken is not in this build (issue 3); the 50 listed tokens are created through it",
+    _, secret = create_service_token(
+        url, admin, "bench-c", [{"permissionSet": "JOB_ADMIN", "allProjects": False, "projectIds": [projects[0]]}]
     )
+    for index in range(LISTED_TOKENS - 1):  # with bench-c, the account holds exactly LISTED_TOKENS
+        create_service_token(url, admin, f"bench-listed-{index:02d}", listed_token_grants(index, projects))
+    return Seeded(boot["account_id"], name, admin, projects, secret)
 
 
 def scenario_c(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: Seeded) -> None:
     query = SCENARIO_QUERY % seeded.project_ids[0]
-    if seeded.service_token_note:
-        outcome.notes.append(seeded.service_token_note)
 
     def verify() -> None:
         status, _, body = post_json(url, {"query": query}, seeded.service_token)
@@ -349,15 +290,11 @@ def scenario_c(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: 
 
 def scenario_d(bench: Bench, outcome: Outcome, server: Child, base: str, seeded: Seeded) -> None:
     url = f"{base}/auth/check?resource=JOBS&access=WRITE&projectId={seeded.project_ids[0]}"
-    if seeded.service_token_note:
-        outcome.notes.append(seeded.service_token_note)
     headers = {"Authorization": f"Bearer {seeded.service_token}"}
 
     def verify() -> None:
         status, response_headers, raw = http("GET", url, headers=headers)
         lowered = {k.lower(): v for k, v in response_headers.items()}
-        if status == 404:
-            raise Unavailable("GET /auth/check answers 404: the route is not in this build (issue 4)")
         if (
             status != 200
             or lowered.get("x-tokengate-account-id") != seeded.account_id
@@ -370,10 +307,6 @@ def scenario_d(bench: Bench, outcome: Outcome, server: Child, base: str, seeded:
 
 
 def scenario_e(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: Seeded) -> None:
-    if seeded.list_unavailable:
-        raise Unavailable(seeded.list_unavailable)
-    require_fields(url, seeded.admin_token, "Account", ["serviceTokens"], "issue 3")
-
     def verify() -> None:
         status, _, body = post_json(url, {"query": LIST_QUERY}, seeded.admin_token)
         if status != 200 or not isinstance(body, dict) or body.get("errors"):
@@ -415,7 +348,7 @@ def tokengate_scenarios(bench: Bench) -> dict[str, Any]:
             for key, scenario in (("c", scenario_c), ("d", scenario_d), ("e", scenario_e)):
                 target = server.url if key == "d" else server.graphql
                 bench.run(key, lambda outcome, s=scenario, t=target: s(bench, outcome, server.child, t, seeded))
-        except (BenchError, Unavailable) as problem:  # seeding broke: every tokengate scenario fails with it
+        except BenchError as problem:  # seeding broke: every tokengate scenario fails with it
             for key in ("c", "d", "e"):
                 if key in bench.wanted and bench.outcomes[key].status == "skipped":
                     bench.outcomes[key].status, bench.outcomes[key].reason = "failed", f"seeding: {problem}"

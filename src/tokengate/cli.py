@@ -213,7 +213,7 @@ async def _key_status(pool: asyncpg.Pool, config: Config, args: argparse.Namespa
         ],
         # Hashed under a key that is no longer configured: they no longer validate.
         "unknown_key": sum(n for key_id, n in v2.items() if key_id is not None and key_id not in configured),
-        # Hashed before key ids were recorded (migration 005): recorded and re-hashed at their next use.
+        # Hashed before key ids were recorded (migration 004): recorded and re-hashed at their next use.
         "not_recorded": v2.get(None, 0),
         "legacy": sum(count.tokens for count in counts if count.format == "legacy"),  # argon2id: no server key
     }

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import nacl.exceptions
 import nacl.pwhash
@@ -142,7 +142,7 @@ def display_prefix_for(kind: TokenKind, format_: str, lookup: str) -> str:
 
 
 @lru_cache(maxsize=16)
-def _keyed(key: bytes) -> Any:
+def _keyed(key: bytes) -> hashlib.blake2b:
     # The keyed state after absorbing the key block; copying it is half the cost of keying anew.
     return hashlib.blake2b(key=key, digest_size=HASH_SIZE)
 

@@ -81,7 +81,7 @@ async def test_a_token_hashed_before_key_ids_were_recorded_gets_one_at_its_next_
     admin = await server.bootstrap()
     issued = tokens.issue_token("service")
     async with server.pool.acquire() as conn:
-        # As a row written before migration 005: a hash under the current key, no key id.
+        # As a row written before migration 004: a hash under the current key, no key id.
         await token_store.insert_token(
             conn,
             token_id=issued.id,

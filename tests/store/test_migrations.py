@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tokengate.store.migrations import MigrationError, migrate
+from tokengate.store.migrations import RENAMED, MigrationError, migrate, migration_files
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 BUNDLED = Path(__file__).resolve().parents[2] / "src" / "tokengate" / "reference"
@@ -70,6 +70,40 @@ async def test_failed_migration_leaves_nothing_behind(pool, tmp_path):
             await migrate(conn, tmp_path)
         assert await conn.fetchval("SELECT to_regclass('half')") is None
         assert await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE name = '998_broken.sql'") == 0
+
+
+LEDGER = "SELECT name, checksum, applied_at FROM schema_migrations ORDER BY name"
+
+
+def test_renamed_migrations_point_at_bundled_files():
+    bundled = {migration.name for migration in migration_files()}
+    assert RENAMED["005_key_ids.sql"] == "004_key_ids.sql"
+    for old, new in RENAMED.items():
+        assert new in bundled and old not in bundled
+    numbers = sorted(int(name[:3]) for name in bundled)
+    assert numbers == list(range(1, len(numbers) + 1)), "sql/ numbering has a gap"
+
+
+async def test_ledger_under_the_old_name_of_a_renamed_migration_moves_to_the_new_name(pool):
+    async with pool.acquire() as conn:
+        before = [tuple(row) for row in await conn.fetch(LEDGER)]
+        assert "004_key_ids.sql" in [row[0] for row in before]
+        # A database migrated before the rename: its ledger says 005_key_ids.sql.
+        await conn.execute("UPDATE schema_migrations SET name = '005_key_ids.sql' WHERE name = '004_key_ids.sql'")
+        assert await migrate(conn) == []  # nothing re-run (re-running would fail: the column exists)
+        assert [tuple(row) for row in await conn.fetch(LEDGER)] == before  # same rows, checksums, times
+        assert await migrate(conn) == []
+
+
+async def test_renamed_migration_with_another_checksum_is_refused(pool):
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE schema_migrations SET name = '005_key_ids.sql', checksum = 'edited' WHERE name = '004_key_ids.sql'"
+        )
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await migrate(conn)
+        assert await conn.fetchval("SELECT checksum FROM schema_migrations WHERE name = '005_key_ids.sql'") == "edited"
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE name = '004_key_ids.sql'") == 0
 
 
 async def test_audit_log_is_append_only(server):

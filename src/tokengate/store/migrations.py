@@ -6,6 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import asyncpg
 
@@ -26,6 +27,15 @@ LOCK = "SELECT pg_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 APPLIED = "SELECT name, checksum FROM schema_migrations"
 RECORD = "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)"
+RENAME = "UPDATE schema_migrations SET name = $2 WHERE name = $1"
+
+# Files renamed after databases recorded them under the old name (old name -> new name). The ledger row is
+# renamed before the checksums are compared, so the migration is neither re-run nor refused; its text must
+# be byte-identical (same checksum), or the rename is refused like any edit. Entries stay for good: a
+# database may be upgraded from any earlier release.
+RENAMED: Final[dict[str, str]] = {
+    "005_key_ids.sql": "004_key_ids.sql",  # closed the gap in the numbering (there was no 004)
+}
 
 UPSERT_SET = """
 INSERT INTO permission_sets (key, name, level) VALUES ($1, $2, $3)
@@ -78,6 +88,7 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None, catal
     try:
         await conn.execute(CREATE_LEDGER)
         applied = {row["name"]: row["checksum"] for row in await conn.fetch(APPLIED)}
+        applied = await rename_recorded(conn, applied, files)
         for migration in files:
             recorded = applied.get(migration.name)
             if recorded is not None and recorded != migration.checksum:
@@ -98,6 +109,35 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None, catal
         return ran
     finally:
         await conn.execute(UNLOCK, MIGRATION_LOCK_KEY)
+
+
+async def rename_recorded(
+    conn: asyncpg.Connection, applied: dict[str, str], files: list[MigrationFile]
+) -> dict[str, str]:
+    """Move ledger rows recorded under a name in ``RENAMED`` to the file's new name; return the new ledger.
+
+    Runs under the migration lock, before the checksums are compared. Only a rename whose new file is
+    present is applied. A recorded checksum that differs from the renamed file's is an edited migration,
+    refused as such; a ledger, or a directory, holding both names is refused too.
+    """
+    present = {migration.name: migration for migration in files}
+    for old, new in RENAMED.items():
+        if old in present and new in present:
+            raise MigrationError(f"sql/ holds both {old} and {new}, its new name: remove {old}")
+        migration = present.get(new)
+        if old not in applied or migration is None:
+            continue
+        if new in applied:
+            raise MigrationError(f"schema_migrations records both {old} and {new}, its new name")
+        if applied[old] != migration.checksum:
+            raise MigrationError(
+                f"sql/{new} (applied as {old}) changed after it was applied; "
+                "add a new migration instead of editing an applied one"
+            )
+        await conn.execute(RENAME, old, new)
+        log.info("migration %s is now recorded as %s", old, new)
+        applied = {(new if name == old else name): checksum for name, checksum in applied.items()}
+    return applied
 
 
 async def sync_catalog(conn: asyncpg.Connection, catalog: Catalog) -> None:
