@@ -18,7 +18,7 @@ import asyncpg
 
 from tokengate.tokens import BASE62, ID_LENGTH, SECRET_LENGTH, SERVICE_PREFIX, checksum, hash_token, key_id
 
-# key_id as tokengate.lifecycle.insert_v2_token writes it: without one, each token's first validation
+# key_id as tokengate.store.tokens.insert_v2 writes it: without one, each token's first validation
 # would also re-hash it and record the id (the path of tokens hashed before migration 004), which is not
 # what a cold validation of a current token costs.
 TOKEN_COLUMNS = ("id", "account_id", "kind", "format", "hash", "key_id", "name", "created_by")

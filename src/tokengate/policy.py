@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from tokengate.catalog import ACCESS_LEVELS, CATALOG, READ, Catalog, is_account_resource
 from tokengate.errors import Forbidden, InvalidInput, NotFound, PlanRestricted
@@ -108,7 +108,7 @@ class Permissions:
         return self.decide(resource, access, project_id).allowed
 
 
-def _keep_best(table: dict, key: object, level: int, permission_set: str) -> None:
+def _keep_best(table: dict[Any, tuple[int, str]], key: object, level: int, permission_set: str) -> None:
     current = table.get(key)
     if current is None or level > current[0]:
         table[key] = (level, permission_set)
