@@ -18,9 +18,11 @@ compares both ways on generated queries and on values made to fail.
 Plans (what a field needs) are kept per schema object, keyed by type and field name, so two schemas with a
 same-named type never share one.
 
-What this relies on:
+What this relies on, checked by ``fast_path_problem()`` when the schema is built; if anything is missing or
+different, the plain Strawberry execution context is used instead and a warning is logged once:
 
-graphql-core (``Executor``, called ``ExecutionContext`` before 3.3):
+graphql-core (``Executor``, called ``ExecutionContext`` before 3.3; verified range in VERIFIED_GRAPHQL_CORE,
+pinned in pyproject.toml):
   - ``Executor.execute_fields(parent_type, source_value, path, grouped_field_set, position_context)``:
     overridden here, and not overridden by Strawberry's class in between;
   - ``Executor.execute_field(parent_type, source, field_details_list, path, position_context)``: the way
@@ -44,10 +46,14 @@ Strawberry (read once per schema, type and field, when a plan is made; a field w
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import graphql
 from graphql import (
     GraphQLLeafType,
     GraphQLObjectType,
@@ -62,6 +68,12 @@ from graphql import (
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+log = logging.getLogger("tokengate.api.execution")
+
+# The graphql-core versions this module was verified against (tests/api/test_execution_differential.py):
+# from the first, up to but excluding the second. Widen it only after running that test on the new version.
+VERIFIED_GRAPHQL_CORE = ((3, 3, 2), (3, 4, 0))
 
 # Exact types whose values are never an exception, an awaitable or undefined: no further check needed.
 ORDINARY = frozenset({str, int, float, bool, dict, list})
@@ -281,3 +293,71 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 def streamed(field_details_list: Any) -> bool:
     """Whether a list field carries @stream (its handling is in the list completion the fast path skips)."""
     return any(d.name.value == "stream" for details in field_details_list for d in details.node.directives or ())
+
+
+# --- the guard -------------------------------------------------------------------------------------------
+
+SIGNATURES = {
+    "execute_fields": ["self", "parent_type", "source_value", "path", "grouped_field_set", "position_context"],
+    "execute_field": ["self", "parent_type", "source", "field_details_list", "path", "position_context"],
+    "collect_subfields": ["self", "return_type", "field_details_list"],
+    "settle_in_background": ["self", "awaitables"],
+}
+REPRODUCED = (
+    "execute_fields",
+    "execute_field",
+    "complete_value",
+    "complete_leaf_value",
+    "complete_list_value",
+    "complete_iterable_value",
+    "complete_list_item_value",
+    "complete_object_value",
+    "collect_and_execute_subfields",
+)
+ATTRIBUTES = ("schema", "is_awaitable", "middleware_manager", "error_propagation")
+
+
+def fast_path_problem() -> str | None:
+    """Why the fast path cannot be trusted with the installed graphql-core and Strawberry, or None."""
+    version = tuple(graphql.version_info[:3])
+    low, high = VERIFIED_GRAPHQL_CORE
+    if not low <= version < high:
+        return f"graphql-core {graphql.version} is outside the verified range {low} to {high}"
+    executor = getattr(graphql.execution, "Executor", None)
+    if not isinstance(executor, type) or not issubclass(StrawberryGraphQLCoreExecutionContext, executor):
+        return "graphql-core has no Executor that Strawberry's execution context extends"
+    for name, expected in SIGNATURES.items():
+        method = getattr(executor, name, None)
+        try:
+            parameters = list(inspect.signature(method).parameters) if callable(method) else None
+        except (TypeError, ValueError):
+            parameters = None
+        if parameters != expected:
+            return f"Executor.{name} has parameters {parameters}, expected {expected}"
+    for name in REPRODUCED:
+        if getattr(StrawberryGraphQLCoreExecutionContext, name, None) is not getattr(executor, name, None):
+            return f"Strawberry's execution context overrides Executor.{name}"
+    annotations: dict[str, Any] = {}
+    for klass in reversed(executor.__mro__):
+        annotations.update(getattr(klass, "__annotations__", {}))
+    missing = [name for name in ATTRIBUTES if name not in annotations]
+    if missing:
+        return f"Executor no longer declares {missing}"
+    collected = getattr(graphql.execution, "CollectedFields", None) or getattr(
+        getattr(graphql.execution, "collect_fields", None), "CollectedFields", None
+    )
+    if not {"grouped_field_set", "new_defer_usages"} <= set(getattr(collected, "_fields", ())):
+        return "CollectedFields has no grouped_field_set and new_defer_usages"
+    if not isinstance(getattr(GraphQLCoreConverter, "DEFINITION_BACKREF", None), str):
+        return "Strawberry's GraphQLCoreConverter has no DEFINITION_BACKREF"
+    return None
+
+
+@functools.cache
+def execution_context_class() -> type[StrawberryGraphQLCoreExecutionContext]:
+    """``FastExecutionContext`` when its reliance on graphql-core holds, else Strawberry's own (warned once)."""
+    problem = fast_path_problem()
+    if problem is None:
+        return FastExecutionContext
+    log.warning("GraphQL fast path disabled, using Strawberry's plain execution: %s", problem)
+    return StrawberryGraphQLCoreExecutionContext

@@ -21,7 +21,7 @@ from strawberry.types import ExecutionContext
 
 from tokengate.api.directives import Requires
 from tokengate.api.errors import ApiError
-from tokengate.api.execution import FastExecutionContext
+from tokengate.api.execution import execution_context_class
 from tokengate.api.input_guard import InputGuard
 from tokengate.api.mutations import Mutation
 from tokengate.api.queries import Query
@@ -78,7 +78,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=merge_types("Mutation", (Mutation, ServiceTokenMutations)),
         schema_directives=[Requires],
-        execution_context_class=FastExecutionContext,
+        execution_context_class=execution_context_class(),  # the fast path, unless graphql-core changed
         extensions=[
             functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
             functools.partial(AddValidationRules, list(LIMIT_RULES)),
