@@ -15,6 +15,11 @@ class DomainError(Exception):
 
     code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
 
+    @property
+    def extensions(self) -> dict[str, str]:
+        """What GraphQL errors carry (graphql-core copies it from the cause of a field error)."""
+        return {"code": self.code}
+
 
 class InvalidInput(DomainError):
     code = "BAD_USER_INPUT"

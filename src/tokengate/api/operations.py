@@ -17,11 +17,12 @@ from strawberry.execution import optimized_is_awaitable
 
 from tokengate.api.context import Context
 from tokengate.api.documents import Document
-from tokengate.api.execution import FastExecutionContext
+from tokengate.api.execution import execution_context_class
 from tokengate.api.schema import schema
 from tokengate.errors import InvalidInput
 
 CORE_SCHEMA: Final = schema._schema
+EXECUTOR: Final = execution_context_class()  # the fast path, unless graphql-core changed under it
 UNSTORABLE_MESSAGE: Final = "must not contain NUL (\\u0000) characters or unpaired surrogates"
 
 
@@ -140,7 +141,7 @@ async def run(
         variable_values=variables,
         operation_name=operation_name,
         context_value=context,
-        executor_class=FastExecutionContext,
+        executor_class=EXECUTOR,
         is_awaitable=optimized_is_awaitable,
     )
     if not isinstance(result, ExecutionResult):
