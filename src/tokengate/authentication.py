@@ -195,7 +195,7 @@ class Authenticator:
         """The cached principal if the text proves it and it has not expired; None to ask the database."""
         if not tokens.hash_matches(parsed.text, token_hash, self.keys):
             raise Unauthenticated(INVALID)  # same id, other secret: no stored token has this text
-        if principal.expires_at is not None and principal.expires_at <= now:
+        if tokens.token_state("active", principal.expires_at, now) == "EXPIRED":
             self.cache.invalidate_token(parsed.lookup)  # expired since cached: the database path audits it
             return None
         self.last_used.note(principal.token_id, now)

@@ -50,6 +50,10 @@ class PrincipalCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def token_ids(self) -> frozenset[str]:
+        """The ids of the tokens held now (what an operator or a test compares between instances)."""
+        return frozenset(self._entries)
+
     def get(self, token_id: str) -> CacheEntry | None:
         """The entry if present and younger than the TTL; counts a hit or a miss."""
         entry = self._entries.get(token_id)

@@ -110,6 +110,10 @@ class IpGuard:
             self._entries.pop(next(iter(self._entries)))  # the oldest insertion goes first
         self._entries[account_id] = (self._clock() + self._ttl, policy)
 
+    def account_ids(self) -> frozenset[str]:
+        """The accounts whose rules are held now."""
+        return frozenset(self._entries)
+
     def invalidate(self, account_id: str) -> None:
         """Forget the account's rules; the next request loads them again."""
         self._entries.pop(account_id, None)

@@ -149,3 +149,60 @@ async def test_audit_log_first_is_capped(server):
     assert reply.errors == []
     reply = await server.gql(query, {"first": 2**31}, seeded.token)  # not an Int at all
     assert reply.status == 200 and reply.codes == ["BAD_USER_INPUT"] and reply.data is None
+
+
+def megabyte_documents() -> dict[str, str]:
+    """Documents just under the body limit that an unbounded parse spends seconds on."""
+    size = MAX_BODY_BYTES - 1024
+    return {
+        "fields": "{ " + "__typename " * (size // 11) + "}",
+        "comment": "#" + "x" * size + "\n{ __typename }",
+        "string": '{ __type(name: "' + "x" * size + '") { name } }',
+    }
+
+
+async def test_an_anonymous_megabyte_query_is_refused_fast_while_healthz_answers(server):
+    import asyncio
+    import time
+
+    from graphql import parse
+
+    documents = megabyte_documents()
+    # The attack is real: a tenth of the "fields" document already costs an unbounded parse far more than
+    # the whole refusal may take, and every document fits in a body the server accepts.
+    started = time.perf_counter()
+    parse(documents["fields"][: len(documents["fields"]) // 10] + "}")
+    assert time.perf_counter() - started > 0.1
+    for name, document in documents.items():
+        body = json.dumps({"query": document})
+        assert len(body) <= MAX_BODY_BYTES, name
+
+        async def health() -> list[float]:
+            times = []
+            for _ in range(10):
+                begun = time.perf_counter()
+                status, _, _ = await server.get("/healthz")
+                assert status == 200
+                times.append(time.perf_counter() - begun)
+            return times
+
+        async def attack(body: str = body) -> tuple[int, float]:
+            begun = time.perf_counter()
+            async with server.session.post(
+                server.url + "/graphql", data=body, headers={"Content-Type": "application/json"}
+            ) as response:
+                await response.read()
+                return response.status, time.perf_counter() - begun
+
+        (status, elapsed), health_times = await asyncio.gather(attack(), health())
+        assert status == 401, name
+        assert elapsed < 0.1, (name, elapsed)
+        assert max(health_times) < 0.1, (name, health_times)
+
+
+async def test_a_megabyte_query_with_a_token_is_refused_by_length_not_parsed(server):
+    seeded = await server.bootstrap()
+    for name, document in megabyte_documents().items():
+        reply = await server.gql(document, token=seeded.token)
+        assert reply.status == 200 and reply.codes == ["BAD_USER_INPUT"], name
+        assert "longer than" in reply.errors[0]["message"]

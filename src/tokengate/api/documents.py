@@ -1,9 +1,11 @@
 """GraphQL documents, parsed once under the token limit and validated once, whoever sends them.
 
-A request's query text becomes a ``Document`` (cached by text): the parse stops at ``MAX_TOKENS`` tokens,
-so no sender, with or without credentials, can make the server lex a megabyte; what the anonymous-access
-rule needs (which root fields each operation selects) is read from that one parse; validation runs only for
-requests that got past the gate, once per document.
+A request's query text becomes a ``Document`` (cached by text). Nobody can make the server lex a megabyte:
+a document is at most ``MAX_DOCUMENT_LENGTH`` characters and its parse stops at ``MAX_TOKENS`` tokens; a
+request without credentials gets far less (``ANONYMOUS_MAX_LENGTH``, ``ANONYMOUS_MAX_TOKENS``: ten times
+what the full introspection query needs), so its refusal costs a few milliseconds at most. What the
+anonymous-access rule needs (which root fields each operation selects) is read from that one parse;
+validation runs only for requests that got past the gate, once per document.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from graphql.validation import ASTValidationRule
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from tokengate.api.limits import LIMIT_RULES, MAX_TOKENS
+from tokengate.api.limits import (
+    ANONYMOUS_MAX_LENGTH,
+    ANONYMOUS_MAX_TOKENS,
+    LIMIT_RULES,
+    MAX_DOCUMENT_LENGTH,
+    MAX_TOKENS,
+)
 
 INTROSPECTION_FIELDS: Final = frozenset({"__schema", "__type", "__typename"})
 # Root fields anyone may call without credentials (their resolvers never read the caller).
@@ -114,9 +122,13 @@ def _root_fields(
     return frozenset(names)
 
 
-def _prepared(text: str) -> Document:
+def _prepared(text: str, max_length: int, max_tokens: int) -> Document:
+    if len(text) > max_length:
+        return Document(
+            text, None, syntax_errors=(GraphQLError(f"the document is longer than {max_length} characters"),)
+        )
     try:
-        ast = parse(text, max_tokens=MAX_TOKENS)
+        ast = parse(text, max_tokens=max_tokens)
     except GraphQLError as error:
         return Document(text, None, syntax_errors=(error,))
     fragments = {d.name.value: d for d in ast.definitions if isinstance(d, FragmentDefinitionNode)}
@@ -133,16 +145,31 @@ class DocumentCache:
         self._entries: OrderedDict[str, Document] = OrderedDict()
 
     def get(self, text: str) -> Document:
+        """The document for a request that passed the gate."""
         document = self._entries.get(text)
         if document is not None:
             self._entries.move_to_end(text)
             return document
-        document = _prepared(text)
-        if len(text) <= MAX_CACHED_TEXT:
-            self._entries[text] = document
+        document = _prepared(text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
+        self._keep(document)
+        return document
+
+    def public(self, text: str, public_introspection: bool) -> bool:
+        """May a request without credentials run this text? Decided on a parse bounded for anonymous senders;
+        a document too long or too large for that is simply not public."""
+        document = self._entries.get(text)
+        if document is None:
+            document = _prepared(text, ANONYMOUS_MAX_LENGTH, ANONYMOUS_MAX_TOKENS)
+            if document.ast is None:
+                return False  # not kept: under the limits of the authenticated, the text may parse
+            self._keep(document)
+        return document.is_public(public_introspection)
+
+    def _keep(self, document: Document) -> None:
+        if len(document.text) <= MAX_CACHED_TEXT:
+            self._entries[document.text] = document
             if len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-        return document
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -20,6 +20,7 @@ from tokengate.api.documents import Document
 from tokengate.api.execution import execution_context_class
 from tokengate.api.schema import schema
 from tokengate.errors import InvalidInput
+from tokengate.validation import shown
 
 CORE_SCHEMA: Final = schema._schema
 EXECUTOR: Final = execution_context_class()  # the fast path, unless graphql-core changed under it
@@ -109,7 +110,7 @@ def choose_operation(document: Document, operation_name: str | None, allow_mutat
     if operation is None:
         if operation_name is None:
             raise RequestRefused(400, "the document has several operations: send operationName to choose one")
-        raise RequestRefused(400, f"no operation named {operation_name[:64]!r} in the document")
+        raise RequestRefused(400, f"no operation named {shown(operation_name)!r} in the document")
     if operation.operation == OperationType.SUBSCRIPTION:
         raise RequestRefused(400, "subscriptions are not supported")
     if operation.operation == OperationType.MUTATION and not allow_mutations:

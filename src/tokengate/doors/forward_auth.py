@@ -16,7 +16,7 @@ from tokengate.doors.responses import error_response, refusal_response
 from tokengate.gate import Admission, Refusal
 from tokengate.policy import USER, Principal
 from tokengate.runtime import RUNTIME
-from tokengate.validation import MAX_ECHO
+from tokengate.validation import shown
 
 RESOURCE_BY_NAME = {resource.upper(): resource for resource in RESOURCES}
 ACCESS_BY_NAME = {access.upper(): access for access in ACCESS_LEVELS}
@@ -44,10 +44,10 @@ def check_question(resource: str | None, access: str | None, project_id: str | N
         return CheckQuestion(None, READ, None)
     checked_resource = RESOURCE_BY_NAME.get(resource.strip().upper())
     if checked_resource is None:
-        raise BadQuestion(f"unknown resource {resource[:MAX_ECHO]!r}: expected one of {', '.join(RESOURCES)}")
+        raise BadQuestion(f"unknown resource {shown(resource)!r}: expected one of {', '.join(RESOURCES)}")
     checked_access = ACCESS_BY_NAME.get((access or READ).strip().upper())
     if checked_access is None:
-        raise BadQuestion(f"unknown access {(access or '')[:MAX_ECHO]!r}: expected READ or WRITE")
+        raise BadQuestion(f"unknown access {shown(access or '')!r}: expected READ or WRITE")
     return CheckQuestion(checked_resource, checked_access, project_id.strip() if project_id else None)
 
 

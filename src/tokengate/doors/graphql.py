@@ -21,7 +21,7 @@ from tokengate.doors.responses import error_response, json_response, refusal_res
 from tokengate.gate import RETRY_AFTER, Admission, Refusal
 from tokengate.middleware import REQUEST_ID
 from tokengate.runtime import RUNTIME
-from tokengate.validation import MAX_ECHO
+from tokengate.validation import shown
 
 log = logging.getLogger("tokengate.graphql")
 
@@ -59,7 +59,7 @@ async def read_graphql_request(request: web.Request) -> GraphQLRequest:
                 raise BadRequest("variables must be a JSON object") from None
     else:
         if request.content_type not in JSON_CONTENT_TYPES and not request.content_type.endswith("+json"):
-            raise UnsupportedMediaType(f"send the body as application/json, not {request.content_type[:MAX_ECHO]}")
+            raise UnsupportedMediaType(f"send the body as application/json, not {shown(request.content_type)}")
         try:
             raw = json.loads(await request.read())
         except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes

@@ -26,8 +26,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12, $13)
     + RETURNING_TOKEN
 )
 
-# The one rule of "usable" in SQL (tokens.token_state is the same rule in Python).
+# The one rule of "usable" in SQL, and its "expired" (tokens.token_state is the same rule in Python).
 USABLE = "t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())"
+EXPIRED = "t.state = 'active' AND t.expires_at <= now()"
 
 # Everything authentication needs, in one indexed query: the token, its account, the user's license,
 # the grants (the token's own, or its user's) and the ids of the account's projects.
@@ -177,11 +178,11 @@ EXPIRE_WITHIN = (
 )
 RENAME = "UPDATE tokens SET name = $2 WHERE id = $1" + RETURNING_TOKEN
 # Only the first refused use after expiry wins this update, across requests and processes.
-CLAIM_EXPIRY_AUDIT = """
-UPDATE tokens SET expiry_audited_at = now()
-WHERE id = $1 AND expiry_audited_at IS NULL AND state = 'active' AND expires_at <= now()
-RETURNING id
-"""
+CLAIM_EXPIRY_AUDIT = (
+    "UPDATE tokens AS t SET expiry_audited_at = now() WHERE t.id = $1 AND t.expiry_audited_at IS NULL AND "
+    + EXPIRED
+    + " RETURNING t.id"
+)
 # Revokes only a token that is still usable; of concurrent reports one wins.
 REVOKE_USABLE = (
     "UPDATE tokens AS t SET state = 'deleted', deleted_at = now() WHERE t.id = $1 AND "
