@@ -86,7 +86,8 @@ class InvalidationListener:
         self._task = asyncio.create_task(self._run(), name="tokengate-invalidation")
         if wait:
             try:
-                await asyncio.wait_for(self.connected.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self.connected.wait()
             except TimeoutError:
                 log.warning("invalidation listener not connected yet; caches stay untrusted until it is")
 
@@ -125,7 +126,8 @@ class InvalidationListener:
         self.connected.clear()
         if connection is not None and not connection.is_closed():
             try:
-                await asyncio.wait_for(connection.close(), 2)
+                async with asyncio.timeout(2):
+                    await connection.close()
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 connection.terminate()
 
@@ -154,14 +156,19 @@ class InvalidationListener:
             delay = min(delay * 2, self.max_retry_seconds)
 
     async def _watch(self, connection: asyncpg.Connection) -> None:
-        """Return when the connection is lost; a cheap query every few seconds detects silent drops."""
+        """Return when the connection is lost; a cheap query every few seconds detects silent drops.
+
+        ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` swallows a cancellation that arrives
+        as the inner query completes, and ``stop()`` would then wait for this loop forever."""
         while not self._lost.is_set():
             try:
-                await asyncio.wait_for(self._lost.wait(), 5)
+                async with asyncio.timeout(5):
+                    await self._lost.wait()
                 return
             except TimeoutError:
                 pass
             try:
-                await asyncio.wait_for(connection.fetchval("SELECT 1"), 3)
+                async with asyncio.timeout(3):
+                    await connection.fetchval("SELECT 1")
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 return
