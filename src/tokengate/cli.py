@@ -166,7 +166,7 @@ async def _bootstrap(pool: asyncpg.Pool, config: Config, args: argparse.Namespac
 
 async def _issue_user_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
     try:
-        issued = await user_tokens.create(_backend(pool, config), OPERATOR, args.user_id, args.name)
+        issued, _ = await user_tokens.create(_backend(pool, config), OPERATOR, args.user_id, args.name)
     except NotFound:
         raise Failure(f"no user with id {args.user_id}") from None
     return {"id": issued.id, "token": issued.text}
