@@ -157,7 +157,7 @@ async def test_every_html_page_carries_its_security_headers_graphiql_and_static_
         ("/graphql", {"Accept": "text/html"}),  # GraphiQL
         ("/static/graphiql/index.html", {}),
     ]:
-        status, body, response_headers = await server.get(path, headers=headers)
+        status, _, response_headers = await server.get(path, headers=headers)
         assert status == 200 and response_headers["Content-Type"].startswith("text/html"), path
         assert_page_headers(response_headers, path)
     # GraphiQL runs under a strict policy: no inline script or style left in its page.
@@ -209,7 +209,9 @@ async def test_an_oversized_header_is_answered_431_in_json_without_echoing_it(se
         )
         assert admin.token.encode()[:12] not in answer and b"xxxx" not in answer
     # Other bytes the parser refuses are a JSON 400 that quotes nothing either.
-    answer = await raw_exchange(server, b"GET /graphql HTTP/1.1\r\nHost: tokengate\r\nBad\x01Name: " + padded[:40] + b"\r\n\r\n")
+    answer = await raw_exchange(
+        server, b"GET /graphql HTTP/1.1\r\nHost: tokengate\r\nBad\x01Name: " + padded[:40] + b"\r\n\r\n"
+    )
     assert answer.startswith(b"HTTP/1.0 400 Bad Request\r\n")
     assert answer.endswith(b'{"errors":[{"message":"malformed HTTP request","extensions":{"code":"BAD_REQUEST"}}]}')
     assert admin.token.encode()[:12] not in answer

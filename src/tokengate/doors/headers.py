@@ -53,7 +53,8 @@ async def add_security_headers(request: web.BaseRequest, response: web.StreamRes
 def parser_refusal(problem: HttpProcessingError) -> web.Response:
     """The JSON answer to a request the parser refused: what was wrong, never what was sent."""
     if isinstance(problem, LineTooLong) or "too many headers" in str(problem.message).lower():
-        status, message = 431, f"request header fields too large: each header line may be at most {MAX_HEADER_LINE} bytes"
+        status = 431
+        message = f"request header fields too large: each header line may be at most {MAX_HEADER_LINE} bytes"
     else:
         status, message = 400, "malformed HTTP request"
     body = json.dumps({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}, separators=(",", ":"))
