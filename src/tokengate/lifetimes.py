@@ -69,8 +69,8 @@ def token_expiry(
     """The expiry of a new token, or ``InvalidInput`` saying which bound ``requested`` breaks.
 
     Without ``requested`` it is the earliest of ``inherited`` (a rotated token's remaining lifetime, when still
-    in the future), the policy's maximum and the creator's expiry; None only when there is no bound and
-    ``required`` is false.
+    in the future), the policy's maximum and the creator's expiry, or None when there is no bound; when
+    ``required``, only ``inherited`` may stand in for an expiry not given.
     """
     latest = now + timedelta(days=max_lifetime_days) if max_lifetime_days is not None else None
     if requested is not None:
@@ -88,9 +88,7 @@ def token_expiry(
             )
         return requested
     still_running = inherited if inherited is not None and inherited > now else None
-    bounds = [bound for bound in (still_running, latest, creator_expires_at) if bound is not None]
-    if bounds:
-        return min(bounds)
-    if required:
+    if required and still_running is None:  # a bound the caller did not choose is not the expiry required
         raise InvalidInput("the account's token policy requires an expiry: give expiresAt")
-    return None
+    bounds = [bound for bound in (still_running, latest, creator_expires_at) if bound is not None]
+    return min(bounds) if bounds else None

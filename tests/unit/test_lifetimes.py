@@ -43,6 +43,8 @@ def test_a_required_expiry_takes_the_inherited_lifetime_or_is_refused():
     with pytest.raises(InvalidInput, match="requires an expiry"):
         token_expiry(None, NOW, required=True, inherited=NOW - DAY)
     assert token_expiry(None, NOW, required=True, inherited=NOW + 50 * DAY, max_lifetime_days=30) == NOW + 30 * DAY
+    with pytest.raises(InvalidInput, match="requires an expiry"):  # a maximum is no expiry chosen
+        token_expiry(None, NOW, required=True, max_lifetime_days=30, creator_expires_at=NOW + DAY)
 
 
 def test_times_out_of_range_are_refused_in_our_words():
