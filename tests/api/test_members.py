@@ -110,7 +110,7 @@ async def test_a_project_admin_gives_what_it_holds_on_its_own_project_only(serve
 
 
 async def test_a_service_token_with_members_write_is_held_to_the_same_rule(server, account):
-    admin, project_a, _ = account
+    admin, _, _ = account
     token = await store_service_token(server, admin.account_id, [Grant("SECURITY_ADMIN")])
     reply = await server.gql(
         CREATE_USER, {"email": "m@attacker.test", "license": "DEVELOPER", "grants": [grant("ACCOUNT_ADMIN")]}, token

@@ -278,8 +278,8 @@ async def test_out_of_range_times_and_huge_ints_are_bad_user_input_in_our_words(
         assert reply.codes == ["BAD_USER_INPUT"] and "out of range" in reply.errors[0]["message"]
     huge = "9" * 5000
     for query in [
-        "{ account { auditLog(first: %s) { edges { cursor } } } }" % huge,
-        'mutation { rotateServiceToken(id: "x", revokeOldInSeconds: -%s) { secret } }' % huge,
+        "{ account { auditLog(first: " + huge + ") { edges { cursor } } } }",
+        'mutation { rotateServiceToken(id: "x", revokeOldInSeconds: -' + huge + ") { secret } }",
     ]:
         reply = await server.gql(query, token=admin.token)
         assert reply.codes == ["BAD_USER_INPUT"], reply.body
