@@ -279,7 +279,7 @@ class Server:
 
     async def issue_user_token(self, user_id: str, name: str = "t") -> str:
         """What `tokengate issue-user-token` does: a personal token for an existing user, as a sign-in gives."""
-        issued = await user_tokens.create(self.runtime.backend, OPERATOR, user_id, name)
+        issued, _ = await user_tokens.create(self.runtime.backend, OPERATOR, user_id, name)
         self.issued.append(issued.text)
         return issued.text
 

@@ -13,7 +13,7 @@ from tokengate.api.documents import DocumentCache
 from tokengate.authentication import Authenticator, LastUsedRecorder
 from tokengate.cache import PrincipalCache
 from tokengate.config import Config
-from tokengate.doors import forward_auth, graphql, health, pages
+from tokengate.doors import forward_auth, graphql, headers, health, pages
 from tokengate.gate import Gate
 from tokengate.invalidation import CacheInvalidator, InvalidationListener
 from tokengate.ip_guard import IpGuard, database_loader
@@ -92,6 +92,7 @@ def create_app(
     forward_auth.add_routes(app)
     health.add_routes(app)
     pages.add_routes(app)
+    headers.add_hooks(app)
     allow_cross_origin(app, config.cors_origins)
     return app
 

@@ -20,9 +20,20 @@ from tokengate.config import Config, ConfigError, load_config
 from tokengate.errors import DomainError, NotFound
 from tokengate.observability import AccessLog, configure_logging
 from tokengate.policy import Grant
-from tokengate.services import OPERATOR, Backend, accounts, ip_restrictions, projects, service_tokens, user_tokens
+from tokengate.services import (
+    OPERATOR,
+    Backend,
+    accounts,
+    ip_restrictions,
+    projects,
+    service_tokens,
+    user_tokens,
+    users,
+)
 from tokengate.store import tokens as token_store
+from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
+from tokengate.store.users import UserRow
 
 
 class Failure(Exception):
@@ -69,7 +80,9 @@ def _created_at(text: str) -> datetime:
 
 
 def _legacy_secret(text: str) -> str:
-    # The message never repeats the value: it is a secret.
+    # The message never repeats the value: it is a secret. "-" reads it from stdin, out of sight of `ps`.
+    if text == "-":
+        text = sys.stdin.readline().strip()
     try:
         parsed = tokens.parse_token(text)
     except tokens.MalformedToken:
@@ -116,7 +129,11 @@ def build_parser() -> Parser:
         metavar="SET[:PROJECT_ID,...]",
         help="a permission set for all projects, or for the listed projects; repeat for more",
     )
-    legacy.add_argument("--secret", type=_legacy_secret, help="the existing token (generated when omitted)")
+    legacy.add_argument(
+        "--secret",
+        type=_legacy_secret,
+        help="the existing token; '-' reads it from stdin (keeps it out of the process list); generated when omitted",
+    )
     with_data_dir(
         commands.add_parser(
             "key-status",
@@ -137,6 +154,14 @@ def build_parser() -> Parser:
         )
     )
     unlock.add_argument("--account-id", required=True)
+    deactivate = with_data_dir(
+        commands.add_parser(
+            "deactivate-user", help="switch a user off: its personal tokens stop at once on every instance"
+        )
+    )
+    deactivate.add_argument("--user-id", required=True)
+    list_tokens = with_data_dir(commands.add_parser("list-user-tokens", help="a user's personal tokens, as JSON"))
+    list_tokens.add_argument("--user-id", required=True)
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
 
@@ -166,7 +191,7 @@ async def _bootstrap(pool: asyncpg.Pool, config: Config, args: argparse.Namespac
 
 async def _issue_user_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
     try:
-        issued = await user_tokens.create(_backend(pool, config), OPERATOR, args.user_id, args.name)
+        issued, _ = await user_tokens.create(_backend(pool, config), OPERATOR, args.user_id, args.name)
     except NotFound:
         raise Failure(f"no user with id {args.user_id}") from None
     return {"id": issued.id, "token": issued.text}
@@ -198,6 +223,45 @@ async def _delete_service_token(pool: asyncpg.Pool, config: Config, args: argpar
 async def _disable_ip_restrictions(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
     settings = await ip_restrictions.disable(_backend(pool, config), OPERATOR, args.account_id)
     return {"account_id": args.account_id, "enabled": settings.enabled, "rules": len(settings.rules)}
+
+
+async def _existing_user(pool: asyncpg.Pool, user_id: str) -> UserRow:
+    user = await user_store.get_user(pool, user_id)
+    if user is None:
+        raise Failure(f"no user with id {user_id}")
+    return user
+
+
+async def _deactivate_user(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
+    user = await _existing_user(pool, args.user_id)
+    row = await users.deactivate(_backend(pool, config), OPERATOR, user.account_id, user.id)
+    return {"id": row.id, "email": row.email, "state": row.state.upper()}
+
+
+def _moment(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def _list_user_tokens(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    user = await _existing_user(pool, args.user_id)
+    records = (await token_store.user_tokens_of_users(pool, [user.id]))[user.id]
+    now = datetime.now(UTC)
+    return {
+        "user_id": user.id,
+        "state": user.state.upper(),
+        "tokens": [
+            {
+                "id": record.id,
+                "name": record.name,
+                "display_prefix": tokens.display_prefix_for("user", record.format, record.id),
+                "state": tokens.token_state(record.state, record.expires_at, now),
+                "created_at": _moment(record.created_at),
+                "last_used_at": _moment(record.last_used_at),
+                "expires_at": _moment(record.expires_at),
+            }
+            for record in records
+        ],
+    }
 
 
 async def _key_status(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
@@ -259,6 +323,8 @@ def run(argv: list[str] | None = None) -> int:
         "create-project": _create_project,
         "delete-service-token": _delete_service_token,
         "disable-ip-restrictions": _disable_ip_restrictions,
+        "deactivate-user": _deactivate_user,
+        "list-user-tokens": _list_user_tokens,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))

@@ -58,6 +58,28 @@ def unavailable() -> Refusal:
     return Refusal(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE, RETRY_AFTER)
 
 
+def repeated_header(name: str) -> Refusal:
+    """Two lines of a header that must appear once: which one counts would depend on who reads it."""
+    return Refusal(400, "BAD_REQUEST", f"send the {name} header once, not several times")
+
+
+def single_header(request: web.BaseRequest, name: str) -> str | None:
+    """The one value of a header that must not repeat, None when absent; ``Refusal`` (400) when repeated."""
+    values = request.headers.getall(name, ())
+    if len(values) > 1:
+        raise repeated_header(name)
+    return values[0] if values else None
+
+
+def forwarded_for(request: web.BaseRequest) -> str | None:
+    """Every ``X-Forwarded-For`` line as one list, in order (RFC 9110): a proxy that appends its own line
+    must not leave the client's line to decide."""
+    lines = request.headers.getall("X-Forwarded-For", ())
+    if len(lines) <= 1:
+        return lines[0] if lines else None
+    return ",".join(lines)
+
+
 def token_from_header(header: str | None) -> str:
     """The token text from ``Authorization: Bearer <token>`` or ``Authorization: Token <token>``."""
     if header is None or not header.strip():
@@ -87,7 +109,7 @@ class Gate:
         self.metrics = metrics
 
     def client_address(self, request: web.BaseRequest) -> str | None:
-        return client_address(request.remote, request.headers.get("X-Forwarded-For"), self.trusted_proxies)
+        return client_address(request.remote, forwarded_for(request), self.trusted_proxies)
 
     def admit(
         self, request: web.BaseRequest, anonymous_allowed: Callable[[], bool] | None = None
@@ -95,7 +117,7 @@ class Gate:
         """The request's admission, or ``Refusal``. ``anonymous_allowed`` is asked only when the request
         carries no ``Authorization`` header at all (the GraphQL door's rule for public documents)."""
         client_addr = self.client_address(request)
-        header = request.headers.get("Authorization")
+        header = single_header(request, "Authorization")
         started = time.perf_counter()
         try:
             parsed, principal = self.authenticator.from_memory(token_from_header(header))

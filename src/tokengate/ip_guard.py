@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from tokengate.ip_rules import IpPolicy, IpRule, compile_rules
+from tokengate.ip_rules import IpPolicy, IpRule, as_ipv4_if_mapped, compile_rules
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store.ip_rules import IpSettings
@@ -31,7 +31,7 @@ def compile_settings(settings: IpSettings) -> IpPolicy | None:
     return compile_rules(
         settings.enabled,
         (
-            IpRule(rule.name, rule.type, tuple(ipaddress.ip_network(cidr) for cidr in rule.cidrs))
+            IpRule(rule.name, rule.type, tuple(as_ipv4_if_mapped(ipaddress.ip_network(cidr)) for cidr in rule.cidrs))
             for rule in settings.rules
         ),
     )

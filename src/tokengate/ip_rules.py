@@ -69,6 +69,19 @@ class IpMatch:
         return self.type == ALLOW
 
 
+_IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def as_ipv4_if_mapped(network: IPNetwork) -> IPNetwork:
+    """An IPv4-mapped IPv6 network (``::ffff:127.0.0.1/128``) as the IPv4 network it means: addresses are
+    matched in that form (``parse_address``), so kept as IPv6 it would never match."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96 and network.subnet_of(_IPV4_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None
+        return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
+
+
 _NOT_A_CIDR: Final = "is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32"
 
 
@@ -82,7 +95,7 @@ def parse_cidr(text: str) -> IPNetwork:
     if not value or "%" in value:
         raise IpRuleProblem(f"{shown(text)!r} {_NOT_A_CIDR}")
     try:
-        return ipaddress.ip_network(value, strict=True)
+        return as_ipv4_if_mapped(ipaddress.ip_network(value, strict=True))
     except ValueError:
         pass
     try:

@@ -247,3 +247,111 @@ def require_token_admin(principal: Principal | None) -> None:
     denial = service_token_admin_denial(principal) if principal is not None else None
     if denial is not None:
         raise Forbidden(denial)
+
+
+# No escalation: what a caller may give a user (createUser, updateUser).
+
+ACCOUNT_ADMIN: Final = "ACCOUNT_ADMIN"
+
+
+def holds_account_admin(principal: Principal) -> bool:
+    """An ACCOUNT_ADMIN grant under a license that lets it act on the account (READ_ONLY does not)."""
+    return principal.license != "READ_ONLY" and any(g.permission_set == ACCOUNT_ADMIN for g in principal.grants)
+
+
+def _scope(resource: str, project_id: str | None) -> str:
+    if is_account_resource(resource):
+        return "on the account"
+    return "for all projects" if project_id is None else f"on project {project_id}"
+
+
+def _first_missing(
+    giver: Principal, grant: Grant, needed: Iterable[tuple[str, str]], catalog: Catalog
+) -> str | None:
+    """The first ``RESOURCE:ACCESS scope`` of ``needed`` (pairs of the grant's set) that the giver lacks on the
+    grant's scope: account resources account-wide, project resources on every project the grant covers."""
+    permission_set = catalog.permission_sets[grant.permission_set]
+    reaches_all = grant.all_projects or permission_set.is_account_level
+    projects: tuple[str | None, ...] = (None,) if reaches_all else grant.project_ids
+    for resource, access in needed:
+        for project_id in (None,) if is_account_resource(resource) else projects:
+            if not giver.decide(resource, access, project_id).allowed:
+                return f"{resource}:{access} {_scope(resource, project_id)}"
+    return None
+
+
+def grant_denial(giver: Principal, grant: Grant, catalog: Catalog = CATALOG) -> str | None:
+    """What the giver lacks to give ``grant`` to a user (``RESOURCE:ACCESS`` and where), or None.
+
+    ACCOUNT_ADMIN may give any set; anyone else only a set whose every (resource, access) of the matrix it
+    already holds, in its effective permissions (license-limited), on the same scope.
+    """
+    if grant.permission_set not in catalog.permission_sets:
+        return f"unknown permission set {grant.permission_set}"
+    if holds_account_admin(giver):
+        return None
+    return _first_missing(giver, grant, catalog.permission_sets[grant.permission_set].access.items(), catalog)
+
+
+def license_widening_denial(
+    giver: Principal, grants: Sequence[Grant], old_license: str, new_license: str, catalog: Catalog = CATALOG
+) -> str | None:
+    """What the giver lacks that a new license would unlock in grants the user keeps, or None: a license is a
+    limit, so changing it must not hand out access the giver could not have given as a grant."""
+    if holds_account_admin(giver):
+        return None
+    for grant in grants:
+        permission_set = catalog.permission_sets.get(grant.permission_set)
+        if permission_set is None:
+            continue
+        widened = [
+            (resource, _ACCESS_OF_LEVEL[new])
+            for resource, access in permission_set.access.items()
+            if (new := min(ACCESS_LEVELS[access], license_cap(new_license, resource)))
+            > min(ACCESS_LEVELS[access], license_cap(old_license, resource))
+        ]
+        missing = _first_missing(giver, grant, widened, catalog)
+        if missing is not None:
+            return missing
+    return None
+
+
+_ACCESS_OF_LEVEL: Final = {level: access for access, level in ACCESS_LEVELS.items()}
+
+
+def require_no_escalation(giver: Principal | None, grants: Sequence[Grant], catalog: Catalog = CATALOG) -> None:
+    """Raise ``Forbidden`` naming the first missing ``RESOURCE:ACCESS`` unless the giver may give every grant;
+    the operator (None) may give anything."""
+    if giver is None:
+        return
+    for grant in grants:
+        missing = grant_denial(giver, grant, catalog)
+        if missing is not None:
+            raise Forbidden(f"giving {grant.permission_set} requires {missing}, which you do not hold")
+
+
+def require_license_change(
+    giver: Principal | None, kept_grants: Sequence[Grant], old_license: str | None, new_license: str
+) -> None:
+    """Setting or changing a license needs LICENSES:WRITE; on an existing user it must not unlock, in the grants
+    the user keeps, more than the giver holds."""
+    require(giver, "LICENSES", "WRITE")
+    if giver is None or old_license is None:
+        return
+    missing = license_widening_denial(giver, kept_grants, old_license, new_license)
+    if missing is not None:
+        raise Forbidden(f"a {new_license} license would give this user {missing}, which you do not hold")
+
+
+def require_not_self(giver: Principal | None, user_id: str) -> None:
+    """Nobody changes their own grants or license (nor deactivates themselves)."""
+    if giver is not None and giver.user_id == user_id:
+        raise Forbidden("you cannot change your own grants, license or state")
+
+
+def require_may_manage(giver: Principal | None, target_grants: Sequence[Grant]) -> None:
+    """A user who holds ACCOUNT_ADMIN is changed or deactivated only by an ACCOUNT_ADMIN (or the operator)."""
+    if giver is None or holds_account_admin(giver):
+        return
+    if any(grant.permission_set == ACCOUNT_ADMIN for grant in target_grants):
+        raise Forbidden(f"only an {ACCOUNT_ADMIN} may change or deactivate a user who holds {ACCOUNT_ADMIN}")

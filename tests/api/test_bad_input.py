@@ -22,6 +22,9 @@ CHECK = "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { al
 CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed } }"
 AUDIT = "query($first: Int, $after: String) { account { auditLog(first: $first, after: $after) { edges { cursor } } } }"
 USER_TOKEN = "mutation($name: String!) { createUserToken(name: $name) { id } }"
+DELETE_USER_TOKEN = "mutation($id: ID!) { deleteUserToken(id: $id) { id } }"
+UPDATE_USER = "mutation($id: ID!, $grants: [GrantInput!]) { updateUser(id: $id, grants: $grants) { id } }"
+DEACTIVATE_USER = "mutation($id: ID!) { deactivateUser(id: $id) { id } }"
 SET_IP = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: false, rules: $rules) { enabled } }"
 
 
@@ -48,6 +51,10 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
             lambda bad: {"email": "a@b.io", "license": "DEVELOPER", "grants": grants(bad)},
         ),
         "Mutation.createUserToken.name": (USER_TOKEN, lambda bad: {"name": bad}),
+        "Mutation.deleteUserToken.id": (DELETE_USER_TOKEN, lambda bad: {"id": bad}),
+        "Mutation.updateUser.id": (UPDATE_USER, lambda bad: {"id": bad}),
+        "Mutation.updateUser.grants.projectIds": (UPDATE_USER, lambda bad: {"id": "usr_x", "grants": grants(bad)}),
+        "Mutation.deactivateUser.id": (DEACTIVATE_USER, lambda bad: {"id": bad}),
         "Mutation.deleteServiceToken.id": (DELETE, lambda bad: {"id": bad}),
         "Mutation.reportLeakedToken.token": (REPORT, lambda bad: {"token": bad}),
         "Mutation.rotateServiceToken.id": (ROTATE, lambda bad: {"id": bad}),

@@ -192,3 +192,22 @@ async def test_another_instance_sees_the_change_within_seconds(proxied, database
                 break
             await asyncio.sleep(0.1)
         assert status == 403
+
+
+async def test_an_ipv4_mapped_cidr_is_stored_and_matched_as_ipv4(proxied):
+    admin = await proxied.bootstrap()
+    service = await store_service_token(proxied, admin.account_id, [Grant("ACCOUNT_VIEWER")])
+    # Saved as typed it was an IPv6 network that no address ever matched (addresses are matched as IPv4).
+    reply = await set_rules(
+        proxied, admin.token, False, [deny("mapped", "::ffff:198.51.100.1/128", "::ffff:10.0.0.0/104")]
+    )
+    assert reply.errors == [], reply.body
+    assert reply.data["setIpRestrictions"]["rules"][0]["cidrs"] == ["198.51.100.1/32", "10.0.0.0/8"]
+    assert (await proxied.gql(VIEWER, token=service, headers=from_address(ELSEWHERE))).status == 200
+    reply = await set_rules(
+        proxied, admin.token, True, [deny("mapped", "::ffff:198.51.100.1/128", "::ffff:10.0.0.0/104")]
+    )
+    assert reply.errors == [], reply.body
+    for address in (ELSEWHERE, "::ffff:198.51.100.1", "10.1.2.3"):
+        assert (await proxied.gql(VIEWER, token=service, headers=from_address(address))).status == 403, address
+    assert (await proxied.gql(VIEWER, token=service, headers=from_address(OFFICE))).status == 200

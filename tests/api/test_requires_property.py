@@ -7,7 +7,7 @@ The oracle is the reference permission matrix (not tokengate's policy module): a
 Every ``@requires`` in the schema is on an account resource, which needs no project (asserted below: a field
 on a project resource needs the oracle to learn which project it is about).
 
-Run sizes: 200 generated queries and 100 generated mutations (each with its own freshly stored token and
+Run sizes: 200 generated queries and 100 generated mutations, and 100 sequences of member changes (each with its own freshly stored token and
 grant set), against one throwaway account on a server of its own.
 """
 
@@ -205,3 +205,119 @@ def test_mutations_never_show_a_guarded_field_the_principal_lacks(live_server):
     mutations = hypothesis_graphql.mutations(SDL, custom_scalars=CUSTOM_SCALARS, allow_x00=False)
     seen = check_operations(live_server, mutations, MUTATION_EXAMPLES)
     assert seen["null_because_denied"] > 0, seen
+
+
+# --- no escalation: createUser and updateUser never give what the caller lacks ------------------------------
+
+ESCALATION_EXAMPLES = 100
+LICENSES = ("DEVELOPER", "READ_ONLY", "IT")
+CREATE_MEMBER = """
+mutation($email: String!, $license: License!, $grants: [GrantInput!]!) {
+  createUser(email: $email, license: $license, grants: $grants) { id }
+}
+"""
+UPDATE_MEMBER = """
+mutation($id: ID!, $license: License, $grants: [GrantInput!]) { updateUser(id: $id, license: $license, grants: $grants) { id } }
+"""
+
+
+def holdings(grants: list[Grant], license_: str | None, projects: list[str]) -> set[tuple[str, str, str]]:
+    """(resource, access, scope) a holder of ``grants`` under ``license_`` has, from the reference matrix: scope
+    "account" for account resources, else each project (and "all" when every project is covered)."""
+    held: set[tuple[str, str, str]] = set()
+    for grant in grants:
+        for (permission_set, resource), level in MATRIX.items():
+            if permission_set != grant.permission_set:
+                continue
+            account = is_account_resource(resource)
+            cap = {"READ_ONLY": 0 if account else 1, "IT": 2 if account else 0}.get(license_ or "", 2)
+            level = min(level, cap)
+            everywhere = grant.all_projects or SET_LEVELS[permission_set] == "ACCOUNT"
+            scopes = ["account"] if account else ([*projects, "all"] if everywhere else list(grant.project_ids))
+            for access, needed in LEVELS.items():
+                if level >= needed:
+                    held.update((resource, access, scope) for scope in scopes)
+    return held
+
+
+def as_input(grants: list[Grant]) -> list[dict[str, Any]]:
+    return [
+        {"permissionSet": g.permission_set, "allProjects": g.all_projects, "projectIds": list(g.project_ids)}
+        for g in grants
+    ]
+
+
+async def stored_user(server: Any, user_id: str) -> tuple[list[Grant], str]:
+    rows = await server.pool.fetch(
+        "SELECT permission_set, all_projects, project_ids FROM grants WHERE user_id = $1", user_id
+    )
+    license_ = await server.pool.fetchval("SELECT license FROM users WHERE id = $1", user_id)
+    return [Grant(r["permission_set"], r["all_projects"], tuple(r["project_ids"])) for r in rows], license_
+
+
+def test_no_sequence_of_member_changes_gives_what_the_caller_lacks(live_server):
+    live = live_server
+    admin = live.run(live.server.bootstrap("Escalation", "ENTERPRISE_PLUS"))
+    projects = [live.run(create_project(live.server, admin.token, f"p{i}")) for i in range(2)]
+    seen = {"given": 0, "refused": 0, "by_account_admin": 0, "by_user": 0}
+    counter = iter(range(10**9))
+    step = st.tuples(
+        st.booleans(),  # create (True) or update one of the users made so far
+        st.sampled_from(LICENSES) | st.none(),
+        grant_sets(projects) | st.none(),
+        st.integers(min_value=0, max_value=10),
+    )
+
+    @settings(FUZZ_SETTINGS, max_examples=ESCALATION_EXAMPLES)
+    @given(
+        caller_grants=grant_sets(projects),
+        caller_license=st.sampled_from(LICENSES) | st.none(),  # None: a service token, else a user's license
+        steps=st.lists(step, min_size=1, max_size=4),
+    )
+    def property_holds(caller_grants, caller_license, steps) -> None:
+        server = live.server
+        if caller_license is None:
+            token = live.run(store_service_token(server, admin.account_id, caller_grants))
+        else:
+            reply = live.run(
+                server.gql(
+                    CREATE_MEMBER,
+                    {
+                        "email": f"caller{next(counter)}@acme.test",
+                        "license": caller_license,
+                        "grants": as_input(caller_grants),
+                    },
+                    token=admin.token,
+                )
+            )
+            assert reply.errors == [], reply.body
+            token = live.run(server.issue_user_token(reply.data["createUser"]["id"]))
+            seen["by_user"] += 1
+        made: list[str] = []
+        for create, license_, grants, pick in steps:
+            if create or not made:
+                variables = {"email": f"m{next(counter)}@acme.test", "license": license_ or "DEVELOPER"}
+                reply = live.run(
+                    server.gql(CREATE_MEMBER, {**variables, "grants": as_input(grants or [])}, token=token)
+                )
+                if reply.data and reply.data.get("createUser"):
+                    made.append(reply.data["createUser"]["id"])
+            else:
+                variables = {"id": made[pick % len(made)], "license": license_}
+                variables["grants"] = as_input(grants) if grants is not None else None
+                reply = live.run(server.gql(UPDATE_MEMBER, variables, token=token))
+            assert reply.status == 200 and "INTERNAL_SERVER_ERROR" not in reply.codes, reply.body
+            seen["refused" if reply.errors else "given"] += 1
+        is_admin = caller_license != "READ_ONLY" and any(g.permission_set == "ACCOUNT_ADMIN" for g in caller_grants)
+        seen["by_account_admin"] += is_admin
+        if is_admin:
+            return
+        lacked = holdings(caller_grants, caller_license, projects)
+        for user_id in made:
+            grants, license_ = live.run(stored_user(server, user_id))
+            beyond = holdings(grants, license_, projects) - lacked
+            assert not beyond, (caller_grants, caller_license, steps, grants, license_, sorted(beyond)[:5])
+
+    property_holds()
+    # Both sides were exercised: changes given by callers who are not account admins, and changes refused.
+    assert seen["given"] > 0 and seen["refused"] > 0 and seen["by_user"] > 0, seen

@@ -31,7 +31,7 @@ def test_no_generated_operation_gets_a_server_error(live_server):
     live.run(create_project(live.server, admin.token, "existing"))
     schema = schemathesis.graphql.from_url(live.url + "/graphql")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 14
+    assert len(operations) == 18
     auth = {"Authorization": f"Bearer {admin.token}"}
     answers: Counter[str] = Counter()
     failures: list[str] = []

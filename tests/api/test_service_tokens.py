@@ -598,10 +598,10 @@ def test_the_contract_names_for_tokens_are_in_the_schema():
         "rotateServiceToken(id: ID!, revokeOldInSeconds: Int",
         "updateServiceToken(id: ID!, name: String",
         "deleteServiceToken(id: ID!): ServiceToken @requires(resource: SERVICE_TOKENS, access: WRITE)",
-        "createUserToken(name: String!): UserTokenWithSecret!",
+        "createUserToken(name: String!, expiresAt: DateTime",
         "reportLeakedToken(token: String!): Boolean!",
         "type ServiceTokenWithSecret {\n  serviceToken: ServiceToken!\n  secret: String!\n}",
-        "type UserTokenWithSecret {\n  id: ID!\n  secret: String!\n}",
+        "type UserTokenWithSecret {\n  userToken: UserToken!\n  secret: String!\n",
         "input CreateServiceTokenInput {\n  name: String!\n  grants: [GrantInput!]!\n  expiresAt: DateTime",
     ]:
         assert name in sdl, name

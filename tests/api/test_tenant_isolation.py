@@ -13,10 +13,23 @@ from typing import Any
 
 from tests.api.schema_inputs import arguments_of_scalar
 from tests.api.service_token_calls import CREATE, created, grant, works
-from tests.api.test_bad_input import AUDIT, CHECK, CHECKS, DELETE, ROTATE, UPDATE_GRANTS, UPDATE_NAME, snapshot
+from tests.api.test_bad_input import (
+    AUDIT,
+    CHECK,
+    CHECKS,
+    DEACTIVATE_USER,
+    DELETE,
+    DELETE_USER_TOKEN,
+    ROTATE,
+    UPDATE_GRANTS,
+    UPDATE_NAME,
+    snapshot,
+)
 from tests.api.test_graphql import CREATE_USER, create_project
 from tokengate import tokens
 from tokengate.api.audit_log import encode_cursor
+
+UPDATE_USER = "mutation($id: ID!, $license: License, $grants: [GrantInput!]) { updateUser(id: $id, license: $license, grants: $grants) { id } }"
 
 
 @dataclass(frozen=True)
@@ -25,7 +38,7 @@ class IdCall:
 
     query: str
     variables: Callable[[str, Mine], dict[str, Any]]
-    kind: str  # project | service_token | audit_cursor
+    kind: str  # project | service_token | audit_cursor | user | user_token
     code: str  # the one answer for a foreign and an unknown id
 
 
@@ -35,6 +48,7 @@ class Mine:
 
     project: str
     token: str
+    member: str = ""  # a user of the caller's account other than the caller (no one changes themselves)
 
 
 ID_CALLS: dict[str, IdCall] = {
@@ -72,15 +86,39 @@ ID_CALLS: dict[str, IdCall] = {
         "project",
         "BAD_USER_INPUT",
     ),
+    "Mutation.updateUser.id": IdCall(
+        UPDATE_USER, lambda the_id, mine: {"id": the_id, "license": "IT"}, "user", "NOT_FOUND"
+    ),
+    "Mutation.updateUser.grants.projectIds": IdCall(
+        UPDATE_USER,
+        lambda the_id, mine: {"id": mine.member, "grants": [grant("JOB_ADMIN", the_id)]},
+        "project",
+        "BAD_USER_INPUT",
+    ),
+    "Mutation.deactivateUser.id": IdCall(DEACTIVATE_USER, lambda the_id, mine: {"id": the_id}, "user", "NOT_FOUND"),
+    "Mutation.deleteUserToken.id": IdCall(
+        DELETE_USER_TOKEN, lambda the_id, mine: {"id": the_id}, "user_token", "NOT_FOUND"
+    ),
 }
+
+
+async def a_member(server, admin_token: str) -> tuple[str, str]:
+    """A member of the caller's account and the id of its personal token."""
+    reply = await server.gql(
+        CREATE_USER, {"email": "member@acme.io", "license": "DEVELOPER", "grants": []}, token=admin_token
+    )
+    member = reply.data["createUser"]["id"]
+    return member, (await server.issue_user_token(member))[4:20]
 
 
 def unknown_id(kind: str) -> str:
     """An id of the same shape that no account has."""
     if kind == "project":
         return tokens.new_id("prj")
-    if kind == "service_token":
+    if kind in ("service_token", "user_token"):
         return tokens.random_base62(tokens.ID_LENGTH)
+    if kind == "user":
+        return tokens.new_id("usr")
     return encode_cursor(10**15)
 
 
@@ -99,11 +137,14 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
     theirs = {
         "project": await create_project(server, one.token, "theirs"),
         "service_token": (await created(server, one.token, "theirs")).id,
+        "user": one.user_id,
+        "user_token": one.token[4:20],
     }
     their_secret_token = (await created(server, one.token, "second")).secret
     events = await server.gql(AUDIT, {"first": 1}, token=one.token)
     theirs["audit_cursor"] = events.data["account"]["auditLog"]["edges"][0]["cursor"]
-    mine = Mine(project=await create_project(server, two.token, "mine"), token=(await created(server, two.token)).id)
+    member, _ = await a_member(server, two.token)
+    mine = Mine(await create_project(server, two.token, "mine"), (await created(server, two.token)).id, member)
     await create_project(server, two.token, "more history")  # so a cursor of Two's own has older events
 
     before = await snapshot(server)
@@ -122,9 +163,16 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
 async def test_own_ids_in_the_same_calls_are_accepted(server):
     """The table's calls are valid apart from the id: with the caller's own ids they succeed."""
     admin = await server.bootstrap()
-    mine = Mine(project=await create_project(server, admin.token), token=(await created(server, admin.token)).id)
+    member, member_token = await a_member(server, admin.token)
+    mine = Mine(await create_project(server, admin.token), (await created(server, admin.token)).id, member)
     cursor = (await server.gql(AUDIT, {"first": 1}, token=admin.token)).data["account"]["auditLog"]["edges"][0]
-    own = {"project": mine.project, "service_token": mine.token, "audit_cursor": cursor["cursor"]}
+    own = {
+        "project": mine.project,
+        "service_token": mine.token,
+        "audit_cursor": cursor["cursor"],
+        "user": member,
+        "user_token": member_token,
+    }
     for argument, call in ID_CALLS.items():
         if call.kind == "service_token" and "delete" not in argument.lower():
             reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)

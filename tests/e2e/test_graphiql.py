@@ -34,8 +34,14 @@ async def test_graphiql_answers_the_viewer_with_a_token_in_the_headers_pane(serv
     seeded = await server.bootstrap("Acme GraphiQL", "ENTERPRISE", "dev@acme.example")
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
+    # The page runs under a strict CSP (no inline script or style): the browser reports anything it blocks.
+    blocked: list[str] = []
+    page.on(
+        "console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None
+    )
     served = await page.goto(server.url + "/graphql")
     assert served is not None and served.status == 200
+    assert "frame-ancestors 'none'" in served.headers["content-security-policy"]
     assert await page.title() == "tokengate GraphiQL"
     # The editor appears only once the assets loaded, and every one came from tokengate itself (no CDN).
     await page.wait_for_selector(QUERY_EDITOR, timeout=15_000)
@@ -54,6 +60,7 @@ async def test_graphiql_answers_the_viewer_with_a_token_in_the_headers_pane(serv
     )
     shown = json.loads(await editor_text(page, RESPONSE_EDITOR))
     await page.screenshot(path=artifacts / "graphiql-viewer.png")
+    assert blocked == []
     assert shown == {
         "data": {
             "viewer": {

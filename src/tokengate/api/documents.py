@@ -10,11 +10,13 @@ validation runs only for requests that got past the gate, once per document.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
 from graphql import (
+    BREAK,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -22,11 +24,14 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Visitor,
     parse,
     specified_rules,
     validate,
+    visit,
 )
 from graphql.validation import ASTValidationRule
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
@@ -122,6 +127,32 @@ def _root_fields(
     return frozenset(names)
 
 
+# An Int is 32 bits (10 digits); past Python's 4300-digit limit int() itself fails with a hint about
+# sys.set_int_max_str_digits that validation would echo, with the whole literal.
+MAX_INT_DIGITS: Final = 20
+OVERSIZED_INT_MESSAGE: Final = f"an Int literal has more than {MAX_INT_DIGITS} digits: Int is a 32-bit integer"
+_LONG_DIGIT_RUN: Final = re.compile("[0-9]{" + str(MAX_INT_DIGITS + 1) + "}")
+
+
+class _OversizedInt(Visitor):
+    found = False
+
+    def enter_int_value(self, node: IntValueNode, *_: object) -> object:
+        if len(node.value.lstrip("-")) > MAX_INT_DIGITS:
+            self.found = True
+            return BREAK
+        return None
+
+
+def has_oversized_int(text: str, ast: DocumentNode) -> bool:
+    """An Int literal too long for any Int (the walk runs only when the text has such a run of digits)."""
+    if _LONG_DIGIT_RUN.search(text) is None:
+        return False
+    visitor = _OversizedInt()
+    visit(ast, visitor)
+    return visitor.found
+
+
 def _prepared(text: str, max_length: int, max_tokens: int) -> Document:
     if len(text) > max_length:
         return Document(
@@ -131,6 +162,8 @@ def _prepared(text: str, max_length: int, max_tokens: int) -> Document:
         ast = parse(text, max_tokens=max_tokens)
     except GraphQLError as error:
         return Document(text, None, syntax_errors=(error,))
+    if has_oversized_int(text, ast):
+        return Document(text, None, syntax_errors=(GraphQLError(OVERSIZED_INT_MESSAGE),))
     fragments = {d.name.value: d for d in ast.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = tuple(d for d in ast.definitions if isinstance(d, OperationDefinitionNode))
     roots = tuple(_root_fields(op.selection_set, fragments, frozenset()) for op in operations)

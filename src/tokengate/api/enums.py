@@ -22,3 +22,4 @@ TokenFormat = _enum("TokenFormat", ("LEGACY", "V2"), "LEGACY tokens predate 2023
 TokenState = _enum("TokenState", ("ACTIVE", "EXPIRED", "DELETED"), "Whether a token is usable.")
 PrincipalKind = _enum("PrincipalKind", ("SERVICE_TOKEN", "USER"), "Who is calling.")
 IpRuleType = _enum("IpRuleType", ("ALLOW", "DENY"), "What an IP rule does with matching addresses.")
+UserState = _enum("UserState", ("ACTIVE", "DEACTIVATED"), "A deactivated user's personal tokens are refused.")

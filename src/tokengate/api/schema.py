@@ -10,13 +10,18 @@ import strawberry
 from strawberry.tools import merge_types
 
 from tokengate.api.directives import Requires
+from tokengate.api.members import MemberMutations
 from tokengate.api.mutations import Mutation
 from tokengate.api.queries import Query
 from tokengate.api.service_tokens import ServiceTokenMutations
+from tokengate.api.token_policy import TokenPolicyMutations
+from tokengate.api.user_tokens import UserTokenMutations
 
 schema = strawberry.Schema(
     query=Query,
-    mutation=merge_types("Mutation", (Mutation, ServiceTokenMutations)),
+    mutation=merge_types(
+        "Mutation", (Mutation, ServiceTokenMutations, UserTokenMutations, MemberMutations, TokenPolicyMutations)
+    ),
     schema_directives=[Requires],
 )
 

@@ -1,10 +1,12 @@
-"""Service token mutations (create, rotate, update, delete), personal tokens, and leak reports.
+"""Service token mutations (create, rotate, update, delete) and leak reports (personal tokens: user_tokens.py).
 
 Resolvers translate: GraphQL inputs become service arguments (services/), and what the services return
 becomes GraphQL objects. Every rule is the services'.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import strawberry
 
@@ -13,7 +15,7 @@ from tokengate.api.directives import requires
 from tokengate.api.enums import Access, Resource
 from tokengate.api.inputs import CreateServiceTokenInput, GrantInput, grants_of
 from tokengate.api.types import ServiceToken, service_token_with_grants
-from tokengate.services import service_tokens, user_tokens
+from tokengate.services import service_tokens
 from tokengate.services.service_tokens import CreatedServiceToken
 
 
@@ -24,15 +26,6 @@ class ServiceTokenWithSecret:
 
     def __repr__(self) -> str:
         return f"ServiceTokenWithSecret(id={self.service_token.id!r})"
-
-
-@strawberry.type(description="A personal token with its secret: shown once, never again.")
-class UserTokenWithSecret:
-    id: strawberry.ID
-    secret: str
-
-    def __repr__(self) -> str:
-        return f"UserTokenWithSecret(id={self.id!r})"
 
 
 async def with_secret(context: Context, created: CreatedServiceToken) -> ServiceTokenWithSecret:
@@ -64,15 +57,20 @@ class ServiceTokenMutations:
         Access.WRITE,
         description=(
             "A new v2 token with the same name and grants. The old one stays valid until deleted, "
-            "or expires revokeOldInSeconds (0 to 2592000) from now."
+            "or expires revokeOldInSeconds (0 to 2592000) from now. The new one expires at expiresAt, bounded "
+            "like a created token's (under a required expiry it keeps the old one's by default)."
         ),
     )
     async def rotate_service_token(
-        self, info: Info, id: strawberry.ID, revoke_old_in_seconds: int | None = None
+        self,
+        info: Info,
+        id: strawberry.ID,
+        revoke_old_in_seconds: int | None = None,
+        expires_at: datetime | None = None,
     ) -> ServiceTokenWithSecret | None:
         context = info.context
         created = await service_tokens.rotate(
-            context.backend, context.actor, context.caller.account_id, str(id), revoke_old_in_seconds
+            context.backend, context.actor, context.caller.account_id, str(id), revoke_old_in_seconds, expires_at
         )
         return await with_secret(context, created)
 
@@ -104,13 +102,6 @@ class ServiceTokenMutations:
         context = info.context
         record = await service_tokens.delete(context.backend, context.actor, context.caller.account_id, str(id))
         return await service_token_with_grants(context, record)
-
-    @strawberry.mutation(description="A personal token for the calling user; its secret is in this answer only.")
-    async def create_user_token(self, info: Info, name: str) -> UserTokenWithSecret:
-        context = info.context
-        caller = context.caller
-        issued = await user_tokens.create(context.backend, context.actor, caller.user_id or "", name)
-        return UserTokenWithSecret(id=strawberry.ID(issued.id), secret=issued.text)
 
     @strawberry.mutation(
         description=(

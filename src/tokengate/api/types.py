@@ -19,13 +19,17 @@ from tokengate.api.enums import (
     Resource,
     TokenFormat,
     TokenState,
+    UserState,
 )
 from tokengate.api.ip_restrictions import IpRestrictions
+from tokengate.api.token_policy import TokenPolicyView
+from tokengate.api.user_tokens import UserToken, user_tokens_of
 from tokengate.catalog import CATALOG
 from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal
 from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
+from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.projects import ProjectRow
@@ -84,13 +88,31 @@ class User:
     email: str
     license: License  # type: ignore[valid-type]
     grants: list[GrantView]
+    state: UserState  # type: ignore[valid-type]
+
+    @requires(
+        Resource.MEMBERS,
+        Access.READ,
+        description="The user's personal tokens, oldest first (deleted and expired ones with their state).",
+    )
+    async def tokens(self, info: Info) -> list[UserToken] | None:
+        return await user_tokens_of(info.context.pool, str(self.id))
 
 
 async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]:
     """Users with their grants: two queries whatever the number of users."""
     found = await grant_store.grants_for_users(context.pool, [row.id for row in rows])
     grants = await grants_with_projects(context, {row.id: found.get(row.id, []) for row in rows})
-    return [User(id=strawberry.ID(r.id), email=r.email, license=License(r.license), grants=grants[r.id]) for r in rows]
+    return [
+        User(
+            id=strawberry.ID(r.id),
+            email=r.email,
+            license=License(r.license),
+            grants=grants[r.id],
+            state=UserState(r.state.upper()),
+        )
+        for r in rows
+    ]
 
 
 @strawberry.type
@@ -209,6 +231,10 @@ class Account:
     async def ip_restrictions(self, info: Info) -> IpRestrictions | None:
         return IpRestrictions.of(await ip_rule_store.settings(info.context.pool, str(self.id)))
 
+    @requires(Resource.ACCOUNT_SETTINGS, Access.READ)
+    async def token_policy(self, info: Info) -> TokenPolicyView | None:
+        return TokenPolicyView.of(await token_policy_store.policy_of(info.context.pool, str(self.id)))
+
 
 @strawberry.type
 class Viewer:
@@ -232,6 +258,12 @@ class Viewer:
             return None
         record = await token_store.token_by_id(info.context.pool, self.principal.account_id, self.principal.token_id)
         return await service_token_with_grants(info.context, record) if record else None
+
+    @strawberry.field(description="The caller's own personal tokens, oldest first; [] for a service token.")
+    async def user_tokens(self, info: Info) -> list[UserToken]:
+        if self.principal.user_id is None:
+            return []
+        return await user_tokens_of(info.context.pool, self.principal.user_id)
 
     @strawberry.field(description="The grants in force for this request (a user's, limited by license).")
     async def grants(self, info: Info) -> list[GrantView]:

@@ -13,13 +13,15 @@ from aiohttp import web
 
 from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.doors.responses import error_response, refusal_response
-from tokengate.gate import Admission, Refusal
+from tokengate.gate import Admission, Refusal, single_header
 from tokengate.policy import USER, Principal
 from tokengate.runtime import RUNTIME
 from tokengate.validation import shown
 
 RESOURCE_BY_NAME = {resource.upper(): resource for resource in RESOURCES}
 ACCESS_BY_NAME = {access.upper(): access for access in ACCESS_LEVELS}
+# The question of /auth/check/<path>, set by the gateway: each must come once (a client's extra line loses).
+QUESTION_HEADERS = ("X-Tokengate-Resource", "X-Tokengate-Access", "X-Tokengate-Project-Id")
 
 
 class BadQuestion(ValueError):
@@ -97,13 +99,11 @@ async def auth_check(request: web.Request) -> web.Response:
 async def auth_check_by_headers(request: web.Request) -> web.Response:
     """``/auth/check/<original path>`` as Envoy's ext_authz sends it: the question comes in headers set by the
     gateway; the query string is the client's own and is ignored."""
-    headers = request.headers
-    return await answer_check(
-        request,
-        headers.get("X-Tokengate-Resource"),
-        headers.get("X-Tokengate-Access"),
-        headers.get("X-Tokengate-Project-Id"),
-    )
+    try:
+        question = [single_header(request, name) for name in QUESTION_HEADERS]
+    except Refusal as refusal:
+        return refusal_response(refusal)
+    return await answer_check(request, *question)
 
 
 def add_routes(app: web.Application) -> None:

@@ -35,5 +35,5 @@ async def bootstrap(
         user = await user_store.create_user(work.conn, tokens.new_id("usr"), account.id, email, FIRST_ADMIN_LICENSE)
         await grant_store.add_user_grants(work.conn, account.id, user.id, FIRST_ADMIN_GRANTS)
         await work.audit(account.id, "user.created", user.id, license=FIRST_ADMIN_LICENSE)
-        issued = await user_tokens.store_user_token(work, backend.newest_key, user, "bootstrap")
+        issued, _ = await user_tokens.store_user_token(work, backend.newest_key, user, "bootstrap")
     return account, user, issued

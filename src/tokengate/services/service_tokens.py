@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from tokengate import tokens
 from tokengate.authentication import credential_state, find_credential, principal_from_credential
 from tokengate.errors import InvalidInput, NotFound
+from tokengate.lifetimes import creator_expiry, token_expiry
 from tokengate.notices import TokenChanged
+from tokengate.policy import SERVICE_TOKEN as POLICY_SERVICE_TOKEN
 from tokengate.policy import Grant, check_service_token_grants, require_account, require_token_admin
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
+from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
 from tokengate.store.tokens import Credential, TokenRecord
 from tokengate.validation import checked_name
@@ -37,15 +40,20 @@ class DuplicateLegacySecret(InvalidInput):
     """A legacy token with this secret is already stored."""
 
 
-def future_expiry(expires_at: datetime | None) -> datetime | None:
-    """An expiry in the future (a time without offset is read as UTC), or None for no expiry."""
-    if expires_at is None:
-        return None
-    if expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=UTC)
-    if expires_at <= datetime.now(UTC):
-        raise InvalidInput("expiresAt must be in the future")
-    return expires_at
+async def service_token_expiry(
+    work: UnitOfWork, account_id: str, requested: datetime | None, inherited: datetime | None = None
+) -> datetime | None:
+    """A new service token's expiry under the account's policy (read in the change's transaction) and the
+    calling service token's own expiry (lifetimes.token_expiry); ``inherited``: what rotation keeps."""
+    policy = await token_policy_store.policy_of(work.conn, account_id)
+    return token_expiry(
+        requested,
+        datetime.now(UTC),
+        max_lifetime_days=policy.service_token_max_lifetime_days,
+        creator_expires_at=creator_expiry(work.actor.principal, POLICY_SERVICE_TOKEN),
+        required=policy.require_service_token_expiry,
+        inherited=inherited if policy.require_service_token_expiry else None,
+    )
 
 
 async def checked_grants(work: UnitOfWork, account_id: str, grants: Sequence[Grant]) -> tuple[Grant, ...]:
@@ -95,9 +103,9 @@ async def create(
     require_account(actor.principal, account_id)
     require_token_admin(actor.principal)
     name = checked_name(name)
-    expires_at = future_expiry(expires_at)
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
+        expires_at = await service_token_expiry(work, account_id, expires_at)
         created = await store_service_token(work, backend.newest_key, account_id, name, checked, expires_at)
         await work.audit(
             account_id,
@@ -120,11 +128,17 @@ async def _locked_active(work: UnitOfWork, account_id: str, token_id: str, doing
 
 
 async def rotate(
-    backend: Backend, actor: Actor, account_id: str, token_id: str, revoke_old_in_seconds: int | None = None
+    backend: Backend,
+    actor: Actor,
+    account_id: str,
+    token_id: str,
+    revoke_old_in_seconds: int | None = None,
+    expires_at: datetime | None = None,
 ) -> CreatedServiceToken:
     """A new v2 token with the old one's name and grants; the old one stays valid until deleted, or for
-    ``revoke_old_in_seconds`` more. A legacy token rotates into v2 the same way. The new token has no
-    expiry: an old one's expiry is what rotation replaces."""
+    ``revoke_old_in_seconds`` more. A legacy token rotates into v2 the same way. The new token expires at
+    ``expires_at``, else as the policy and the calling token bound it (under a required expiry: when the old
+    one would have), else never: an old one's expiry is what rotation replaces."""
     require_account(actor.principal, account_id)
     require_token_admin(actor.principal)
     if revoke_old_in_seconds is not None and not 0 <= revoke_old_in_seconds <= MAX_REVOKE_OLD_IN_SECONDS:
@@ -132,7 +146,8 @@ async def rotate(
     async with backend.change(actor) as work:
         old = await _locked_active(work, account_id, token_id, "rotated")
         grants = (await grant_store.grants_for_tokens(work.conn, [old.id])).get(old.id, [])
-        created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, None, old.id)
+        expiry = await service_token_expiry(work, account_id, expires_at, inherited=old.expires_at)
+        created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, expiry, old.id)
         if revoke_old_in_seconds is not None:
             await token_store.expire_within(work.conn, old.id, revoke_old_in_seconds)
             await work.notify(TokenChanged(old.id))
@@ -143,6 +158,7 @@ async def rotate(
             new_token_id=created.record.id,
             from_format=old.format,
             revoke_old_in_seconds=revoke_old_in_seconds,
+            expires_at=expiry.isoformat() if expiry else None,
         )
     return created
 

@@ -1,4 +1,4 @@
-"""Members of an account."""
+"""Members of an account: created, changed and deactivated without anyone giving more than they hold."""
 
 from __future__ import annotations
 
@@ -6,29 +6,53 @@ from collections.abc import Sequence
 
 from tokengate import tokens
 from tokengate.catalog import LICENSES
-from tokengate.errors import InvalidInput
-from tokengate.policy import Grant, check_grants, require, require_account
-from tokengate.services.unit_of_work import Actor, Backend
+from tokengate.errors import InvalidInput, NotFound
+from tokengate.notices import UserChanged
+from tokengate.policy import (
+    Grant,
+    check_grants,
+    require,
+    require_account,
+    require_license_change,
+    require_may_manage,
+    require_no_escalation,
+    require_not_self,
+)
+from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
+from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.users import UserRow
 from tokengate.validation import checked_email
+
+USER = "user"
+
+
+def checked_license(license_: str) -> str:
+    if license_ not in LICENSES:
+        raise InvalidInput(f"unknown license {license_}")
+    return license_
+
+
+async def account_grants(work: UnitOfWork, account_id: str, grants: Sequence[Grant]) -> tuple[Grant, ...]:
+    """The grants normalised against the account's projects (read in the change's transaction)."""
+    await work.account(account_id)
+    return check_grants(grants, await project_store.project_ids_of_account(work.conn, account_id))
 
 
 async def create(
     backend: Backend, actor: Actor, account_id: str, email: str, license_: str, grants: Sequence[Grant]
 ) -> UserRow:
-    """A new member with a license and grants."""
+    """A new member with a license (LICENSES:WRITE) and grants the caller could give (policy: no escalation)."""
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     email = checked_email(email)
-    if license_ not in LICENSES:
-        raise InvalidInput(f"unknown license {license_}")
+    checked_license(license_)
+    require_license_change(actor.principal, (), None, license_)
     async with backend.change(actor) as work:
-        await work.account(account_id)
-        project_ids = await project_store.project_ids_of_account(work.conn, account_id)
-        checked = check_grants(grants, project_ids)
+        checked = await account_grants(work, account_id, grants)
+        require_no_escalation(actor.principal, checked)
         try:
             user = await user_store.create_user(work.conn, tokens.new_id("usr"), account_id, email, license_)
         except user_store.DuplicateEmail:
@@ -38,3 +62,69 @@ async def create(
             account_id, "user.created", user.id, license=license_, grants=[g.permission_set for g in checked]
         )
     return user
+
+
+async def _locked_user(work: UnitOfWork, account_id: str, user_id: str) -> tuple[UserRow, list[Grant]]:
+    user = await user_store.lock_user(work.conn, account_id, user_id)
+    if user is None:
+        raise NotFound(USER)
+    held = (await grant_store.grants_for_users(work.conn, [user.id])).get(user.id, [])
+    return user, held
+
+
+async def update(
+    backend: Backend,
+    actor: Actor,
+    account_id: str,
+    user_id: str,
+    license_: str | None = None,
+    grants: Sequence[Grant] | None = None,
+) -> UserRow:
+    """Change a member's license and/or replace its grants; holds from the next request on every instance.
+
+    Nobody changes their own; only an ACCOUNT_ADMIN changes an ACCOUNT_ADMIN; the new grants must be ones the
+    caller could give, and a license change needs LICENSES:WRITE and may not unlock more than the caller holds.
+    """
+    require_account(actor.principal, account_id)
+    require(actor.principal, "MEMBERS", "WRITE")
+    if license_ is not None:
+        checked_license(license_)
+    async with backend.change(actor) as work:
+        user, held = await _locked_user(work, account_id, user_id)
+        if license_ is None and grants is None:
+            return user
+        require_not_self(actor.principal, user.id)
+        require_may_manage(actor.principal, held)
+        checked = await account_grants(work, account_id, grants) if grants is not None else None
+        if checked is not None:
+            require_no_escalation(actor.principal, checked)
+        if license_ is not None:  # new grants passed the rule above; kept ones must not be widened past it
+            require_license_change(actor.principal, held if checked is None else (), user.license, license_)
+        changes: dict[str, object] = {}
+        if license_ is not None and license_ != user.license:
+            user = await user_store.set_license(work.conn, user.id, license_)
+            changes["license"] = license_
+        if checked is not None:
+            await grant_store.replace_user_grants(work.conn, account_id, user.id, checked)
+            changes["grants"] = [g.permission_set for g in checked]
+        await work.audit(account_id, "user.updated", user.id, **changes)
+        await work.notify(UserChanged(user.id))
+    return user
+
+
+async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: str) -> UserRow:
+    """Switch a member off: every personal token of the user is refused at once on every instance; service
+    tokens the user created keep working (they belong to the account). Deactivating twice changes nothing."""
+    require_account(actor.principal, account_id)
+    require(actor.principal, "MEMBERS", "WRITE")
+    async with backend.change(actor) as work:
+        user, held = await _locked_user(work, account_id, user_id)
+        require_not_self(actor.principal, user.id)
+        require_may_manage(actor.principal, held)
+        deactivated = await user_store.deactivate_user(work.conn, user.id)
+        if deactivated is None:
+            return user
+        revoked = await token_store.delete_tokens_of_user(work.conn, user.id)
+        await work.audit(account_id, "user.deactivated", user.id, revoked_tokens=len(revoked))
+        await work.notify(UserChanged(user.id))
+    return deactivated

@@ -16,6 +16,7 @@ SELECT $1, $2, $3, g.permission_set, g.all_projects, g.project_ids, g.position
 FROM jsonb_to_recordset($4::jsonb) AS g(permission_set text, all_projects boolean, project_ids text[], position int)
 """
 DELETE_FOR_TOKEN = "DELETE FROM grants WHERE token_id = $1"
+DELETE_FOR_USER = "DELETE FROM grants WHERE user_id = $1"
 FOR_TOKENS = """
 SELECT token_id AS owner, permission_set, all_projects, project_ids FROM grants
 WHERE token_id = ANY($1::text[]) ORDER BY position, id
@@ -54,6 +55,11 @@ async def add_user_grants(db: Executor, account_id: str, user_id: str, grants: S
 async def replace_token_grants(db: Executor, account_id: str, token_id: str, grants: Sequence[Grant]) -> None:
     await db.execute(DELETE_FOR_TOKEN, token_id)
     await db.execute(INSERT, account_id, None, token_id, grants_document(grants))
+
+
+async def replace_user_grants(db: Executor, account_id: str, user_id: str, grants: Sequence[Grant]) -> None:
+    await db.execute(DELETE_FOR_USER, user_id)
+    await db.execute(INSERT, account_id, user_id, None, grants_document(grants))
 
 
 async def _grants_for(db: Executor, query: str, owners: Sequence[str]) -> dict[str, list[Grant]]:

@@ -31,9 +31,12 @@ USABLE = "t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())"
 EXPIRED = "t.state = 'active' AND t.expires_at <= now()"
 
 # Everything authentication needs, in one indexed query: the token, its account, the user's license,
-# the grants (the token's own, or its user's) and the ids of the account's projects.
+# the grants (the token's own, or its user's) and the ids of the account's projects. A deactivated user's
+# personal tokens read as deleted: refused like any deleted token, whichever instance asks.
 CREDENTIAL_SELECT = """
-SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.key_id, t.state, t.expires_at, t.user_id, t.lookup_hint,
+SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.key_id,
+       CASE WHEN u.state = 'deactivated' THEN 'deleted' ELSE t.state END AS state,
+       t.expires_at, t.user_id, t.lookup_hint,
        t.expiry_audited_at IS NOT NULL AS expiry_audited, a.name AS account_name, a.plan AS account_plan, u.license,
        ARRAY(SELECT p.id FROM projects p WHERE p.account_id = t.account_id) AS project_ids,
        (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids)
@@ -285,3 +288,41 @@ async def insert_v2(
         **columns,
     )
     return issued, record
+
+
+USER_TOKENS_OF_USERS = (
+    "SELECT "
+    + TOKEN_COLUMNS
+    + " FROM tokens t WHERE t.user_id = ANY($1::text[]) AND t.kind = 'user' ORDER BY t.created_at, t.id"
+)
+# Conditional, like DELETE_SERVICE_TOKEN: of concurrent deletions one changes the row (and audits it).
+DELETE_USER_TOKEN = (
+    """
+UPDATE tokens SET state = 'deleted', deleted_at = now()
+WHERE account_id = $1 AND id = $2 AND kind = 'user' AND state = 'active'
+"""
+    + RETURNING_TOKEN
+)
+DELETE_TOKENS_OF_USER = (
+    "UPDATE tokens SET state = 'deleted', deleted_at = now() WHERE user_id = $1 AND kind = 'user' AND state = 'active'"
+    + " RETURNING id"
+)
+
+
+async def user_tokens_of_users(db: Executor, user_ids: list[str]) -> dict[str, list[TokenRecord]]:
+    """The personal tokens of each user (deleted and expired ones too), oldest first."""
+    found: dict[str, list[TokenRecord]] = {user_id: [] for user_id in user_ids}
+    for row in await db.fetch(USER_TOKENS_OF_USERS, user_ids):
+        found[row["user_id"]].append(_record(row))
+    return found
+
+
+async def delete_user_token(db: Executor, account_id: str, token_id: str) -> TokenRecord | None:
+    """Marks an active personal token deleted; None when it was already deleted (or is not the account's)."""
+    row = await db.fetchrow(DELETE_USER_TOKEN, account_id, token_id)
+    return _record(row) if row else None
+
+
+async def delete_tokens_of_user(db: Executor, user_id: str) -> list[str]:
+    """Marks every active personal token of the user deleted; their ids."""
+    return [row["id"] for row in await db.fetch(DELETE_TOKENS_OF_USER, user_id)]

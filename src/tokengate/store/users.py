@@ -11,11 +11,17 @@ from tokengate.store import Executor
 
 INSERT = """
 INSERT INTO users (id, account_id, email, license) VALUES ($1, $2, $3, $4)
-RETURNING id, account_id, email, license, created_at
+RETURNING id, account_id, email, license, state, created_at
 """
-BY_ID = "SELECT id, account_id, email, license, created_at FROM users WHERE id = $1"
-BY_ACCOUNT = (
-    "SELECT id, account_id, email, license, created_at FROM users WHERE account_id = $1 ORDER BY created_at, id"
+USER_COLUMNS = "id, account_id, email, license, state, created_at"
+BY_ID = "SELECT " + USER_COLUMNS + " FROM users WHERE id = $1"
+BY_ACCOUNT = "SELECT " + USER_COLUMNS + " FROM users WHERE account_id = $1 ORDER BY created_at, id"
+# The row lock serialises updates and deactivation of one user.
+FOR_UPDATE = "SELECT " + USER_COLUMNS + " FROM users WHERE account_id = $1 AND id = $2 FOR UPDATE"
+SET_LICENSE = "UPDATE users SET license = $2 WHERE id = $1 RETURNING " + USER_COLUMNS
+DEACTIVATE = (
+    "UPDATE users SET state = 'deactivated', deactivated_at = now() WHERE id = $1 AND state = 'active' RETURNING "
+    + USER_COLUMNS
 )
 
 
@@ -29,6 +35,7 @@ class UserRow:
     account_id: str
     email: str
     license: str
+    state: str  # active | deactivated
     created_at: datetime
 
 
@@ -47,3 +54,19 @@ async def get_user(db: Executor, user_id: str) -> UserRow | None:
 
 async def list_users(db: Executor, account_id: str) -> list[UserRow]:
     return [UserRow(**dict(row)) for row in await db.fetch(BY_ACCOUNT, account_id)]
+
+
+async def lock_user(db: Executor, account_id: str, user_id: str) -> UserRow | None:
+    """The account's user, locked until the transaction ends; None for unknown or foreign ids."""
+    row = await db.fetchrow(FOR_UPDATE, account_id, user_id)
+    return UserRow(**dict(row)) if row else None
+
+
+async def set_license(db: Executor, user_id: str, license_: str) -> UserRow:
+    return UserRow(**dict(await db.fetchrow(SET_LICENSE, user_id, license_)))
+
+
+async def deactivate_user(db: Executor, user_id: str) -> UserRow | None:
+    """Marks an active user deactivated; None when it already was."""
+    row = await db.fetchrow(DEACTIVATE, user_id)
+    return UserRow(**dict(row)) if row else None
