@@ -150,7 +150,8 @@ CASES = [
     Case("query missing", b'{"variables": {}}', 400, "BAD_REQUEST"),
     Case("query not a string", b'{"query": 5}', 400, "BAD_REQUEST"),
     Case("operationName not a string", operation("{ viewer { kind } }", operationName=5), 400, "BAD_REQUEST"),
-    Case("operationName not in the document", operation("{ viewer { kind } }", operationName="X"), 400, "BAD_REQUEST"),
+    # A request error (GraphQL's GetOperation fails): 200 for application/json, as the contract has it.
+    Case("operationName not in the document", operation("{ viewer { kind } }", operationName="X"), 200, "BAD_REQUEST"),
     Case("subscription", operation("subscription { viewer { kind } }"), 400, "BAD_REQUEST"),
     Case("integer of 5000 digits in JSON", json_with_variable(FIRST, "1" * 5000), 400, "BAD_REQUEST"),
     Case(
@@ -249,7 +250,6 @@ CASES = [
     ),
     Case("100 kB cursor", operation(AUDIT, {"after": "x" * 100_000}), 200, "BAD_USER_INPUT"),
     Case("100 kB id", operation(DELETE, {"id": "x" * 100_000}), 200, "NOT_FOUND"),
-    Case("100 kB projectId", operation(CHECK, {"p": "x" * 100_000}), 200, "NOT_FOUND"),
     Case("first 0", operation(FIRST, {"v": 0}), 200, "BAD_USER_INPUT"),
     Case("first -1", operation(FIRST, {"v": -1}), 200, "BAD_USER_INPUT"),
     Case("first 101", operation(FIRST, {"v": 101}), 200, "BAD_USER_INPUT"),

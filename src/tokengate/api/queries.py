@@ -9,17 +9,16 @@ from tokengate.api.enums import Access, Resource
 from tokengate.api.inputs import CheckInput
 from tokengate.api.types import Account, DecisionView, PermissionSet, Viewer
 from tokengate.catalog import CATALOG
-from tokengate.errors import InvalidInput, NotFound
+from tokengate.errors import InvalidInput
 from tokengate.policy import Principal
 
 MAX_CHECKS = 1000  # questions in one `checks` call
 
 
 def decide(principal: Principal, resource: str, access: str, project_id: str | None) -> DecisionView:
-    decision = principal.decide(resource, access, project_id)
-    if decision.unknown_project:
-        raise NotFound("project")
-    return DecisionView.of(decision)
+    """An answer, never an error: a project that is unknown or another account's is ``allowed: false,
+    reason: "project not found"`` (the same for both), so one bad id in a ``checks`` batch nulls nothing else."""
+    return DecisionView.of(principal.decide(resource, access, project_id))
 
 
 @strawberry.type
