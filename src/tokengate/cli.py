@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 
-from tokengate import db, tokens
+from tokengate import db, global_ids, tokens
 from tokengate.catalog import PERMISSION_SET_KEYS, PLANS
 from tokengate.config import Config, ConfigError, load_config
 from tokengate.errors import DomainError, NotFound
@@ -179,7 +179,7 @@ async def _import_legacy_token(pool: asyncpg.Pool, config: Config, args: argpars
         )
     except NotFound:
         raise Failure(f"no account with id {args.account_id}") from None
-    return {"id": issued.id, "token": issued.text}
+    return {"id": global_ids.service_token_id(issued.id), "token": issued.text}  # the id GraphQL prints
 
 
 async def _create_project(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
@@ -188,11 +188,12 @@ async def _create_project(pool: asyncpg.Pool, config: Config, args: argparse.Nam
 
 
 async def _delete_service_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
+    key = global_ids.token_key(args.token_id, global_ids.SERVICE_TOKEN) or args.token_id  # stk_… or bare
     try:
-        record = await service_tokens.delete(_backend(pool, config), OPERATOR, args.account_id, args.token_id)
+        record = await service_tokens.delete(_backend(pool, config), OPERATOR, args.account_id, key)
     except NotFound:
         raise Failure(f"no service token with id {args.token_id} in account {args.account_id}") from None
-    return {"id": record.id, "state": record.state.upper()}
+    return {"id": global_ids.service_token_id(record.id), "state": record.state.upper()}
 
 
 async def _disable_ip_restrictions(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:

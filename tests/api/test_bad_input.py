@@ -23,6 +23,9 @@ CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed } }"
 AUDIT = "query($first: Int, $after: String) { account { auditLog(first: $first, after: $after) { edges { cursor } } } }"
 USER_TOKEN = "mutation($name: String!) { createUserToken(name: $name) { id } }"
 SET_IP = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: false, rules: $rules) { enabled } }"
+NODE = "query($id: ID!) { node(id: $id) { id } }"
+TOKEN_PAGE = "query($after: String) { account { serviceTokenConnection(after: $after) { totalCount } } }"
+MEMBER_PAGE = "query($after: String) { account { memberConnection(after: $after) { totalCount } } }"
 
 
 def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
@@ -36,6 +39,9 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
 
     return {
         "Account.auditLog.after": (AUDIT, lambda bad: {"after": bad}),
+        "Account.serviceTokenConnection.after": (TOKEN_PAGE, lambda bad: {"after": bad}),
+        "Account.memberConnection.after": (MEMBER_PAGE, lambda bad: {"after": bad}),
+        "Query.node.id": (NODE, lambda bad: {"id": bad}),
         "Mutation.createProject.name": (CREATE_PROJECT, lambda bad: {"name": bad}),
         "Mutation.createServiceToken.input.name": (CREATE, lambda bad: {"input": {"name": bad, "grants": []}}),
         "Mutation.createServiceToken.input.grants.projectIds": (

@@ -13,9 +13,22 @@ from typing import Any
 
 from tests.api.schema_inputs import arguments_of_scalar
 from tests.api.service_token_calls import CREATE, created, grant, works
-from tests.api.test_bad_input import AUDIT, CHECK, CHECKS, DELETE, ROTATE, UPDATE_GRANTS, UPDATE_NAME, snapshot
+from tests.api.test_bad_input import (
+    AUDIT,
+    CHECK,
+    CHECKS,
+    DELETE,
+    MEMBER_PAGE,
+    NODE,
+    ROTATE,
+    TOKEN_PAGE,
+    UPDATE_GRANTS,
+    UPDATE_NAME,
+    snapshot,
+)
 from tests.api.test_graphql import CREATE_USER, create_project
 from tokengate import tokens
+from tokengate.api import connections
 from tokengate.api.audit_log import encode_cursor
 
 
@@ -25,7 +38,7 @@ class IdCall:
 
     query: str
     variables: Callable[[str, Mine], dict[str, Any]]
-    kind: str  # project | service_token | audit_cursor
+    kind: str  # project | service_token | user | audit_cursor | token_cursor | member_cursor
     code: str | None  # the one answer for a foreign and an unknown id (None: an answer without error)
 
 
@@ -49,6 +62,16 @@ ID_CALLS: dict[str, IdCall] = {
         None,
     ),
     "Account.auditLog.after": IdCall(AUDIT, lambda the_id, mine: {"after": the_id}, "audit_cursor", "BAD_USER_INPUT"),
+    "Account.serviceTokenConnection.after": IdCall(
+        TOKEN_PAGE, lambda the_id, mine: {"after": the_id}, "token_cursor", "BAD_USER_INPUT"
+    ),
+    "Account.memberConnection.after": IdCall(
+        MEMBER_PAGE, lambda the_id, mine: {"after": the_id}, "member_cursor", "BAD_USER_INPUT"
+    ),
+    # node(id): null, never an error, for every kind of id of another account and an unknown one.
+    "Query.node.id": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "service_token", None),
+    "Query.node.id (project)": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "project", None),
+    "Query.node.id (user)": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "user", None),
     "Mutation.rotateServiceToken.id": IdCall(ROTATE, lambda the_id, mine: {"id": the_id}, "service_token", "NOT_FOUND"),
     "Mutation.updateServiceToken.id": IdCall(
         UPDATE_NAME, lambda the_id, mine: {"id": the_id, "name": "mine now"}, "service_token", "NOT_FOUND"
@@ -81,7 +104,13 @@ def unknown_id(kind: str) -> str:
     if kind == "project":
         return tokens.new_id("prj")
     if kind == "service_token":
-        return tokens.random_base62(tokens.ID_LENGTH)
+        return "stk_" + tokens.random_base62(tokens.ID_LENGTH)
+    if kind == "user":
+        return tokens.new_id("usr")
+    if kind == "token_cursor":
+        return connections.encode_cursor(connections.SERVICE_TOKENS, tokens.random_base62(tokens.ID_LENGTH))
+    if kind == "member_cursor":
+        return connections.encode_cursor(connections.MEMBERS, tokens.new_id("usr"))
     return encode_cursor(10**15)
 
 
@@ -91,7 +120,8 @@ def anonymised(body: Any, the_id: str) -> str:
 
 
 def test_every_id_argument_of_the_schema_is_in_the_table():
-    assert set(ID_CALLS) == arguments_of_scalar("ID") | {"Account.auditLog.after"}
+    cursors = {"Account.auditLog.after", "Account.serviceTokenConnection.after", "Account.memberConnection.after"}
+    assert {argument.split(" ")[0] for argument in ID_CALLS} == arguments_of_scalar("ID") | cursors
 
 
 async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(server):
@@ -100,7 +130,14 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
     theirs = {
         "project": await create_project(server, one.token, "theirs"),
         "service_token": (await created(server, one.token, "theirs")).id,
+        "user": one.user_id,
     }
+    pages = await server.gql(
+        "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
+        token=one.token,
+    )
+    theirs["token_cursor"] = pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"]
+    theirs["member_cursor"] = pages.data["account"]["memberConnection"]["edges"][0]["cursor"]
     their_secret_token = (await created(server, one.token, "second")).secret
     events = await server.gql(AUDIT, {"first": 1}, token=one.token)
     theirs["audit_cursor"] = events.data["account"]["auditLog"]["edges"][0]["cursor"]
@@ -126,7 +163,18 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
     admin = await server.bootstrap()
     mine = Mine(project=await create_project(server, admin.token), token=(await created(server, admin.token)).id)
     cursor = (await server.gql(AUDIT, {"first": 1}, token=admin.token)).data["account"]["auditLog"]["edges"][0]
-    own = {"project": mine.project, "service_token": mine.token, "audit_cursor": cursor["cursor"]}
+    pages = await server.gql(
+        "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
+        token=admin.token,
+    )
+    own = {
+        "project": mine.project,
+        "service_token": mine.token,
+        "user": admin.user_id,
+        "audit_cursor": cursor["cursor"],
+        "token_cursor": pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"],
+        "member_cursor": pages.data["account"]["memberConnection"]["edges"][0]["cursor"],
+    }
     for argument, call in ID_CALLS.items():
         if call.kind == "service_token" and "delete" not in argument.lower():
             reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)
@@ -135,6 +183,9 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
         if call.kind != "service_token":
             reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)
             assert reply.errors == [], (argument, reply.body)
+        if argument.startswith("Query.node.id"):  # the positive twin of "null for another account's id"
+            reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)
+            assert reply.data["node"] == {"id": own[call.kind]}, (argument, reply.body)
     reply = await server.gql(DELETE, {"id": mine.token}, token=admin.token)
     assert reply.errors == []
 

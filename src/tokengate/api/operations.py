@@ -166,4 +166,12 @@ async def run(
     )
     if not isinstance(result, ExecutionResult):
         result = await result
+    if is_request_error(result):
+        return RequestErrors(tuple(result.errors or ()))
     return result
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """graphql-core answers a request error it finds while executing (variable values that cannot be coerced)
+    with an errors-only result; unlike a field error that nulls the whole data, none of its errors has a path."""
+    return result.data is None and bool(result.errors) and all(error.path is None for error in result.errors or ())

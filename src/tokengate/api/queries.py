@@ -7,6 +7,8 @@ import strawberry
 from tokengate.api.context import Info
 from tokengate.api.enums import Access, Resource
 from tokengate.api.inputs import CheckInput
+from tokengate.api.node import Node
+from tokengate.api.node_lookup import find_node
 from tokengate.api.types import Account, DecisionView, PermissionSet, Viewer
 from tokengate.catalog import CATALOG
 from tokengate.errors import InvalidInput
@@ -27,6 +29,14 @@ class Query:
     def viewer(self, info: Info) -> Viewer:
         principal = info.context.caller
         return Viewer(kind=principal.kind, principal=principal)
+
+    @strawberry.field(
+        description="The object this id names (any type that implements Node), if it is of the caller's own "
+        "account and the caller may read it where the schema lists it; null otherwise, never an error. "
+        "Token ids printed before ids had a type prefix are still accepted."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await find_node(info, str(id))
 
     @strawberry.field(description="The caller's account.")
     def account(self, info: Info) -> Account:
