@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 import strawberry
@@ -129,14 +131,21 @@ SERVICE_TOKENS: Final = "service_token"
 MEMBERS: Final = "member"
 
 
+async def start_after(list_name: str, after: str | None, exists: Callable[[str], Awaitable[bool]]) -> str | None:
+    """The row key a page follows (None: the first page), from a cursor that must name a row of the account."""
+    if after is None:
+        return None
+    key = decode_cursor(list_name, after)
+    if not await exists(key):
+        raise not_a_cursor()
+    return key
+
+
 async def service_token_page(
     info: Info, account_id: str, first: int | None, after: str | None, wanted: ServiceTokenFilter | None
 ) -> ServiceTokenConnection:
-    size = page_size(first)
-    key = decode_cursor(SERVICE_TOKENS, after) if after is not None else None
-    pool = info.context.pool
-    if key is not None and not await token_store.has_service_token(pool, account_id, key):
-        raise not_a_cursor()
+    size, pool = page_size(first), info.context.pool
+    key = await start_after(SERVICE_TOKENS, after, partial(token_store.has_service_token, pool, account_id))
     stored = (wanted or ServiceTokenFilter()).stored()
     records = await token_store.service_token_page(pool, account_id, stored, key, size + 1)  # one more: a next page?
     tokens = await service_tokens_with_grants(info.context, records[:size])
@@ -150,11 +159,8 @@ async def service_token_page(
 
 
 async def member_page(info: Info, account_id: str, first: int | None, after: str | None) -> UserConnection:
-    size = page_size(first)
-    key = decode_cursor(MEMBERS, after) if after is not None else None
-    pool = info.context.pool
-    if key is not None and not await user_store.has_user(pool, account_id, key):
-        raise not_a_cursor()
+    size, pool = page_size(first), info.context.pool
+    key = await start_after(MEMBERS, after, partial(user_store.has_user, pool, account_id))
     rows = await user_store.user_page(pool, account_id, key, size + 1)
     users = await users_with_grants(info.context, rows[:size])
     cursors = [encode_cursor(MEMBERS, row.id) for row in rows[:size]]
