@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine: `make serve` and `make test`.
-# `make e2e` drives the real tools (chromium, nginx) and installs them when missing.
+# `make e2e` drives the real tools (chromium, nginx, node) and installs them when missing.
 # Dependencies come from the lock files in requirements/ (compiled from pyproject.toml by `make lock`).
 PYTHON ?= python3
 VENV := .venv
@@ -13,11 +13,15 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 E2E_STAMP := $(VENV)/.installed-e2e
 E2E_DEBIAN_PACKAGES := chromium nginx
+# Node.js and npm for the GraphQL clients of tests/e2e/node; installed from Debian only when no node/npm is on PATH
+# (a machine may have them from elsewhere, and Debian's npm package conflicts with such a nodejs).
+E2E_NODE_DEBIAN_PACKAGES := nodejs npm
+E2E_NODE_DIR := tests/e2e/node
 # `make lock` runs pip-tools from its own venv, pinned so the lock files' format does not drift.
 LOCK_VENV := .venv-lock
 LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
 
-.PHONY: serve test e2e e2e-system lint typecheck install lock bench clean
+.PHONY: serve test e2e e2e-system e2e-node lint typecheck install lock bench clean
 
 # Create the venv when missing, install exactly the pinned versions of one lock, then tokengate itself.
 define install_locked
@@ -80,12 +84,19 @@ e2e-system:
 	@missing=""; for package in $(E2E_DEBIAN_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
 	done; \
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing="$$missing $(E2E_NODE_DEBIAN_PACKAGES)"; fi; \
 	if [ -n "$$missing" ]; then \
 	    echo "e2e: installing Debian packages:$$missing"; \
 	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
-e2e: $(E2E_STAMP) e2e-system
+# The Node packages exactly as the committed lock has them; `npm ci` runs again only when the lock changes.
+$(E2E_NODE_DIR)/node_modules/.package-lock.json: $(E2E_NODE_DIR)/package-lock.json
+	cd $(E2E_NODE_DIR) && npm ci --prefer-offline --no-audit --no-fund
+
+e2e-node: e2e-system $(E2E_NODE_DIR)/node_modules/.package-lock.json
+
+e2e: $(E2E_STAMP) e2e-system e2e-node
 	$(BIN)/python -m pytest tests/e2e $(ARGS)
 
 # The modules held to mypy --strict are listed once, in pyproject.toml ([tool.mypy] files).
@@ -97,4 +108,5 @@ lint: $(DEV_STAMP)
 	$(BIN)/python -m mypy --strict
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts .mypy_cache
+	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts .mypy_cache $(E2E_NODE_DIR)/node_modules \
+	    $(E2E_NODE_DIR)/generated

@@ -14,10 +14,11 @@ from tokengate.authentication import Authenticator, LastUsedRecorder
 from tokengate.cache import PrincipalCache
 from tokengate.config import Config
 from tokengate.doors import forward_auth, graphql, headers, health, pages
+from tokengate.doors.protocol_errors import answer_protocol_errors_in_json
 from tokengate.gate import Gate
 from tokengate.invalidation import CacheInvalidator, InvalidationListener
 from tokengate.ip_guard import IpGuard, database_loader
-from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, observe
+from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.observability import AccessLog, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import Backend
@@ -35,7 +36,8 @@ def create_app(
 ) -> web.Application:
     """The application; it owns its pool, caches and background tasks through ``cleanup_ctx``."""
     hide_malformed_request_text()
-    app = web.Application(client_max_size=graphql.MAX_BODY_BYTES, middlewares=[observe])
+    answer_protocol_errors_in_json()
+    app = web.Application(client_max_size=graphql.MAX_BODY_BYTES, middlewares=[observe, errors_as_json])
     metrics = app[METRICS] = Metrics()
     app[REQUEST_IDS] = RequestIds()
     app[ACCESS_LOG] = access_log if access_log is not None else AccessLog()

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 
-from tokengate import db, tokens
+from tokengate import db, global_ids, tokens
 from tokengate.catalog import PERMISSION_SET_KEYS, PLANS
 from tokengate.config import Config, ConfigError, load_config
 from tokengate.errors import DomainError, NotFound
@@ -194,7 +194,7 @@ async def _issue_user_token(pool: asyncpg.Pool, config: Config, args: argparse.N
         issued, _ = await user_tokens.create(_backend(pool, config), OPERATOR, args.user_id, args.name)
     except NotFound:
         raise Failure(f"no user with id {args.user_id}") from None
-    return {"id": issued.id, "token": issued.text}
+    return {"id": global_ids.user_token_id(issued.id), "token": issued.text}  # the id GraphQL prints
 
 
 async def _import_legacy_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
@@ -204,7 +204,7 @@ async def _import_legacy_token(pool: asyncpg.Pool, config: Config, args: argpars
         )
     except NotFound:
         raise Failure(f"no account with id {args.account_id}") from None
-    return {"id": issued.id, "token": issued.text}
+    return {"id": global_ids.service_token_id(issued.id), "token": issued.text}  # the id GraphQL prints
 
 
 async def _create_project(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
@@ -213,11 +213,12 @@ async def _create_project(pool: asyncpg.Pool, config: Config, args: argparse.Nam
 
 
 async def _delete_service_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
+    key = global_ids.token_key(args.token_id, global_ids.SERVICE_TOKEN) or args.token_id  # stk_… or bare
     try:
-        record = await service_tokens.delete(_backend(pool, config), OPERATOR, args.account_id, args.token_id)
+        record = await service_tokens.delete(_backend(pool, config), OPERATOR, args.account_id, key)
     except NotFound:
         raise Failure(f"no service token with id {args.token_id} in account {args.account_id}") from None
-    return {"id": record.id, "state": record.state.upper()}
+    return {"id": global_ids.service_token_id(record.id), "state": record.state.upper()}
 
 
 async def _disable_ip_restrictions(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
@@ -251,7 +252,7 @@ async def _list_user_tokens(pool: asyncpg.Pool, config: Config, args: argparse.N
         "state": user.state.upper(),
         "tokens": [
             {
-                "id": record.id,
+                "id": global_ids.user_token_id(record.id),
                 "name": record.name,
                 "display_prefix": tokens.display_prefix_for("user", record.format, record.id),
                 "state": tokens.token_state(record.state, record.expires_at, now),

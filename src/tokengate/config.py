@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokengate.tokens import derive_key, random_base62
+from tokengate.trusted_documents import ManifestError, TrustedDocuments, parse_manifest
 
 DEFAULT_DATA_DIR = Path(".tokengate")
 KEY_FILE = "secret.key"
@@ -30,6 +31,7 @@ class Config:
     public_introspection: bool = True
     principal_cache_size: int = 10_000
     cors_origins: tuple[str, ...] = ()  # exact origins allowed to call from a browser
+    trusted_documents: TrustedDocuments | None = None  # None: any document runs (and APQ registers)
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -79,6 +81,20 @@ def parse_secret_keys(text: str) -> tuple[bytes, ...]:
     return tuple(derive_key(key) for key in keys)
 
 
+def load_trusted_documents(path: str | None) -> TrustedDocuments | None:
+    """``TOKENGATE_TRUSTED_DOCUMENTS``: the manifest file of the only documents this server runs."""
+    if path is None or not path.strip():
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as problem:
+        raise ConfigError(f"TOKENGATE_TRUSTED_DOCUMENTS: cannot read {path}: {problem}") from None
+    try:
+        return parse_manifest(text)
+    except ManifestError as problem:
+        raise ConfigError(f"TOKENGATE_TRUSTED_DOCUMENTS: {path}: {problem}") from None
+
+
 def _embedded_key(data_dir: Path) -> str:
     """Read the server key kept in the data directory, creating it (mode 0600) on first use."""
     path = data_dir / KEY_FILE
@@ -116,4 +132,5 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         public_introspection=_flag(env.get("TOKENGATE_PUBLIC_INTROSPECTION"), True),
         principal_cache_size=int(cache_size),
         cors_origins=cors_origins,
+        trusted_documents=load_trusted_documents(env.get("TOKENGATE_TRUSTED_DOCUMENTS")),
     )

@@ -57,3 +57,22 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         )
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+# aiohttp's own refusals in the JSON error shape of every door, with their contract code.
+HTTP_ERROR_CODES: Final = {403: "FORBIDDEN", 404: "NOT_FOUND"}
+KEPT_HEADERS: Final = ("allow", "retry-after")
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp answers a method a route does not take (405, with ``Allow``), an unknown path (404) and a body
+    over the size limit (413) in text/plain; every error of this service is JSON with a contract code."""
+    try:
+        return await handler(request)
+    except web.HTTPException as http_error:
+        if not 400 <= http_error.status < 500:
+            raise
+        headers = {name: value for name, value in http_error.headers.items() if name.lower() in KEPT_HEADERS}
+        code = HTTP_ERROR_CODES.get(http_error.status, "BAD_REQUEST")
+        return error_response(http_error.status, http_error.reason, code, headers)

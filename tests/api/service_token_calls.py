@@ -34,9 +34,19 @@ VIEWER = "{ viewer { kind account { id } } }"
 
 @dataclass
 class Created:
-    id: str
+    id: str  # as the API prints it: stk_ + the row key
     secret: str
     token: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """The row key in the tokens table (and inside the secret)."""
+        return row_key(self.id)
+
+
+def row_key(printed_id: str) -> str:
+    """The tokens table's key of a token id the API printed (``stk_``/``utk_`` + the key)."""
+    return printed_id.removeprefix("stk_").removeprefix("utk_")
 
 
 def grant(permission_set: str, *projects: str) -> dict[str, Any]:

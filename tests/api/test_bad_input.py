@@ -26,6 +26,9 @@ DELETE_USER_TOKEN = "mutation($id: ID!) { deleteUserToken(id: $id) { id } }"
 UPDATE_USER = "mutation($id: ID!, $grants: [GrantInput!]) { updateUser(id: $id, grants: $grants) { id } }"
 DEACTIVATE_USER = "mutation($id: ID!) { deactivateUser(id: $id) { id } }"
 SET_IP = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: false, rules: $rules) { enabled } }"
+NODE = "query($id: ID!) { node(id: $id) { id } }"
+TOKEN_PAGE = "query($after: String) { account { serviceTokenConnection(after: $after) { totalCount } } }"
+MEMBER_PAGE = "query($after: String) { account { memberConnection(after: $after) { totalCount } } }"
 
 
 def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
@@ -39,6 +42,9 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
 
     return {
         "Account.auditLog.after": (AUDIT, lambda bad: {"after": bad}),
+        "Account.serviceTokenConnection.after": (TOKEN_PAGE, lambda bad: {"after": bad}),
+        "Account.memberConnection.after": (MEMBER_PAGE, lambda bad: {"after": bad}),
+        "Query.node.id": (NODE, lambda bad: {"id": bad}),
         "Mutation.createProject.name": (CREATE_PROJECT, lambda bad: {"name": bad}),
         "Mutation.createServiceToken.input.name": (CREATE, lambda bad: {"input": {"name": bad, "grants": []}}),
         "Mutation.createServiceToken.input.grants.projectIds": (
@@ -157,7 +163,8 @@ CASES = [
     Case("query missing", b'{"variables": {}}', 400, "BAD_REQUEST"),
     Case("query not a string", b'{"query": 5}', 400, "BAD_REQUEST"),
     Case("operationName not a string", operation("{ viewer { kind } }", operationName=5), 400, "BAD_REQUEST"),
-    Case("operationName not in the document", operation("{ viewer { kind } }", operationName="X"), 400, "BAD_REQUEST"),
+    # A request error (GraphQL's GetOperation fails): 200 for application/json, as the contract has it.
+    Case("operationName not in the document", operation("{ viewer { kind } }", operationName="X"), 200, "BAD_REQUEST"),
     Case("subscription", operation("subscription { viewer { kind } }"), 400, "BAD_REQUEST"),
     Case("integer of 5000 digits in JSON", json_with_variable(FIRST, "1" * 5000), 400, "BAD_REQUEST"),
     Case(
@@ -256,7 +263,6 @@ CASES = [
     ),
     Case("100 kB cursor", operation(AUDIT, {"after": "x" * 100_000}), 200, "BAD_USER_INPUT"),
     Case("100 kB id", operation(DELETE, {"id": "x" * 100_000}), 200, "NOT_FOUND"),
-    Case("100 kB projectId", operation(CHECK, {"p": "x" * 100_000}), 200, "NOT_FOUND"),
     Case("first 0", operation(FIRST, {"v": 0}), 200, "BAD_USER_INPUT"),
     Case("first -1", operation(FIRST, {"v": -1}), 200, "BAD_USER_INPUT"),
     Case("first 101", operation(FIRST, {"v": 101}), 200, "BAD_USER_INPUT"),

@@ -97,23 +97,23 @@ async def test_graphql_and_cli_changes_state_the_same_notices_and_leave_caches_e
     account = admin.account_id
     by_graphql = await calls.created(server, admin.token, name="by graphql")
     by_cli = await calls.created(server, admin.token, name="by cli")
-    ids = {"account": account, "graphql token": by_graphql.id, "cli token": by_cli.id}
-    WATCHED.update({by_graphql.id, by_cli.id})
+    ids = {"account": account, "graphql token": by_graphql.key, "cli token": by_cli.key}
+    WATCHED.update({by_graphql.key, by_cli.key})
     both = (server, second)
     await warm(both, [by_graphql.secret, by_cli.secret])
     assert heard.queue.empty()  # creating a token makes nothing stale
-    assert cached(server) == cached(second) and {by_graphql.id, by_cli.id} <= cached(server)[0]
+    assert cached(server) == cached(second) and {by_graphql.key, by_cli.key} <= cached(server)[0]
 
     # Delete a service token.
-    reply = await server.gql(calls.DELETE, {"id": by_graphql.id}, token=admin.token)
+    reply = await server.gql(calls.DELETE, {"id": by_graphql.key}, token=admin.token)
     assert reply.errors == [], reply.body
     graphql_notices = shape(await heard.next_batch(), ids)
-    await cli(database, "delete-service-token", "--account-id", account, "--id", by_cli.id)
+    await cli(database, "delete-service-token", "--account-id", account, "--id", by_cli.key)
     cli_notices = shape(await heard.next_batch(), ids)
     assert graphql_notices == ["TokenChanged(token_id=graphql token)"]
     assert cli_notices == ["TokenChanged(token_id=cli token)"]
     tokens_a, _ = await settled(server, second)
-    assert by_graphql.id not in tokens_a and by_cli.id not in tokens_a  # forgotten here and there
+    assert by_graphql.key not in tokens_a and by_cli.key not in tokens_a  # forgotten here and there
 
     # Create a project: every principal of the account carries its projects.
     survivor = await calls.created(server, admin.token, name="survivor")

@@ -78,7 +78,7 @@ async def test_bootstrap_and_issue_user_token(database, server):
     issued = tokengate("issue-user-token", "--user-id", out["user_id"], "--name", "laptop", env=external(database))
     assert issued.returncode == 0, issued.stderr
     second = json.loads(issued.stdout)
-    assert second["token"].startswith("tgu_") and second["id"] == second["token"][4:20]
+    assert second["token"].startswith("tgu_") and second["id"] == "utk_" + second["token"][4:20]  # as GraphQL prints it
     assert (await server.gql("{ viewer { kind } }", token=second["token"])).status == 200
     events = await server.pool.fetch("SELECT action, source FROM audit_events ORDER BY id")
     assert [(e["action"], e["source"]) for e in events] == [

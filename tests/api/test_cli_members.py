@@ -21,7 +21,7 @@ async def test_deactivate_user_stops_its_tokens_on_the_running_server(database, 
     assert listed.returncode == 0, listed.stderr
     out = json.loads(listed.stdout)
     assert out["user_id"] == user.user_id and out["state"] == "ACTIVE"
-    assert [t["id"] for t in out["tokens"]] == [user.token[4:20], second_token[4:20]]
+    assert [t["id"] for t in out["tokens"]] == ["utk_" + user.token[4:20], "utk_" + second_token[4:20]]
     assert {t["state"] for t in out["tokens"]} == {"ACTIVE"} and all(t["expires_at"] for t in out["tokens"])
     assert user.token not in listed.stdout and second_token not in listed.stdout  # ids and prefixes only
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from tests.api.service_token_calls import DELETE, UPDATE, create, grant, rotate, works
+from tests.api.service_token_calls import DELETE, UPDATE, create, grant, rotate, row_key, works
 from tests.api.test_graphql import create_project
 from tests.conftest import Reply
 
@@ -43,7 +43,11 @@ async def test_fifty_rotations_fifty_deletions_and_updates_of_one_token_stay_con
     first_grants = [grant("JOB_ADMIN", project), grant("ACCOUNT_VIEWER")]
     second_grants = [grant("JOB_VIEWER"), grant("ANALYST", project)]
     old = await create(server, admin.token, "shared", first_grants)
-    old_id, old_secret = old.data["createServiceToken"]["serviceToken"]["id"], old.data["createServiceToken"]["secret"]
+    # Row keys (the bare ids mutations still accept): what the tables and the audit log hold.
+    old_id, old_secret = (
+        row_key(old.data["createServiceToken"]["serviceToken"]["id"]),
+        old.data["createServiceToken"]["secret"],
+    )
 
     # Rotations and updates first: a deletion is one statement and would otherwise usually win every race.
     calls = [rotate(server, admin.token, old_id) for _ in range(50)]
@@ -65,7 +69,7 @@ async def test_fifty_rotations_fifty_deletions_and_updates_of_one_token_stay_con
     assert (await events(server, "service_token.rotated"))[old_id] == len(rotated)
     assert (await events(server, "service_token.updated"))[old_id] == updated
     new_ids = {row["id"] for row in await server.pool.fetch("SELECT id FROM tokens WHERE rotated_from = $1", old_id)}
-    assert new_ids == {r["serviceToken"]["id"] for r in rotated} and len(new_ids) == len(rotated)
+    assert new_ids == {row_key(r["serviceToken"]["id"]) for r in rotated} and len(new_ids) == len(rotated)
     assert len({r["secret"] for r in rotated}) == len(rotated)
     # Every token has a whole grant set: the one it was created with or the update's, never a mix or none.
     whole = (["JOB_ADMIN", "ACCOUNT_VIEWER"], ["JOB_VIEWER", "ANALYST"])
@@ -84,10 +88,10 @@ async def test_fifty_rotations_fifty_deletions_and_updates_of_one_token_stay_con
 async def test_fifty_concurrent_rotations_each_give_a_whole_token(server):
     admin = await server.bootstrap()
     old = await create(server, admin.token, "busy", [grant("JOB_ADMIN"), grant("ACCOUNT_VIEWER")])
-    old_id = old.data["createServiceToken"]["serviceToken"]["id"]
+    old_id = row_key(old.data["createServiceToken"]["serviceToken"]["id"])
     replies = await all_of([rotate(server, admin.token, old_id, revoke=600) for _ in range(50)])
     assert all(r.errors == [] for r in replies), [r.body for r in replies if r.errors]
-    new_ids = {r.data["rotateServiceToken"]["serviceToken"]["id"] for r in replies}
+    new_ids = {row_key(r.data["rotateServiceToken"]["serviceToken"]["id"]) for r in replies}
     assert len(new_ids) == 50
     rows = await server.pool.fetch("SELECT id, name, state FROM tokens WHERE rotated_from = $1", old_id)
     assert {row["id"] for row in rows} == new_ids
@@ -105,7 +109,7 @@ async def test_two_hundred_concurrent_creations_never_collide(server):
     replies = await all_of([create(server, admin.token, f"c{i}", grants) for i in range(200)])
     assert all(r.errors == [] for r in replies), [r.body for r in replies if r.errors]
     answers = [r.data["createServiceToken"] for r in replies]
-    ids = [a["serviceToken"]["id"] for a in answers]
+    ids = [row_key(a["serviceToken"]["id"]) for a in answers]
     assert len(set(ids)) == 200 and len({a["secret"] for a in answers}) == 200
 
     rows = await server.pool.fetch("SELECT id, name FROM tokens WHERE kind = 'service'")

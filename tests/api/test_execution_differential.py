@@ -28,7 +28,7 @@ import hypothesis_graphql
 import pytest
 import strawberry
 from graphql import GraphQLError, GraphQLSchema, execute, parse, validate
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.config import StrawberryConfig
@@ -183,6 +183,12 @@ def count(seen: dict[str, int], data: Any, errors: list[tuple[Any, ...]]) -> Non
     seen["grant_projects_shown"] += '"allProjects"' in text
 
 
+CONNECTION_PAGES = """{ account {
+  serviceTokenConnection(first: 3) { totalCount edges { cursor node { id name grants { allProjects projects { name } } } }
+                                     pageInfo { hasNextPage endCursor } }
+  memberConnection { edges { node { id email grants { permissionSet allProjects } } } } } }"""
+
+
 def test_fast_path_answers_generated_queries_exactly_as_graphql_core(live_server: LiveServer):
     principals = live_server.run(seed(live_server.server))
     contexts = {name: live_server.run(graphql_context(live_server.server, token)) for name, token in principals.items()}
@@ -191,6 +197,10 @@ def test_fast_path_answers_generated_queries_exactly_as_graphql_core(live_server
 
     @DIFF_SETTINGS
     @given(query=queries, who=st.sampled_from(sorted(contexts)))
+    # Besides the generated queries (which spread over a growing schema): grants with their projects, and the
+    # connections' pages, compared every run.
+    @example(query="{ viewer { grants { permissionSet allProjects projects { id name } } } }", who="developer")
+    @example(query=CONNECTION_PAGES, who="admin")
     def same_answer(query: str, who: str) -> None:
         assert validate(CORE_SCHEMA, parse(query)) == [], query
         fast, plain = live_server.run(both(CORE_SCHEMA, query, contexts[who]))

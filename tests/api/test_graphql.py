@@ -78,16 +78,11 @@ async def test_account_two_sees_nothing_of_account_one(server):
     assert reply.data["account"]["projects"] == []
     assert [m["id"] for m in reply.data["account"]["members"]] == [two.user_id]
     assert "Secret project" not in json.dumps(reply.body) and one.account_id not in json.dumps(reply.body)
-    foreign = await server.gql(
-        "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed } }",
-        {"p": project_one},
-        two.token,
-    )
-    missing = await server.gql(
-        "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed } }", {"p": "prj_nope"}, two.token
-    )
-    assert foreign.codes == missing.codes == ["NOT_FOUND"]
-    assert foreign.errors[0]["message"] == missing.errors[0]["message"]
+    check = "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed reason } }"
+    foreign = await server.gql(check, {"p": project_one}, two.token)
+    missing = await server.gql(check, {"p": "prj_nope"}, two.token)
+    # The contract of 2026-12-01: the same answer for both, and no error.
+    assert foreign.body == missing.body == {"data": {"check": {"allowed": False, "reason": "project not found"}}}
 
 
 async def test_user_grants_on_another_accounts_project_are_refused(server):

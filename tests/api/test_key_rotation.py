@@ -47,7 +47,7 @@ async def test_rotating_the_server_key_end_to_end(server, database, tmp_path):
     used = await created(server, admin.token, "used during the rotation")
     idle = await created(server, admin.token, "never presented again")
     bounced = await created(server, admin.token, "shows why the new key goes in second first")
-    assert await stored(server, used.id) == (tokens.hash_token(used.secret, parse_secret_keys(OLD)[0]), OLD_ID)
+    assert await stored(server, used.key) == (tokens.hash_token(used.secret, parse_secret_keys(OLD)[0]), OLD_ID)
     assert counts(key_status(database, OLD)) == {OLD_ID: 4, "unknown_key": 0, "not_recorded": 0, "legacy": 0}
 
     # Phase 2 of the procedure: NEW first, OLD still accepted.
@@ -55,10 +55,10 @@ async def test_rotating_the_server_key_end_to_end(server, database, tmp_path):
         database, make_config(tmp_path / "b", secret_keys=parse_secret_keys(f"{NEW},{OLD}"))
     ):
         fresh = await created(rotated, admin.token, "created after the rotation")
-        assert (await stored(rotated, fresh.id))[1] == NEW_ID  # new hashes use the first key
+        assert (await stored(rotated, fresh.key))[1] == NEW_ID  # new hashes use the first key
         assert await works(rotated, used.secret)  # validation accepts the older key...
         new_hash = tokens.hash_token(used.secret, parse_secret_keys(NEW)[0])
-        assert await stored(rotated, used.id) == (new_hash, NEW_ID)  # ...and re-hashes under the newest
+        assert await stored(rotated, used.key) == (new_hash, NEW_ID)  # ...and re-hashes under the newest
         assert await works(rotated, used.secret)
         assert await works(rotated, bounced.secret)
         status = key_status(database, f"{NEW},{OLD}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.api.service_token_calls import DELETE, listed, rotated, works
+from tests.api.service_token_calls import DELETE, listed, rotated, row_key, works
 from tests.api.test_cli import external, tokengate
 from tests.api.test_graphql import create_project
 from tokengate import tokens
@@ -67,7 +67,7 @@ async def test_import_use_list_and_rotate_a_legacy_token(database, server):
     assert (await server.gql(ask, {"p": project}, token=new.secret)).data["check"] == {"allowed": True}
 
     events = await server.pool.fetch(
-        "SELECT action, actor, source FROM audit_events WHERE target_id = $1 ORDER BY id", out["id"]
+        "SELECT action, actor, source FROM audit_events WHERE target_id = $1 ORDER BY id", row_key(out["id"])
     )
     assert [tuple(e) for e in events] == [
         ("legacy_token.imported", "cli", "cli"),

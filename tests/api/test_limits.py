@@ -119,9 +119,10 @@ async def test_authorization_header_over_the_limit_is_401_and_never_reaches_the_
         assert status == 401 and response_headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_header_past_the_http_parser_limit_is_a_431_and_its_text_is_not_logged(server, caplog):
+async def test_header_past_the_http_parser_limit_is_a_431_in_json_and_its_text_is_not_logged(server, caplog):
     # aiohttp's parser refuses a header field over 8190 bytes before any handler runs, and logs its error, which
-    # quotes the start of the header: the token. The server's log filter keeps only the kind of error.
+    # quotes the start of the header: the token. The server's log filter keeps only the kind of error. The
+    # answer is 431 (Request Header Fields Too Large) in JSON like every error, and does not quote it either.
     seeded = await server.bootstrap()
     with caplog.at_level(logging.DEBUG):
         async with server.session.post(
@@ -129,7 +130,10 @@ async def test_header_past_the_http_parser_limit_is_a_431_and_its_text_is_not_lo
             json={"query": "{ viewer { kind } }"},
             headers={"Authorization": f"Bearer {seeded.token} " + "x" * 9000},
         ) as response:
-            assert response.status == 431  # tests/api/test_http_headers.py checks the answer's bytes
+            assert response.status == 431 and response.content_type == "application/json"
+            body = await response.json()
+            assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+            assert seeded.token[:12] not in json.dumps(body)
     refused = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert [r.getMessage() for r in refused] == [
         "refused a malformed HTTP request from 127.0.0.1: LineTooLong (HTTP 400)"

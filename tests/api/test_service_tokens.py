@@ -227,7 +227,7 @@ async def test_created_token_shows_its_secret_once_and_works(server):
     admin = await server.bootstrap()
     project = await create_project(server, admin.token)
     token = await created(server, admin.token, "deploy", [grant("JOB_ADMIN", project), grant("ACCOUNT_VIEWER")])
-    assert tokens.parse_token(token.secret).kind == "service" and token.secret[4:20] == token.id
+    assert tokens.parse_token(token.secret).kind == "service" and token.secret[4:20] == token.key
     assert token.token["displayPrefix"] == token.secret[:8] + "…"
     assert token.token["format"] == "V2" and token.token["state"] == "ACTIVE"
     assert token.token["rotationRecommended"] is False and token.token["lastUsedAt"] is None
@@ -270,7 +270,7 @@ async def test_documented_rotation_flow_end_to_end(server):
     rotation = await server.pool.fetchrow(
         "SELECT target_id, details->>'new_token_id' AS new_id FROM audit_events WHERE action = 'service_token.rotated'"
     )
-    assert (rotation["target_id"], rotation["new_id"]) == (old.id, new.id)
+    assert (rotation["target_id"], rotation["new_id"]) == (old.key, new.key)  # the audit table holds row keys
 
 
 async def test_rotation_with_a_revoke_window_stops_the_old_token_after_it(server):
@@ -331,7 +331,7 @@ async def test_update_changes_name_and_grants_from_the_next_request(server):
     assert refused.codes == ["PLAN_RESTRICTED"] and "the STARTER plan" in refused.errors[0]["message"]
     events = await server.pool.fetch(
         "SELECT details FROM audit_events WHERE action = 'service_token.updated' AND target_id = $1 ORDER BY id",
-        token.id,
+        token.key,
     )
     assert len(events) == 3
 
@@ -351,7 +351,7 @@ async def test_delete_is_immediate_keeps_the_record_and_is_idempotent(server):
     renamed = await server.gql(UPDATE, {"id": token.id, "name": "back"}, token=admin.token)
     assert renamed.codes == ["BAD_USER_INPUT"]
     deletions = await server.pool.fetchval(
-        "SELECT count(*) FROM audit_events WHERE action = 'service_token.deleted' AND target_id = $1", token.id
+        "SELECT count(*) FROM audit_events WHERE action = 'service_token.deleted' AND target_id = $1", token.key
     )
     assert deletions == 1
 
@@ -385,9 +385,9 @@ async def test_expired_token_is_refused_listed_expired_and_audited_once(server, 
     events = await server.pool.fetch(
         "SELECT actor, source, client_addr FROM audit_events WHERE action = 'service_token.expired_on_use'"
         " AND target_id = $1",
-        old.id,
+        old.key,
     )
-    assert [tuple(e) for e in events] == [(f"service_token:{old.id} ({old.secret[:8]}…)", "graphql", "127.0.0.1")]
+    assert [tuple(e) for e in events] == [(f"service_token:{old.key} ({old.secret[:8]}…)", "graphql", "127.0.0.1")]
     assert (await listed(server, admin.token))[old.id]["state"] == "EXPIRED"
     reply = await server.gql("{ viewer { kind } }", token=old.secret)
     assert reply.status == 401 and reply.codes == ["UNAUTHENTICATED"] and reply.headers["WWW-Authenticate"] == "Bearer"
@@ -415,21 +415,21 @@ async def test_last_used_at_is_batched_in_memory_and_never_moves_backwards(serve
     before = datetime.now(UTC)
     assert await works(server, token.secret)
     stored = "SELECT last_used_at FROM tokens WHERE id = $1"
-    assert await server.pool.fetchval(stored, token.id) is None  # no write per request
+    assert await server.pool.fetchval(stored, token.key) is None  # no write per request
     assert await recorder.flush() == 1
-    first = await server.pool.fetchval(stored, token.id)
+    first = await server.pool.fetchval(stored, token.key)
     assert first is not None and before <= first <= datetime.now(UTC)
     assert datetime.fromisoformat((await listed(server, admin.token))[token.id]["lastUsedAt"]) == first
 
     # Another instance that saw an older use flushes later: the time stays.
     async for other in start_server(database, make_config(tmp_path)):
         other_recorder = other.runtime.authenticator.last_used
-        other_recorder.note(token.id, first - timedelta(minutes=5))
+        other_recorder.note(token.key, first - timedelta(minutes=5))
         assert await other_recorder.flush() == 1
-        assert await server.pool.fetchval(stored, token.id) == first
+        assert await server.pool.fetchval(stored, token.key) == first
         assert await works(other, token.secret)
     # The other instance flushed its newer use when it shut down.
-    latest = await server.pool.fetchval(stored, token.id)
+    latest = await server.pool.fetchval(stored, token.key)
     assert latest > first
 
 
@@ -528,12 +528,12 @@ async def test_a_user_creates_a_personal_token_for_itself(server):
     assert reply.errors == []
     answer = reply.data["createUserToken"]
     server.issued.append(answer["secret"])
-    assert answer["secret"].startswith("tgu_") and answer["secret"][4:20] == answer["id"]
+    assert answer["secret"].startswith("tgu_") and answer["id"] == "utk_" + answer["secret"][4:20]
     me = await server.gql("{ viewer { kind user { id } } }", token=answer["secret"])
     assert me.data == {"viewer": {"kind": "USER", "user": {"id": admin.user_id}}}
     event = await server.pool.fetchrow(
         "SELECT actor, source, client_addr FROM audit_events WHERE action = 'user_token.created' AND target_id = $1",
-        answer["id"],
+        answer["secret"][4:20],
     )
     assert tuple(event) == (f"user:{admin.user_id}", "graphql", "127.0.0.1")
     for name in ["", "y" * 256]:
@@ -556,7 +556,8 @@ async def test_users_created_through_the_api_get_tokens_only_by_themselves(serve
     assert reply.errors == []
     mine = await server.gql(CREATE_USER_TOKEN, {"name": "mine"}, token=admin.token)
     server.issued.append(mine.data["createUserToken"]["secret"])
-    owner = await server.pool.fetchval("SELECT user_id FROM tokens WHERE id = $1", mine.data["createUserToken"]["id"])
+    mine_id = mine.data["createUserToken"]["id"].removeprefix("utk_")  # the row key behind the printed id
+    owner = await server.pool.fetchval("SELECT user_id FROM tokens WHERE id = $1", mine_id)
     assert owner == admin.user_id
 
 
@@ -575,11 +576,11 @@ async def test_every_token_action_is_audited_with_actor_source_and_address(serve
         " WHERE action LIKE 'service_token.%' ORDER BY id"
     )
     assert [(r["action"], r["target_id"]) for r in rows] == [
-        ("service_token.created", token.id),
-        ("service_token.updated", token.id),
-        ("service_token.rotated", token.id),
-        ("service_token.deleted", token.id),
-        ("service_token.leak_reported", new.id),
+        ("service_token.created", token.key),
+        ("service_token.updated", token.key),
+        ("service_token.rotated", token.key),
+        ("service_token.deleted", token.key),
+        ("service_token.leak_reported", new.key),
     ]
     actor = f"user:{admin.user_id}"
     assert [r["actor"] for r in rows] == [actor] * 4 + ["anonymous"]
@@ -600,7 +601,7 @@ def test_the_contract_names_for_tokens_are_in_the_schema():
         "deleteServiceToken(id: ID!): ServiceToken @requires(resource: SERVICE_TOKENS, access: WRITE)",
         "createUserToken(name: String!, expiresAt: DateTime",
         "reportLeakedToken(token: String!): Boolean!",
-        "type ServiceTokenWithSecret {\n  serviceToken: ServiceToken!\n  secret: String!\n}",
+        "type ServiceTokenWithSecret {\n  serviceToken: ServiceToken!\n  secret: String!\n",
         "type UserTokenWithSecret {\n  userToken: UserToken!\n  secret: String!\n",
         "input CreateServiceTokenInput {\n  name: String!\n  grants: [GrantInput!]!\n  expiresAt: DateTime",
     ]:

@@ -20,13 +20,17 @@ from tests.api.test_bad_input import (
     DEACTIVATE_USER,
     DELETE,
     DELETE_USER_TOKEN,
+    MEMBER_PAGE,
+    NODE,
     ROTATE,
+    TOKEN_PAGE,
     UPDATE_GRANTS,
     UPDATE_NAME,
     snapshot,
 )
 from tests.api.test_graphql import CREATE_USER, create_project
 from tokengate import tokens
+from tokengate.api import connections
 from tokengate.api.audit_log import encode_cursor
 
 UPDATE_USER = "mutation($id: ID!, $license: License, $grants: [GrantInput!]) { updateUser(id: $id, license: $license, grants: $grants) { id } }"
@@ -38,8 +42,8 @@ class IdCall:
 
     query: str
     variables: Callable[[str, Mine], dict[str, Any]]
-    kind: str  # project | service_token | audit_cursor | user | user_token
-    code: str  # the one answer for a foreign and an unknown id
+    kind: str  # project | service_token | user | user_token | audit_cursor | token_cursor | member_cursor
+    code: str | None  # the one answer for a foreign and an unknown id (None: an answer without error)
 
 
 @dataclass(frozen=True)
@@ -52,16 +56,27 @@ class Mine:
 
 
 ID_CALLS: dict[str, IdCall] = {
-    "Query.check.projectId": IdCall(CHECK, lambda the_id, mine: {"p": the_id}, "project", "NOT_FOUND"),
+    # The contract: an unknown or foreign project is `allowed: false, reason: "project not found"`, no error.
+    "Query.check.projectId": IdCall(CHECK, lambda the_id, mine: {"p": the_id}, "project", None),
     "Query.checks.requests.projectId": IdCall(
         CHECKS,
         lambda the_id, mine: {
             "r": [{"resource": "JOBS", "access": "READ", "projectId": p} for p in (mine.project, the_id)]
         },
         "project",
-        "NOT_FOUND",
+        None,
     ),
     "Account.auditLog.after": IdCall(AUDIT, lambda the_id, mine: {"after": the_id}, "audit_cursor", "BAD_USER_INPUT"),
+    "Account.serviceTokenConnection.after": IdCall(
+        TOKEN_PAGE, lambda the_id, mine: {"after": the_id}, "token_cursor", "BAD_USER_INPUT"
+    ),
+    "Account.memberConnection.after": IdCall(
+        MEMBER_PAGE, lambda the_id, mine: {"after": the_id}, "member_cursor", "BAD_USER_INPUT"
+    ),
+    # node(id): null, never an error, for every kind of id of another account and an unknown one.
+    "Query.node.id": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "service_token", None),
+    "Query.node.id (project)": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "project", None),
+    "Query.node.id (user)": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "user", None),
     "Mutation.rotateServiceToken.id": IdCall(ROTATE, lambda the_id, mine: {"id": the_id}, "service_token", "NOT_FOUND"),
     "Mutation.updateServiceToken.id": IdCall(
         UPDATE_NAME, lambda the_id, mine: {"id": the_id, "name": "mine now"}, "service_token", "NOT_FOUND"
@@ -115,10 +130,16 @@ def unknown_id(kind: str) -> str:
     """An id of the same shape that no account has."""
     if kind == "project":
         return tokens.new_id("prj")
-    if kind in ("service_token", "user_token"):
-        return tokens.random_base62(tokens.ID_LENGTH)
+    if kind == "service_token":
+        return "stk_" + tokens.random_base62(tokens.ID_LENGTH)
+    if kind == "user_token":
+        return "utk_" + tokens.random_base62(tokens.ID_LENGTH)
     if kind == "user":
         return tokens.new_id("usr")
+    if kind == "token_cursor":
+        return connections.encode_cursor(connections.SERVICE_TOKENS, tokens.random_base62(tokens.ID_LENGTH))
+    if kind == "member_cursor":
+        return connections.encode_cursor(connections.MEMBERS, tokens.new_id("usr"))
     return encode_cursor(10**15)
 
 
@@ -128,7 +149,8 @@ def anonymised(body: Any, the_id: str) -> str:
 
 
 def test_every_id_argument_of_the_schema_is_in_the_table():
-    assert set(ID_CALLS) == arguments_of_scalar("ID") | {"Account.auditLog.after"}
+    cursors = {"Account.auditLog.after", "Account.serviceTokenConnection.after", "Account.memberConnection.after"}
+    assert {argument.split(" ")[0] for argument in ID_CALLS} == arguments_of_scalar("ID") | cursors
 
 
 async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(server):
@@ -138,8 +160,14 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
         "project": await create_project(server, one.token, "theirs"),
         "service_token": (await created(server, one.token, "theirs")).id,
         "user": one.user_id,
-        "user_token": one.token[4:20],
+        "user_token": "utk_" + one.token[4:20],
     }
+    pages = await server.gql(
+        "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
+        token=one.token,
+    )
+    theirs["token_cursor"] = pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"]
+    theirs["member_cursor"] = pages.data["account"]["memberConnection"]["edges"][0]["cursor"]
     their_secret_token = (await created(server, one.token, "second")).secret
     events = await server.gql(AUDIT, {"first": 1}, token=one.token)
     theirs["audit_cursor"] = events.data["account"]["auditLog"]["edges"][0]["cursor"]
@@ -153,7 +181,8 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
         answers = []
         for the_id in (foreign, unknown):
             reply = await server.gql(call.query, call.variables(the_id, mine), token=two.token)
-            assert reply.status == 200 and reply.codes == [call.code], (argument, reply.body)
+            expected = [call.code] if call.code is not None else []
+            assert reply.status == 200 and reply.codes == expected, (argument, reply.body)
             answers.append(anonymised(reply.body, the_id))
         assert answers[0] == answers[1], (argument, answers)
     assert await snapshot(server) == before, "a refused call changed something"
@@ -166,12 +195,18 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
     member, member_token = await a_member(server, admin.token)
     mine = Mine(await create_project(server, admin.token), (await created(server, admin.token)).id, member)
     cursor = (await server.gql(AUDIT, {"first": 1}, token=admin.token)).data["account"]["auditLog"]["edges"][0]
+    pages = await server.gql(
+        "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
+        token=admin.token,
+    )
     own = {
         "project": mine.project,
         "service_token": mine.token,
-        "audit_cursor": cursor["cursor"],
         "user": member,
-        "user_token": member_token,
+        "user_token": "utk_" + member_token,
+        "audit_cursor": cursor["cursor"],
+        "token_cursor": pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"],
+        "member_cursor": pages.data["account"]["memberConnection"]["edges"][0]["cursor"],
     }
     for argument, call in ID_CALLS.items():
         if call.kind == "service_token" and "delete" not in argument.lower():
@@ -181,6 +216,9 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
         if call.kind != "service_token":
             reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)
             assert reply.errors == [], (argument, reply.body)
+        if argument.startswith("Query.node.id"):  # the positive twin of "null for another account's id"
+            reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)
+            assert reply.data["node"] == {"id": own[call.kind]}, (argument, reply.body)
     reply = await server.gql(DELETE, {"id": mine.token}, token=admin.token)
     assert reply.errors == []
 

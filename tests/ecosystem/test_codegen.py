@@ -103,7 +103,7 @@ async def test_generated_client_drives_a_live_server(server, generated_client):
     old_secret, new_secret = result["secrets"]
     scoped = [{"permission_set": "JOB_ADMIN", "all_projects": False, "project_ids": [project["id"]]}]
     assert created == {
-        "id": old_secret[4:20],
+        "id": "stk_" + old_secret[4:20],  # ids name their type (the key inside the secret follows the prefix)
         "name": "scheduler",
         "display_prefix": old_secret[:8] + "…",
         "format": "V2",
@@ -114,7 +114,7 @@ async def test_generated_client_drives_a_live_server(server, generated_client):
     assert result["forbidden"] == ["FORBIDDEN"]
 
     # Rotation: a new token with the same name and grants; the old one works until it is deleted.
-    assert rotated["id"] == new_secret[4:20] != created["id"]
+    assert rotated["id"] == "stk_" + new_secret[4:20] != created["id"]
     assert (rotated["name"], rotated["grants"], rotated["state"]) == ("scheduler", scoped, "ACTIVE")
     assert result["after_rotation"] == {
         "old": {"kind": "SERVICE_TOKEN", "token_id": created["id"]},

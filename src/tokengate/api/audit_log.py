@@ -10,6 +10,8 @@ import asyncpg
 import strawberry
 from strawberry.scalars import JSON
 
+from tokengate import global_ids
+from tokengate.api.node import Node
 from tokengate.errors import InvalidInput
 from tokengate.store import audit
 from tokengate.store.audit import AuditRow
@@ -39,8 +41,7 @@ def decode_cursor(cursor: str) -> int:
 
 
 @strawberry.type(description="One recorded change: who, through which door, from where, when. Never a secret.")
-class AuditEvent:
-    id: strawberry.ID
+class AuditEvent(Node):
     action: str
     actor: str = strawberry.field(description="user:<user id>, service_token:<token id> (<display prefix>) or cli.")
     source: str = strawberry.field(description="graphql or cli.")
@@ -52,12 +53,14 @@ class AuditEvent:
     @classmethod
     def of(cls, row: AuditRow) -> AuditEvent:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=strawberry.ID(global_ids.audit_event_id(row.id)),
             action=row.action,
             actor=row.actor,
             source=row.source,
             client_address=row.client_addr,
-            target_id=strawberry.ID(row.target_id) if row.target_id is not None else None,
+            target_id=strawberry.ID(global_ids.audit_target_id(row.action, row.target_id))
+            if row.target_id is not None
+            else None,
             occurred_at=row.occurred_at,
             details=row.details,
         )
@@ -73,6 +76,10 @@ class AuditEventEdge:
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page; null when empty.")
+    has_previous_page: bool = strawberry.field(
+        default=False, description="True when the page was asked for after a cursor (Relay's rule for `after`)."
+    )
+    start_cursor: str | None = strawberry.field(default=None, description="The first edge's cursor.")
 
 
 @strawberry.type
@@ -95,5 +102,10 @@ async def audit_page(pool: asyncpg.Pool, account_id: str, first: int, after: str
     edges = [AuditEventEdge(node=AuditEvent.of(row), cursor=encode_cursor(row.id)) for row in rows[:first]]
     return AuditEventConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None),
+        page_info=PageInfo(
+            has_next_page=len(rows) > first,
+            end_cursor=edges[-1].cursor if edges else None,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+        ),
     )

@@ -56,6 +56,9 @@ VALIDATION_RULES: Final[tuple[type[ASTValidationRule], ...]] = (
 )
 CACHE_SIZE: Final = 1024
 MAX_CACHED_TEXT: Final = 16 * 1024  # longer documents are rare; parsing them each time keeps the cache small
+# Automatic persisted queries: what one instance remembers (a client whose hash was forgotten sends the text again).
+PERSISTED_MAX_ENTRIES: Final = 4096
+PERSISTED_MAX_CHARACTERS: Final = 8 * 1024 * 1024
 
 
 @dataclass(eq=False, slots=True)
@@ -170,12 +173,45 @@ def _prepared(text: str, max_length: int, max_tokens: int) -> Document:
     return Document(text, ast, operations=operations, _root_fields=roots)
 
 
+class PersistedQueries:
+    """Apollo's automatic persisted queries: document texts by SHA-256 hash, least recently used forgotten
+    first, bounded in entries and in characters. Only requests that got past the gate register a text, and
+    only one that parsed: an anonymous sender can register only what it may run (a public document, parsed
+    under the anonymous limits)."""
+
+    def __init__(self, max_entries: int = PERSISTED_MAX_ENTRIES, max_characters: int = PERSISTED_MAX_CHARACTERS):
+        self.max_entries = max_entries
+        self.max_characters = max_characters
+        self.characters = 0
+        self._texts: OrderedDict[str, str] = OrderedDict()
+
+    def text(self, sha256_hash: str) -> str | None:
+        text = self._texts.get(sha256_hash)
+        if text is not None:
+            self._texts.move_to_end(sha256_hash)
+        return text
+
+    def register(self, sha256_hash: str, text: str) -> None:
+        if sha256_hash in self._texts or len(text) > self.max_characters:
+            return
+        self._texts[sha256_hash] = text
+        self.characters += len(text)
+        while len(self._texts) > self.max_entries or self.characters > self.max_characters:
+            _, forgotten = self._texts.popitem(last=False)
+            self.characters -= len(forgotten)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
 class DocumentCache:
-    """LRU of recent documents by text; texts over ``MAX_CACHED_TEXT`` are prepared each time."""
+    """LRU of recent documents by text; texts over ``MAX_CACHED_TEXT`` are prepared each time. Beside it, the
+    automatic persisted queries (by hash)."""
 
     def __init__(self, size: int = CACHE_SIZE):
         self.size = size
         self._entries: OrderedDict[str, Document] = OrderedDict()
+        self.persisted = PersistedQueries()
 
     def get(self, text: str) -> Document:
         """The document for a request that passed the gate."""

@@ -8,13 +8,13 @@ from tokengate.api.context import Info
 from tokengate.api.directives import requires
 from tokengate.api.enums import Access, IpRuleType, Resource
 from tokengate.api.inputs import IpRuleInput
+from tokengate.api.node import Node
 from tokengate.services import ip_restrictions
 from tokengate.store.ip_rules import IpSettings
 
 
 @strawberry.type(name="IpRule")
-class IpRuleView:
-    id: strawberry.ID
+class IpRuleView(Node):
     name: str
     type: IpRuleType  # type: ignore[valid-type]
     cidrs: list[str] = strawberry.field(description="Networks in canonical CIDR form.")

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from graphql import ExecutionResult, GraphQLError, Node, OperationType, StringValueNode, execute
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    Node,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    execute,
+)
 from strawberry.execution import optimized_is_awaitable
 
 from tokengate.api.context import Context
@@ -103,14 +111,20 @@ def unstorable_input(document: Document, variables: dict[str, Any] | None) -> In
     return None
 
 
-def choose_operation(document: Document, operation_name: str | None, allow_mutations: bool) -> None:
-    """Refuse what the transport answers itself: an operation that cannot be chosen, a subscription, a
-    mutation over GET."""
-    operation = document.operation(operation_name)
-    if operation is None:
-        if operation_name is None:
-            raise RequestRefused(400, "the document has several operations: send operationName to choose one")
-        raise RequestRefused(400, f"no operation named {shown(operation_name)!r} in the document")
+def operation_not_chosen(document: Document, operation_name: str | None) -> RequestErrors | None:
+    """The request error when the operation to run cannot be chosen (GraphQL's GetOperation): several
+    operations and no operationName, or no operation of that name."""
+    if document.operation(operation_name) is not None:
+        return None
+    if operation_name is None:
+        message = "the document has several operations: send operationName to choose one"
+    else:
+        message = f"no operation named {shown(operation_name)!r} in the document"
+    return RequestErrors((GraphQLError(message, extensions={"code": "BAD_REQUEST"}),))
+
+
+def refuse_unsupported(operation: OperationDefinitionNode, allow_mutations: bool) -> None:
+    """Refuse what the transport answers with a status of its own: a subscription, a mutation over GET."""
     if operation.operation == OperationType.SUBSCRIPTION:
         raise RequestRefused(400, "subscriptions are not supported")
     if operation.operation == OperationType.MUTATION and not allow_mutations:
@@ -129,7 +143,12 @@ async def run(
     ``RequestRefused`` (before validation, as Strawberry did: a subscription is a 400, not a validation error)."""
     if document.ast is None:
         return RequestErrors(document.syntax_errors)
-    choose_operation(document, operation_name, allow_mutations)
+    not_chosen = operation_not_chosen(document, operation_name)
+    if not_chosen is not None:
+        return not_chosen
+    operation = document.operation(operation_name)
+    assert operation is not None
+    refuse_unsupported(operation, allow_mutations)
     errors = document.validation_errors(CORE_SCHEMA)
     if errors:
         return RequestErrors(errors)
@@ -147,4 +166,12 @@ async def run(
     )
     if not isinstance(result, ExecutionResult):
         result = await result
+    if is_request_error(result):
+        return RequestErrors(tuple(result.errors or ()))
     return result
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """graphql-core answers a request error it finds while executing (variable values that cannot be coerced)
+    with an errors-only result; unlike a field error that nulls the whole data, none of its errors has a path."""
+    return result.data is None and bool(result.errors) and all(error.path is None for error in result.errors or ())

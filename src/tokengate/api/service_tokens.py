@@ -10,11 +10,12 @@ from datetime import datetime
 
 import strawberry
 
+from tokengate import global_ids
 from tokengate.api.context import Context, Info
 from tokengate.api.directives import requires
 from tokengate.api.enums import Access, Resource
 from tokengate.api.inputs import CreateServiceTokenInput, GrantInput, grants_of
-from tokengate.api.types import ServiceToken, service_token_with_grants
+from tokengate.api.types import ServiceToken, service_token_with_grants, service_tokens_with_grants
 from tokengate.services import service_tokens
 from tokengate.services.service_tokens import CreatedServiceToken
 
@@ -23,14 +24,28 @@ from tokengate.services.service_tokens import CreatedServiceToken
 class ServiceTokenWithSecret:
     service_token: ServiceToken
     secret: str
+    previous: ServiceToken | None = strawberry.field(
+        default=None,
+        description="From rotateServiceToken: the token it replaced, as it is now (its new expiry, with "
+        "revokeOldInSeconds), so a client cache updates both from this answer. Null from createServiceToken.",
+    )
 
     def __repr__(self) -> str:
         return f"ServiceTokenWithSecret(id={self.service_token.id!r})"
 
 
 async def with_secret(context: Context, created: CreatedServiceToken) -> ServiceTokenWithSecret:
-    token = await service_token_with_grants(context, created.record)
-    return ServiceTokenWithSecret(service_token=token, secret=created.secret)
+    records = [created.record] if created.replaced is None else [created.record, created.replaced]
+    token, *previous = await service_tokens_with_grants(context, records)
+    replaced = previous[0] if previous else None
+    return ServiceTokenWithSecret(service_token=token, secret=created.secret, previous=replaced)
+
+
+def service_token_key(token_id: strawberry.ID) -> str:
+    """The row key of a service token id, printed (``stk_…``) or bare as before. Any other text is passed on
+    as it is: no row has it, so the service answers NOT_FOUND after checking the other arguments, as before."""
+    key = global_ids.token_key(str(token_id), global_ids.SERVICE_TOKEN)
+    return key if key is not None else str(token_id)
 
 
 @strawberry.type
@@ -70,7 +85,12 @@ class ServiceTokenMutations:
     ) -> ServiceTokenWithSecret | None:
         context = info.context
         created = await service_tokens.rotate(
-            context.backend, context.actor, context.caller.account_id, str(id), revoke_old_in_seconds, expires_at
+            context.backend,
+            context.actor,
+            context.caller.account_id,
+            service_token_key(id),
+            revoke_old_in_seconds,
+            expires_at,
         )
         return await with_secret(context, created)
 
@@ -87,7 +107,7 @@ class ServiceTokenMutations:
             context.backend,
             context.actor,
             context.caller.account_id,
-            str(id),
+            service_token_key(id),
             name,
             grants_of(grants) if grants is not None else None,
         )
@@ -100,7 +120,8 @@ class ServiceTokenMutations:
     )
     async def delete_service_token(self, info: Info, id: strawberry.ID) -> ServiceToken | None:
         context = info.context
-        record = await service_tokens.delete(context.backend, context.actor, context.caller.account_id, str(id))
+        key = service_token_key(id)
+        record = await service_tokens.delete(context.backend, context.actor, context.caller.account_id, key)
         return await service_token_with_grants(context, record)
 
     @strawberry.mutation(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 
-from tokengate import tokens
+from tokengate import global_ids, tokens
 from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, audit_page
 from tokengate.api.context import Context, Info
 from tokengate.api.directives import requires
@@ -22,6 +23,7 @@ from tokengate.api.enums import (
     UserState,
 )
 from tokengate.api.ip_restrictions import IpRestrictions
+from tokengate.api.node import Node
 from tokengate.api.token_policy import TokenPolicyView
 from tokengate.api.user_tokens import UserToken, user_tokens_of
 from tokengate.catalog import CATALOG
@@ -36,10 +38,15 @@ from tokengate.store.projects import ProjectRow
 from tokengate.store.tokens import TokenRecord
 from tokengate.store.users import UserRow
 
+if TYPE_CHECKING:
+    from tokengate.api.connections import ServiceTokenConnection, ServiceTokenFilter, UserConnection
+
+CONNECTIONS = "tokengate.api.connections"
+T = TypeVar("T")
+
 
 @strawberry.type
-class Project:
-    id: strawberry.ID
+class Project(Node):
     name: str
 
     @property
@@ -83,8 +90,7 @@ async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -
 
 
 @strawberry.type
-class User:
-    id: strawberry.ID
+class User(Node):
     email: str
     license: License  # type: ignore[valid-type]
     grants: list[GrantView]
@@ -116,8 +122,7 @@ async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]
 
 
 @strawberry.type
-class ServiceToken:
-    id: strawberry.ID
+class ServiceToken(Node):
     name: str
     display_prefix: str
     format: TokenFormat  # type: ignore[valid-type]
@@ -131,7 +136,7 @@ class ServiceToken:
     @classmethod
     def of(cls, record: TokenRecord, grants: list[GrantView]) -> ServiceToken:
         return cls(
-            id=strawberry.ID(record.id),
+            id=strawberry.ID(global_ids.service_token_id(record.id)),
             name=record.name,
             display_prefix=tokens.display_prefix_for(
                 record.kind,  # type: ignore[arg-type]
@@ -179,9 +184,13 @@ class DecisionView:
         return cls(allowed=decision.allowed, reason=decision.reason)
 
 
+def given(value: T | None) -> T | None:
+    """An optional argument's value, None when it was left out (UNSET keeps `= null` out of the SDL)."""
+    return None if value is strawberry.UNSET else value
+
+
 @strawberry.type
-class Account:
-    id: strawberry.ID
+class Account(Node):
     name: str
     plan: Plan  # type: ignore[valid-type]
 
@@ -215,6 +224,36 @@ class Account:
         return await service_tokens_with_grants(info.context, rows)
 
     @requires(
+        Resource.SERVICE_TOKENS,
+        Access.READ,
+        description="The account's service tokens as a connection, oldest first: `first` 1 to 100 (default 50), "
+        "`after` a cursor of this connection, `filter` which tokens (default: not deleted).",
+    )
+    async def service_token_connection(
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = strawberry.UNSET,
+        filter: Annotated[ServiceTokenFilter, strawberry.lazy(CONNECTIONS)] | None = strawberry.UNSET,
+    ) -> Annotated[ServiceTokenConnection, strawberry.lazy(CONNECTIONS)] | None:
+        from tokengate.api.connections import service_token_page
+
+        return await service_token_page(info, str(self.id), first, given(after), given(filter))
+
+    @requires(
+        Resource.MEMBERS,
+        Access.READ,
+        description="The account's users as a connection, oldest first: `first` 1 to 100 (default 50), "
+        "`after` a cursor of this connection.",
+    )
+    async def member_connection(
+        self, info: Info, first: int | None = 50, after: str | None = strawberry.UNSET
+    ) -> Annotated[UserConnection, strawberry.lazy(CONNECTIONS)] | None:
+        from tokengate.api.connections import member_page
+
+        return await member_page(info, str(self.id), first, given(after))
+
+    @requires(
         Resource.AUDIT_LOG,
         Access.READ,
         description=f"Every recorded change, newest first: `first` 1 to {MAX_PAGE_SIZE} (default 50), "
@@ -236,10 +275,21 @@ class Account:
         return TokenPolicyView.of(await token_policy_store.policy_of(info.context.pool, str(self.id)))
 
 
+def principal_node_id(principal: Principal) -> str:
+    """The id of the node a principal is: its user, or its service token."""
+    if principal.kind == SERVICE_TOKEN:
+        return global_ids.service_token_id(principal.token_id)
+    return principal.user_id or ""
+
+
 @strawberry.type
 class Viewer:
     kind: PrincipalKind  # type: ignore[valid-type]
     principal: strawberry.Private[Principal]
+
+    @strawberry.field(description="One per principal (a user, or a service token), so clients can cache the viewer.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(global_ids.viewer_id(principal_node_id(self.principal)))
 
     @strawberry.field
     def account(self) -> Account:

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from tokengate import tokens
+from tokengate import global_ids, tokens
 from tokengate.api.context import Info
 from tokengate.api.enums import TokenState
+from tokengate.api.node import Node
 from tokengate.services import user_tokens
 from tokengate.store import Executor
 from tokengate.store import tokens as token_store
@@ -16,8 +17,7 @@ from tokengate.store.tokens import TokenRecord
 
 
 @strawberry.type(description="A personal token of a user (its secret is never shown again).")
-class UserToken:
-    id: strawberry.ID
+class UserToken(Node):
     name: str
     display_prefix: str
     state: TokenState  # type: ignore[valid-type]
@@ -28,7 +28,7 @@ class UserToken:
     @classmethod
     def of(cls, record: TokenRecord) -> UserToken:
         return cls(
-            id=strawberry.ID(record.id),
+            id=strawberry.ID(global_ids.user_token_id(record.id)),
             name=record.name,
             display_prefix=tokens.display_prefix_for("user", record.format, record.id),
             state=TokenState(tokens.token_state(record.state, record.expires_at, datetime.now(UTC))),
@@ -66,7 +66,8 @@ class UserTokenMutations:
         issued, record = await user_tokens.create(
             context.backend, context.actor, context.caller.user_id or "", name, expires_at
         )
-        return UserTokenWithSecret(user_token=UserToken.of(record), secret=issued.text, id=strawberry.ID(issued.id))
+        token = UserToken.of(record)
+        return UserTokenWithSecret(user_token=token, secret=issued.text, id=token.id)
 
     @strawberry.mutation(
         description="Delete one of your own personal tokens, or (with MEMBERS:WRITE) another member's; "
@@ -74,5 +75,6 @@ class UserTokenMutations:
     )
     async def delete_user_token(self, info: Info, id: strawberry.ID) -> UserToken:
         context = info.context
-        record = await user_tokens.delete(context.backend, context.actor, context.caller.account_id, str(id))
+        key = global_ids.token_key(str(id), global_ids.USER_TOKEN) or str(id)  # prefixed, or bare as before
+        record = await user_tokens.delete(context.backend, context.actor, context.caller.account_id, key)
         return UserToken.of(record)

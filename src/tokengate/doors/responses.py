@@ -13,21 +13,26 @@ from tokengate.gate import Refusal
 JSON = "application/json"
 
 
-def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None, content_type: str = JSON
+) -> web.Response:
     return web.Response(
-        text=json.dumps(payload, separators=(",", ":")), status=status, content_type=JSON, headers=headers
+        text=json.dumps(payload, separators=(",", ":")), status=status, content_type=content_type, headers=headers
     )
 
 
-def error_response(status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, code: str, headers: Mapping[str, str] | None = None, content_type: str = JSON
+) -> web.Response:
     """``{"errors": [{"message", "extensions": {"code"}}]}``: what every door answers for a refused request."""
-    return json_response({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers)
+    payload = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return json_response(payload, status, headers, content_type)
 
 
 _REFUSAL_BODIES: dict[tuple[str, str], bytes] = {}
 
 
-def refusal_response(refusal: Refusal) -> web.Response:
+def refusal_response(refusal: Refusal, content_type: str = JSON) -> web.Response:
     """A gate refusal as its status and error body (bodies kept: the same few are answered over and over)."""
     key = (refusal.code, refusal.message)
     body = _REFUSAL_BODIES.get(key)
@@ -37,4 +42,6 @@ def refusal_response(refusal: Refusal) -> web.Response:
         ).encode()
         if len(_REFUSAL_BODIES) < 256:
             _REFUSAL_BODIES[key] = body
-    return web.Response(body=body, status=refusal.status, content_type=JSON, headers=refusal.headers or None)
+    return web.Response(
+        body=body, status=refusal.status, content_type=content_type, charset="utf-8", headers=refusal.headers or None
+    )

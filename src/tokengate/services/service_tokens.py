@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tokengate import tokens
@@ -31,6 +31,7 @@ class CreatedServiceToken:
     record: TokenRecord
     grants: tuple[Grant, ...]
     secret: str
+    replaced: TokenRecord | None = None  # after a rotation: the old token as it is now (its expiry may be new)
 
     def __repr__(self) -> str:  # never print the secret
         return f"CreatedServiceToken(id={self.record.id!r})"
@@ -149,7 +150,7 @@ async def rotate(
         expiry = await service_token_expiry(work, account_id, expires_at, inherited=old.expires_at)
         created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, expiry, old.id)
         if revoke_old_in_seconds is not None:
-            await token_store.expire_within(work.conn, old.id, revoke_old_in_seconds)
+            old = await token_store.expire_within(work.conn, old.id, revoke_old_in_seconds)
             await work.notify(TokenChanged(old.id))
         await work.audit(
             account_id,
@@ -160,7 +161,7 @@ async def rotate(
             revoke_old_in_seconds=revoke_old_in_seconds,
             expires_at=expiry.isoformat() if expiry else None,
         )
-    return created
+    return replace(created, replaced=old)
 
 
 async def update(

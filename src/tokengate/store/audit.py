@@ -18,6 +18,10 @@ SELECT id, action, actor, source, client_addr, target_id, details::text AS detai
 FROM audit_events WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3
 """
 HAS_EVENT = "SELECT EXISTS (SELECT 1 FROM audit_events WHERE id = $2 AND account_id = $1)"
+EVENT = """
+SELECT id, action, actor, source, client_addr, target_id, details::text AS details, occurred_at
+FROM audit_events WHERE account_id = $1 AND id = $2
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +62,19 @@ async def record(db: Executor, entry: AuditEntry) -> None:
     )
 
 
+def _row(row: Any) -> AuditRow:
+    return AuditRow(**{**dict(row), "details": json.loads(row["details"])})
+
+
 async def page(db: Executor, account_id: str, before_id: int, limit: int) -> list[AuditRow]:
     """Events older than ``before_id``, newest first."""
-    rows = await db.fetch(PAGE, account_id, before_id, limit)
-    return [AuditRow(**{**dict(row), "details": json.loads(row["details"])}) for row in rows]
+    return [_row(row) for row in await db.fetch(PAGE, account_id, before_id, limit)]
+
+
+async def event(db: Executor, account_id: str, event_id: int) -> AuditRow | None:
+    """One event of this account's log; None for another account's event and a made-up id alike."""
+    row = await db.fetchrow(EVENT, account_id, event_id)
+    return _row(row) if row else None
 
 
 async def has_event(db: Executor, account_id: str, event_id: int) -> bool:

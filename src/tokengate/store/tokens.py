@@ -326,3 +326,62 @@ async def delete_user_token(db: Executor, account_id: str, token_id: str) -> Tok
 async def delete_tokens_of_user(db: Executor, user_id: str) -> list[str]:
     """Marks every active personal token of the user deleted; their ids."""
     return [row["id"] for row in await db.fetch(DELETE_TOKENS_OF_USER, user_id)]
+# Keyset pages of an account's service tokens, oldest first (the order of service_tokens_of_account), with
+# the filter of Account.serviceTokenConnection. STATE is tokens.token_state in SQL; $5 is tokens.LEGACY_CUTOFF.
+STATE = "CASE WHEN " + USABLE + " THEN 'ACTIVE' WHEN t.state = 'deleted' THEN 'DELETED' ELSE 'EXPIRED' END"
+SERVICE_TOKEN_FILTER = (
+    "t.account_id = $1 AND t.kind = 'service' AND "
+    + STATE
+    + """ = ANY($2::text[])
+AND ($3::text IS NULL OR t.format = $3)
+AND ($4::boolean IS NULL OR (t.format = 'legacy' OR t.created_at < $5::timestamptz) = $4)
+AND ($6::timestamptz IS NULL OR t.expires_at < $6)"""
+)
+SERVICE_TOKEN_PAGE = (
+    "SELECT "
+    + TOKEN_COLUMNS
+    + " FROM tokens t WHERE "
+    + SERVICE_TOKEN_FILTER
+    + """
+AND ($7::text IS NULL OR (t.created_at, t.id) > (SELECT a.created_at, a.id FROM tokens a WHERE a.id = $7))
+ORDER BY t.created_at, t.id LIMIT $8"""
+)
+SERVICE_TOKEN_COUNT = "SELECT count(*) FROM tokens t WHERE " + SERVICE_TOKEN_FILTER
+HAS_SERVICE_TOKEN = "SELECT EXISTS (SELECT 1 FROM tokens WHERE account_id = $1 AND id = $2 AND kind = 'service')"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTokenFilter:
+    """Which service tokens a page holds; None means any."""
+
+    states: tuple[str, ...] = ("ACTIVE", "EXPIRED")
+    format: str | None = None  # v2 | legacy
+    rotation_recommended: bool | None = None
+    expiring_before: datetime | None = None
+
+    def arguments(self, account_id: str) -> tuple[Any, ...]:
+        return (
+            account_id,
+            list(self.states),
+            self.format,
+            self.rotation_recommended,
+            tokens.LEGACY_CUTOFF,
+            self.expiring_before,
+        )
+
+
+async def service_token_page(
+    db: Executor, account_id: str, wanted: ServiceTokenFilter, after_id: str | None, limit: int
+) -> list[TokenRecord]:
+    """Up to ``limit`` tokens that follow ``after_id`` (a token of the account) in the list's order."""
+    rows = await db.fetch(SERVICE_TOKEN_PAGE, *wanted.arguments(account_id), after_id, limit)
+    return [_record(row) for row in rows]
+
+
+async def count_service_tokens(db: Executor, account_id: str, wanted: ServiceTokenFilter) -> int:
+    return int(await db.fetchval(SERVICE_TOKEN_COUNT, *wanted.arguments(account_id)))
+
+
+async def has_service_token(db: Executor, account_id: str, token_id: str) -> bool:
+    """Whether the account has this service token (false for another account's token and a made-up id alike)."""
+    return bool(await db.fetchval(HAS_SERVICE_TOKEN, account_id, token_id))

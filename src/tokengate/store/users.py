@@ -70,3 +70,26 @@ async def deactivate_user(db: Executor, user_id: str) -> UserRow | None:
     """Marks an active user deactivated; None when it already was."""
     row = await db.fetchrow(DEACTIVATE, user_id)
     return UserRow(**dict(row)) if row else None
+# Keyset pages of an account's users, in the order of list_users.
+PAGE = (
+    "SELECT "
+    + USER_COLUMNS
+    + """ FROM users WHERE account_id = $1
+  AND ($2::text IS NULL OR (created_at, id) > (SELECT a.created_at, a.id FROM users a WHERE a.id = $2))
+ORDER BY created_at, id LIMIT $3"""
+)
+COUNT = "SELECT count(*) FROM users WHERE account_id = $1"
+HAS_USER = "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1 AND id = $2)"
+
+
+async def user_page(db: Executor, account_id: str, after_id: str | None, limit: int) -> list[UserRow]:
+    """Up to ``limit`` users that follow ``after_id`` (a user of the account)."""
+    return [UserRow(**dict(row)) for row in await db.fetch(PAGE, account_id, after_id, limit)]
+
+
+async def count_users(db: Executor, account_id: str) -> int:
+    return int(await db.fetchval(COUNT, account_id))
+
+
+async def has_user(db: Executor, account_id: str, user_id: str) -> bool:
+    return bool(await db.fetchval(HAS_USER, account_id, user_id))
