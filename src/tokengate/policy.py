@@ -265,9 +265,7 @@ def _scope(resource: str, project_id: str | None) -> str:
     return "for all projects" if project_id is None else f"on project {project_id}"
 
 
-def _first_missing(
-    giver: Principal, grant: Grant, needed: Iterable[tuple[str, str]], catalog: Catalog
-) -> str | None:
+def _first_missing(giver: Principal, grant: Grant, needed: Iterable[tuple[str, str]], catalog: Catalog) -> str | None:
     """The first ``RESOURCE:ACCESS scope`` of ``needed`` (pairs of the grant's set) that the giver lacks on the
     grant's scope: account resources account-wide, project resources on every project the grant covers."""
     permission_set = catalog.permission_sets[grant.permission_set]

@@ -326,6 +326,8 @@ async def delete_user_token(db: Executor, account_id: str, token_id: str) -> Tok
 async def delete_tokens_of_user(db: Executor, user_id: str) -> list[str]:
     """Marks every active personal token of the user deleted; their ids."""
     return [row["id"] for row in await db.fetch(DELETE_TOKENS_OF_USER, user_id)]
+
+
 # Keyset pages of an account's service tokens, oldest first (the order of service_tokens_of_account), with
 # the filter of Account.serviceTokenConnection. STATE is tokens.token_state in SQL; $5 is tokens.LEGACY_CUTOFF.
 STATE = "CASE WHEN " + USABLE + " THEN 'ACTIVE' WHEN t.state = 'deleted' THEN 'DELETED' ELSE 'EXPIRED' END"

@@ -70,6 +70,8 @@ async def deactivate_user(db: Executor, user_id: str) -> UserRow | None:
     """Marks an active user deactivated; None when it already was."""
     row = await db.fetchrow(DEACTIVATE, user_id)
     return UserRow(**dict(row)) if row else None
+
+
 # Keyset pages of an account's users, in the order of list_users.
 PAGE = (
     "SELECT "
