@@ -13,10 +13,11 @@ from tokengate.api.directives import Requires
 from tokengate.api.mutations import Mutation
 from tokengate.api.queries import Query
 from tokengate.api.service_tokens import ServiceTokenMutations
+from tokengate.api.webhooks import WebhookMutations
 
 schema = strawberry.Schema(
     query=Query,
-    mutation=merge_types("Mutation", (Mutation, ServiceTokenMutations)),
+    mutation=merge_types("Mutation", (Mutation, ServiceTokenMutations, WebhookMutations)),
     schema_directives=[Requires],
 )
 

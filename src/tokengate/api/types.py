@@ -21,12 +21,15 @@ from tokengate.api.enums import (
     TokenState,
 )
 from tokengate.api.ip_restrictions import IpRestrictions
+from tokengate.api.usage import DailyUsage, daily_usage
+from tokengate.api.webhooks import Webhook, webhooks_of_account
 from tokengate.catalog import CATALOG
 from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal
 from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
+from tokengate.store import usage as usage_store
 from tokengate.store import users as user_store
 from tokengate.store.projects import ProjectRow
 from tokengate.store.tokens import TokenRecord
@@ -54,6 +57,11 @@ class GrantView:
     projects: list[Project] = strawberry.field(
         description="The listed projects; empty when the grant covers all projects."
     )
+    last_used_at: datetime | None = strawberry.field(
+        default=None,
+        description="When this grant last allowed a check (/auth/check, check, checks, a field); written every "
+        "few seconds. Null: never, as far as tokengate remembers. Grants nobody uses are candidates to remove.",
+    )
 
 
 async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -> dict[str, list[GrantView]]:
@@ -65,12 +73,15 @@ async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -
     """
     project_ids = list({p for grants in held.values() for grant in grants for p in grant.project_ids})
     rows = await project_store.projects_by_ids(context.pool, project_ids) if project_ids else {}
+    grant_ids = [grant.id for grants in held.values() for grant in grants if grant.id is not None]
+    last_used = await usage_store.grants_last_used(context.pool, grant_ids) if grant_ids else {}
     return {
         owner: [
             GrantView(
                 permission_set=PermissionSetKey(grant.permission_set),
                 all_projects=grant.all_projects,
                 projects=[Project.of(row) for p in grant.project_ids if (row := rows.get(p)) is not None],
+                last_used_at=last_used.get(grant.id) if grant.id is not None else None,
             )
             for grant in grants
         ]
@@ -105,6 +116,18 @@ class ServiceToken:
     expires_at: datetime | None
     rotation_recommended: bool
     grants: list[GrantView]
+    last_used_from: list[str] = strawberry.field(
+        default_factory=list,
+        description="The last 5 distinct client addresses the token was used from, newest first (written every "
+        "few seconds).",
+    )
+
+    @strawberry.field(
+        description="Requests per UTC day for the last `days` days (1 to 90), oldest first, 0 for a day without "
+        "any; written every few seconds."
+    )
+    async def usage(self, info: Info, days: int = 30) -> list[DailyUsage]:
+        return await daily_usage(info.context.pool, str(self.id), days)
 
     @classmethod
     def of(cls, record: TokenRecord, grants: list[GrantView]) -> ServiceToken:
@@ -123,6 +146,7 @@ class ServiceToken:
             expires_at=record.expires_at,
             rotation_recommended=record.format == "legacy" or tokens.rotation_recommended(record.created_at),
             grants=grants,
+            last_used_from=list(record.last_used_from),
         )
 
 
@@ -151,10 +175,11 @@ class PermissionSet:
 class DecisionView:
     allowed: bool
     reason: str
+    grant_id: strawberry.Private[int | None] = None  # the stored grant that allowed it
 
     @classmethod
     def of(cls, decision: Decision) -> DecisionView:
-        return cls(allowed=decision.allowed, reason=decision.reason)
+        return cls(allowed=decision.allowed, reason=decision.reason, grant_id=decision.grant_id)
 
 
 @strawberry.type
@@ -208,6 +233,10 @@ class Account:
     @requires(Resource.IP_RESTRICTIONS, Access.READ)
     async def ip_restrictions(self, info: Info) -> IpRestrictions | None:
         return IpRestrictions.of(await ip_rule_store.settings(info.context.pool, str(self.id)))
+
+    @requires(Resource.WEBHOOKS, Access.READ, description="The account's webhooks, oldest first.")
+    async def webhooks(self, info: Info) -> list[Webhook] | None:
+        return await webhooks_of_account(info, str(self.id))
 
 
 @strawberry.type
