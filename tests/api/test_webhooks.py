@@ -147,7 +147,7 @@ async def test_redelivery_sends_the_same_event_again_as_a_new_delivery(database,
         reply = await server.gql(hooks.REDELIVER, {"id": delivery["id"]}, token=admin.token)
         assert reply.errors == [] and reply.data["redeliverWebhookEvent"]["eventId"] == delivery["eventId"]
         assert reply.data["redeliverWebhookEvent"]["id"] != delivery["id"]
-        first_again, second = await receiver.wait_for(2)
+        _, second = await receiver.wait_for(2)
         assert second.event == first.event and second.signed_by(webhook.secret)
         assert len(await hooks.deliveries(server, admin.token, webhook.id)) == 2
 
@@ -209,8 +209,10 @@ async def test_webhooks_need_webhooks_read_and_write(database, tmp_path):
         listed = (await server.gql(hooks.LIST, token=admin.token)).data["account"]["webhooks"]
         assert listed == [made.webhook] and made.webhook["description"] == "alerts"
 
-        reply = await server.gql(hooks.UPDATE, {"id": made.id, "events": ["service_token.*", "*"]}, token=admin.token)
-        assert reply.data["updateWebhook"]["events"] == ["service_token.*", "*"]
+        # (Events this test never makes: nothing is sent to the example host.)
+        events = ["service_token.expiring", "service_token.expired"]
+        reply = await server.gql(hooks.UPDATE, {"id": made.id, "events": events}, token=admin.token)
+        assert reply.data["updateWebhook"]["events"] == events
         assert reply.data["updateWebhook"]["description"] == "alerts"
         other = await server.bootstrap("Other")
         for mutation in (hooks.UPDATE, hooks.DELETE):
