@@ -205,11 +205,17 @@ class DeliveryWorker:
         await self.sender.close()
 
     async def _run(self) -> None:
+        paused = False
         while True:
             try:
                 claimed = await self.deliver_due()
+                if paused:
+                    log.info("webhook deliveries resumed")
+                    paused = False
             except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as problem:
-                log.warning("webhook deliveries paused: %s", type(problem).__name__)
+                if not paused:  # once per outage, not once per poll
+                    log.warning("webhook deliveries paused: %s", type(problem).__name__)
+                    paused = True
                 claimed = 0
             except Exception:  # keep delivering whatever went wrong this time
                 log.exception("webhook delivery round failed")
@@ -224,20 +230,23 @@ class DeliveryWorker:
         claims = await webhook_store.claim_due(self.pool, BATCH, self.timing.lease_seconds)
         for claimed in claims:
             self._in_flight[claimed.id] = claimed
-        try:
-            await asyncio.gather(*(self._deliver(claimed) for claimed in claims))
-        finally:
-            for claimed in claims:
-                self._in_flight.pop(claimed.id, None)
+        await asyncio.gather(*(self._deliver(claimed) for claimed in claims))
         return len(claims)
 
     async def _deliver(self, claimed: ClaimedDelivery) -> None:
-        outcome = await self.sender.send(claimed)
+        """Send one claimed row and record the outcome. Cancelled (the instance stops), it stays in flight for
+        ``stop`` to hand back."""
+        try:
+            outcome = await self.sender.send(claimed)
+        except Exception:  # a bug here, not the receiver's fault: recorded and retried like a failure
+            log.exception("sending webhook delivery %s failed", claimed.id)
+            outcome = Outcome(None, None, "internal error while sending")
         try:
             await self._record(claimed, outcome)
         except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as problem:
             # The lease runs out and the row is sent again: at least once.
             log.warning("could not record webhook delivery %s: %s", claimed.id, type(problem).__name__)
+        self._in_flight.pop(claimed.id, None)
         log.debug(
             "webhook delivery %s (%s, attempt %d) to %s: %s",
             claimed.id,

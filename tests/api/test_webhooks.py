@@ -10,7 +10,7 @@ from tests.api import service_token_calls as calls
 from tests.api import webhook_calls as hooks
 from tests.api.webhook_calls import Receiver, events_server, receiving
 from tests.conftest import Server
-from tokengate.config import WebhookTiming
+from tokengate.config import WebhookTiming, parse_secret_keys
 from tokengate.webhook_events import verify_signature
 
 PROJECT = 'mutation($name: String!) { createProject(name: $name) { id } }'
@@ -71,6 +71,37 @@ async def test_a_receiver_that_is_down_gets_the_event_once_it_is_back_across_a_r
             assert delivery["status"] == "DELIVERED" and delivery["attempts"] >= 3
             await asyncio.sleep(1.0)
             assert len(receiver.received) == 1
+    finally:
+        await receiver.stop()
+
+
+async def test_a_stopping_instance_hands_back_what_it_was_sending(database, tmp_path):
+    receiver = Receiver(delay=2.0)  # slow: the first attempt is still in flight when tokengate stops
+    await receiver.start()
+    try:
+        async with events_server(database, tmp_path) as first:
+            admin = await first.bootstrap()
+            webhook = await hooks.created(first, admin.token, receiver.url, ["project.created"])
+            await first.gql(PROJECT, {"name": "one"}, token=admin.token)
+
+            async def in_flight() -> bool:
+                return bool(first.runtime.deliveries._in_flight)
+
+            await hooks.eventually(in_flight)
+        receiver.delay = 0.0
+        async with events_server(database, tmp_path / "again") as second:
+            started = time.monotonic()
+
+            async def delivered() -> bool:
+                logged = await hooks.deliveries(second, admin.token, webhook.id)
+                return logged[0]["status"] == "DELIVERED"
+
+            await hooks.eventually(delivered, seconds=20)
+            assert time.monotonic() - started < 10  # not after the 60 s lease: it was handed back
+            (delivery,) = await hooks.deliveries(second, admin.token, webhook.id)
+            assert delivery["attempts"] == 2
+        # At least once: the receiver may have seen the first attempt too; both carry the same event id.
+        assert len({r.event["id"] for r in receiver.received}) == 1
     finally:
         await receiver.stop()
 
@@ -236,3 +267,18 @@ async def test_bad_event_names_and_urls_are_refused(database, tmp_path):
         reply = await hooks.create(server, admin.token, url, ["service_token.expiring"], "d" * 1001)
         assert reply.codes == ["BAD_USER_INPUT"]
         assert (await server.gql(hooks.LIST, token=admin.token)).data["account"]["webhooks"] == []
+
+
+async def test_signing_secrets_move_to_the_newest_server_key_during_a_key_rotation(database, tmp_path):
+    old, new = "old-key-0123456789-abcdefghijklmnopqrstuvwxyz", "new-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+    async with receiving() as receiver:
+        async with events_server(database, tmp_path / "1", secret_keys=parse_secret_keys(old)) as before:
+            admin = await before.bootstrap()
+            webhook = await hooks.created(before, admin.token, receiver.url, ["project.created"])
+        async with events_server(database, tmp_path / "2", secret_keys=parse_secret_keys(f"{new},{old}")) as during:
+            await during.runtime.notices.run_once()  # the round that re-seals what is under the older key
+        async with events_server(database, tmp_path / "3", secret_keys=parse_secret_keys(new)) as after:
+            admin_token = await after.issue_user_token(admin.user_id)
+            await after.gql(PROJECT, {"name": "after the old key is gone"}, token=admin_token)
+            (received,) = await receiver.wait_for(1)
+            assert received.signed_by(webhook.secret)
