@@ -12,7 +12,6 @@ usage older than 90, and re-seals webhook signing secrets still under an older s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Final
 import asyncpg
 
 from tokengate import tokens
+from tokengate.background import stop_task
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.store import usage as usage_store
 from tokengate.store import webhooks as webhook_store
@@ -80,10 +80,7 @@ class NoticeJob:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:

@@ -30,6 +30,7 @@ import asyncpg
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 
 from tokengate import webhook_events
+from tokengate.background import stop_task
 from tokengate.config import WebhookTiming
 from tokengate.errors import InvalidInput
 from tokengate.services import Backend
@@ -194,10 +195,7 @@ class DeliveryWorker:
     async def stop(self) -> None:
         """Stop sending; rows claimed but not finished are handed back, due again at once on any instance."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         unfinished, self._in_flight = list(self._in_flight.values()), {}
         if unfinished:
             with contextlib.suppress(*DATABASE_UNAVAILABLE, asyncpg.PostgresError):

@@ -9,6 +9,7 @@ import aiohttp
 
 from tests.api import service_token_calls as calls
 from tests.api.conftest import from_address
+from tests.api.query_log import QueryLog
 from tests.conftest import Server, make_config, start_server
 
 USAGE = """{ account { serviceTokens { id lastUsedFrom usage(days: 3) { day count }
@@ -72,25 +73,18 @@ async def test_at_most_five_addresses_are_kept(proxied):
 
 
 async def test_requests_write_nothing_until_the_flush_writes_everything_in_one_statement(database, tmp_path):
-    statements: list[str] = []
-    watched: set[int] = set()
-
-    async def count_queries(conn) -> None:
-        raw = conn._con  # the pooled connection behind the proxy
-        if id(raw) not in watched:
-            watched.add(id(raw))
-            raw.add_query_logger(lambda record: statements.append(record.query))
+    log = QueryLog()
 
     def writes() -> list[str]:
-        return [q for q in statements if q.lstrip().upper().startswith(("UPDATE", "INSERT", "WITH"))]
+        return [q for q in log.statements if q.lstrip().upper().startswith(("UPDATE", "INSERT", "WITH"))]
 
-    async for server in start_server(database, make_config(tmp_path), pool_setup=count_queries):
+    async for server in start_server(database, make_config(tmp_path), pool_setup=log.watch):
         admin = await server.bootstrap()
         token = await calls.created(server, admin.token)
         assert await check_from(server, token.secret, "127.0.0.1") == 200  # the principal is cached from here on
         await server.runtime.gate.usage.flush()
         await server.runtime.authenticator.last_used.flush()
-        statements.clear()
+        log.statements.clear()
         for n in range(50):
             assert await check_from(server, token.secret, "127.0.0.2" if n % 2 else "127.0.0.1") == 200
             reply = await server.gql("{ check(resource: JOBS, access: WRITE) { allowed } }", token=token.secret)
