@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.api import webhook_calls as hooks
 from tests.api.schema_inputs import arguments_of_scalar
 from tests.api.service_token_calls import CREATE, REPORT, created, grant
 from tests.api.test_graphql import CREATE_PROJECT, CREATE_USER, create_project
@@ -23,6 +24,7 @@ CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed } }"
 AUDIT = "query($first: Int, $after: String) { account { auditLog(first: $first, after: $after) { edges { cursor } } } }"
 USER_TOKEN = "mutation($name: String!) { createUserToken(name: $name) { id } }"
 SET_IP = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: false, rules: $rules) { enabled } }"
+SET_GRANTS = "mutation($id: ID!, $grants: [GrantInput!]!) { setServiceTokenGrants(id: $id, grants: $grants) { id } }"
 
 
 def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
@@ -64,6 +66,32 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
             CHECKS,
             lambda bad: {"r": [{"resource": "JOBS", "access": "READ", "projectId": bad}]},
         ),
+        **webhook_text_calls(token_id, grants),
+    }
+
+
+def webhook_text_calls(token_id: str, grants: Any) -> dict[str, tuple[str, Any]]:
+    """The text arguments of webhooks and of setServiceTokenGrants (issue 16)."""
+    url, events = "https://hooks.example.com/x", ["service_token.expiring"]
+    return {
+        "Mutation.createWebhook.url": (hooks.CREATE, lambda bad: {"url": bad, "events": events}),
+        "Mutation.createWebhook.events": (hooks.CREATE, lambda bad: {"url": url, "events": [bad]}),
+        "Mutation.createWebhook.description": (
+            hooks.CREATE,
+            lambda bad: {"url": url, "events": events, "description": bad},
+        ),
+        "Mutation.updateWebhook.id": (hooks.UPDATE, lambda bad: {"id": bad, "url": url}),
+        "Mutation.updateWebhook.url": (hooks.UPDATE, lambda bad: {"id": "whk_x", "url": bad}),
+        "Mutation.updateWebhook.events": (hooks.UPDATE, lambda bad: {"id": "whk_x", "events": [bad]}),
+        "Mutation.updateWebhook.description": (hooks.UPDATE, lambda bad: {"id": "whk_x", "description": bad}),
+        "Mutation.deleteWebhook.id": (hooks.DELETE, lambda bad: {"id": bad}),
+        "Mutation.redeliverWebhookEvent.id": (hooks.REDELIVER, lambda bad: {"id": bad}),
+        "Mutation.setServiceTokenGrants.id": (SET_GRANTS, lambda bad: {"id": bad, "grants": []}),
+        "Mutation.setServiceTokenGrants.grants.projectIds": (
+            SET_GRANTS,
+            lambda bad: {"id": token_id, "grants": grants(bad)},
+        ),
+        "Webhook.deliveries.after": (hooks.DELIVERIES, lambda bad: {"first": 1, "after": bad}),
     }
 
 

@@ -185,8 +185,15 @@ async def test_redelivery_sends_the_same_event_again_as_a_new_delivery(database,
         other = await server.bootstrap("Other")  # another account's admin: the delivery is not theirs
         reply = await server.gql(hooks.REDELIVER, {"id": delivery["id"]}, token=other.token)
         assert reply.codes == ["NOT_FOUND"]
-        for made_up in ("999999", "abc", "-1"):
+        for made_up in ("whd_999999", "999999", "abc", "whd_-1", delivery["id"].removeprefix("whd_")):
             assert (await server.gql(hooks.REDELIVER, {"id": made_up}, token=admin.token)).codes == ["NOT_FOUND"]
+        # A cursor of this delivery log is no cursor in another account's log.
+        page = await server.gql(hooks.DELIVERIES, {"first": 1}, token=admin.token)
+        cursor = page.data["account"]["webhooks"][0]["deliveries"]["edges"][0]["cursor"]
+        assert (await server.gql(hooks.DELIVERIES, {"first": 1, "after": cursor}, token=admin.token)).errors == []
+        await hooks.created(server, other.token, receiver.url, ["service_token.unused"])
+        reply = await server.gql(hooks.DELIVERIES, {"first": 1, "after": cursor}, token=other.token)
+        assert reply.codes == ["BAD_USER_INPUT"]
         await asyncio.sleep(0.5)
         assert len(receiver.received) == 2
 

@@ -20,6 +20,7 @@ from tokengate.store.webhooks import DeliveryRow, WebhookRow
 
 MAX_PAGE_SIZE = 100
 CURSOR_KIND = "delivery"
+DELIVERY_ID_PREFIX = "whd_"  # ids carry their type, as Node ids do
 NOT_A_CURSOR = "after: not a cursor from this delivery log (use pageInfo.endCursor)"
 
 
@@ -48,7 +49,7 @@ class WebhookDelivery:
     @classmethod
     def of(cls, row: DeliveryRow) -> WebhookDelivery:
         return cls(
-            id=strawberry.ID(str(row.id)),
+            id=strawberry.ID(f"{DELIVERY_ID_PREFIX}{row.id}"),
             event_id=row.event_id,
             event_type=row.event_type,
             status=WebhookDeliveryStatus(row.status),
@@ -141,10 +142,11 @@ async def webhooks_of_account(info: Info, account_id: str) -> list[Webhook]:
 
 
 def _delivery_id(id: strawberry.ID) -> int:
-    text = str(id)
-    if not text.isdigit() or not 0 < int(text) < NEWEST:
+    """The row of a ``whd_<n>`` delivery id; anything else is answered as an unknown delivery."""
+    number = str(id).removeprefix(DELIVERY_ID_PREFIX)
+    if not str(id).startswith(DELIVERY_ID_PREFIX) or not number.isdigit() or not 0 < int(number) < NEWEST:
         raise NotFound("webhook delivery")
-    return int(text)
+    return int(number)
 
 
 @strawberry.type

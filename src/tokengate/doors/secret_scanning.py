@@ -87,7 +87,7 @@ async def github_report(request: web.Request) -> web.Response:
     except secret_scanning.ReportProblem as problem:
         return error_response(400, str(problem), "BAD_REQUEST")
     runtime = request.app[RUNTIME]
-    actor = Actor(REPORTER, "secret_scanning", request.remote)
+    actor = Actor(REPORTER, "secret_scanning", runtime.gate.client_address(request))
     answers = []
     for match in matches:
         known = await service_tokens.report_found(runtime.backend, actor, match.token, match.url)
