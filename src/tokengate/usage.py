@@ -19,6 +19,8 @@ from tokengate.store.usage import MAX_ADDRESSES, TokenUse
 
 log = logging.getLogger("tokengate.usage")
 
+MAX_PENDING = 100_000  # (token, address) pairs kept across failed flushes
+
 
 class UsageRecorder(PeriodicFlush):
     """Counts (token, client address) uses and remembers the grants that allowed something.
@@ -64,10 +66,16 @@ class UsageRecorder(PeriodicFlush):
         return len(uses)
 
     def _keep(self, requests: dict[tuple[str, str | None], int], grants: dict[int, float]) -> None:
-        """Put a batch that could not be written back, behind what was collected since (which is newer)."""
+        """Put a batch that could not be written back, behind what was collected since (which is newer). While
+        the database stays away, past ``MAX_PENDING`` (token, address) pairs only the counts are kept."""
         merged = dict(requests)
         for key, count in self.requests.items():
             merged[key] = merged.pop(key, 0) + count
+        if len(merged) > MAX_PENDING:
+            folded: dict[tuple[str, str | None], int] = {}
+            for (token_id, _), count in merged.items():
+                folded[(token_id, None)] = folded.get((token_id, None), 0) + count
+            merged = folded
         self.requests = merged
         for grant_id, at in grants.items():
             self.grants[grant_id] = max(at, self.grants.get(grant_id, at))

@@ -19,7 +19,9 @@ WITH used AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS u (id text, requests bigint, addresses text[])
 ), counted AS (
     INSERT INTO token_usage_daily AS d (token_id, day, requests)
-    SELECT id, (now() AT TIME ZONE 'UTC')::date, requests FROM used WHERE requests > 0
+    SELECT u.id, (now() AT TIME ZONE 'UTC')::date, u.requests
+    FROM used u JOIN tokens t ON t.id = u.id  -- an id without a row would fail the whole batch, every time
+    WHERE u.requests > 0
     ON CONFLICT (token_id, day) DO UPDATE SET requests = d.requests + EXCLUDED.requests
 ), granted AS (
     UPDATE grants AS g SET last_used_at = greatest(g.last_used_at, x.used_at)
