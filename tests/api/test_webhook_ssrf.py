@@ -17,7 +17,7 @@ from tests.api.webhook_calls import FAST, events_server, receiving
 from tests.conftest import TEST_SECRET_KEY
 from tokengate.config import parse_secret_keys
 from tokengate.store.webhooks import ClaimedDelivery
-from tokengate.webhook_delivery import REFUSED_ADDRESS, RefusedAddress, WebhookSender, guarded_socket
+from tokengate.webhook_delivery import REFUSED_ADDRESS, Outcome, RefusedAddress, WebhookSender, guarded_socket
 from tokengate.webhook_events import seal_secret
 
 KEYS = parse_secret_keys(TEST_SECRET_KEY)
@@ -103,6 +103,15 @@ def claimed(url: str) -> ClaimedDelivery:
     )
 
 
+async def send_once(url: str, allow_private: bool, resolver: aiohttp.abc.AbstractResolver | None = None) -> Outcome:
+    sender = WebhookSender(KEYS, FAST, allow_private=allow_private, resolver=resolver)
+    await sender.open()
+    try:
+        return await sender.send(claimed(url))
+    finally:
+        await sender.close()
+
+
 async def test_the_sender_refuses_a_name_that_resolves_to_loopback_before_connecting():
     connections = 0
 
@@ -112,60 +121,38 @@ async def test_the_sender_refuses_a_name_that_resolves_to_loopback_before_connec
         writer.close()
 
     listener = await asyncio.start_server(count, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    sender = WebhookSender(KEYS, FAST, allow_private=False, resolver=Rebinding("127.0.0.1"))
-    await sender.open()
+    url = f"https://rebound.example:{listener.sockets[0].getsockname()[1]}/hook"
     try:
-        outcome = await sender.send(claimed(f"https://rebound.example:{port}/hook"))
+        outcome = await send_once(url, allow_private=False, resolver=Rebinding("127.0.0.1"))
         assert outcome.status is None and outcome.error == REFUSED_ADDRESS
         assert connections == 0
         # The same name resolving to the listener is connected to when the address rule passes: the refusal
         # above came from the address, not from the name or the port.
-        open_sender = WebhookSender(KEYS, FAST, allow_private=True, resolver=Rebinding("127.0.0.1"))
-        await open_sender.open()
-        try:
-            outcome = await open_sender.send(claimed(f"https://rebound.example:{port}/hook"))
-            assert outcome.status is None and outcome.error != REFUSED_ADDRESS
-            assert connections == 1
-        finally:
-            await open_sender.close()
+        outcome = await send_once(url, allow_private=True, resolver=Rebinding("127.0.0.1"))
+        assert outcome.status is None and outcome.error != REFUSED_ADDRESS
+        assert connections == 1
     finally:
-        await sender.close()
         listener.close()
         await listener.wait_closed()
 
 
 async def test_a_receiver_found_through_dns_is_sent_to_when_private_networks_are_allowed():
     async with receiving() as receiver:
-        sender = WebhookSender(KEYS, FAST, allow_private=True, resolver=Rebinding("127.0.0.1"))
-        await sender.open()
-        try:
-            outcome = await sender.send(claimed(f"http://rebound.example:{receiver.port}/hooks/tokengate"))
-        finally:
-            await sender.close()
+        url = f"http://rebound.example:{receiver.port}/hooks/tokengate"
+        outcome = await send_once(url, allow_private=True, resolver=Rebinding("127.0.0.1"))
         assert outcome.delivered and outcome.status == 200 and len(receiver.received) == 1
 
 
 async def test_a_webhook_saved_while_allowed_is_refused_once_the_flag_is_off():
     async with receiving() as receiver:
-        sender = WebhookSender(KEYS, FAST, allow_private=False)
-        await sender.open()
-        try:
-            outcome = await sender.send(claimed(receiver.url))
-        finally:
-            await sender.close()
+        outcome = await send_once(receiver.url, allow_private=False)
         assert outcome.error is not None and outcome.error.startswith("url not allowed")
         assert receiver.received == []
 
 
 async def test_redirects_are_not_followed():
     async with receiving(status=307) as receiver:
-        sender = WebhookSender(KEYS, FAST, allow_private=True)
-        await sender.open()
-        try:
-            outcome = await sender.send(claimed(receiver.url))
-        finally:
-            await sender.close()
+        outcome = await send_once(receiver.url, allow_private=True)
         assert outcome.status == 307 and not outcome.delivered and "redirect" in (outcome.error or "")
         assert len(receiver.received) == 1
 
