@@ -13,7 +13,7 @@ from tokengate.api.documents import DocumentCache
 from tokengate.authentication import Authenticator, LastUsedRecorder
 from tokengate.cache import PrincipalCache
 from tokengate.config import Config
-from tokengate.doors import forward_auth, graphql, headers, health, pages
+from tokengate.doors import forward_auth, graphql, headers, health, pages, secret_scanning
 from tokengate.doors.protocol_errors import answer_protocol_errors_in_json
 from tokengate.gate import Gate
 from tokengate.invalidation import CacheInvalidator, InvalidationListener
@@ -21,9 +21,12 @@ from tokengate.ip_guard import IpGuard, database_loader
 from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.observability import AccessLog, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.runtime import RUNTIME, Runtime
+from tokengate.scheduled_notices import NoticeJob
 from tokengate.services import Backend
 from tokengate.services.service_tokens import audit_expired_use
 from tokengate.store.migrations import migrate
+from tokengate.usage import UsageRecorder
+from tokengate.webhook_delivery import DeliveryWorker, WebhookSender
 
 
 def create_app(
@@ -50,13 +53,18 @@ def create_app(
                 await migrate(conn)
         last_used = LastUsedRecorder(pool)
         last_used.start()
+        usage = UsageRecorder(pool)
+        usage.start()
+        deliveries, notices = webhook_workers(config, pool)
         cache = PrincipalCache(max_size=config.principal_cache_size)
         ip_guard = IpGuard(database_loader(pool))
         invalidator = CacheInvalidator(cache, ip_guard)
         listener = InvalidationListener(target)
         listener.subscribe(invalidator.apply, invalidator.flush)
         await listener.start()
-        backend = Backend(pool, config.secret_keys, apply=invalidator.apply)
+        backend = Backend(pool, config.secret_keys, apply=invalidator.apply, events_queued=deliveries.wake)
+        await deliveries.start(backend)
+        notices.start()
 
         async def on_expired_use(credential: Any, client_addr: str | None) -> None:
             await audit_expired_use(backend, credential, client_addr, "graphql")
@@ -77,16 +85,21 @@ def create_app(
             authenticator=authenticator,
             ip_guard=ip_guard,
             invalidator=invalidator,
-            gate=Gate(config, authenticator, ip_guard, metrics),
+            gate=Gate(config, authenticator, ip_guard, metrics, usage),
             metrics=metrics,
             documents=DocumentCache(),
             listener=listener,
+            deliveries=deliveries,
+            notices=notices,
         )
         add_gauges(metrics, cache, pool)
         yield
         await app[ACCESS_LOG].stop()
         await listener.stop()
+        await notices.stop()
+        await deliveries.stop()  # what it was sending is handed back to the other instances
         await last_used.stop()  # the uses of the last seconds, before the pool goes
+        await usage.stop()
         await pool.close()
 
     app.cleanup_ctx.append(resources)
@@ -95,8 +108,18 @@ def create_app(
     health.add_routes(app)
     pages.add_routes(app)
     headers.add_hooks(app)
+    secret_scanning.add_routes(app, config.github_scanning_keys)
     allow_cross_origin(app, config.cors_origins)
     return app
+
+
+def webhook_workers(config: Config, pool: Any) -> tuple[DeliveryWorker, NoticeJob]:
+    """The delivery worker and the scheduled notices every instance runs (they share the work through the
+    database)."""
+    timing = config.webhook_timing
+    sender = WebhookSender(config.secret_keys, timing, config.webhook_allow_private)
+    deliveries = DeliveryWorker(pool, sender, timing)
+    return deliveries, NoticeJob(pool, config.secret_keys, timing.notice_interval_seconds, deliveries.wake)
 
 
 def add_gauges(metrics: Metrics, cache: PrincipalCache, pool: Any) -> None:

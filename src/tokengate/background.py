@@ -10,6 +10,14 @@ import logging
 log = logging.getLogger("tokengate.background")
 
 
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait until it has stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class PeriodicFlush:
     """Calls ``flush()`` (plain or async) every ``interval`` seconds from ``start()`` until ``stop()``."""
 
@@ -41,8 +49,5 @@ class PeriodicFlush:
     async def stop(self) -> None:
         """Stop the periodic flush and write what is left."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         await self._flush()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokengate.secret_scanning import KeysProblem, load_public_keys
 from tokengate.tokens import derive_key, random_base62
 from tokengate.trusted_documents import ManifestError, TrustedDocuments, parse_manifest
 
@@ -23,6 +24,19 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class WebhookTiming:
+    """How webhook deliveries and scheduled notices are paced (tests shorten these)."""
+
+    poll_seconds: float = 1.0  # how often an idle delivery worker looks for due rows other instances queued
+    retry_first_seconds: float = 10.0  # the first retry; each later one waits twice as long
+    retry_max_seconds: float = 3600.0
+    retry_window_seconds: float = 24 * 3600.0  # then the delivery fails and the webhook is marked failing
+    request_timeout_seconds: float = 10.0
+    lease_seconds: float = 60.0  # a claimed row's lease: longer than any request may take
+    notice_interval_seconds: float = 300.0  # expiry and disuse notices
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     database_url: str | None  # None: embedded PostgreSQL in data_dir
@@ -32,6 +46,9 @@ class Config:
     principal_cache_size: int = 10_000
     cors_origins: tuple[str, ...] = ()  # exact origins allowed to call from a browser
     trusted_documents: TrustedDocuments | None = None  # None: any document runs (and APQ registers)
+    webhook_allow_private: bool = False  # webhooks to private and loopback addresses, and over plain http
+    github_scanning_keys: Path | None = None  # GitHub's secret-scanning public_keys document
+    webhook_timing: WebhookTiming = WebhookTiming()
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -124,6 +141,7 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
     cache_size = env.get("TOKENGATE_CACHE_SIZE", "10000")
     if not cache_size.isdigit() or int(cache_size) < 1:
         raise ConfigError("TOKENGATE_CACHE_SIZE must be a positive integer")
+    scanning_keys = env.get("TOKENGATE_GITHUB_SCANNING_KEYS", "").strip()
     return Config(
         data_dir=directory.resolve(),
         database_url=database_url,
@@ -133,4 +151,17 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         principal_cache_size=int(cache_size),
         cors_origins=cors_origins,
         trusted_documents=load_trusted_documents(env.get("TOKENGATE_TRUSTED_DOCUMENTS")),
+        webhook_allow_private=_flag(env.get("TOKENGATE_WEBHOOK_ALLOW_PRIVATE"), False),
+        github_scanning_keys=checked_scanning_keys(Path(scanning_keys)) if scanning_keys else None,
     )
+
+
+def checked_scanning_keys(path: Path) -> Path:
+    """``TOKENGATE_GITHUB_SCANNING_KEYS``: a readable file holding GitHub's ``public_keys`` document."""
+    try:
+        load_public_keys(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError) as problem:
+        raise ConfigError(f"TOKENGATE_GITHUB_SCANNING_KEYS: cannot read {path}: {type(problem).__name__}") from None
+    except KeysProblem as problem:
+        raise ConfigError(f"TOKENGATE_GITHUB_SCANNING_KEYS: {path}: {problem}") from None
+    return path.resolve()

@@ -26,6 +26,7 @@ from tokengate.ip_guard import IpGuard
 from tokengate.observability import Metrics
 from tokengate.policy import Principal
 from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.usage import UsageRecorder
 
 MAX_AUTHORIZATION_LENGTH: Final = 512
 SCHEMES: Final = ("bearer", "token")
@@ -102,11 +103,14 @@ class Admission:
 
 
 class Gate:
-    def __init__(self, config: Config, authenticator: Authenticator, ip_guard: IpGuard, metrics: Metrics):
+    def __init__(
+        self, config: Config, authenticator: Authenticator, ip_guard: IpGuard, metrics: Metrics, usage: UsageRecorder
+    ):
         self.trusted_proxies = config.trusted_proxies
         self.authenticator = authenticator
         self.ip_guard = ip_guard
         self.metrics = metrics
+        self.usage = usage
 
     def client_address(self, request: web.BaseRequest) -> str | None:
         return client_address(request.remote, forwarded_for(request), self.trusted_proxies)
@@ -149,6 +153,7 @@ class Gate:
         self.metrics.count_authentication("ok")
         self.metrics.validation_seconds.observe(time.perf_counter() - started)
         request[PRINCIPAL_PREFIX] = principal.display_prefix
+        self.usage.note(principal.token_id, client_addr)  # a dict update; written in batches (usage.py)
         allowed = self.ip_guard.cached_allows(principal.account_id, client_addr)
         if allowed is None:
             return self._admit_after_loading_rules(principal, client_addr)

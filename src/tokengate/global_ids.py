@@ -21,13 +21,22 @@ SERVICE_TOKEN: Final = "ServiceToken"
 USER_TOKEN: Final = "UserToken"
 AUDIT_EVENT: Final = "AuditEvent"
 VIEWER: Final = "Viewer"
+WEBHOOK: Final = "Webhook"
 # A bare token id, as printed before the prefixes: either kind of token (the row says which).
 ANY_TOKEN: Final = "Token"
 
-NodeType = Literal["Account", "User", "Project", "IpRule", "ServiceToken", "UserToken", "AuditEvent", "Token"]
+NodeType = Literal[
+    "Account", "User", "Project", "IpRule", "Webhook", "ServiceToken", "UserToken", "AuditEvent", "Token"
+]
 
 # Types whose row key already is the printed id, prefix included.
-PREFIXED_KEYS: Final[dict[str, NodeType]] = {"acc": "Account", "usr": "User", "prj": "Project", "ipr": "IpRule"}
+PREFIXED_KEYS: Final[dict[str, NodeType]] = {
+    "acc": "Account",
+    "usr": "User",
+    "prj": "Project",
+    "ipr": "IpRule",
+    "whk": "Webhook",
+}
 # Types whose row key is printed after a prefix.
 KEY_PREFIXES: Final[dict[str, NodeType]] = {"stk": "ServiceToken", "utk": "UserToken", "aud": "AuditEvent"}
 PREFIX_OF: Final = {type_name: prefix for prefix, type_name in KEY_PREFIXES.items()}

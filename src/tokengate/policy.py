@@ -24,6 +24,7 @@ class Grant:
     permission_set: str
     all_projects: bool = True
     project_ids: tuple[str, ...] = ()
+    id: int | None = field(default=None, compare=False)  # the stored grant's row, for its usage (None: not stored)
 
 
 PROJECT_NOT_FOUND: Final = "project not found"
@@ -34,6 +35,7 @@ class Decision:
     allowed: bool
     reason: str
     unknown_project: bool = False  # the project is not one of the principal's account (or does not exist)
+    grant_id: int | None = None  # the stored grant that allowed it
 
 
 def license_denial(license_: str | None, resource: str, access: str) -> str | None:
@@ -64,10 +66,10 @@ class Permissions:
 
     def __init__(self, grants: Iterable[Grant], license_: str | None = None, catalog: Catalog = CATALOG):
         self.license = license_
-        # resource -> (level, permission set) for grants that reach every project (or the account)
-        self._everywhere: dict[str, tuple[int, str]] = {}
-        # (resource, project id) -> (level, permission set) for grants limited to listed projects
-        self._by_project: dict[tuple[str, str], tuple[int, str]] = {}
+        # resource -> (level, permission set, grant id) for grants that reach every project (or the account)
+        self._everywhere: dict[str, tuple[int, str, int | None]] = {}
+        # (resource, project id) -> (level, permission set, grant id) for grants limited to listed projects
+        self._by_project: dict[tuple[str, str], tuple[int, str, int | None]] = {}
         for grant in grants:
             permission_set = catalog.permission_sets.get(grant.permission_set)
             if permission_set is None:
@@ -78,10 +80,10 @@ class Permissions:
                 if level == 0:
                     continue
                 if reaches_all or is_account_resource(resource):
-                    _keep_best(self._everywhere, resource, level, grant.permission_set)
+                    _keep_best(self._everywhere, resource, level, grant)
                 else:
                     for project_id in grant.project_ids:
-                        _keep_best(self._by_project, (resource, project_id), level, grant.permission_set)
+                        _keep_best(self._by_project, (resource, project_id), level, grant)
 
     def decide(self, resource: str, access: str, project_id: str | None = None) -> Decision:
         """May the principal have ``access`` to ``resource`` (in ``project_id`` for project resources)?"""
@@ -95,7 +97,7 @@ class Permissions:
         if best is not None and best[0] >= needed:
             if is_account_resource(resource):
                 scope = "on the account"
-            return Decision(True, f"{resource}:{access} granted by {best[1]} {scope}")
+            return Decision(True, f"{resource}:{access} granted by {best[1]} {scope}", grant_id=best[2])
         denial = license_denial(self.license, resource, access)
         if denial is not None:
             return Decision(False, denial)
@@ -108,10 +110,10 @@ class Permissions:
         return self.decide(resource, access, project_id).allowed
 
 
-def _keep_best(table: dict[Any, tuple[int, str]], key: object, level: int, permission_set: str) -> None:
+def _keep_best(table: dict[Any, tuple[int, str, int | None]], key: object, level: int, grant: Grant) -> None:
     current = table.get(key)
     if current is None or level > current[0]:
-        table[key] = (level, permission_set)
+        table[key] = (level, grant.permission_set, grant.id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ from tokengate.gate import Gate
 from tokengate.invalidation import CacheInvalidator, InvalidationListener
 from tokengate.ip_guard import IpGuard
 from tokengate.observability import Metrics
+from tokengate.scheduled_notices import NoticeJob
 from tokengate.services import Backend
+from tokengate.webhook_delivery import DeliveryWorker
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Runtime:
     metrics: Metrics
     documents: DocumentCache
     listener: InvalidationListener
+    deliveries: DeliveryWorker  # webhook deliveries from the outbox
+    notices: NoticeJob  # expiry and disuse notices
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

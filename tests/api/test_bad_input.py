@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.api import webhook_calls as hooks
 from tests.api.schema_inputs import arguments_of_scalar
 from tests.api.service_token_calls import CREATE, REPORT, created, grant
 from tests.api.test_graphql import CREATE_PROJECT, CREATE_USER, create_project
@@ -29,6 +30,7 @@ SET_IP = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: false, 
 NODE = "query($id: ID!) { node(id: $id) { id } }"
 TOKEN_PAGE = "query($after: String) { account { serviceTokenConnection(after: $after) { totalCount } } }"
 MEMBER_PAGE = "query($after: String) { account { memberConnection(after: $after) { totalCount } } }"
+SET_GRANTS = "mutation($id: ID!, $grants: [GrantInput!]!) { setServiceTokenGrants(id: $id, grants: $grants) { id } }"
 
 
 def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
@@ -77,6 +79,32 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
             CHECKS,
             lambda bad: {"r": [{"resource": "JOBS", "access": "READ", "projectId": bad}]},
         ),
+        **webhook_text_calls(token_id, grants),
+    }
+
+
+def webhook_text_calls(token_id: str, grants: Any) -> dict[str, tuple[str, Any]]:
+    """The text arguments of webhooks and of setServiceTokenGrants (issue 16)."""
+    url, events = "https://hooks.example.com/x", ["service_token.expiring"]
+    return {
+        "Mutation.createWebhook.url": (hooks.CREATE, lambda bad: {"url": bad, "events": events}),
+        "Mutation.createWebhook.events": (hooks.CREATE, lambda bad: {"url": url, "events": [bad]}),
+        "Mutation.createWebhook.description": (
+            hooks.CREATE,
+            lambda bad: {"url": url, "events": events, "description": bad},
+        ),
+        "Mutation.updateWebhook.id": (hooks.UPDATE, lambda bad: {"id": bad, "url": url}),
+        "Mutation.updateWebhook.url": (hooks.UPDATE, lambda bad: {"id": "whk_x", "url": bad}),
+        "Mutation.updateWebhook.events": (hooks.UPDATE, lambda bad: {"id": "whk_x", "events": [bad]}),
+        "Mutation.updateWebhook.description": (hooks.UPDATE, lambda bad: {"id": "whk_x", "description": bad}),
+        "Mutation.deleteWebhook.id": (hooks.DELETE, lambda bad: {"id": bad}),
+        "Mutation.redeliverWebhookEvent.id": (hooks.REDELIVER, lambda bad: {"id": bad}),
+        "Mutation.setServiceTokenGrants.id": (SET_GRANTS, lambda bad: {"id": bad, "grants": []}),
+        "Mutation.setServiceTokenGrants.grants.projectIds": (
+            SET_GRANTS,
+            lambda bad: {"id": token_id, "grants": grants(bad)},
+        ),
+        "Webhook.deliveries.after": (hooks.DELIVERIES, lambda bad: {"first": 1, "after": bad}),
     }
 
 

@@ -8,6 +8,7 @@ import ipaddress
 import pytest
 
 from tests.api import service_token_calls as calls
+from tests.api.query_log import QueryLog
 from tests.conftest import make_config, start_server
 
 CHECK = "query($p: ID) { check(resource: JOBS, access: WRITE, projectId: $p) { allowed } }"
@@ -167,21 +168,9 @@ async def test_expiry_is_checked_on_every_cached_use(server):
 
 
 async def test_listing_costs_the_same_number_of_queries_for_10_and_100_tokens(database, tmp_path):
-    statements: list[str] = []
-    watched: set[int] = set()
-
-    async def count_queries(conn) -> None:
-        raw = conn._con  # the pooled connection behind the proxy
-        if id(raw) not in watched:
-            watched.add(id(raw))
-            raw.add_query_logger(lambda record: statements.append(record.query))
-
-    def real_queries() -> list[str]:
-        # asyncpg's own type introspection runs once per new pooled connection, not per item
-        return [q for q in statements if "current_setting('jit')" not in q and "pg_catalog.pg_type" not in q]
-
+    log = QueryLog()
     query = "{ account { serviceTokens { id grants { permissionSet allProjects projects { id name } } } } }"
-    async for server in start_server(database, make_config(tmp_path), pool_setup=count_queries):
+    async for server in start_server(database, make_config(tmp_path), pool_setup=log.watch):
         admin = await server.bootstrap()
         projects = []
         for name in ("a", "b", "c"):
@@ -194,10 +183,10 @@ async def test_listing_costs_the_same_number_of_queries_for_10_and_100_tokens(da
                     server, admin.token, grants=[calls.grant("JOB_ADMIN", *projects), calls.grant("METADATA_ONLY")]
                 )
             await server.gql(calls.VIEWER, token=admin.token)  # principal cached before counting
-            statements.clear()
+            log.statements.clear()
             reply = await server.gql(query, token=admin.token)
             assert reply.errors == [] and len(reply.data["account"]["serviceTokens"]) == total
             assert all(len(t["grants"]) == 2 for t in reply.data["account"]["serviceTokens"])
-            costs[total] = len(real_queries())
-        # the tokens, their grants, the granted projects: three queries whatever the length
-        assert costs[10] == costs[100] == 3, (costs, real_queries())
+            costs[total] = len(log.real())
+        # the tokens, their grants, the granted projects, the grants' last use: four queries whatever the length
+        assert costs[10] == costs[100] == 4, (costs, log.real())

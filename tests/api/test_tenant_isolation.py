@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.api import webhook_calls as hooks
 from tests.api.schema_inputs import arguments_of_scalar
 from tests.api.service_token_calls import CREATE, created, grant, works
 from tests.api.test_bad_input import (
@@ -23,12 +24,14 @@ from tests.api.test_bad_input import (
     MEMBER_PAGE,
     NODE,
     ROTATE,
+    SET_GRANTS,
     TOKEN_PAGE,
     UPDATE_GRANTS,
     UPDATE_NAME,
     snapshot,
 )
 from tests.api.test_graphql import CREATE_USER, create_project
+from tests.conftest import Server
 from tokengate import tokens
 from tokengate.api import connections
 from tokengate.api.audit_log import encode_cursor
@@ -114,6 +117,23 @@ ID_CALLS: dict[str, IdCall] = {
     "Mutation.deleteUserToken.id": IdCall(
         DELETE_USER_TOKEN, lambda the_id, mine: {"id": the_id}, "user_token", "NOT_FOUND"
     ),
+    "Mutation.setServiceTokenGrants.id": IdCall(
+        SET_GRANTS, lambda the_id, mine: {"id": the_id, "grants": [grant("JOB_ADMIN")]}, "service_token", "NOT_FOUND"
+    ),
+    "Mutation.setServiceTokenGrants.grants.projectIds": IdCall(
+        SET_GRANTS,
+        lambda the_id, mine: {"id": mine.token, "grants": [grant("JOB_ADMIN", the_id)]},
+        "project",
+        "BAD_USER_INPUT",
+    ),
+    # In this order: the delivery is redelivered before its webhook is deleted (with its log).
+    "Mutation.updateWebhook.id": IdCall(
+        hooks.UPDATE, lambda the_id, mine: {"id": the_id, "description": "mine now"}, "webhook", "NOT_FOUND"
+    ),
+    "Mutation.redeliverWebhookEvent.id": IdCall(
+        hooks.REDELIVER, lambda the_id, mine: {"id": the_id}, "delivery", "NOT_FOUND"
+    ),
+    "Mutation.deleteWebhook.id": IdCall(hooks.DELETE, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"),
 }
 
 
@@ -140,7 +160,21 @@ def unknown_id(kind: str) -> str:
         return connections.encode_cursor(connections.SERVICE_TOKENS, tokens.random_base62(tokens.ID_LENGTH))
     if kind == "member_cursor":
         return connections.encode_cursor(connections.MEMBERS, tokens.new_id("usr"))
+    if kind == "webhook":
+        return tokens.new_id("whk")
+    if kind == "delivery":
+        return f"whd_{10**15}"
     return encode_cursor(10**15)
+
+
+async def webhook_with_a_delivery(server: Server, caller: str) -> dict[str, str]:
+    """A webhook of the caller's account and a delivery in its log. The delivery worker is stopped first: the
+    example host is never contacted."""
+    await server.runtime.deliveries.stop()
+    made = await hooks.created(server, caller, "https://hooks.example.com/x", ["project.created"])
+    await create_project(server, caller, "queued to the webhook")
+    (delivery,) = await hooks.deliveries(server, caller, made.id)
+    return {"webhook": made.id, "delivery": delivery["id"]}
 
 
 def anonymised(body: Any, the_id: str) -> str:
@@ -168,6 +202,7 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
     )
     theirs["token_cursor"] = pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"]
     theirs["member_cursor"] = pages.data["account"]["memberConnection"]["edges"][0]["cursor"]
+    theirs.update(await webhook_with_a_delivery(server, one.token))
     their_secret_token = (await created(server, one.token, "second")).secret
     events = await server.gql(AUDIT, {"first": 1}, token=one.token)
     theirs["audit_cursor"] = events.data["account"]["auditLog"]["edges"][0]["cursor"]
@@ -208,6 +243,7 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
         "token_cursor": pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"],
         "member_cursor": pages.data["account"]["memberConnection"]["edges"][0]["cursor"],
     }
+    own.update(await webhook_with_a_delivery(server, admin.token))
     for argument, call in ID_CALLS.items():
         if call.kind == "service_token" and "delete" not in argument.lower():
             reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)

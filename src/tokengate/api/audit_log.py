@@ -43,8 +43,13 @@ def decode_cursor(cursor: str) -> int:
 @strawberry.type(description="One recorded change: who, through which door, from where, when. Never a secret.")
 class AuditEvent(Node):
     action: str
-    actor: str = strawberry.field(description="user:<user id>, service_token:<token id> (<display prefix>) or cli.")
-    source: str = strawberry.field(description="graphql or cli.")
+    actor: str = strawberry.field(
+        description="user:<user id>, service_token:<token id> (<display prefix>), cli, github_secret_scanning "
+        "or tokengate."
+    )
+    source: str = strawberry.field(
+        description="graphql, cli, secret_scanning (GitHub's reports) or system (the server's own jobs)."
+    )
     client_address: str | None = strawberry.field(description="The client's address; null for the command line.")
     target_id: strawberry.ID | None
     occurred_at: datetime

@@ -51,6 +51,7 @@ class RequiresExtension(FieldExtension):
         if not decision.allowed:
             info.context.runtime.metrics.count_denial(self.resource, self.access)
             raise Forbidden(self.message)
+        info.context.runtime.gate.usage.note_grant(decision.grant_id)
 
     def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
         self._check(source, info, kwargs)

@@ -23,6 +23,7 @@ from tokengate.api.ip_restrictions import IpRestrictions
 from tokengate.api.node import Node
 from tokengate.api.types import Account, Project, principal_node_id, service_token_with_grants, users_with_grants
 from tokengate.api.user_tokens import UserToken
+from tokengate.api.webhooks import webhooks_of_account
 from tokengate.policy import Principal
 from tokengate.store import audit as audit_store
 from tokengate.store import ip_rules as ip_rule_store
@@ -96,6 +97,13 @@ async def user_token(info: Info, key: str) -> Node | None:
     return UserToken.of(record)
 
 
+async def webhook(info: Info, key: str) -> Node | None:
+    if not may_read(info, "WEBHOOKS"):
+        return None
+    found = await webhooks_of_account(info, info.context.caller.account_id)
+    return next((hook for hook in found if hook.id == key), None)
+
+
 async def any_token(info: Info, key: str) -> Node | None:
     """A bare token id (printed before ids had prefixes): the row says which kind it is."""
     record = await token_store.token_by_id(info.context.pool, info.context.caller.account_id, key)
@@ -117,6 +125,7 @@ LOADERS: dict[str, Loader] = {
     global_ids.USER: user,
     global_ids.PROJECT: project,
     global_ids.IP_RULE: ip_rule,
+    global_ids.WEBHOOK: webhook,
     global_ids.SERVICE_TOKEN: service_token,
     global_ids.USER_TOKEN: user_token,
     global_ids.ANY_TOKEN: any_token,

@@ -23,6 +23,13 @@ def decide(principal: Principal, resource: str, access: str, project_id: str | N
     return DecisionView.of(principal.decide(resource, access, project_id))
 
 
+def noted(info: Info, view: DecisionView) -> DecisionView:
+    """Record which grant allowed it (Grant.lastUsedAt); a dict update, written in batches."""
+    if view.allowed:
+        info.context.runtime.gate.usage.note_grant(view.grant_id)
+    return view
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Who is calling.")
@@ -58,11 +65,11 @@ class Query:
         access: Access,  # type: ignore[valid-type]
         project_id: strawberry.ID | None = None,
     ) -> DecisionView:
-        return decide(info.context.caller, resource.value, access.value, project_id)
+        return noted(info, decide(info.context.caller, resource.value, access.value, project_id))
 
     @strawberry.field(description=f"Several checks (at most {MAX_CHECKS}) in one round trip, answered in order.")
     def checks(self, info: Info, requests: list[CheckInput]) -> list[DecisionView]:
         principal = info.context.caller
         if len(requests) > MAX_CHECKS:
             raise InvalidInput(f"at most {MAX_CHECKS} requests in one checks call")
-        return [decide(principal, r.resource.value, r.access.value, r.project_id) for r in requests]
+        return [noted(info, decide(principal, r.resource.value, r.access.value, r.project_id)) for r in requests]

@@ -16,11 +16,13 @@ from tokengate.api.queries import Query
 from tokengate.api.service_tokens import ServiceTokenMutations
 from tokengate.api.token_policy import TokenPolicyMutations
 from tokengate.api.user_tokens import UserTokenMutations
+from tokengate.api.webhooks import WebhookMutations
 
 schema = strawberry.Schema(
     query=Query,
     mutation=merge_types(
-        "Mutation", (Mutation, ServiceTokenMutations, UserTokenMutations, MemberMutations, TokenPolicyMutations)
+        "Mutation",
+        (Mutation, ServiceTokenMutations, UserTokenMutations, MemberMutations, TokenPolicyMutations, WebhookMutations),
     ),
     schema_directives=[Requires],
 )

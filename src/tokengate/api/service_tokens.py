@@ -116,6 +116,23 @@ class ServiceTokenMutations:
     @requires(
         Resource.SERVICE_TOKENS,
         Access.WRITE,
+        description=(
+            "Make the token hold exactly these grants: the way to manage grants from infrastructure code "
+            "(Terraform). Idempotent: the same grants, in any order, change nothing (no audit event, no webhook)."
+        ),
+    )
+    async def set_service_token_grants(
+        self, info: Info, id: strawberry.ID, grants: list[GrantInput]
+    ) -> ServiceToken | None:
+        context = info.context
+        record = await service_tokens.set_grants(
+            context.backend, context.actor, context.caller.account_id, service_token_key(id), grants_of(grants)
+        )
+        return await service_token_with_grants(context, record)
+
+    @requires(
+        Resource.SERVICE_TOKENS,
+        Access.WRITE,
         description="Invalid at once on every instance; the record stays (state DELETED).",
     )
     async def delete_service_token(self, info: Info, id: strawberry.ID) -> ServiceToken | None:

@@ -25,7 +25,9 @@ from tokengate.api.enums import (
 from tokengate.api.ip_restrictions import IpRestrictions
 from tokengate.api.node import Node
 from tokengate.api.token_policy import TokenPolicyView
+from tokengate.api.usage import DailyUsage, daily_usage
 from tokengate.api.user_tokens import UserToken, user_tokens_of
+from tokengate.api.webhooks import Webhook, webhooks_of_account
 from tokengate.catalog import CATALOG
 from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal
 from tokengate.store import grants as grant_store
@@ -33,6 +35,7 @@ from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
 from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
+from tokengate.store import usage as usage_store
 from tokengate.store import users as user_store
 from tokengate.store.projects import ProjectRow
 from tokengate.store.tokens import TokenRecord
@@ -65,6 +68,11 @@ class GrantView:
     projects: list[Project] = strawberry.field(
         description="The listed projects; empty when the grant covers all projects."
     )
+    last_used_at: datetime | None = strawberry.field(
+        default=None,
+        description="When this grant last allowed a check (/auth/check, check, checks, a field); written every "
+        "few seconds. Null: never, as far as tokengate remembers. Grants nobody uses are candidates to remove.",
+    )
 
 
 async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -> dict[str, list[GrantView]]:
@@ -76,12 +84,15 @@ async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -
     """
     project_ids = list({p for grants in held.values() for grant in grants for p in grant.project_ids})
     rows = await project_store.projects_by_ids(context.pool, project_ids) if project_ids else {}
+    grant_ids = [grant.id for grants in held.values() for grant in grants if grant.id is not None]
+    last_used = await usage_store.grants_last_used(context.pool, grant_ids) if grant_ids else {}
     return {
         owner: [
             GrantView(
                 permission_set=PermissionSetKey(grant.permission_set),
                 all_projects=grant.all_projects,
                 projects=[Project.of(row) for p in grant.project_ids if (row := rows.get(p)) is not None],
+                last_used_at=last_used.get(grant.id) if grant.id is not None else None,
             )
             for grant in grants
         ]
@@ -132,6 +143,19 @@ class ServiceToken(Node):
     expires_at: datetime | None
     rotation_recommended: bool
     grants: list[GrantView]
+    last_used_from: list[str] = strawberry.field(
+        default_factory=list,
+        description="The last 5 distinct client addresses the token was used from, newest first (written every "
+        "few seconds).",
+    )
+
+    @strawberry.field(
+        description="Requests per UTC day for the last `days` days (1 to 90), oldest first, 0 for a day without "
+        "any; written every few seconds."
+    )
+    async def usage(self, info: Info, days: int = 30) -> list[DailyUsage]:
+        key = global_ids.token_key(str(self.id), global_ids.SERVICE_TOKEN) or str(self.id)
+        return await daily_usage(info.context.pool, key, days)
 
     @classmethod
     def of(cls, record: TokenRecord, grants: list[GrantView]) -> ServiceToken:
@@ -150,6 +174,7 @@ class ServiceToken(Node):
             expires_at=record.expires_at,
             rotation_recommended=record.format == "legacy" or tokens.rotation_recommended(record.created_at),
             grants=grants,
+            last_used_from=list(record.last_used_from),
         )
 
 
@@ -178,10 +203,11 @@ class PermissionSet:
 class DecisionView:
     allowed: bool
     reason: str
+    grant_id: strawberry.Private[int | None] = None  # the stored grant that allowed it
 
     @classmethod
     def of(cls, decision: Decision) -> DecisionView:
-        return cls(allowed=decision.allowed, reason=decision.reason)
+        return cls(allowed=decision.allowed, reason=decision.reason, grant_id=decision.grant_id)
 
 
 def given(value: T | None) -> T | None:
@@ -273,6 +299,10 @@ class Account(Node):
     @requires(Resource.ACCOUNT_SETTINGS, Access.READ)
     async def token_policy(self, info: Info) -> TokenPolicyView | None:
         return TokenPolicyView.of(await token_policy_store.policy_of(info.context.pool, str(self.id)))
+
+    @requires(Resource.WEBHOOKS, Access.READ, description="The account's webhooks, oldest first.")
+    async def webhooks(self, info: Info) -> list[Webhook] | None:
+        return await webhooks_of_account(info, str(self.id))
 
 
 def principal_node_id(principal: Principal) -> str:

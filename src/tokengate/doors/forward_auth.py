@@ -16,6 +16,7 @@ from tokengate.doors.responses import error_response, refusal_response
 from tokengate.gate import Admission, Refusal, single_header
 from tokengate.policy import USER, Principal
 from tokengate.runtime import RUNTIME
+from tokengate.usage import UsageRecorder
 from tokengate.validation import shown
 
 RESOURCE_BY_NAME = {resource.upper(): resource for resource in RESOURCES}
@@ -63,7 +64,7 @@ def principal_headers(principal: Principal) -> dict[str, str]:
     }
 
 
-def answer(question: CheckQuestion, admission: Admission) -> web.Response:
+def answer(question: CheckQuestion, admission: Admission, usage: UsageRecorder) -> web.Response:
     principal = admission.principal
     assert principal is not None  # the gate admits no anonymous request here
     if question.resource is not None:
@@ -72,6 +73,7 @@ def answer(question: CheckQuestion, admission: Admission) -> web.Response:
             return error_response(
                 403, f"requires {question.resource}:{question.access} ({decision.reason})", "FORBIDDEN"
             )
+        usage.note_grant(decision.grant_id)
     return web.Response(status=200, headers=principal_headers(principal))
 
 
@@ -82,12 +84,13 @@ async def answer_check(
         question = check_question(resource, access, project_id)
     except BadQuestion as problem:
         return error_response(400, str(problem), "BAD_REQUEST")
+    gate = request.app[RUNTIME].gate
     try:
-        admitted = request.app[RUNTIME].gate.admit(request)
+        admitted = gate.admit(request)
         admission = admitted if isinstance(admitted, Admission) else await admitted
     except Refusal as refusal:
         return refusal_response(refusal)
-    return answer(question, admission)
+    return answer(question, admission, gate.usage)
 
 
 async def auth_check(request: web.Request) -> web.Response:

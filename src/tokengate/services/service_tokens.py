@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Literal
 
 from tokengate import tokens
 from tokengate.authentication import credential_state, find_credential, principal_from_credential
@@ -186,9 +187,29 @@ async def update(
             record = await token_store.rename_token(work.conn, token_id, new_name)
             changes["name"] = new_name
         if checked is not None:
-            await grant_store.replace_token_grants(work.conn, account_id, token_id, checked)
+            # Grants it keeps keep their rows, and with them their last use.
+            await grant_store.sync_token_grants(work.conn, account_id, token_id, checked)
             changes["grants"] = _sets(checked)
         await work.audit(account_id, "service_token.updated", token_id, **changes)
+        await work.notify(TokenChanged(token_id))
+    return record
+
+
+async def set_grants(
+    backend: Backend, actor: Actor, account_id: str, token_id: str, grants: Sequence[Grant]
+) -> TokenRecord:
+    """Make the token hold exactly these grants: the way to manage grants from infrastructure code (Terraform,
+    scripts). Idempotent: when it holds these already, in any order, nothing is written, audited, queued to
+    webhooks or invalidated. Otherwise the grants it keeps keep their history (``Grant.lastUsedAt``), the others
+    are replaced, and the change holds from the next request on every instance."""
+    require_account(actor.principal, account_id)
+    require_token_admin(actor.principal)
+    async with backend.change(actor) as work:
+        checked = await checked_grants(work, account_id, grants)
+        record = await _locked_active(work, account_id, token_id, "changed")
+        if not await grant_store.sync_token_grants(work.conn, account_id, token_id, checked):
+            return record
+        await work.audit(account_id, "service_token.updated", token_id, grants=_sets(checked))
         await work.notify(TokenChanged(token_id))
     return record
 
@@ -258,30 +279,56 @@ async def import_legacy(
     return tokens.IssuedToken(id=token_id, text=text)
 
 
-async def report_leaked(backend: Backend, actor: Actor, text: str) -> bool:
-    """Revoke a token reported as leaked if it is still usable, audited in the token's account; True then.
+LeakOutcome = Literal["revoked", "unusable", "unknown"]
 
-    Anything else answers False. The token's account learns who reported only when the reporter is one of its
-    own principals; the answer never says whose token it was.
-    """
+
+async def _report(
+    backend: Backend, actor: Actor, text: str, source_url: str | None = None, legacy: bool = True
+) -> LeakOutcome:
+    """Revoke a token reported as leaked if it is still usable, audited in the token's account (with where it
+    was seen, when the reporter says). "unusable": a stored token already revoked or expired; "unknown": not a
+    token of ours (or a legacy one, when ``legacy`` is False: those are only looked up when asked to)."""
     try:
         parsed = tokens.parse_token(text.strip())
     except tokens.MalformedToken:
-        return False
+        return "unknown"
+    if parsed.format == "legacy" and not legacy:
+        return "unknown"
     credential = await find_credential(backend.pool, backend.keys, parsed)
-    if credential is None or credential_state(credential, datetime.now(UTC)) != "ACTIVE":
-        return False
+    if credential is None:
+        return "unknown"
+    if credential_state(credential, datetime.now(UTC)) != "ACTIVE":
+        return "unusable"
     reporter = actor.principal
-    if reporter is None or reporter.account_id != credential.account_id:
+    if reporter is not None and reporter.account_id != credential.account_id:
         actor = Actor("anonymous", actor.source, actor.client_addr)
     async with backend.change(actor) as work:
         revoked = await token_store.revoke_if_usable(work.conn, credential.id)
         if revoked is None:
-            return False
+            return "unusable"
         action = "service_token.leak_reported" if revoked.kind == "service" else "user_token.leak_reported"
-        await work.audit(revoked.account_id, action, revoked.id, revoked=True)
+        details: dict[str, object] = {"revoked": True}
+        if source_url is not None:
+            details["source_url"] = source_url
+        await work.audit(revoked.account_id, action, revoked.id, **details)
         await work.notify(TokenChanged(revoked.id))
-    return True
+    return "revoked"
+
+
+async def report_leaked(backend: Backend, actor: Actor, text: str) -> bool:
+    """Revoke a token reported as leaked if it is still usable; True then, anything else False.
+
+    The token's account learns who reported only when the reporter is one of its own principals (or names
+    itself without one, as GitHub's secret scanning does); the answer never says whose token it was.
+    """
+    return await _report(backend, actor, text) == "revoked"
+
+
+async def report_found(backend: Backend, actor: Actor, text: str, source_url: str | None) -> bool:
+    """A token a scanner found at ``source_url`` (GitHub's secret scanning): revoked if still usable. True when
+    it is a token of ours, revoked now or before (GitHub's true positive). v2 tokens only: their prefix and
+    checksum are what a scanner matches; a legacy token is 40 hex characters, which matches anything."""
+    return await _report(backend, actor, text, source_url, legacy=False) != "unknown"
 
 
 async def audit_expired_use(backend: Backend, credential: Credential, client_addr: str | None, source: str) -> None:

@@ -19,7 +19,8 @@ from tokengate.errors import NotFound
 from tokengate.notices import Notice
 from tokengate.policy import Principal
 from tokengate.store import accounts as account_store
-from tokengate.store import audit, notify
+from tokengate.store import notify
+from tokengate.store import webhooks as webhook_store
 from tokengate.store.accounts import AccountRow
 from tokengate.store.audit import AuditEntry
 
@@ -48,18 +49,20 @@ OPERATOR = Actor(name="cli", source="cli")
 class UnitOfWork:
     """The connection of one change in its transaction, the audit events it records and the notices it states."""
 
-    __slots__ = ("actor", "conn", "notices")
+    __slots__ = ("actor", "conn", "events_queued", "notices")
 
     def __init__(self, conn: asyncpg.Connection, actor: Actor):
         self.conn = conn
         self.actor = actor
         self.notices: list[Notice] = []
+        self.events_queued = 0
 
     async def audit(self, account_id: str, action: str, target_id: str | None, **details: object) -> None:
-        """Record what happened in the account's log, by this change's actor (never a secret)."""
+        """Record what happened in the account's log, by this change's actor (never a secret), and queue it as
+        an event to the account's webhooks subscribed to the action, in the same statement (the outbox)."""
         actor = self.actor
         entry = AuditEntry(account_id, action, actor.name, actor.source, actor.client_addr, target_id, dict(details))
-        await audit.record(self.conn, entry)
+        self.events_queued += await webhook_store.record_audit_with_outbox(self.conn, entry)
 
     async def account(self, account_id: str) -> AccountRow:
         """The account the change is made in, read in its transaction; NotFound when there is none."""
@@ -79,6 +82,10 @@ def _no_caches(notice: Notice) -> None:
     """The command line keeps no caches: its notices reach the servers through NOTIFY alone."""
 
 
+def _no_sender() -> None:
+    """The command line sends no webhooks: the servers' delivery workers find its events within a poll."""
+
+
 @dataclass(frozen=True)
 class Backend:
     """What the services write with: the pool, the server keys, and this process's cache handler."""
@@ -86,6 +93,7 @@ class Backend:
     pool: asyncpg.Pool
     keys: tuple[bytes, ...]  # newest first: new hashes use the first
     apply: Callable[[Notice], None] = field(default=_no_caches)
+    events_queued: Callable[[], None] = field(default=_no_sender)  # wakes this process's delivery worker
 
     @property
     def newest_key(self) -> bytes:
@@ -98,3 +106,5 @@ class Backend:
             yield work
         for notice in work.notices:  # committed: this instance forgets what the others are forgetting
             self.apply(notice)
+        if work.events_queued:
+            self.events_queued()

@@ -9,6 +9,7 @@ from typing import Any
 
 from tokengate.store import Executor
 
+# Run by store/webhooks.py inside the statement that also queues the event to subscribed webhooks (the outbox).
 INSERT = """
 INSERT INTO audit_events (account_id, action, actor, source, client_addr, target_id, details)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
@@ -47,19 +48,6 @@ class AuditRow:
     target_id: str | None
     details: dict[str, Any]
     occurred_at: datetime
-
-
-async def record(db: Executor, entry: AuditEntry) -> None:
-    await db.execute(
-        INSERT,
-        entry.account_id,
-        entry.action,
-        entry.actor,
-        entry.source,
-        entry.client_addr,
-        entry.target_id,
-        json.dumps(entry.details),
-    )
 
 
 def _row(row: Any) -> AuditRow:

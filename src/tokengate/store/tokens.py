@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from tokengate.store.grants import grants_from_document
 
 TOKEN_COLUMNS = """
 t.id, t.account_id, t.kind, t.format, t.lookup_hint, t.name, t.user_id, t.state, t.created_at,
-t.created_by, t.expires_at, t.last_used_at, t.deleted_at, t.rotated_from
+t.created_by, t.expires_at, t.last_used_at, t.deleted_at, t.rotated_from, t.last_used_from
 """
 RETURNING_TOKEN = " RETURNING " + TOKEN_COLUMNS.replace("t.", "")
 
@@ -39,7 +39,7 @@ SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.key_id,
        t.expires_at, t.user_id, t.lookup_hint,
        t.expiry_audited_at IS NOT NULL AS expiry_audited, a.name AS account_name, a.plan AS account_plan, u.license,
        ARRAY(SELECT p.id FROM projects p WHERE p.account_id = t.account_id) AS project_ids,
-       (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids)
+       (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids, g.id)
                         ORDER BY g.position, g.id)::text
           FROM grants g
          WHERE g.token_id = t.id OR (t.user_id IS NOT NULL AND g.user_id = t.user_id)) AS grants
@@ -67,6 +67,7 @@ class TokenRecord:
     last_used_at: datetime | None
     deleted_at: datetime | None
     rotated_from: str | None = None
+    last_used_from: list[str] = field(default_factory=list)  # the last distinct client addresses, newest first
 
 
 @dataclass(frozen=True, slots=True)

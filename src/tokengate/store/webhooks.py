@@ -1,0 +1,369 @@
+"""Webhooks, their outbox of deliveries (which is also the delivery log), and the scheduled token notices."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tokengate.store import Executor, audit
+from tokengate.store.audit import AuditEntry
+
+WEBHOOK_COLUMNS = "id, account_id, url, description, events, created_at, created_by, failing_since"
+
+# The audit event and, in the same statement, one outbox row per webhook of the account subscribed to its
+# action: an account without webhooks pays an index probe inside the audit insert, not another round trip.
+AUDIT_WITH_OUTBOX = (
+    "WITH event AS ("
+    + audit.INSERT
+    + """ RETURNING id, occurred_at)
+INSERT INTO webhook_deliveries (webhook_id, account_id, event_id, event_type, subject, occurred_at, data)
+SELECT w.id, $1, 'audit-' || e.id, $2, $6, e.occurred_at,
+       jsonb_build_object('account_id', $1::text, 'actor', $3::text, 'source', $4::text, 'client_address', $5::text,
+                          'target_id', $6::text, 'details', $7::jsonb)
+FROM event e JOIN webhooks w ON w.account_id = $1 AND w.events && webhook_event_patterns($2)
+"""
+)
+INSERT_WEBHOOK = (
+    """
+INSERT INTO webhooks (id, account_id, url, description, events, sealed_secret, secret_key_id, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING """
+    + WEBHOOK_COLUMNS
+)
+OF_ACCOUNT = "SELECT " + WEBHOOK_COLUMNS + " FROM webhooks WHERE account_id = $1 ORDER BY created_at, id"
+COUNT_OF_ACCOUNT = "SELECT count(*) FROM webhooks WHERE account_id = $1"
+# The row lock serialises updates and deletions of one webhook.
+FOR_UPDATE = "SELECT " + WEBHOOK_COLUMNS + " FROM webhooks WHERE account_id = $1 AND id = $2 FOR UPDATE"
+UPDATE_WEBHOOK = (
+    "UPDATE webhooks SET url = $2, description = $3, events = $4 WHERE id = $1 RETURNING " + WEBHOOK_COLUMNS
+)
+DELETE_WEBHOOK = "DELETE FROM webhooks WHERE account_id = $1 AND id = $2 RETURNING " + WEBHOOK_COLUMNS
+SET_FAILING = "UPDATE webhooks SET failing_since = now() WHERE id = $1 AND failing_since IS NULL RETURNING account_id"
+CLEAR_FAILING = (
+    "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL RETURNING account_id"
+)
+SEALED_UNDER_OLDER_KEYS = "SELECT id, sealed_secret, secret_key_id FROM webhooks WHERE secret_key_id <> $1 LIMIT 1000"
+# Compare-and-set: of two instances re-sealing one secret, one writes.
+RESEAL = "UPDATE webhooks SET sealed_secret = $3, secret_key_id = $4 WHERE id = $1 AND sealed_secret = $2"
+
+DELIVERY_COLUMNS = """
+id, webhook_id, event_id, event_type, status, attempts, response_status, latency_ms, last_error, created_at,
+last_attempt_at, next_attempt_at, locked_until, delivered_at
+"""
+DELIVERY_PAGE = (
+    "SELECT "
+    + DELIVERY_COLUMNS
+    + " FROM webhook_deliveries WHERE webhook_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+)
+HAS_DELIVERY = "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2)"
+# A new pending row for the same event (the same CloudEvents id, so receivers can tell it is a repeat).
+REDELIVER = (
+    """
+INSERT INTO webhook_deliveries (webhook_id, account_id, event_id, event_type, subject, occurred_at, data)
+SELECT webhook_id, account_id, event_id, event_type, subject, occurred_at, data
+FROM webhook_deliveries WHERE account_id = $1 AND id = $2 RETURNING """
+    + DELIVERY_COLUMNS
+)
+
+# Due rows, claimed for lease_seconds. SKIP LOCKED: concurrent claimers take different rows; the lease, not a
+# transaction, holds a row while it is sent, so a sender that dies only delays its rows until the lease ends.
+CLAIM = """
+UPDATE webhook_deliveries AS d
+SET locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1, last_attempt_at = now()
+FROM (SELECT id FROM webhook_deliveries
+      WHERE status = 'pending' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until <= now())
+      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) AS due,
+     webhooks AS w
+WHERE d.id = due.id AND w.id = d.webhook_id
+RETURNING d.id, d.webhook_id, d.account_id, d.event_id, d.event_type, d.subject, d.occurred_at, d.data::text AS data,
+          d.attempts, d.created_at, w.url, w.sealed_secret, w.secret_key_id, w.failing_since IS NOT NULL AS failing
+"""
+# Every result is written only by the claim that made this attempt (attempts is the fencing token).
+DELIVERED = """
+UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), locked_until = NULL,
+       response_status = $3, latency_ms = $4, last_error = NULL
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+"""
+RETRY = """
+UPDATE webhook_deliveries SET locked_until = NULL, next_attempt_at = now() + make_interval(secs => $6),
+       response_status = $3, latency_ms = $4, last_error = $5
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+"""
+GAVE_UP = """
+UPDATE webhook_deliveries SET status = 'failed', locked_until = NULL, response_status = $3, latency_ms = $4,
+       last_error = $5
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+"""
+# A stopping instance hands back what it claimed but did not finish: due again at once, elsewhere.
+RELEASE = """
+UPDATE webhook_deliveries AS d SET locked_until = NULL
+FROM unnest($1::bigint[], $2::int[]) AS c (id, attempts)
+WHERE d.id = c.id AND d.attempts = c.attempts AND d.status = 'pending'
+"""
+# One instance at a time runs the scheduled notices; the lock ends with its transaction.
+NOTICE_LOCK_KEY = 0x746F6B6E  # "tokn"
+TRY_NOTICE_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+PRUNE_DELIVERIES = (
+    "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)"
+)
+
+# Token notices: each (token, notice) once, recorded whether or not the account has webhooks, and queued to the
+# webhooks subscribed to its event, in one statement. The nearest expiry threshold not yet passed is the notice:
+# a token found 6 days before expiry gets the 7-day notice only.
+QUEUE_NOTICES = """
+WITH candidates AS (
+    SELECT t.id AS token_id, t.account_id, t.kind, t.name, t.expires_at, t.last_used_at,
+           CASE WHEN t.expires_at <= now() THEN 'expired'
+                WHEN t.expires_at <= now() + interval '1 day' THEN 'expiring:1'
+                WHEN t.expires_at <= now() + interval '7 days' THEN 'expiring:7'
+                ELSE 'expiring:30' END AS notice
+    FROM tokens t
+    WHERE t.state = 'active' AND t.expires_at IS NOT NULL
+      AND t.expires_at <= now() + interval '30 days' AND t.expires_at > now() - interval '30 days'
+    UNION ALL
+    SELECT t.id, t.account_id, t.kind, t.name, t.expires_at, t.last_used_at,
+           'unused:' || floor(extract(epoch FROM coalesce(t.last_used_at, t.created_at)))::bigint
+    FROM tokens t
+    WHERE t.kind = 'service' AND t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())
+      AND coalesce(t.last_used_at, t.created_at) <= now() - make_interval(days => $2)
+), due AS (
+    SELECT c.*, CASE WHEN c.notice = 'expired' THEN 'service_token.expired'
+                     WHEN c.notice LIKE 'unused:%' THEN 'service_token.unused'
+                     WHEN c.kind = 'service' THEN 'service_token.expiring'
+                     ELSE 'user_token.expiring' END AS event_type
+    FROM candidates c
+    WHERE NOT (c.kind = 'user' AND c.notice = 'expired')
+      AND NOT EXISTS (SELECT 1 FROM token_notices n WHERE n.token_id = c.token_id AND n.notice = c.notice)
+    ORDER BY c.token_id, c.notice LIMIT $1
+), noted AS (
+    INSERT INTO token_notices (token_id, notice) SELECT token_id, notice FROM due
+    ON CONFLICT (token_id, notice) DO NOTHING
+    RETURNING id, token_id, notice, sent_at
+), queued AS (
+    INSERT INTO webhook_deliveries (webhook_id, account_id, event_id, event_type, subject, occurred_at, data)
+    SELECT w.id, d.account_id, 'notice-' || n.id, d.event_type, d.token_id, n.sent_at,
+           jsonb_build_object(
+               'account_id', d.account_id, 'actor', 'tokengate', 'source', 'system', 'client_address', NULL,
+               'target_id', d.token_id,
+               'details', jsonb_strip_nulls(jsonb_build_object(
+                   'name', d.name, 'expires_at', d.expires_at, 'last_used_at', d.last_used_at,
+                   'days_before', CASE WHEN d.notice LIKE 'expiring:%' THEN split_part(d.notice, ':', 2)::int END,
+                   'unused_days', CASE WHEN d.notice LIKE 'unused:%' THEN $2 END)))
+    FROM noted n
+    JOIN due d ON d.token_id = n.token_id AND d.notice = n.notice
+    JOIN webhooks w ON w.account_id = d.account_id AND w.events && webhook_event_patterns(d.event_type)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM noted) AS noted, (SELECT count(*) FROM queued) AS queued
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRow:
+    id: str
+    account_id: str
+    url: str
+    description: str
+    events: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    failing_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    webhook_id: str
+    event_id: str
+    event_type: str
+    status: str  # pending | delivered | failed
+    attempts: int
+    response_status: int | None
+    latency_ms: int | None
+    last_error: str | None
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime
+    locked_until: datetime | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A due delivery this instance holds the lease of, with what sending it needs."""
+
+    id: int
+    webhook_id: str
+    account_id: str
+    event_id: str
+    event_type: str
+    subject: str | None
+    occurred_at: datetime
+    data: dict[str, Any]
+    attempts: int  # including this one
+    created_at: datetime
+    url: str
+    sealed_secret: bytes
+    secret_key_id: str
+    failing: bool
+
+    def __repr__(self) -> str:  # the URL's path may hold a secret; the sealed secret is no one's business
+        return f"ClaimedDelivery(id={self.id!r}, webhook_id={self.webhook_id!r}, attempts={self.attempts!r})"
+
+
+def _webhook(row: Any) -> WebhookRow:
+    return WebhookRow(**{**dict(row), "events": tuple(row["events"])})
+
+
+def _delivery(row: Any) -> DeliveryRow:
+    return DeliveryRow(**dict(row))
+
+
+async def record_audit_with_outbox(db: Executor, entry: AuditEntry) -> int:
+    """Record the audit event and queue it to the subscribed webhooks; how many deliveries were queued."""
+    status = await db.execute(
+        AUDIT_WITH_OUTBOX,
+        entry.account_id,
+        entry.action,
+        entry.actor,
+        entry.source,
+        entry.client_addr,
+        entry.target_id,
+        json.dumps(entry.details),
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def insert_webhook(
+    db: Executor,
+    webhook_id: str,
+    account_id: str,
+    url: str,
+    description: str,
+    events: tuple[str, ...],
+    sealed_secret: bytes,
+    secret_key_id: str,
+    created_by: str,
+) -> WebhookRow:
+    row = await db.fetchrow(
+        INSERT_WEBHOOK,
+        webhook_id,
+        account_id,
+        url,
+        description,
+        list(events),
+        sealed_secret,
+        secret_key_id,
+        created_by,
+    )
+    return _webhook(row)
+
+
+async def webhooks_of_account(db: Executor, account_id: str) -> list[WebhookRow]:
+    return [_webhook(row) for row in await db.fetch(OF_ACCOUNT, account_id)]
+
+
+async def count_of_account(db: Executor, account_id: str) -> int:
+    return int(await db.fetchval(COUNT_OF_ACCOUNT, account_id))
+
+
+async def lock_webhook(db: Executor, account_id: str, webhook_id: str) -> WebhookRow | None:
+    """The account's webhook, locked until the transaction ends; None for unknown and foreign ids alike."""
+    row = await db.fetchrow(FOR_UPDATE, account_id, webhook_id)
+    return _webhook(row) if row else None
+
+
+async def update_webhook(
+    db: Executor, webhook_id: str, url: str, description: str, events: tuple[str, ...]
+) -> WebhookRow:
+    return _webhook(await db.fetchrow(UPDATE_WEBHOOK, webhook_id, url, description, list(events)))
+
+
+async def delete_webhook(db: Executor, account_id: str, webhook_id: str) -> WebhookRow | None:
+    """Removes the webhook with its delivery log (pending deliveries included)."""
+    row = await db.fetchrow(DELETE_WEBHOOK, account_id, webhook_id)
+    return _webhook(row) if row else None
+
+
+async def set_failing(db: Executor, webhook_id: str) -> str | None:
+    """Mark the webhook failing; its account id when this call did it (None: already failing, or gone)."""
+    return await db.fetchval(SET_FAILING, webhook_id)
+
+
+async def clear_failing(db: Executor, webhook_id: str) -> str | None:
+    """Clear the failing mark; its account id when this call did it."""
+    return await db.fetchval(CLEAR_FAILING, webhook_id)
+
+
+async def sealed_under_older_keys(db: Executor, newest_key_id: str) -> list[tuple[str, bytes, str]]:
+    return [
+        (row["id"], row["sealed_secret"], row["secret_key_id"])
+        for row in await db.fetch(SEALED_UNDER_OLDER_KEYS, newest_key_id)
+    ]
+
+
+async def reseal(db: Executor, webhook_id: str, old: bytes, sealed: bytes, key_id: str) -> bool:
+    return await db.execute(RESEAL, webhook_id, old, sealed, key_id) == "UPDATE 1"
+
+
+async def deliveries_page(db: Executor, webhook_id: str, before_id: int, limit: int) -> list[DeliveryRow]:
+    """Deliveries of the webhook older than ``before_id``, newest first."""
+    return [_delivery(row) for row in await db.fetch(DELIVERY_PAGE, webhook_id, before_id, limit)]
+
+
+async def has_delivery(db: Executor, webhook_id: str, delivery_id: int) -> bool:
+    return bool(await db.fetchval(HAS_DELIVERY, webhook_id, delivery_id))
+
+
+async def redeliver(db: Executor, account_id: str, delivery_id: int) -> DeliveryRow | None:
+    """A new pending delivery of the same event to the same webhook; None for unknown and foreign ids alike."""
+    row = await db.fetchrow(REDELIVER, account_id, delivery_id)
+    return _delivery(row) if row else None
+
+
+async def claim_due(db: Executor, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
+    rows = await db.fetch(CLAIM, limit, lease_seconds)
+    return [ClaimedDelivery(**{**dict(row), "data": json.loads(row["data"])}) for row in rows]
+
+
+async def mark_delivered(db: Executor, claimed: ClaimedDelivery, response_status: int, latency_ms: int) -> bool:
+    return await db.execute(DELIVERED, claimed.id, claimed.attempts, response_status, latency_ms) == "UPDATE 1"
+
+
+async def schedule_retry(
+    db: Executor,
+    claimed: ClaimedDelivery,
+    response_status: int | None,
+    latency_ms: int | None,
+    error: str,
+    delay_seconds: float,
+) -> bool:
+    status = await db.execute(RETRY, claimed.id, claimed.attempts, response_status, latency_ms, error, delay_seconds)
+    return status == "UPDATE 1"
+
+
+async def mark_failed(
+    db: Executor, claimed: ClaimedDelivery, response_status: int | None, latency_ms: int | None, error: str
+) -> bool:
+    status = await db.execute(GAVE_UP, claimed.id, claimed.attempts, response_status, latency_ms, error)
+    return status == "UPDATE 1"
+
+
+async def release(db: Executor, claims: list[ClaimedDelivery]) -> None:
+    await db.execute(RELEASE, [c.id for c in claims], [c.attempts for c in claims])
+
+
+async def prune_deliveries(db: Executor, keep_days: int) -> None:
+    await db.execute(PRUNE_DELIVERIES, keep_days)
+
+
+async def try_notice_lock(db: Executor) -> bool:
+    """In a transaction: True when this one may run the notices now (no other instance is running them)."""
+    return bool(await db.fetchval(TRY_NOTICE_LOCK, NOTICE_LOCK_KEY))
+
+
+async def queue_notices(db: Executor, limit: int, unused_days: int) -> tuple[int, int]:
+    """Record up to ``limit`` notices now due and queue them to subscribed webhooks: (noted, queued)."""
+    row = await db.fetchrow(QUEUE_NOTICES, limit, unused_days)
+    return int(row["noted"]), int(row["queued"])

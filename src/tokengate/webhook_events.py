@@ -1,0 +1,165 @@
+"""Webhook events: which names a webhook subscribes to, the CloudEvents body, its signature, the sealed signing
+secret and the retry schedule. Pure, no I/O.
+
+Every audit action is an event type (``service_token.created``, ``user.created``, ...): the outbox matches the
+action a change audits against the subscriptions (``webhook_event_patterns`` in sql/007_events.sql), so an
+action added anywhere later is an event without being listed here. The server's scheduled notices add the
+types in ``NOTICE_EVENTS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import nacl.exceptions
+import nacl.secret
+
+from tokengate import tokens
+from tokengate.errors import InvalidInput
+from tokengate.validation import shown
+
+SERVICE_TOKEN_EXPIRING: Final = "service_token.expiring"
+SERVICE_TOKEN_EXPIRED: Final = "service_token.expired"
+SERVICE_TOKEN_UNUSED: Final = "service_token.unused"
+USER_TOKEN_EXPIRING: Final = "user_token.expiring"
+NOTICE_EVENTS: Final = (SERVICE_TOKEN_EXPIRING, SERVICE_TOKEN_EXPIRED, USER_TOKEN_EXPIRING, SERVICE_TOKEN_UNUSED)
+EXPIRY_NOTICE_DAYS: Final = (30, 7, 1)  # each notice once, the nearest threshold not yet passed
+UNUSED_NOTICE_DAYS: Final = 90
+
+EVERY_EVENT: Final = "*"
+MAX_SUBSCRIPTIONS: Final = 100
+MAX_EVENT_NAME_LENGTH: Final = 100
+_EVENT_TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+_FAMILY: Final = re.compile(r"[a-z][a-z0-9_]*\.\*")
+
+SIGNATURE_HEADER: Final = "Tokengate-Signature"
+SIGNATURE_TOLERANCE_SECONDS: Final = 300  # a receiver refuses a signature older (or newer) than this
+SIGNING_SECRET_PREFIX: Final = "whsec_"
+SIGNING_SECRET_LENGTH: Final = 32
+CONTENT_TYPE: Final = "application/cloudevents+json; charset=utf-8"
+SPEC_VERSION: Final = "1.0"
+
+
+def checked_event_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The subscriptions of a webhook: event types (``service_token.created``), families (``service_token.*``)
+    or ``*`` for every event; duplicates dropped, order kept. ``InvalidInput`` for anything else."""
+    checked = tuple(dict.fromkeys(name.strip() for name in names))
+    if not checked:
+        raise InvalidInput("events must name at least one event type, a family such as service_token.*, or *")
+    if len(checked) > MAX_SUBSCRIPTIONS:
+        raise InvalidInput(f"at most {MAX_SUBSCRIPTIONS} events")
+    for name in checked:
+        well_formed = _EVENT_TYPE.fullmatch(name) or _FAMILY.fullmatch(name)
+        if name != EVERY_EVENT and (not well_formed or len(name) > MAX_EVENT_NAME_LENGTH):
+            raise InvalidInput(
+                f"events: {shown(name)!r} is not an event type such as service_token.created, a family such as "
+                "service_token.*, or *"
+            )
+    return checked
+
+
+def patterns_for(event_type: str) -> tuple[str, str, str]:
+    """The subscriptions that receive an event of this type (the same rule as ``webhook_event_patterns``)."""
+    return (event_type, event_type.split(".", 1)[0] + ".*", EVERY_EVENT)
+
+
+def subscribed(events: Iterable[str], event_type: str) -> bool:
+    return not set(patterns_for(event_type)).isdisjoint(events)
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def cloud_event(
+    *,
+    event_id: str,
+    event_type: str,
+    account_id: str,
+    subject: str | None,
+    time: datetime,
+    data: Mapping[str, Any],
+) -> bytes:
+    """The body of one delivery: a CloudEvents 1.0 event in structured JSON mode. ``data`` is what the audit
+    log holds (actor, source, address, target, details), never a secret."""
+    event: dict[str, Any] = {
+        "specversion": SPEC_VERSION,
+        "id": event_id,
+        "source": f"/accounts/{account_id}",
+        "type": event_type,
+        "time": rfc3339(time),
+        "datacontenttype": "application/json",
+    }
+    if subject is not None:
+        event["subject"] = subject
+    event["data"] = data
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """Hex HMAC-SHA256, keyed with the whole signing secret, of ``"<timestamp>.<body>"``."""
+    return hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, timestamp: int, body: bytes) -> str:
+    """``t=<unix time>,v1=<signature>``: the value of ``Tokengate-Signature``."""
+    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
+
+
+def verify_signature(
+    header: str, secret: str, body: bytes, now: float, tolerance: int = SIGNATURE_TOLERANCE_SECONDS
+) -> bool:
+    """What a receiver checks: a ``v1`` signature of this body under the secret, made within ``tolerance``
+    seconds of ``now`` (an old signature replayed is refused)."""
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit():
+            timestamp = int(value)
+        elif name == "v1":
+            candidates.append(value)
+    if timestamp is None or abs(now - timestamp) > tolerance:
+        return False
+    expected = signature(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+
+
+def new_signing_secret() -> str:
+    return SIGNING_SECRET_PREFIX + tokens.random_base62(SIGNING_SECRET_LENGTH)
+
+
+def _sealing_box(server_key: bytes) -> nacl.secret.SecretBox:
+    """A box under a key derived from the server key, for this purpose only."""
+    key = hashlib.blake2b(b"webhook signing secrets", key=server_key, digest_size=32, person=b"tokengate-whsec")
+    return nacl.secret.SecretBox(key.digest())
+
+
+def seal_secret(secret: str, server_key: bytes) -> tuple[bytes, str]:
+    """The signing secret encrypted (with a random nonce) under the server key, and that key's id."""
+    return bytes(_sealing_box(server_key).encrypt(secret.encode("utf-8"))), tokens.key_id(server_key)
+
+
+def unseal_secret(sealed: bytes, key_id: str, server_keys: tuple[bytes, ...]) -> str | None:
+    """The signing secret, when one of the configured server keys is the one it was sealed under."""
+    for server_key in server_keys:
+        if tokens.key_id(server_key) == key_id:
+            try:
+                return _sealing_box(server_key).decrypt(sealed).decode("utf-8")
+            except (nacl.exceptions.CryptoError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def retry_delay(attempts: int, first_seconds: float, max_seconds: float, jitter: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: doubling from ``first_seconds`` up to
+    ``max_seconds``, spread by ``jitter`` (0 to 1: up to 20% less) so that receivers coming back are not
+    hit by every sender at once."""
+    delay: float = min(first_seconds * 2.0 ** min(max(attempts - 1, 0), 32), max_seconds)
+    return delay * (1 - 0.2 * min(max(jitter, 0.0), 1.0))
