@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import strawberry
 
 from tokengate import tokens
-from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, audit_page
+from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, AuditLogFilter, audit_page
 from tokengate.api.context import Context, Info
 from tokengate.api.directives import requires
 from tokengate.api.enums import (
@@ -196,13 +196,21 @@ class Account:
         Resource.AUDIT_LOG,
         Access.READ,
         description=f"Every recorded change, newest first: `first` 1 to {MAX_PAGE_SIZE} (default 50), "
-        "`after` the pageInfo.endCursor of the page before.",
+        "`after` the pageInfo.endCursor of the page before (with the same `filter`), `filter` which events.",
     )
     async def audit_log(
-        self, info: Info, first: int | None = 50, after: str | None = strawberry.UNSET
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = strawberry.UNSET,
+        filter: AuditLogFilter | None = None,
     ) -> AuditEventConnection | None:
         return await audit_page(
-            info.context.pool, str(self.id), 50 if first is None else first, after if isinstance(after, str) else None
+            info.context.pool,
+            str(self.id),
+            50 if first is None else first,
+            after if isinstance(after, str) else None,
+            filter,
         )
 
     @requires(Resource.IP_RESTRICTIONS, Access.READ)
@@ -232,6 +240,13 @@ class Viewer:
             return None
         record = await token_store.token_by_id(info.context.pool, self.principal.account_id, self.principal.token_id)
         return await service_token_with_grants(info.context, record) if record else None
+
+    @strawberry.field(
+        description="The caller's address as tokengate sees it (the one IP restrictions are checked against); "
+        "null when unknown."
+    )
+    def client_address(self, info: Info) -> str | None:
+        return info.context.client_addr
 
     @strawberry.field(description="The grants in force for this request (a user's, limited by license).")
     async def grants(self, info: Info) -> list[GrantView]:

@@ -13,9 +13,18 @@ INSERT = """
 INSERT INTO audit_events (account_id, action, actor, source, client_addr, target_id, details)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 """
+# One statement for every filter: an absent filter is a NULL parameter, so the walk is always the
+# (account_id, id DESC) index newest first, the filters checked on the way, stopping at LIMIT rows.
 PAGE = """
 SELECT id, action, actor, source, client_addr, target_id, details::text AS details, occurred_at
-FROM audit_events WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3
+FROM audit_events
+WHERE account_id = $1 AND id < $2
+  AND ($4::text IS NULL OR action = $4)
+  AND ($5::text IS NULL OR actor = $5 OR split_part(actor, ' (', 1) = $5)
+  AND ($6::text IS NULL OR target_id = $6)
+  AND ($7::timestamptz IS NULL OR occurred_at >= $7)
+  AND ($8::timestamptz IS NULL OR occurred_at < $8)
+ORDER BY id DESC LIMIT $3
 """
 HAS_EVENT = "SELECT EXISTS (SELECT 1 FROM audit_events WHERE id = $2 AND account_id = $1)"
 
@@ -31,6 +40,21 @@ class AuditEntry:
     client_addr: str | None = None
     target_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which events a page lists; None leaves that side open. ``actor`` matches the recorded actor, or its
+    principal alone (``service_token:<id>`` for ``service_token:<id> (<display prefix>)``)."""
+
+    action: str | None = None
+    actor: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+EVERY_EVENT = AuditFilter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +82,13 @@ async def record(db: Executor, entry: AuditEntry) -> None:
     )
 
 
-async def page(db: Executor, account_id: str, before_id: int, limit: int) -> list[AuditRow]:
-    """Events older than ``before_id``, newest first."""
-    rows = await db.fetch(PAGE, account_id, before_id, limit)
+async def page(
+    db: Executor, account_id: str, before_id: int, limit: int, only: AuditFilter = EVERY_EVENT
+) -> list[AuditRow]:
+    """Events older than ``before_id`` that pass ``only``, newest first."""
+    rows = await db.fetch(
+        PAGE, account_id, before_id, limit, only.action, only.actor, only.target_id, only.since, only.until
+    )
     return [AuditRow(**{**dict(row), "details": json.loads(row["details"])}) for row in rows]
 
 
