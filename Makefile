@@ -13,6 +13,9 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 E2E_STAMP := $(VENV)/.installed-e2e
 E2E_DEBIAN_PACKAGES := chromium nginx
+# axe-core for the accessibility checks, from npm at the version tests/e2e/package-lock.json pins.
+E2E_NODE_DIR := tests/e2e
+E2E_NODE_STAMP := $(E2E_NODE_DIR)/node_modules/.installed
 # `make lock` runs pip-tools from its own venv, pinned so the lock files' format does not drift.
 LOCK_VENV := .venv-lock
 LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
@@ -76,16 +79,23 @@ bench-memory: $(RUNTIME_STAMP)
 	$(BIN)/python bench/memory.py $(ARGS)
 
 # Debian packages the end-to-end tests drive; installed when missing (CI runs as root). No skipping.
+# npm is looked for as a command: a Node.js installed another way brings its own.
 e2e-system:
 	@missing=""; for package in $(E2E_DEBIAN_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
 	done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	    echo "e2e: installing Debian packages:$$missing"; \
 	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
-e2e: $(E2E_STAMP) e2e-system
+# Exactly the locked packages (npm ci), again whenever package.json or the lock changes.
+$(E2E_NODE_STAMP): $(E2E_NODE_DIR)/package.json $(E2E_NODE_DIR)/package-lock.json | e2e-system
+	npm ci --prefix $(E2E_NODE_DIR) --no-audit --no-fund
+	touch $@
+
+e2e: $(E2E_STAMP) e2e-system $(E2E_NODE_STAMP)
 	$(BIN)/python -m pytest tests/e2e $(ARGS)
 
 # The modules held to mypy --strict are listed once, in pyproject.toml ([tool.mypy] files).
@@ -97,4 +107,4 @@ lint: $(DEV_STAMP)
 	$(BIN)/python -m mypy --strict
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts .mypy_cache
+	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts .mypy_cache $(E2E_NODE_DIR)/node_modules

@@ -105,7 +105,11 @@ async def assert_accessible(page: Page, name: str) -> None:
             for v in results["violations"]
         ]
         report[str(width)] = {"axe": results["testEngine"]["version"], "violations": found}
-        blocking += [f"{width}px {v['impact']} {v['id']}: {v['help']} at {v['targets']}" for v in found if v["impact"] in BLOCKING_IMPACTS]
+        blocking += [
+            f"{width}px {v['impact']} {v['id']}: {v['help']} at {v['targets']}"
+            for v in found
+            if v["impact"] in BLOCKING_IMPACTS
+        ]
     await page.set_viewport_size(size)
     (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     assert blocking == [], f"{name}: " + "; ".join(blocking)

@@ -27,9 +27,7 @@ from tests.e2e.settings_browser import (
 
 PATH = "/settings/ip-restrictions"
 READ_RULES = "{ account { ipRestrictions { enabled rules { name type cidrs } } } }"
-LOCKED_OUT = (
-    f"These rules would refuse your own address {BROWSER_ADDRESS}: allow it first, or save the rules disabled."
-)
+LOCKED_OUT = f"These rules would refuse your own address {BROWSER_ADDRESS}: allow it first, or save the rules disabled."
 
 
 async def saved(server: Server, admin: Seeded) -> dict[str, Any]:
@@ -226,7 +224,9 @@ async def test_a_lock_out_is_warned_about_and_then_refused_by_the_server(behind_
     await dialog_of(page, "Edit “office”").get_by_label("Networks").fill("198.51.100.0/24")
     await dialog_of(page, "Edit “office”").get_by_role("button", name="Save rule").click()
     await expect(page.get_by_role("status")).to_have_text("Rule “office” saved.")
-    await expect(page.locator("#address-verdict")).to_contain_text("Turned on, these rules would find your address refused")
+    await expect(page.locator("#address-verdict")).to_contain_text(
+        "Turned on, these rules would find your address refused"
+    )
     await switch.click()
     await expect(warning).to_be_visible()
     await warning.get_by_role("button", name="Save anyway").click()

@@ -46,7 +46,9 @@ async def seed_account(server: Server) -> Seeded:
     admin = await server.bootstrap("Acme", "ENTERPRISE", "admin@acme.example")
     warehouse = await create_project(server, admin.token, "warehouse")
     for name, grant in (("airflow", calls.grant("JOB_ADMIN", warehouse)), ("dbt ci", calls.grant("JOB_RUNNER"))):
-        reply = await server.gql(calls.CREATE, {"input": {"name": name, "grants": [grant]}}, token=admin.token, headers=FROM_BROWSER)
+        reply = await server.gql(
+            calls.CREATE, {"input": {"name": name, "grants": [grant]}}, token=admin.token, headers=FROM_BROWSER
+        )
         assert reply.errors == [], reply.body
         calls.remember(server, reply, "createServiceToken")
     rules = [
@@ -156,13 +158,16 @@ async def test_the_csp_refuses_an_injected_inline_script_and_axe_runs_beside_it(
     found = {v["id"]: v["impact"] for v in (await axe_results(page))["violations"]}
     assert found.get("label") == "critical", found
     # The page itself still runs under its CSP: an inline script it would add is refused.
-    assert await page.evaluate(
-        """() => new Promise((resolve) => {
+    assert (
+        await page.evaluate(
+            """() => new Promise((resolve) => {
           document.addEventListener('securitypolicyviolation', (event) => resolve(event.violatedDirective));
           const script = document.createElement('script');
           script.textContent = 'window.injected = true';
           document.body.append(script);
         })"""
-    ) == "script-src-elem"
+        )
+        == "script-src-elem"
+    )
     assert await page.evaluate("window.injected === undefined")
     await page.context.close()

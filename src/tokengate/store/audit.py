@@ -13,14 +13,16 @@ INSERT = """
 INSERT INTO audit_events (account_id, action, actor, source, client_addr, target_id, details)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 """
-# One statement for every filter: an absent filter is a NULL parameter, so the walk is always the
-# (account_id, id DESC) index newest first, the filters checked on the way, stopping at LIMIT rows.
+# One statement for every filter: an absent filter is a NULL parameter, the walk newest first down
+# (account_id, id DESC), stopping at LIMIT rows. Each filter is a plain comparison an index on
+# (account_id, <column or expression>, id DESC) can serve. The actor is compared by its principal, the
+# text before " (" (a service token's display prefix), so the listed actor and the bare principal match alike.
 PAGE = """
 SELECT id, action, actor, source, client_addr, target_id, details::text AS details, occurred_at
 FROM audit_events
 WHERE account_id = $1 AND id < $2
   AND ($4::text IS NULL OR action = $4)
-  AND ($5::text IS NULL OR actor = $5 OR split_part(actor, ' (', 1) = $5)
+  AND ($5::text IS NULL OR split_part(actor, ' (', 1) = split_part($5, ' (', 1))
   AND ($6::text IS NULL OR target_id = $6)
   AND ($7::timestamptz IS NULL OR occurred_at >= $7)
   AND ($8::timestamptz IS NULL OR occurred_at < $8)

@@ -73,6 +73,7 @@ async function fetchPage(first, after, filter) {
 }
 
 async function showPage(cursors) {
+  $('audit-view').setAttribute('aria-busy', 'true');  // until render(): the list is being replaced
   const buttons = [$('older-page'), $('newer-page')];
   for (const button of buttons) button.disabled = true;
   try {
@@ -88,36 +89,44 @@ async function showPage(cursors) {
 
 // ---------------------------------------------------------------- the list
 
-function detailsOf(event) {
+function cell(label, ...children) {
+  return el('td', { 'data-label': label }, el('div', { class: 'cell' }, ...children));
+}
+
+// An event's row, and below it the row of its details (full width), opened by the row's Details button.
+function eventRows(event, index) {
+  const detailsId = `event-details-${index}`;  // ids of events are opaque: not used in the DOM's ids
+  const when = new Date(event.occurredAt);
+  const toggle = el('button', {
+    type: 'button', class: 'link', 'data-action': 'details', 'aria-expanded': 'false', 'aria-controls': detailsId,
+  }, 'Details', el('span', { class: 'visually-hidden', text: ` of ${event.action}, event ${event.id}` }));
+  const row = el('tr', { 'data-event-id': event.id },
+    cell('When', el('time', { datetime: when.toISOString(), text: whenFormat.format(when) })),
+    cell('Action', el('code', { text: event.action })),
+    cell('Actor', el('code', { class: 'wrap', text: event.actor })),
+    cell('Target', event.targetId ? el('code', { class: 'wrap', text: event.targetId }) : el('span', { class: 'muted', text: 'none' })),
+    cell('Details', toggle),
+  );
   const facts = el('dl', { class: 'facts' },
     el('dt', { text: 'Event id' }), el('dd', {}, el('code', { text: event.id })),
     el('dt', { text: 'Source' }), el('dd', { text: event.source === 'cli' ? 'command line (cli)' : event.source }),
     el('dt', { text: 'Client address' }), el('dd', { text: event.clientAddress || 'none (command line)' }),
   );
   const json = el('pre', { class: 'json', text: JSON.stringify(event.details ?? {}, null, 2) });
-  return el('details', { class: 'event-details' },
-    el('summary', {}, 'Details', el('span', { class: 'visually-hidden', text: ` of ${event.action}, event ${event.id}` })),
-    facts, json);
+  const details = el('tr', { id: detailsId, class: 'event-details', hidden: true },
+    el('td', { colspan: '5' }, facts, json));
+  return [row, details];
 }
 
-function cell(label, ...children) {
-  return el('td', { 'data-label': label }, el('div', { class: 'cell' }, ...children));
-}
-
-function eventRow(event) {
-  const when = new Date(event.occurredAt);
-  return el('tr', { 'data-event-id': event.id },
-    cell('When', el('time', { datetime: when.toISOString(), text: whenFormat.format(when) })),
-    cell('Action', el('code', { text: event.action })),
-    cell('Actor', el('code', { class: 'wrap', text: event.actor })),
-    cell('Target', event.targetId ? el('code', { class: 'wrap', text: event.targetId }) : el('span', { class: 'muted', text: 'none' })),
-    cell('Details', detailsOf(event)),
-  );
+function toggleDetails(button) {
+  const open = button.getAttribute('aria-expanded') !== 'true';
+  button.setAttribute('aria-expanded', String(open));
+  $(button.getAttribute('aria-controls')).hidden = !open;
 }
 
 function render() {
   const events = state.page ? state.page.events : [];
-  $('audit-rows').replaceChildren(...events.map(eventRow));
+  $('audit-rows').replaceChildren(...events.flatMap(eventRows));
   $('audit-table').hidden = events.length === 0;
   $('empty-log').hidden = events.length !== 0 || state.page === null;
   const index = state.cursors.length - 1;
@@ -127,6 +136,7 @@ function render() {
   const first = index * PAGE_SIZE + 1;
   $('range-line').textContent = events.length === 0 ? ''
     : `Events ${first}–${first + events.length - 1}${state.filter ? ' matching the filters' : ''}, newest first.`;
+  $('audit-view').removeAttribute('aria-busy');
 }
 
 // ---------------------------------------------------------------- filters
@@ -214,6 +224,10 @@ async function download(format) {
 function wire() {
   $('known-actions').replaceChildren(...KNOWN_ACTIONS.map((action) => el('option', { value: action })));
   $('audit-filter').addEventListener('submit', applyFilter);
+  $('audit-rows').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-action="details"]');
+    if (button) toggleDetails(button);
+  });
   $('clear-filters').addEventListener('click', async () => {
     $('audit-filter').reset();
     $('filter-error').textContent = '';
