@@ -21,6 +21,7 @@ DELETE = "mutation($id: ID!) { deleteServiceToken(id: $id) { id } }"
 CHECK = "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed } }"
 CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed } }"
 AUDIT = "query($first: Int, $after: String) { account { auditLog(first: $first, after: $after) { edges { cursor } } } }"
+AUDIT_FILTER = "query($f: AuditLogFilter) { account { auditLog(filter: $f) { edges { cursor } } } }"
 USER_TOKEN = "mutation($name: String!) { createUserToken(name: $name) { id } }"
 SET_IP = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: false, rules: $rules) { enabled } }"
 
@@ -36,6 +37,9 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
 
     return {
         "Account.auditLog.after": (AUDIT, lambda bad: {"after": bad}),
+        "Account.auditLog.filter.action": (AUDIT_FILTER, lambda bad: {"f": {"action": bad}}),
+        "Account.auditLog.filter.actor": (AUDIT_FILTER, lambda bad: {"f": {"actor": bad}}),
+        "Account.auditLog.filter.targetId": (AUDIT_FILTER, lambda bad: {"f": {"targetId": bad}}),
         "Mutation.createProject.name": (CREATE_PROJECT, lambda bad: {"name": bad}),
         "Mutation.createServiceToken.input.name": (CREATE, lambda bad: {"input": {"name": bad, "grants": []}}),
         "Mutation.createServiceToken.input.grants.projectIds": (
