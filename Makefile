@@ -17,6 +17,9 @@ E2E_DEBIAN_PACKAGES := chromium nginx
 # (a machine may have them from elsewhere, and Debian's npm package conflicts with such a nodejs).
 E2E_NODE_DEBIAN_PACKAGES := nodejs npm
 E2E_NODE_DIR := tests/e2e/node
+# axe-core for the accessibility checks, from npm at the version tests/e2e/package-lock.json pins.
+E2E_AXE_DIR := tests/e2e
+E2E_AXE_STAMP := $(E2E_AXE_DIR)/node_modules/.installed
 # `make lock` runs pip-tools from its own venv, pinned so the lock files' format does not drift.
 LOCK_VENV := .venv-lock
 LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
@@ -80,6 +83,7 @@ bench-memory: $(RUNTIME_STAMP)
 	$(BIN)/python bench/memory.py $(ARGS)
 
 # Debian packages the end-to-end tests drive; installed when missing (CI runs as root). No skipping.
+# npm is looked for as a command: a Node.js installed another way brings its own.
 e2e-system:
 	@missing=""; for package in $(E2E_DEBIAN_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
@@ -96,7 +100,13 @@ $(E2E_NODE_DIR)/node_modules/.package-lock.json: $(E2E_NODE_DIR)/package-lock.js
 
 e2e-node: e2e-system $(E2E_NODE_DIR)/node_modules/.package-lock.json
 
-e2e: $(E2E_STAMP) e2e-system e2e-node
+
+# axe-core exactly as locked (npm ci), again whenever package.json or the lock changes.
+$(E2E_AXE_STAMP): $(E2E_AXE_DIR)/package.json $(E2E_AXE_DIR)/package-lock.json | e2e-system
+	npm ci --prefix $(E2E_AXE_DIR) --no-audit --no-fund
+	touch $@
+
+e2e: $(E2E_STAMP) e2e-system e2e-node $(E2E_AXE_STAMP)
 	$(BIN)/python -m pytest tests/e2e $(ARGS)
 
 # The modules held to mypy --strict are listed once, in pyproject.toml ([tool.mypy] files).
@@ -109,4 +119,4 @@ lint: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .venv-codegen .tokengate e2e-artifacts .mypy_cache $(E2E_NODE_DIR)/node_modules \
-	    $(E2E_NODE_DIR)/generated
+	    $(E2E_NODE_DIR)/generated $(E2E_AXE_DIR)/node_modules

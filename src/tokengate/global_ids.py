@@ -111,3 +111,12 @@ def audit_target_id(action: str, target_id: str) -> str:
         if action.startswith(action_prefix) and _is_key(target_id):
             return f"{id_prefix}_{target_id}"
     return target_id
+
+
+def audit_target_key(printed: str) -> str:
+    """What the audit table holds for a target the API printed: a token's row key, any other id as it is
+    (the inverse of ``audit_target_id``)."""
+    parsed = parse(printed)
+    if parsed is not None and parsed.type in (SERVICE_TOKEN, USER_TOKEN):
+        return parsed.key
+    return printed

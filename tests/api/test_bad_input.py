@@ -22,6 +22,7 @@ DELETE = "mutation($id: ID!) { deleteServiceToken(id: $id) { id } }"
 CHECK = "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed } }"
 CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed } }"
 AUDIT = "query($first: Int, $after: String) { account { auditLog(first: $first, after: $after) { edges { cursor } } } }"
+AUDIT_FILTER = "query($f: AuditLogFilter) { account { auditLog(filter: $f) { edges { cursor } } } }"
 USER_TOKEN = "mutation($name: String!) { createUserToken(name: $name) { id } }"
 DELETE_USER_TOKEN = "mutation($id: ID!) { deleteUserToken(id: $id) { id } }"
 UPDATE_USER = "mutation($id: ID!, $grants: [GrantInput!]) { updateUser(id: $id, grants: $grants) { id } }"
@@ -47,6 +48,9 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
         "Account.serviceTokenConnection.after": (TOKEN_PAGE, lambda bad: {"after": bad}),
         "Account.memberConnection.after": (MEMBER_PAGE, lambda bad: {"after": bad}),
         "Query.node.id": (NODE, lambda bad: {"id": bad}),
+        "Account.auditLog.filter.action": (AUDIT_FILTER, lambda bad: {"f": {"action": bad}}),
+        "Account.auditLog.filter.actor": (AUDIT_FILTER, lambda bad: {"f": {"actor": bad}}),
+        "Account.auditLog.filter.targetId": (AUDIT_FILTER, lambda bad: {"f": {"targetId": bad}}),
         "Mutation.createProject.name": (CREATE_PROJECT, lambda bad: {"name": bad}),
         "Mutation.createServiceToken.input.name": (CREATE, lambda bad: {"input": {"name": bad, "grants": []}}),
         "Mutation.createServiceToken.input.grants.projectIds": (

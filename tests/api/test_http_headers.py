@@ -151,11 +151,13 @@ def assert_page_headers(headers, where: str) -> None:
 
 
 async def test_every_html_page_carries_its_security_headers_graphiql_and_static_copies_included(server):
+    # The settings pages' markup lives outside the static folder: there is no copy of it to serve at all.
+    status, _, _ = await server.get("/static/settings/service-tokens.html")
+    assert status == 404
     for path, headers in [
         ("/settings/service-tokens", {}),
-        ("/static/settings/service-tokens.html", {}),  # the page's own file: no unprotected copy
         ("/graphql", {"Accept": "text/html"}),  # GraphiQL
-        ("/static/graphiql/index.html", {}),
+        ("/static/graphiql/index.html", {}),  # a static HTML file still gets the page headers
     ]:
         status, _, response_headers = await server.get(path, headers=headers)
         assert status == 200 and response_headers["Content-Type"].startswith("text/html"), path

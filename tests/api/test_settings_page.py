@@ -1,6 +1,7 @@
-"""The Service Tokens settings page as the server delivers it: the page, its headers and its static files.
+"""The account settings pages as the server delivers them: one shell (navigation, sign-in) around each page,
+the security headers, and the static files they load.
 
-What the page does in a browser is driven in tests/e2e/test_settings_page.py (`make e2e`).
+What the pages do in a browser is driven in tests/e2e/test_settings_*.py (`make e2e`).
 """
 
 from __future__ import annotations
@@ -8,9 +9,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tokengate.doors.pages import STATIC_DIR
+import pytest
+
+from tokengate.doors.pages import SETTINGS_PAGES, SETTINGS_TEMPLATES, STATIC_DIR
 
 PAGE = "/settings/service-tokens"
+PAGES = [page.path for page in SETTINGS_PAGES]
+BUILT = {page.path: page.script for page in SETTINGS_PAGES if page.script}
+NEXT_RELEASE = [page.path for page in SETTINGS_PAGES if page.script is None]
 SETTINGS_DIR = STATIC_DIR / "settings"
 # XML namespaces name things, they are not fetched (createElementNS needs the SVG one).
 NAMESPACES = {"http://www.w3.org/2000/svg"}
@@ -34,8 +40,29 @@ def module_imports(source: str) -> list[str]:
     return re.findall(r"""^import [^;]* from '(\./[^']+)';""", source, re.MULTILINE)
 
 
-async def test_page_is_html_with_a_strict_content_security_policy(server):
-    status, html, headers = await server.get(PAGE)
+def module_closure(entry: str) -> list[str]:
+    """The script and every module it imports, directly or not (names in static/settings/)."""
+    seen, pending = [], [entry]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.append(name)
+            pending += [imported[2:] for imported in module_imports((SETTINGS_DIR / name).read_text(encoding="utf-8"))]
+    return seen
+
+
+def navigation_links(html: str) -> list[tuple[str, str, bool]]:
+    nav = re.search(r'<nav class="settings-nav" aria-label="Account settings">(.*?)</nav>', html, re.DOTALL)
+    assert nav, "the settings navigation is missing"
+    return [
+        (href, text, bool(current))
+        for href, current, text in re.findall(r'<a href="([^"]+)"( aria-current="page")?>([^<]+)</a>', nav.group(1))
+    ]
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_every_page_is_html_with_a_strict_content_security_policy(server, path):
+    status, html, headers = await server.get(path)
     assert status == 200
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     csp = csp_directives(headers["Content-Security-Policy"])
@@ -47,45 +74,105 @@ async def test_page_is_html_with_a_strict_content_security_policy(server):
     assert csp["frame-ancestors"] == ["'none'"]
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "no-referrer"
-    assert "<h1" in html and "+ New Token" in html and "Service Tokens" in html
+    assert "{{" not in html and "}}" not in html, "a template marker was left unfilled"
+    # One shell: the same sign-in form on every page.
+    assert 'id="sign-in-form"' in html and 'id="sign-out"' in html
 
 
-async def test_page_needs_no_credentials_and_only_answers_get(server):
-    status, _, _ = await server.get(PAGE, headers={"Authorization": "Bearer not-a-token"})
-    assert status == 200
-    async with server.session.post(server.url + PAGE) as response:
-        assert response.status == 405
-
-
-async def test_page_has_no_inline_script_style_or_handler(server):
+async def test_the_service_tokens_page_keeps_its_content(server):
     _, html, _ = await server.get(PAGE)
+    assert "<h1" in html and "+ New Token" in html and "Service Tokens" in html
+    assert "<title>Service tokens · Account settings · tokengate</title>" in html
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_one_navigation_lists_every_page_in_order_and_marks_this_one(server, path):
+    _, html, _ = await server.get(path)
+    titles = [page.title for page in SETTINGS_PAGES]
+    assert titles == [
+        "Service tokens",
+        "Personal tokens",
+        "Members",
+        "IP restrictions",
+        "Audit log",
+        "Token policy",
+        "Webhooks",
+    ]
+    assert navigation_links(html) == [(page.path, page.title, page.path == path) for page in SETTINGS_PAGES]
+
+
+@pytest.mark.parametrize("path", ["/settings", "/settings/"])
+async def test_the_settings_root_leads_to_the_first_page(server, path):
+    async with server.session.get(server.url + path, allow_redirects=False) as response:
+        assert response.status == 302
+        assert response.headers["Location"] == PAGE
+
+
+async def test_pages_need_no_credentials_and_only_answer_get(server):
+    for path in PAGES:
+        status, _, _ = await server.get(path, headers={"Authorization": "Bearer not-a-token"})
+        assert status == 200, path
+        async with server.session.post(server.url + path) as response:
+            assert response.status == 405, path
+    status, _, _ = await server.get("/settings/no-such-page")
+    assert status == 404
+
+
+@pytest.mark.parametrize("path", NEXT_RELEASE)
+async def test_a_page_whose_api_is_not_released_says_so_and_shows_no_data(server, path):
+    _, html, _ = await server.get(path)
+    assert "This page arrives with the next release of tokengate's API." in html
+    assert "<table" not in html and "<form" not in html.split('id="sign-in"')[1].split("</section>", 1)[1]
+    assert referenced_assets(html) == ["/static/settings/settings.css", "/static/settings/next-release.js"]
+    # Its script only starts the shell (who is signed in): no query of its own.
+    assert module_closure("next-release.js") == ["next-release.js", "shell.js", "dom.js", "api.js"]
+    assert "query" not in (SETTINGS_DIR / "next-release.js").read_text(encoding="utf-8").lower()
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_no_page_has_inline_script_style_or_handler(server, path):
+    _, html, _ = await server.get(path)
+    script = BUILT.get(path, "next-release.js")
     scripts = re.findall(r"<script\b[^>]*>", html)
-    assert scripts == ['<script type="module" src="/static/settings/service-tokens.js">']
+    assert scripts == [f'<script type="module" src="/static/settings/{script}">']
     assert re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.DOTALL) == [""]
     assert re.search(r"\son[a-z]+\s*=", html) is None, "inline event handlers are blocked by the CSP"
     assert re.search(r"\sstyle\s*=", html) is None and "<style" not in html
 
 
-async def test_scripts_and_styles_are_served_with_their_types(server):
-    _, html, _ = await server.get(PAGE)
+@pytest.mark.parametrize("path", PAGES)
+async def test_scripts_and_styles_are_served_with_their_types(server, path):
+    _, html, _ = await server.get(path)
     assets = referenced_assets(html)
-    assert sorted(assets) == ["/static/settings/service-tokens.js", "/static/settings/settings.css"]
-    script = (SETTINGS_DIR / "service-tokens.js").read_text(encoding="utf-8")
-    imported = [f"/static/settings/{name[2:]}" for name in module_imports(script)]
-    assert imported == ["/static/settings/api.js"]
+    script = BUILT.get(path, "next-release.js")
+    assert sorted(assets) == sorted([f"/static/settings/{script}", "/static/settings/settings.css"])
+    modules = [f"/static/settings/{name}" for name in module_closure(script)]
+    assert "/static/settings/api.js" in modules and "/static/settings/shell.js" in modules
     # Browsers run a module script only when served with a JavaScript MIME type.
     expected_types = {".js": {"text/javascript", "application/javascript"}, ".css": {"text/css"}}
-    for path in assets + imported:
-        status, body, headers = await server.get(path)
-        assert status == 200, path
-        assert headers["Content-Type"].split(";")[0] in expected_types[Path(path).suffix], path
-        assert body == (STATIC_DIR / path.removeprefix("/static/")).read_text(encoding="utf-8")
+    for asset in sorted(set(assets + modules)):
+        status, body, headers = await server.get(asset)
+        assert status == 200, asset
+        assert headers["Content-Type"].split(";")[0] in expected_types[Path(asset).suffix], asset
+        assert body == (STATIC_DIR / asset.removeprefix("/static/")).read_text(encoding="utf-8")
 
 
-def test_nothing_refers_to_another_origin():
+async def test_page_markup_is_served_only_inside_the_shell(server):
+    # The templates live outside the static folder: never an HTML answer without the security headers.
+    assert not SETTINGS_TEMPLATES.is_relative_to(STATIC_DIR)
+    for name in ("shell.html", "service-tokens.html", "ip-restrictions.html"):
+        assert (SETTINGS_TEMPLATES / name).exists()
+        for path in (f"/static/settings/{name}", f"/static/../templates/settings/{name}"):
+            status, _, _ = await server.get(path)
+            assert status == 404, path
+    assert [path for path in SETTINGS_DIR.iterdir() if path.suffix == ".html"] == []
+
+
+def test_every_module_in_the_folder_is_used_and_nothing_refers_to_another_origin():
     files = sorted(SETTINGS_DIR.iterdir())
-    assert {f.name for f in files} == {"service-tokens.html", "service-tokens.js", "api.js", "settings.css"}
-    for file in files:
+    used = {name for page in SETTINGS_PAGES for name in module_closure(page.script or "next-release.js")}
+    assert {f.name for f in files} == used | {"settings.css"}
+    for file in [*files, *sorted(SETTINGS_TEMPLATES.iterdir())]:
         text = file.read_text(encoding="utf-8")
         external = [url for url in URL.findall(text) if url not in NAMESPACES]
         assert external == [], f"{file.name} refers to {external}"
@@ -100,3 +187,4 @@ def test_the_signed_in_token_stays_in_session_storage():
     assert "sessionStorage.setItem(SESSION_KEY, token)" in source
     assert "localStorage" not in source and "document.cookie" not in source
     assert "innerHTML" not in source and "insertAdjacentHTML" not in source  # text only, never markup
+    assert "eval(" not in source and "new Function" not in source

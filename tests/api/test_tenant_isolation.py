@@ -45,8 +45,8 @@ class IdCall:
 
     query: str
     variables: Callable[[str, Mine], dict[str, Any]]
-    kind: str  # project | service_token | user | user_token | audit_cursor | token_cursor | member_cursor
-    code: str | None  # the one answer for a foreign and an unknown id (None: an answer without error)
+    kind: str  # project | service_token | user | user_token | webhook | delivery | audit_cursor | token_cursor | member_cursor
+    code: str | None  # the one answer for a foreign and an unknown id (None: no error, the same answer)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,13 @@ ID_CALLS: dict[str, IdCall] = {
     "Query.node.id": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "service_token", None),
     "Query.node.id (project)": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "project", None),
     "Query.node.id (user)": IdCall(NODE, lambda the_id, mine: {"id": the_id}, "user", None),
+    # A filter by another account's id finds nothing, exactly as an id that does not exist.
+    "Account.auditLog.filter.targetId": IdCall(
+        "query($t: ID) { account { auditLog(filter: {targetId: $t}) { edges { node { id } } } } }",
+        lambda the_id, mine: {"t": the_id},
+        "project",
+        None,
+    ),
     "Mutation.rotateServiceToken.id": IdCall(ROTATE, lambda the_id, mine: {"id": the_id}, "service_token", "NOT_FOUND"),
     "Mutation.updateServiceToken.id": IdCall(
         UPDATE_NAME, lambda the_id, mine: {"id": the_id, "name": "mine now"}, "service_token", "NOT_FOUND"

@@ -7,6 +7,7 @@ chromium is launched directly, and a missing one is an error, not a skip.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.conftest import free_port
+from tests.conftest import Server, free_port, make_config, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "e2e-artifacts"
@@ -53,6 +54,14 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+async def behind_proxy(database: str, tmp_path: Path) -> AsyncIterator[Server]:
+    """A tokengate that believes X-Forwarded-For from loopback, so a browser can come from any address."""
+    config = make_config(tmp_path, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+    async for server in start_server(database, config):
+        yield server
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -18,6 +18,8 @@ import pytest
 from tests.api.test_graphql import create_project
 from tests.api.test_legacy_tokens import import_legacy
 from tests.conftest import Server, make_config, start_server
+from tests.e2e.settings_browser import PageWatch, open_settings
+from tests.e2e.settings_browser import sign_in as sign_in_as
 
 playwright_api = pytest.importorskip("playwright.async_api")
 Browser = playwright_api.Browser
@@ -33,42 +35,12 @@ PLAN_MESSAGE = (
 )
 
 
-class PageWatch:
-    """What the page did that it must not: console errors (CSP violations land there) and off-origin requests."""
-
-    def __init__(self, page: Page, origin: str):
-        self.problems: list[str] = []
-        page.on("console", lambda message: self.console(message))
-        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
-        page.on("request", lambda request: self.request(request.url, origin))
-
-    def console(self, message) -> None:
-        # A refused request (401/403) is logged by Chromium as a resource error: the page handles those.
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            self.problems.append(f"console: {message.text}")
-
-    def request(self, url: str, origin: str) -> None:
-        if not url.startswith(origin + "/"):
-            self.problems.append(f"request outside the origin: {url}")
-
-
 async def open_page(browser: Browser, server: Server, width: int = 1280, **options) -> tuple[Page, PageWatch]:
-    context = await browser.new_context(
-        viewport={"width": width, "height": 900},
-        permissions=["clipboard-read", "clipboard-write"],
-        **options,
-    )
-    page = await context.new_page()
-    watch = PageWatch(page, server.url)
-    response = await page.goto(server.url + PAGE_PATH)
-    assert response is not None and response.status == 200
-    return page, watch
+    return await open_settings(browser, server, PAGE_PATH, width, **options)
 
 
 async def sign_in(page: Page, token: str) -> None:
-    await page.get_by_label("Personal token").fill(token)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Service Tokens", exact=True)).to_be_visible()
+    await sign_in_as(page, token, "Service Tokens")
 
 
 def row(page: Page, token_id: str):

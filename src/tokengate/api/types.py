@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import strawberry
 
 from tokengate import global_ids, tokens
-from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, audit_page
+from tokengate.api.audit_log import MAX_PAGE_SIZE, AuditEventConnection, AuditLogFilter, audit_page
 from tokengate.api.context import Context, Info
 from tokengate.api.directives import requires
 from tokengate.api.enums import (
@@ -283,13 +283,21 @@ class Account(Node):
         Resource.AUDIT_LOG,
         Access.READ,
         description=f"Every recorded change, newest first: `first` 1 to {MAX_PAGE_SIZE} (default 50), "
-        "`after` the pageInfo.endCursor of the page before.",
+        "`after` the pageInfo.endCursor of the page before (with the same `filter`), `filter` which events.",
     )
     async def audit_log(
-        self, info: Info, first: int | None = 50, after: str | None = strawberry.UNSET
+        self,
+        info: Info,
+        first: int | None = 50,
+        after: str | None = strawberry.UNSET,
+        filter: AuditLogFilter | None = None,
     ) -> AuditEventConnection | None:
         return await audit_page(
-            info.context.pool, str(self.id), 50 if first is None else first, after if isinstance(after, str) else None
+            info.context.pool,
+            str(self.id),
+            50 if first is None else first,
+            after if isinstance(after, str) else None,
+            filter,
         )
 
     @requires(Resource.IP_RESTRICTIONS, Access.READ)
@@ -344,6 +352,13 @@ class Viewer:
         if self.principal.user_id is None:
             return []
         return await user_tokens_of(info.context.pool, self.principal.user_id)
+
+    @strawberry.field(
+        description="The caller's address as tokengate sees it (the one IP restrictions are checked against); "
+        "null when unknown."
+    )
+    def client_address(self, info: Info) -> str | None:
+        return info.context.client_addr
 
     @strawberry.field(description="The grants in force for this request (a user's, limited by license).")
     async def grants(self, info: Info) -> list[GrantView]:

@@ -1,18 +1,25 @@
-"""Pages for people: the settings pages and GraphiQL's HTML, and the static files they load.
+"""Pages for people: the account settings pages and GraphiQL's HTML, and the static files they load.
 
+Every settings page is the one shell (``templates/settings/shell.html``: the navigation, the sign-in, the
+session bar) around the page's own markup, with the page's module script; the list below is the navigation.
 Everything comes from this origin and nothing runs inline, so an injected string cannot execute; every
 HTML answer carries the same security headers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
-STATIC_DIR: Final = Path(__file__).resolve().parents[1] / "static"
-SETTINGS_PAGE: Final = STATIC_DIR / "settings" / "service-tokens.html"
+PACKAGE_DIR: Final = Path(__file__).resolve().parents[1]
+STATIC_DIR: Final = PACKAGE_DIR / "static"
+# Outside STATIC_DIR: the markup is only ever served inside the shell, with the headers below.
+SETTINGS_TEMPLATES: Final = PACKAGE_DIR / "templates" / "settings"
 GRAPHIQL_PAGE: Final = STATIC_DIR / "graphiql" / "index.html"
 
 # form-action 'none' keeps a form from ever submitting the pasted token in a URL if the script fails.
@@ -26,19 +33,110 @@ PAGE_HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
+NEXT_RELEASE_SCRIPT: Final = "next-release.js"
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsPage:
+    """One entry of the settings navigation, served at ``/settings/<slug>``."""
+
+    slug: str
+    title: str
+    # The page's module in static/settings/ and its markup in templates/settings/<slug>.html; None while the
+    # API it needs is not released: the page then says so, with ``coming`` (what it will do), and shows no data.
+    script: str | None = None
+    coming: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"/settings/{self.slug}"
+
+
+SETTINGS_PAGES: Final = (
+    SettingsPage("service-tokens", "Service tokens", "service-tokens.js"),
+    SettingsPage(
+        "personal-tokens",
+        "Personal tokens",
+        coming="your own personal tokens with their expiry, a new token shown once, and deleting one.",
+    ),
+    SettingsPage(
+        "members",
+        "Members",
+        coming="the account's members with their license, state and permission sets; inviting, editing and "
+        "deactivating them.",
+    ),
+    SettingsPage("ip-restrictions", "IP restrictions", "ip-restrictions.js"),
+    SettingsPage("audit-log", "Audit log", "audit-log.js"),
+    SettingsPage(
+        "token-policy",
+        "Token policy",
+        coming="whether service tokens must expire, and the longest lifetime of service and personal tokens.",
+    ),
+    SettingsPage(
+        "webhooks",
+        "Webhooks",
+        coming="endpoints with their events, each secret shown once, and the delivery log with redelivery.",
+    ),
+)
 
 
 def html_page(path: Path, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=path.read_bytes(), content_type="text/html", charset="utf-8", headers=headers or PAGE_HEADERS
+    return html_response(path.read_text(encoding="utf-8"), headers)
+
+
+def html_response(text: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=text, content_type="text/html", charset="utf-8", headers=headers or PAGE_HEADERS)
+
+
+def navigation(current: SettingsPage) -> str:
+    links = []
+    for page in SETTINGS_PAGES:
+        mark = ' aria-current="page"' if page is current else ""
+        links.append(f'      <li><a href="{page.path}"{mark}>{escape(page.title)}</a></li>')
+    return "\n".join(links)
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """``{{name}}`` markers replaced by our own text (titles and markup of this package, never a request's)."""
+    for name, value in values.items():
+        template = template.replace("{{" + name + "}}", value)
+    return template
+
+
+def render_settings_page(page: SettingsPage) -> str:
+    if page.script is None:
+        content = fill(
+            (SETTINGS_TEMPLATES / "next-release.html").read_text(encoding="utf-8"),
+            {"title": escape(page.title), "coming": escape(page.coming)},
+        )
+    else:
+        content = (SETTINGS_TEMPLATES / f"{page.slug}.html").read_text(encoding="utf-8")
+    return fill(
+        (SETTINGS_TEMPLATES / "shell.html").read_text(encoding="utf-8"),
+        {
+            "title": escape(page.title),
+            "script": page.script or NEXT_RELEASE_SCRIPT,
+            "navigation": navigation(page),
+            "content": content.rstrip("\n"),
+        },
     )
 
 
-async def service_tokens_page(request: web.Request) -> web.Response:
-    """``GET /settings/service-tokens``: the page; its script and styles are under ``/static/settings/``."""
-    return html_page(SETTINGS_PAGE)
+def settings_page_handler(page: SettingsPage) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def settings_page(request: web.Request) -> web.Response:
+        """``GET /settings/<slug>``: the shell around the page; scripts and styles are under ``/static/settings/``."""
+        return html_response(render_settings_page(page))
+
+    return settings_page
+
+
+async def settings_index(request: web.Request) -> web.Response:
+    raise web.HTTPFound(SETTINGS_PAGES[0].path)
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/settings/service-tokens", service_tokens_page)
+    for page in SETTINGS_PAGES:
+        app.router.add_get(page.path, settings_page_handler(page))
+    app.router.add_get("/settings", settings_index)
+    app.router.add_get("/settings/", settings_index)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)

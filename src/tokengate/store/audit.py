@@ -14,9 +14,20 @@ INSERT = """
 INSERT INTO audit_events (account_id, action, actor, source, client_addr, target_id, details)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 """
+# One statement for every filter: an absent filter is a NULL parameter, the walk newest first down
+# (account_id, id DESC), stopping at LIMIT rows. Each filter is a plain comparison an index on
+# (account_id, <column or expression>, id DESC) can serve. The actor is compared by its principal, the
+# text before " (" (a service token's display prefix), so the listed actor and the bare principal match alike.
 PAGE = """
 SELECT id, action, actor, source, client_addr, target_id, details::text AS details, occurred_at
-FROM audit_events WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3
+FROM audit_events
+WHERE account_id = $1 AND id < $2
+  AND ($4::text IS NULL OR action = $4)
+  AND ($5::text IS NULL OR split_part(actor, ' (', 1) = split_part($5, ' (', 1))
+  AND ($6::text IS NULL OR target_id = $6)
+  AND ($7::timestamptz IS NULL OR occurred_at >= $7)
+  AND ($8::timestamptz IS NULL OR occurred_at < $8)
+ORDER BY id DESC LIMIT $3
 """
 HAS_EVENT = "SELECT EXISTS (SELECT 1 FROM audit_events WHERE id = $2 AND account_id = $1)"
 EVENT = """
@@ -39,6 +50,21 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which events a page lists; None leaves that side open. ``actor`` matches the recorded actor, or its
+    principal alone (``service_token:<id>`` for ``service_token:<id> (<display prefix>)``)."""
+
+    action: str | None = None
+    actor: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+EVERY_EVENT = AuditFilter()
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRow:
     id: int
     action: str
@@ -54,9 +80,14 @@ def _row(row: Any) -> AuditRow:
     return AuditRow(**{**dict(row), "details": json.loads(row["details"])})
 
 
-async def page(db: Executor, account_id: str, before_id: int, limit: int) -> list[AuditRow]:
-    """Events older than ``before_id``, newest first."""
-    return [_row(row) for row in await db.fetch(PAGE, account_id, before_id, limit)]
+async def page(
+    db: Executor, account_id: str, before_id: int, limit: int, only: AuditFilter = EVERY_EVENT
+) -> list[AuditRow]:
+    """Events older than ``before_id`` that pass ``only``, newest first."""
+    rows = await db.fetch(
+        PAGE, account_id, before_id, limit, only.action, only.actor, only.target_id, only.since, only.until
+    )
+    return [_row(row) for row in rows]
 
 
 async def event(db: Executor, account_id: str, event_id: int) -> AuditRow | None:

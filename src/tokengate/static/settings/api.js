@@ -1,16 +1,17 @@
-// The settings page's GraphQL client: same origin, the signed-in token in Authorization, every
+// The settings pages' GraphQL client: same origin, the signed-in token in Authorization, every
 // failure turned into an ApiError whose code says what happened and describeError() into words.
 
 const IP_REFUSED_MESSAGE = 'Forbidden: Access denied';
 
 export class ApiError extends Error {
-  constructor(code, serverMessage, { status = 0, requestId = null } = {}) {
+  constructor(code, serverMessage, { status = 0, requestId = null, retryAfter = null } = {}) {
     super(`${code}: ${serverMessage}`);
     this.name = 'ApiError';
     this.code = code;
     this.serverMessage = serverMessage;
     this.status = status;
     this.requestId = requestId;
+    this.retryAfter = retryAfter;  // seconds, when the server asked to wait (429)
   }
 }
 
@@ -42,6 +43,10 @@ export async function gql(token, query, variables = {}) {
   if (response.status === 403 && message === IP_REFUSED_MESSAGE) {
     throw new ApiError('IP_REFUSED', message, { status: 403, requestId });
   }
+  if (response.status === 429) {
+    const seconds = Number.parseInt(response.headers.get('Retry-After') || '', 10);
+    throw new ApiError('RATE_LIMITED', message, { status: 429, requestId, retryAfter: Number.isNaN(seconds) ? 1 : seconds });
+  }
   if (!response.ok || body === null) {
     throw new ApiError('HTTP', message, { status: response.status, requestId });
   }
@@ -52,15 +57,15 @@ export async function gql(token, query, variables = {}) {
   return body.data;
 }
 
-function sentence(text) {
+export function sentence(text) {
   const trimmed = (text || '').trim();
   if (!trimmed) return '';
   const capitalised = trimmed[0].toUpperCase() + trimmed.slice(1);
   return /[.!?]$/.test(capitalised) ? capitalised : `${capitalised}.`;
 }
 
-// What to tell a person; `doing` is the activity refused, e.g. "managing" or "viewing".
-export function describeError(error, { doing = 'managing' } = {}) {
+// What to tell a person; `doing` is the activity refused ("managing", "viewing"), `what` its object.
+export function describeError(error, { doing = 'managing', what = 'service tokens' } = {}) {
   if (!(error instanceof ApiError)) {
     return 'Something went wrong in this page. Reload it and try again.';
   }
@@ -73,13 +78,15 @@ export function describeError(error, { doing = 'managing' } = {}) {
       return "Your network address is not allowed by this account's IP restrictions. "
         + 'Connect from an allowed network, or ask an account admin to allow your address.';
     case 'FORBIDDEN':
-      return `Your account role doesn't allow ${doing} service tokens: ${sentence(error.serverMessage)}`;
+      return `Your account role doesn't allow ${doing} ${what}: ${sentence(error.serverMessage)}`;
     case 'PLAN_RESTRICTED':
       return `Not available on this account's plan: ${sentence(error.serverMessage)}`;
     case 'BAD_USER_INPUT':
       return sentence(error.serverMessage);
     case 'NOT_FOUND':
       return 'This token no longer exists; it may have been deleted elsewhere. The list has been refreshed.';
+    case 'RATE_LIMITED':
+      return `tokengate is receiving too many requests from you: wait ${error.retryAfter || 1} s and try again.`;
     case 'INTERNAL_SERVER_ERROR':
       return 'Something went wrong on the server. Try again; if it keeps happening, give your administrator '
         + `this request id: ${error.requestId || 'unknown'}.`;

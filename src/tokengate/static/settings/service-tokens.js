@@ -1,17 +1,12 @@
 // Account settings → Service Tokens: list, create, rotate, edit and delete service tokens over the
-// public GraphQL API. The signed-in personal token lives in sessionStorage only; a new secret lives in
-// the one-time dialog only, and is wiped from it when the dialog closes.
-import { ApiError, describeError, gql } from './api.js';
+// public GraphQL API (sign-in and session: shell.js). A new secret lives in the one-time dialog only,
+// and is wiped from it when the dialog closes.
+import { ApiError, describeError } from './api.js';
+import {
+  $, FormProblem, announce, busy, dateFormat, el, openDialog, pageAlert, timeElement, wireDialog,
+} from './dom.js';
+import { planName, startSettingsPage } from './shell.js';
 
-const SESSION_KEY = 'tokengate.settings.token';
-const NOT_ACCEPTED = 'This token was not accepted: it is unknown, expired or deleted. Check that you pasted the whole personal token.';
-const PLAN_NAMES = {
-  DEVELOPER: 'Developer', STARTER: 'Starter', TEAM: 'Team', ENTERPRISE: 'Enterprise', ENTERPRISE_PLUS: 'Enterprise+',
-};
-
-const VIEWER_QUERY = `query SettingsViewer {
-  viewer { kind user { email } account { id name plan availablePermissionSets } }
-}`;
 const CATALOG_QUERY = `query SettingsCatalog {
   permissionSets { key name level availableOnPlan }
   account { projects { id name } }
@@ -36,55 +31,18 @@ const DELETE_MUTATION = `mutation SettingsDeleteToken($id: ID!) {
 }`;
 
 const state = {
-  token: null,
+  session: null,
   account: null,
-  viewer: null,
   permissionSets: [],
   projects: [],
   tokens: [],
   includeDeleted: false,
 };
 
-const $ = (id) => document.getElementById(id);
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === false || value === null || value === undefined) continue;
-    if (name === 'class') node.className = value;
-    else if (name === 'text') node.textContent = value;
-    else if (name in node && typeof value !== 'string') node[name] = value;
-    else node.setAttribute(name, value === true ? '' : value);
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
-function planName(plan) {
-  return PLAN_NAMES[plan] || plan;
-}
-
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-
-function timeElement(iso, empty) {
-  if (!iso) return el('span', { class: 'muted', text: empty });
-  const when = new Date(iso);
-  return el('time', { datetime: when.toISOString(), text: dateFormat.format(when) });
-}
-
 // ---------------------------------------------------------------- API calls (also used by the forms)
 
-async function call(query, variables) {
-  try {
-    return await gql(state.token, query, variables);
-  } catch (error) {
-    if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') {
-      signOut(describeError(error));
-    }
-    throw error;
-  }
+function call(query, variables) {
+  return state.session.call(query, variables);
 }
 
 async function createToken(input) {
@@ -107,54 +65,22 @@ async function deleteToken(id) {
   return data.deleteServiceToken;
 }
 
-// ---------------------------------------------------------------- sign-in
+// ---------------------------------------------------------------- the session (shell.js signs in and out)
 
-function show(view) {
-  $('loading').hidden = true;
-  $('sign-in').hidden = view !== 'sign-in';
-  $('tokens-view').hidden = view !== 'tokens';
-  $('session').hidden = view !== 'tokens';
+async function start(session) {
+  state.session = session;
+  state.account = session.viewer.account;
+  await Promise.all([loadCatalog(), loadTokens()]);
+  renderTokens();  // again, with the catalog's set names and levels whichever answer came first
 }
 
-function showSignIn(message = '') {
-  show('sign-in');
-  $('sign-in-error').textContent = message;
-  $('sign-in-token').value = '';
-  $('sign-in-token').focus();
-}
-
-function signOut(message = '') {
-  sessionStorage.removeItem(SESSION_KEY);
-  state.token = null;
+function stop() {
+  state.session = null;
   state.account = null;
   state.tokens = [];
   $('token-rows').replaceChildren();
-  for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
-  showSignIn(message);
-}
-
-// `resumed`: the token was kept from earlier in this tab, rather than just pasted.
-async function signIn(token, { resumed = false } = {}) {
-  let viewer;
-  try {
-    viewer = (await gql(token, VIEWER_QUERY)).viewer;
-  } catch (error) {
-    sessionStorage.removeItem(SESSION_KEY);
-    const refused = error instanceof ApiError && error.code === 'UNAUTHENTICATED' && !resumed;
-    showSignIn(refused ? NOT_ACCEPTED : describeError(error, { doing: 'viewing' }));
-    return;
-  }
-  state.token = token;
-  state.viewer = viewer;
-  state.account = viewer.account;
-  sessionStorage.setItem(SESSION_KEY, token);
-  const who = viewer.user ? viewer.user.email : 'a service token';
-  $('session-who').textContent = `Signed in as ${who}`;
-  $('account-line').textContent = `Account ${viewer.account.name} · ${planName(viewer.account.plan)} plan`;
-  show('tokens');
-  $('main').focus();
-  await Promise.all([loadCatalog(), loadTokens()]);
-  renderTokens();  // again, with the catalog's set names and levels whichever answer came first
+  pageAlert('');
+  announce('');
 }
 
 async function loadCatalog() {
@@ -168,16 +94,6 @@ async function loadCatalog() {
 }
 
 // ---------------------------------------------------------------- the list
-
-function pageAlert(message) {
-  const alert = $('page-alert');
-  alert.textContent = message;
-  alert.hidden = !message;
-}
-
-function announce(message) {
-  $('status').textContent = message;
-}
 
 async function loadTokens() {
   try {
@@ -283,43 +199,6 @@ function renderTokens() {
 
 function tokenById(id) {
   return state.tokens.find((token) => token.id === id);
-}
-
-// ---------------------------------------------------------------- dialogs
-
-function openDialog(dialog, opener) {
-  dialog.returnFocusTo = opener || document.activeElement;
-  dialog.showModal();
-  const target = dialog.querySelector('[data-autofocus]') || dialog.querySelector('input, select, button');
-  if (target) target.focus();
-}
-
-function wireDialog(dialog, onClose) {
-  for (const button of dialog.querySelectorAll('[data-close]')) {
-    button.addEventListener('click', () => dialog.close());
-  }
-  dialog.addEventListener('close', () => {
-    if (onClose) onClose();
-    const back = dialog.returnFocusTo;
-    dialog.returnFocusTo = null;
-    // The opener may have been re-rendered: fall back to the same action on the new row, then the page.
-    if (back && back.isConnected) back.focus();
-    else if (back && back.dataset && back.dataset.action) {
-      const again = document.querySelector(`[data-action="${back.dataset.action}"][data-id="${CSS.escape(back.dataset.id)}"]`);
-      (again || $('new-token')).focus();
-    } else if (!$('tokens-view').hidden) $('new-token').focus();
-  });
-}
-
-function busy(form, on) {
-  for (const control of form.querySelectorAll('button, input, select')) {
-    if (on) {
-      control.dataset.wasDisabled = control.disabled ? '1' : '';
-      control.disabled = true;
-    } else {
-      control.disabled = control.dataset.wasDisabled === '1';
-    }
-  }
 }
 
 // ---------------------------------------------------------------- the one-time secret
@@ -434,8 +313,6 @@ function renderGrantEditor(grants) {
   $('plan-note').textContent = `The ${planName(state.account.plan)} plan allows ${available} of ${state.permissionSets.length} `
     + 'permission sets on service tokens. Project-level sets can cover all projects or chosen ones.';
 }
-
-class FormProblem extends Error {}
 
 function readGrants() {
   const grants = [];
@@ -607,29 +484,13 @@ async function confirmDelete() {
 
 // ---------------------------------------------------------------- wiring
 
-function start() {
-  wireDialog($('token-dialog'));
-  wireDialog($('rotate-dialog'), () => { rotating = null; });
-  wireDialog($('secret-dialog'), forgetSecret);
-  wireDialog($('delete-dialog'), () => { deleting = null; });
+function wire() {
+  const backToList = { fallback: () => $('new-token') };
+  wireDialog($('token-dialog'), backToList);
+  wireDialog($('rotate-dialog'), { ...backToList, onClose: () => { rotating = null; } });
+  wireDialog($('secret-dialog'), { ...backToList, onClose: forgetSecret });
+  wireDialog($('delete-dialog'), { ...backToList, onClose: () => { deleting = null; } });
 
-  $('sign-in-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const token = $('sign-in-token').value.trim();
-    if (!token) {
-      $('sign-in-error').textContent = 'Paste your personal token first.';
-      return;
-    }
-    $('sign-in-error').textContent = '';
-    busy($('sign-in-form'), true);
-    try {
-      await signIn(token);
-    } finally {
-      busy($('sign-in-form'), false);
-      $('sign-in-token').value = '';
-    }
-  });
-  $('sign-out').addEventListener('click', () => signOut('You are signed out.'));
   $('new-token').addEventListener('click', (event) => openTokenForm('create', null, event.currentTarget));
   $('include-deleted').addEventListener('change', (event) => {
     state.includeDeleted = event.currentTarget.checked;
@@ -659,10 +520,7 @@ function start() {
   $('rotate-form').addEventListener('submit', submitRotate);
   $('copy-secret').addEventListener('click', copySecret);
   $('delete-confirm').addEventListener('click', confirmDelete);
-
-  const saved = sessionStorage.getItem(SESSION_KEY);
-  if (saved) signIn(saved, { resumed: true });
-  else showSignIn();
 }
 
-start();
+wire();
+startSettingsPage({ start, stop });

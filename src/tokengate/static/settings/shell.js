@@ -1,0 +1,116 @@
+// The settings shell: one sign-in for every page (the personal token lives in this tab's sessionStorage
+// only, so it carries from page to page and is gone with the tab), the session bar, and the page's own
+// module, started after each sign-in and stopped at sign-out. Every API call of a page goes through
+// `session.call`, so an expired sign-in anywhere brings the sign-in form back, saying so.
+import { ApiError, describeError, gql } from './api.js';
+import { $, busy } from './dom.js';
+
+const SESSION_KEY = 'tokengate.settings.token';
+const NOT_ACCEPTED = 'This token was not accepted: it is unknown, expired or deleted. Check that you pasted the whole personal token.';
+const PLAN_NAMES = {
+  DEVELOPER: 'Developer', STARTER: 'Starter', TEAM: 'Team', ENTERPRISE: 'Enterprise', ENTERPRISE_PLUS: 'Enterprise+',
+};
+const VIEWER_QUERY = `query SettingsViewer {
+  viewer { kind user { email } account { id name plan } }
+}`;
+
+export function planName(plan) {
+  return PLAN_NAMES[plan] || plan;
+}
+
+// What a page module gives the shell:
+//   start(session)  after each sign-in: load and show the page's data (session.viewer is set)
+//   stop()          at sign-out: forget everything shown
+//   signInRequired  false for a page that shows nothing of the account (it is shown signed in or not)
+export function startSettingsPage(page) {
+  const signInRequired = page.signInRequired !== false;
+  const view = document.querySelector('[data-page-view]');
+
+  const session = {
+    token: null,
+    viewer: null,
+    async call(query, variables) {
+      try {
+        return await gql(session.token, query, variables);
+      } catch (error) {
+        if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') signOut(describeError(error));
+        throw error;
+      }
+    },
+    signOut: (message) => signOut(message),
+  };
+
+  function show(what) {
+    $('loading').hidden = true;
+    $('sign-in').hidden = what !== 'sign-in';
+    view.hidden = what !== 'page';
+    $('session').hidden = session.token === null;
+  }
+
+  function showSignIn(message = '') {
+    show('sign-in');
+    $('sign-in-error').textContent = message;
+    $('sign-in-token').value = '';
+    $('sign-in-token').focus();
+  }
+
+  function signOut(message = '') {
+    sessionStorage.removeItem(SESSION_KEY);
+    session.token = null;
+    session.viewer = null;
+    if (page.stop) page.stop();
+    for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
+    if (signInRequired) showSignIn(message);
+    else show('page');
+  }
+
+  // `resumed`: the token was kept from earlier in this tab (this page or another), rather than just pasted.
+  async function signIn(token, { resumed = false } = {}) {
+    let viewer;
+    try {
+      viewer = (await gql(token, VIEWER_QUERY)).viewer;
+    } catch (error) {
+      sessionStorage.removeItem(SESSION_KEY);
+      if (!signInRequired) {
+        show('page');
+        return;
+      }
+      const refused = error instanceof ApiError && error.code === 'UNAUTHENTICATED' && !resumed;
+      showSignIn(refused ? NOT_ACCEPTED : describeError(error, { doing: 'viewing', what: 'account settings' }));
+      return;
+    }
+    session.token = token;
+    session.viewer = viewer;
+    sessionStorage.setItem(SESSION_KEY, token);
+    $('session-who').textContent = `Signed in as ${viewer.user ? viewer.user.email : 'a service token'}`;
+    $('account-line').textContent = `Account ${viewer.account.name} · ${planName(viewer.account.plan)} plan`;
+    show('page');
+    // After the sign-in form, focus goes to the page; a page opened signed in starts at the skip link.
+    if (!resumed) $('main').focus();
+    if (page.start) await page.start(session);
+  }
+
+  $('sign-in-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const token = $('sign-in-token').value.trim();
+    if (!token) {
+      $('sign-in-error').textContent = 'Paste your personal token first.';
+      return;
+    }
+    $('sign-in-error').textContent = '';
+    busy($('sign-in-form'), true);
+    try {
+      await signIn(token);
+    } finally {
+      busy($('sign-in-form'), false);
+      $('sign-in-token').value = '';
+    }
+  });
+  $('sign-out').addEventListener('click', () => signOut('You are signed out.'));
+
+  const saved = sessionStorage.getItem(SESSION_KEY);
+  if (saved) signIn(saved, { resumed: true });
+  else if (signInRequired) showSignIn();
+  else show('page');
+  return session;
+}
