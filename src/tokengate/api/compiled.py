@@ -1,0 +1,988 @@
+"""Compiled execution plans: a validated query operation turned, once, into the work it always does.
+
+graphql-core decides everything about a query on every request: which fields a selection set collects
+(fragments, type conditions, ``@skip``/``@include``), each field's definition, its literal arguments, and, per
+value, how to complete it (non-null, list, leaf, object). A plan decides all that once per (document,
+operation) and keeps only the per-request work: call each field's resolver (Strawberry's wrapper, so
+``@requires`` and argument conversion run exactly as under graphql-core) or read a Strawberry "basic" field's
+attribute directly, and complete each value with the step its type needs, building the result dict directly.
+
+What stays graphql-core's own, on purpose:
+- field collection: the plan calls graphql-core's ``collect_fields``/``collect_subfields`` at compile time
+  (allowed only when no directive depends on a variable), so grouping and fragment rules are its own;
+- variables: coerced per request by ``get_variable_values``; a request whose variables do not coerce is
+  answered by graphql-core itself (nothing has run yet), as is any operation that is not a query;
+- every error: raised, located and recorded by graphql-core's ``Executor`` methods (``handle_field_error``
+  with its ``CollectedErrors``, ``ensure_valid_runtime_type``), on a real executor built per request, which
+  also builds each resolver's info (``build_resolve_info``) and settles abandoned awaitables;
+- anything a plan does not cover itself is handed to that executor at the point where graphql-core would
+  reach it: ``__schema``/``__type`` fields (``execute_field``), nested lists and values that are not a list
+  or tuple where a list is expected (``complete_value``). The concurrency is graphql-core's: sibling
+  awaitables are gathered the same way, one awaitable alone is awaited without a task.
+
+Documents that are not compiled (``NotCompiled`` says why) run on graphql-core with the fast execution
+context: mutations (serial, rare, and mostly resolver work), subscriptions, operations carrying directives,
+``@skip``/``@include`` on variables, any other directive in the operation, fragment variables, documents too
+long to be cached, and every document when graphql-core or Strawberry is not what this module was verified
+against (``plan_problem``; warned once). ``tests/api/test_compiled_differential.py`` proves the plans answer
+exactly as graphql-core does.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import logging
+import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import graphql
+from graphql import (
+    DirectiveNode,
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLAbstractType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    Node,
+    OperationDefinitionNode,
+    OperationType,
+    TypeNameMetaFieldDef,
+    Undefined,
+    VariableNode,
+    assert_valid_schema,
+    is_abstract_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution import collect_fields as collect_module
+from graphql.execution import executor as executor_module
+from graphql.execution import values as values_module
+from graphql.execution.collect_fields import FieldDetails, FragmentDetails, collect_fields, collect_subfields
+from graphql.execution.executor import (
+    Executor,
+    collect_iterator_awaitables,
+    default_field_resolver,
+    default_type_resolver,
+    invalid_return_type_error,
+)
+from graphql.execution.incremental import IncrementalExecutor
+from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.pyutils import Path, gather_with_cancel
+from graphql.pyutils import inspect as inspect_value
+from graphql.type.introspection import MetaFields
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+from tokengate.api.documents import MAX_CACHED_TEXT, Document
+from tokengate.api.execution import execution_context_class
+
+log = logging.getLogger("tokengate.api.compiled")
+
+# The graphql-core versions the plans were verified against (tests/api/test_compiled_differential.py): from
+# the first, up to but excluding the second. Widen it only after running that test on the new version.
+VERIFIED_GRAPHQL_CORE: Final = ((3, 3, 2), (3, 4, 0))
+PLAN_CACHE_SIZE: Final = 1024  # as many as the document cache holds
+MAX_COERCION_ERRORS: Final = 50  # graphql-core's default, which operations.run uses
+
+is_awaitable: Final = optimized_is_awaitable  # what operations.run passes to graphql-core
+ORDINARY: Final = frozenset({str, int, float, bool})  # never awaitable, never an exception, never Undefined
+IMMUTABLE_ARGUMENTS: Final = (str, int, float, bool, type(None), enum.Enum)
+new_path: Final = Path  # a field's path: Path(parent, response key, parent type name), as graphql-core makes it
+
+
+class NotCompiled(Exception):
+    """Why an operation runs on graphql-core instead of a plan."""
+
+
+# --- what the plan does per field ---------------------------------------------------------------------------
+
+# How a field gets its value.
+TYPENAME: Final = 0  # __typename: the parent type's name, a constant
+PLAIN_LEAF: Final = 1  # a Strawberry basic field of scalar or enum type: the attribute, coerced inline
+ATTRIBUTE: Final = 2  # a Strawberry basic field of another type: the attribute, then its completion
+RESOLVER: Final = 3  # the field's resolve function (Strawberry's wrapper: @requires, argument conversion)
+CORE_FIELD: Final = 4  # the whole field on graphql-core's executor (__schema, __type)
+
+Complete = Callable[["Executor[Any]", Any, Path, Any], Any]  # (executor, value, path, info) -> completed
+
+
+class FieldPlan:
+    """One response key of a selection set: how its value is obtained and completed."""
+
+    __slots__ = (
+        "arguments",
+        "attribute",
+        "complete",
+        "details",
+        "field_def",
+        "key",
+        "kind",
+        "leaf",
+        "needs_info",
+        "node",
+        "nodes",
+        "non_null",
+        "null_message",
+        "parent_name",
+        "parent_type",
+        "read",
+        "resolve",
+        "return_type",
+        "typename",
+    )
+
+    def __init__(self, key: str, parent_type: GraphQLObjectType, details: list[FieldDetails], field_def: GraphQLField):
+        self.key = key
+        self.parent_type = parent_type
+        self.parent_name = parent_type.name
+        self.details = details
+        self.nodes: list[FieldNode] = [detail.node for detail in details]
+        self.node = details[0].node
+        self.field_def = field_def
+        self.return_type: GraphQLOutputType = field_def.type
+        self.non_null = is_non_null_type(field_def.type)
+        self.null_message = f"Cannot return null for non-nullable field {parent_type}.{self.node.name.value}."
+        self.kind = RESOLVER
+        self.resolve: Any = field_def.resolve or default_field_resolver
+        self.arguments: dict[str, Any] | None = {}  # None: coerced per request (variables, mutable values)
+        self.read: Any = None
+        self.attribute = ""
+        self.leaf: GraphQLLeafType | None = None
+        self.typename = parent_type.name
+        self.needs_info = False  # completion reads info (is_type_of, resolve_type) though the field is an attribute
+        self.complete: Complete = complete_nothing
+
+    def info(self, executor: Executor[Any], path: Path) -> Any:
+        """The resolve info graphql-core would build for this field at ``path`` (the executor's own)."""
+        return executor.build_resolve_info(self.field_def, self.nodes, self.parent_type, path)
+
+
+class SelectionPlan:
+    """The collected fields of one selection set on one object type, in response order."""
+
+    __slots__ = ("fields", "type_name")
+
+    def __init__(self, type_name: str, fields: list[FieldPlan]):
+        self.type_name = type_name
+        self.fields = fields
+
+
+def complete_nothing(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:  # pragma: no cover
+    raise AssertionError("a field plan was used before it was compiled")
+
+
+# --- executing a plan ---------------------------------------------------------------------------------------
+
+
+def execute_selection(executor: Executor[Any], selection: SelectionPlan, source: Any, path: Path | None) -> Any:
+    """graphql-core's ``execute_fields`` for a compiled selection: a dict, or an awaitable of it."""
+    results: dict[str, Any] = {}
+    awaitable_fields: list[str] = []
+    try:
+        for field in selection.fields:
+            kind = field.kind
+            if kind == PLAIN_LEAF:
+                key = field.key
+                try:
+                    value = field.read(source, field.attribute)
+                    if value is None:
+                        if not field.non_null:
+                            results[key] = None
+                            continue
+                    elif type(value) in ORDINARY or not (
+                        is_awaitable(value) or isinstance(value, Exception) or value is Undefined
+                    ):
+                        coerced = field.leaf.coerce_output_value(value)  # type: ignore[union-attr]
+                        if type(coerced) in ORDINARY:
+                            results[key] = coerced
+                            continue
+                        if coerced is None or coerced is Undefined:
+                            raise TypeError(leaf_message(field.leaf, value, coerced))  # type: ignore[arg-type]
+                        if is_awaitable(coerced):
+                            results[key] = await_completed(
+                                executor, field, coerced, new_path(path, key, field.typename)
+                            )
+                            awaitable_fields.append(key)
+                        else:
+                            results[key] = coerced
+                        continue
+                except Exception as raw_error:
+                    executor.handle_field_error(
+                        raw_error, field.return_type, field.details, new_path(path, key, field.typename)
+                    )
+                    results[key] = None
+                    continue
+                # None where the schema says non-null, an exception, an awaitable, Undefined: the general way.
+                result = complete_resolved(executor, field, value, new_path(path, key, field.typename), None)
+            elif kind == TYPENAME:
+                results[field.key] = field.typename
+                continue
+            else:
+                result = execute_field(executor, field, source, new_path(path, field.key, field.typename))
+            results[field.key] = result
+            if is_awaitable(result):
+                awaitable_fields.append(field.key)
+    except Exception:
+        if awaitable_fields:  # as graphql-core: siblings already started are settled, not abandoned
+            executor.settle_in_background([results[key] for key in awaitable_fields])
+        raise
+    if not awaitable_fields:
+        return results
+    return gather_fields(results, awaitable_fields)
+
+
+async def gather_fields(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
+    if len(awaitable_fields) == 1:  # as graphql-core: no task for a single awaitable
+        key = awaitable_fields[0]
+        results[key] = await results[key]
+    else:
+        awaited = await gather_with_cancel(*(results[key] for key in awaitable_fields))
+        results.update(zip(awaitable_fields, awaited, strict=True))
+    return results
+
+
+def execute_field(executor: Executor[Any], field: FieldPlan, source: Any, path: Path) -> Any:
+    """graphql-core's ``execute_field`` for one compiled field."""
+    kind = field.kind
+    if kind == CORE_FIELD:
+        return executor.execute_field(field.parent_type, source, field.details, path, None)
+    info = None
+    try:
+        if kind == RESOLVER:
+            info = field.info(executor, path)
+            arguments = field.arguments
+            if arguments is None:
+                arguments = get_argument_values(field.field_def, field.node, executor.variable_values, None, False)
+            result = field.resolve(source, info, **arguments)
+        else:
+            result = field.read(source, field.attribute)
+            if field.needs_info:
+                info = field.info(executor, path)
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        return None
+    return complete_resolved(executor, field, result, path, info)
+
+
+def complete_resolved(executor: Executor[Any], field: FieldPlan, result: Any, path: Path, info: Any) -> Any:
+    """The rest of graphql-core's ``execute_field`` once the resolver answered ``result``."""
+    try:
+        if is_awaitable(result):
+            return complete_awaitable_value(executor, field, result, path, info)
+        completed = field.complete(executor, result, path, info)
+        if is_awaitable(completed):
+            return await_completed(executor, field, completed, path)
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        return None
+    return completed
+
+
+async def complete_awaitable_value(
+    executor: Executor[Any], field: FieldPlan, result: Any, path: Path, info: Any
+) -> Any:
+    try:
+        resolved = await result
+        completed = field.complete(executor, resolved, path, info)
+        if is_awaitable(completed):
+            completed = await completed
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        completed = None
+    return completed
+
+
+async def await_completed(executor: Executor[Any], field: FieldPlan, completed: Any, path: Path) -> Any:
+    try:
+        return await completed
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        return None
+
+
+def leaf_message(leaf: GraphQLLeafType, value: Any, coerced: Any) -> str:
+    """graphql-core's ``complete_leaf_value`` message for a coercion that returned nothing."""
+    return (
+        f"Expected `{inspect_value(leaf)}.coerce_output_value({inspect_value(value)})` to return"
+        f" non-nullable value, returned: {inspect_value(coerced)}"
+    )
+
+
+# --- completions, one per return type shape (made at compile time) ------------------------------------------
+
+
+def non_null_completion(inner: Complete, message: str) -> Complete:
+    """``complete_value`` for a non-null type: the inner completion, and null is a field error."""
+
+    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        completed = inner(executor, value, path, info)
+        if completed is None:
+            raise TypeError(message)
+        return completed
+
+    return complete
+
+
+def nullable(complete_value: Complete) -> Complete:
+    """``complete_value``'s own checks before the type's completion: an exception is raised, null is null."""
+
+    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        if value is None or value is Undefined:
+            return None
+        return complete_value(executor, value, path, info)
+
+    return complete
+
+
+def leaf_completion(leaf: GraphQLLeafType) -> Complete:
+    """``complete_leaf_value``: the type's own output coercion; nothing back is an error."""
+    coerce = leaf.coerce_output_value
+
+    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+        coerced = coerce(value)
+        if coerced is Undefined or coerced is None:
+            raise TypeError(leaf_message(leaf, value, coerced))
+        return coerced
+
+    return complete
+
+
+def object_completion(
+    object_type: GraphQLObjectType, selection: SelectionPlan, details: list[FieldDetails]
+) -> Complete:
+    """``complete_object_value``: ``is_type_of`` when the type has one, then the compiled selection."""
+    is_type_of = object_type.is_type_of
+    if is_type_of is None:
+
+        def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+            return execute_selection(executor, selection, value, path)
+
+        return complete
+
+    def complete_checked(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+        matches = is_type_of(value, info)
+        if is_awaitable(matches):
+
+            async def execute_subfields_async() -> Any:
+                if not await matches:
+                    raise invalid_return_type_error(object_type, value, details)
+                fields = execute_selection(executor, selection, value, path)
+                if is_awaitable(fields):
+                    return await fields
+                return fields
+
+            return execute_subfields_async()
+        if not matches:
+            raise invalid_return_type_error(object_type, value, details)
+        return execute_selection(executor, selection, value, path)
+
+    return complete_checked
+
+
+def abstract_completion(
+    abstract_type: GraphQLAbstractType, completions: dict[str, tuple[GraphQLObjectType, Complete]], details: Any
+) -> Complete:
+    """``complete_abstract_value``: the type's ``resolve_type`` (or the executor's), checked by the executor's
+    ``ensure_valid_runtime_type``, then the selection compiled for that object type."""
+
+    def complete_as(executor: Executor[Any], runtime_type: GraphQLObjectType, value: Any, path: Path, info: Any) -> Any:
+        compiled = completions.get(runtime_type.name)
+        if compiled is None or compiled[0] is not runtime_type:
+            return executor.complete_object_value(runtime_type, details, info, path, value, None)
+        return compiled[1](executor, value, path, info)
+
+    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+        resolve_type = abstract_type.resolve_type or executor.type_resolver
+        runtime_type = resolve_type(value, info, abstract_type)
+        if is_awaitable(runtime_type):
+
+            async def await_complete_object_value() -> Any:
+                checked = executor.ensure_valid_runtime_type(await runtime_type, abstract_type, details, info, value)
+                completed = complete_as(executor, checked, value, path, info)
+                if is_awaitable(completed):
+                    return await completed
+                return completed  # pragma: no cover - an object's completion of a sync value
+
+            return await_complete_object_value()
+        checked = executor.ensure_valid_runtime_type(runtime_type, abstract_type, details, info, value)
+        return complete_as(executor, checked, value, path, info)
+
+    return complete
+
+
+def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPlan) -> Complete:
+    """``complete_list_value`` for a list or tuple (what resolvers return); anything else (a generator, an
+    async iterable, not an iterable at all) is completed by the executor's own ``complete_value``."""
+    item_type = list_type.of_type
+    details = field.details
+
+    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+        if type(value) is not list and type(value) is not tuple:
+            if info is None:
+                info = field.info(executor, path)
+            return executor.complete_value(list_type, details, info, path, value, None)
+        completed_results: list[Any] = []
+        append = completed_results.append
+        awaitable_indices: list[int] = []
+        iterator = iter(value)
+        index = 0
+        try:
+            for entry in iterator:
+                item_path = new_path(path, index, None)
+                if is_awaitable(entry):
+                    append(complete_awaitable_item(executor, item, item_type, details, entry, item_path, info))
+                    awaitable_indices.append(index)
+                else:
+                    try:
+                        completed = item(executor, entry, item_path, info)
+                        if is_awaitable(completed):
+                            append(await_completed_item(executor, item_type, details, completed, item_path))
+                            awaitable_indices.append(index)
+                        else:
+                            append(completed)
+                    except Exception as raw_error:
+                        executor.handle_field_error(raw_error, item_type, details, item_path)
+                        append(None)
+                index += 1
+        except Exception:
+            pending = [completed_results[i] for i in awaitable_indices]
+            pending.extend(collect_iterator_awaitables(iterator, is_awaitable))
+            if pending:
+                executor.settle_in_background(pending)
+            raise
+        if not awaitable_indices:
+            return completed_results
+        return gather_items(completed_results, awaitable_indices)
+
+    return complete
+
+
+async def complete_awaitable_item(
+    executor: Executor[Any], item: Complete, item_type: Any, details: Any, entry: Any, item_path: Path, info: Any
+) -> Any:
+    try:
+        completed = item(executor, await entry, item_path, info)
+        if is_awaitable(completed):
+            completed = await completed
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, item_type, details, item_path)
+        return None
+    return completed
+
+
+async def await_completed_item(
+    executor: Executor[Any], item_type: Any, details: Any, completed: Any, path: Path
+) -> Any:
+    try:
+        return await completed
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, item_type, details, path)
+        return None
+
+
+async def gather_items(completed_results: list[Any], awaitable_indices: list[int]) -> list[Any]:
+    if len(awaitable_indices) == 1:
+        index = awaitable_indices[0]
+        completed_results[index] = await completed_results[index]
+    else:
+        awaited = await gather_with_cancel(*(completed_results[index] for index in awaitable_indices))
+        for index, value in zip(awaitable_indices, awaited, strict=True):
+            completed_results[index] = value
+    return completed_results
+
+
+# --- compiling ----------------------------------------------------------------------------------------------
+
+
+class OperationPlan:
+    """A query operation of one document, compiled against one schema."""
+
+    __slots__ = ("core_fields", "executor_class", "fragment_definitions", "fragments", "operation", "root", "schema")
+
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode):
+        self.schema = schema
+        self.operation = operation
+        self.executor_class = execution_context_class()  # the one operations.run gives graphql-core
+        self.fragment_definitions: dict[str, FragmentDefinitionNode] = {}
+        self.fragments: dict[str, FragmentDetails] = {}
+        for definition in document.definitions:
+            if isinstance(definition, FragmentDefinitionNode):
+                if definition.variable_definitions:
+                    raise NotCompiled("fragment variables")
+                self.fragment_definitions[definition.name.value] = definition
+                self.fragments[definition.name.value] = FragmentDetails(definition, None)
+        self.core_fields = 0  # fields handed whole to graphql-core (introspection)
+        root_type = schema.query_type
+        if root_type is None:
+            raise NotCompiled("the schema has no query type")
+        try:
+            collected = collect_fields(schema, self.fragments, no_variables(schema), root_type, operation)
+            self.root = self._selection(root_type, collected.grouped_field_set, collected.new_defer_usages)
+        except RecursionError:
+            raise NotCompiled("selections nested too deeply") from None
+
+    def execute(self, context: Any, variables: dict[str, Any] | None) -> Any:
+        """The ``ExecutionResult`` (or an awaitable of it) graphql-core would answer; None when the variables
+        do not coerce (graphql-core answers those)."""
+        schema, operation = self.schema, self.operation
+        variable_values = get_variable_values(
+            schema, operation.variable_definitions or (), variables or {}, max_errors=MAX_COERCION_ERRORS
+        )
+        if isinstance(variable_values, list):
+            return None
+        executor = self.executor_class(
+            schema,
+            self.fragment_definitions,
+            self.fragments,
+            None,
+            context,
+            operation,
+            variable_values,
+            default_field_resolver,
+            default_type_resolver,
+            default_field_resolver,
+            False,
+            None,
+            is_awaitable,
+            None,
+            hide_suggestions=False,
+            abort_signal=None,
+            hooks=None,
+        )
+        try:
+            data = execute_selection(executor, self.root, None, None)
+            if is_awaitable(data):
+                return await_response(executor, data)
+        except GraphQLError as error:  # a non-null root field failed: no data
+            executor.collected_errors.add(error, None)
+            return executor.build_response(None)
+        return executor.build_response(data)
+
+    # compile time
+
+    def _selection(
+        self, object_type: GraphQLObjectType, grouped: dict[str, list[FieldDetails]], defers: Any
+    ) -> SelectionPlan:
+        if defers:
+            raise NotCompiled("@defer")
+        return SelectionPlan(
+            object_type.name, [self._field(object_type, key, details) for key, details in grouped.items()]
+        )
+
+    def _subselection(self, object_type: GraphQLObjectType, details: list[FieldDetails]) -> SelectionPlan:
+        collected = collect_subfields(
+            self.schema, self.fragments, no_variables(self.schema), self.operation, object_type, details
+        )
+        return self._selection(object_type, collected.grouped_field_set, collected.new_defer_usages)
+
+    def _field(self, parent_type: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldPlan:
+        node = details[0].node
+        field_def = self.schema.get_field(parent_type, node.name.value)
+        if field_def is None:
+            raise NotCompiled(f"no field {parent_type.name}.{node.name.value}")
+        field = FieldPlan(key, parent_type, details, field_def)
+        if node.name.value.startswith("__"):
+            if field_def is TypeNameMetaFieldDef and field_def.resolve is MetaFields.type_name:
+                field.kind = TYPENAME
+            else:
+                field.kind = CORE_FIELD
+                self.core_fields += 1
+            return field
+        if is_list_type(unwrap_non_null(get_item_type(field.return_type))):
+            field.kind = CORE_FIELD  # a list of lists: graphql-core completes it, from its own resolve
+            self.core_fields += 1
+            return field
+        if field_def.args or node.arguments:
+            field.arguments = literal_arguments(field_def, node)
+        plain = basic_field(field_def)
+        if plain is not None:
+            field.kind = ATTRIBUTE
+            field.read, field.attribute = plain
+        field.complete = self._completion(field.return_type, field)
+        named = get_named(field.return_type)
+        if field.kind == ATTRIBUTE and is_leaf_type(named) and not is_list_type(unwrap_non_null(field.return_type)):
+            field.kind = PLAIN_LEAF
+            field.leaf = named  # type: ignore[assignment]
+        return field
+
+    def _completion(self, return_type: GraphQLOutputType, field: FieldPlan) -> Complete:
+        if isinstance(return_type, GraphQLNonNull):
+            return non_null_completion(self._completion(return_type.of_type, field), field.null_message)
+        if isinstance(return_type, GraphQLList):
+            return nullable(list_completion(return_type, self._completion(return_type.of_type, field), field))
+        if is_leaf_type(return_type):
+            return nullable(leaf_completion(return_type))  # type: ignore[arg-type]
+        if is_object_type(return_type):
+            if return_type.is_type_of is not None:  # type: ignore[union-attr]
+                field.needs_info = True
+            selection = self._subselection(return_type, field.details)  # type: ignore[arg-type]
+            return nullable(object_completion(return_type, selection, field.details))  # type: ignore[arg-type]
+        if is_abstract_type(return_type):
+            field.needs_info = True
+            completions = {}
+            for possible in self.schema.get_possible_types(return_type):  # type: ignore[arg-type]
+                selection = self._subselection(possible, field.details)
+                completions[possible.name] = (possible, object_completion(possible, selection, field.details))
+            return nullable(abstract_completion(return_type, completions, field.details))  # type: ignore[arg-type]
+        raise NotCompiled(f"unexpected output type {return_type}")  # pragma: no cover
+
+
+def unwrap_non_null(type_: Any) -> Any:
+    return type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+
+
+def get_item_type(type_: Any) -> Any:
+    """The item type of a (non-null) list type; None for any other type."""
+    type_ = unwrap_non_null(type_)
+    return type_.of_type if isinstance(type_, GraphQLList) else None
+
+
+def get_named(type_: Any) -> Any:
+    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
+        type_ = type_.of_type
+    return type_
+
+
+def no_variables(schema: GraphQLSchema) -> Any:
+    """The variable values of an operation without variables (collection at compile time reads none: every
+    directive it evaluates has literal arguments, checked by ``check_directives``)."""
+    values = get_variable_values(schema, (), {})
+    assert not isinstance(values, list)
+    return values
+
+
+def literal_arguments(field_def: GraphQLField, node: FieldNode) -> dict[str, Any] | None:
+    """A field's arguments when they are literals, coerced once by graphql-core's ``get_argument_values``;
+    None (coerce per request) when they use a variable, when coercion fails (the request reports it where
+    graphql-core does), or when a value is one a resolver could change (a list, an input object)."""
+    if any(uses_variable(argument.value) for argument in node.arguments or ()):
+        return None
+    try:
+        arguments = get_argument_values(field_def, node, None, None, False)
+    except Exception:
+        return None
+    if all(isinstance(value, IMMUTABLE_ARGUMENTS) for value in arguments.values()):
+        return arguments
+    return None
+
+
+def uses_variable(value: Node) -> bool:
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, VariableNode):
+            return True
+        if isinstance(item, Node):
+            stack.extend(getattr(item, key) for key in item.keys if key != "loc")
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+@functools.cache
+def basic_result_code() -> Any:
+    """The code of the resolver Strawberry gives a basic field (``_get_basic_result``), or None."""
+    consts = GraphQLCoreConverter.from_resolver.__code__.co_consts
+    return next((c for c in consts if inspect.iscode(c) and c.co_name == "_get_basic_result"), None)
+
+
+def basic_field(field_def: GraphQLField) -> tuple[Any, str] | None:
+    """(read, attribute) for a Strawberry basic field: no resolver, no extensions, no exception handler, so
+    Strawberry's own resolver only returns ``definition.default_resolver(source, python_name)``."""
+    resolve = field_def.resolve
+    code = basic_result_code()
+    if code is None or getattr(resolve, "__code__", None) is not code or not getattr(resolve, "_is_default", False):
+        return None
+    definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+        return None
+    if type(definition).get_result is not StrawberryField.get_result:
+        return None
+    read, attribute = definition.default_resolver, definition.python_name
+    if not callable(read) or not isinstance(attribute, str):
+        return None
+    return read, attribute
+
+
+def check_operation(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> None:
+    """Raise ``NotCompiled`` for what a plan does not run: not a query, directives graphql-core would
+    evaluate per request (or handles beyond field collection), incremental delivery."""
+    if operation.operation != OperationType.QUERY:
+        raise NotCompiled(f"a {operation.operation.value}")
+    if operation.directives:
+        raise NotCompiled("directives on the operation")
+    if schema.get_directive("defer") or schema.get_directive("stream"):
+        raise NotCompiled("the schema has @defer or @stream")
+    for node in walk(document):
+        if isinstance(node, DirectiveNode):
+            if node.name.value not in ("skip", "include"):
+                raise NotCompiled(f"@{node.name.value}")
+            if any(uses_variable(argument.value) for argument in node.arguments or ()):
+                raise NotCompiled(f"@{node.name.value} on a variable")
+
+
+def walk(root: Node) -> Any:
+    stack: list[Any] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Node):
+            yield item
+            stack.extend(getattr(item, key) for key in item.keys if key != "loc")
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
+async def await_response(executor: Executor[Any], data: Awaitable[Any]) -> ExecutionResult:
+    try:
+        awaited = await data
+    except GraphQLError as error:
+        executor.collected_errors.add(error, None)
+        return executor.build_response(None)  # type: ignore[return-value]
+    return executor.build_response(awaited)  # type: ignore[return-value]
+
+
+# --- the cache and the entry point --------------------------------------------------------------------------
+
+PlanOrReason = OperationPlan | NotCompiled
+
+
+class PlanCache:
+    """Plans by (document, operation name), least recently used dropped first; one per schema."""
+
+    def __init__(self, size: int = PLAN_CACHE_SIZE):
+        self.size = size
+        # Keyed by the id of the document's syntax tree, kept alive in the entry so the id is not reused.
+        self._entries: OrderedDict[tuple[int, str | None], tuple[DocumentNode, PlanOrReason]] = OrderedDict()
+
+    def get(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        operation: OperationDefinitionNode,
+    ) -> PlanOrReason:
+        key = (id(document), operation_name)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry[1]
+        plan: PlanOrReason
+        try:
+            check_operation(schema, document, operation)
+            plan = OperationPlan(schema, document, operation)
+        except NotCompiled as reason:
+            plan = reason
+        self._entries[key] = (document, plan)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return plan
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_CACHES: weakref.WeakKeyDictionary[GraphQLSchema, PlanCache] = weakref.WeakKeyDictionary()
+
+
+def plan_for(schema: GraphQLSchema, document: Document, operation_name: str | None) -> PlanOrReason:
+    """The plan of the chosen operation of a validated document, or why there is none."""
+    problem = plan_problem()
+    if problem is not None:
+        return NotCompiled(problem)
+    if document.ast is None:
+        return NotCompiled("a syntax error")
+    operation = document.operation(operation_name)
+    if operation is None:
+        return NotCompiled("no such operation")
+    if len(document.text) > MAX_CACHED_TEXT:
+        return NotCompiled("a document too long to be cached")
+    cache = _CACHES.get(schema)
+    if cache is None:
+        assert_valid_schema(schema)
+        cache = _CACHES.setdefault(schema, PlanCache())
+    return cache.get(schema, document.ast, operation_name, operation)
+
+
+def execute_compiled(
+    schema: GraphQLSchema,
+    document: Document,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    context: Any,
+) -> Any:
+    """What graphql-core's ``execute`` answers for a validated document (an ``ExecutionResult`` or an awaitable
+    of it), from the operation's plan; None when there is no plan or the variables do not coerce: then the
+    caller runs graphql-core."""
+    plan = plan_for(schema, document, operation_name)
+    if isinstance(plan, NotCompiled):
+        return None
+    return plan.execute(context, variables)
+
+
+# --- the guard ----------------------------------------------------------------------------------------------
+
+EXECUTOR_METHODS = {
+    "__init__": [
+        "self",
+        "schema",
+        "fragment_definitions",
+        "fragments",
+        "root_value",
+        "context_value",
+        "operation",
+        "variable_values",
+        "field_resolver",
+        "type_resolver",
+        "subscribe_field_resolver",
+        "enable_early_execution",
+        "middleware_manager",
+        "is_awaitable",
+        "is_async_iterable",
+        "hide_suggestions",
+        "abort_signal",
+        "hooks",
+    ],
+    "build_resolve_info": ["self", "field_def", "field_nodes", "parent_type", "path"],
+    "handle_field_error": ["self", "raw_error", "return_type", "field_details_list", "path"],
+    "execute_field": ["self", "parent_type", "source", "field_details_list", "path", "position_context"],
+    "complete_value": ["self", "return_type", "field_details_list", "info", "path", "result", "position_context"],
+    "complete_object_value": [
+        "self",
+        "return_type",
+        "field_details_list",
+        "info",
+        "path",
+        "result",
+        "position_context",
+    ],
+    "ensure_valid_runtime_type": ["self", "runtime_type_name", "return_type", "field_details_list", "info", "result"],
+    "settle_in_background": ["self", "awaitables"],
+    "build_response": ["self", "data"],
+}
+FUNCTIONS = {
+    (collect_module, "collect_fields"): [
+        "schema",
+        "fragments",
+        "variable_values",
+        "runtime_type",
+        "operation",
+        "hide_suggestions",
+        "forbid_skip_and_include",
+        "on_selection_set",
+    ],
+    (collect_module, "collect_subfields"): [
+        "schema",
+        "fragments",
+        "variable_values",
+        "operation",
+        "return_type",
+        "field_details_list",
+        "hide_suggestions",
+    ],
+    (values_module, "get_argument_values"): [
+        "type_def",
+        "node",
+        "variable_values",
+        "fragment_variable_values",
+        "hide_suggestions",
+    ],
+    (values_module, "get_variable_values"): ["schema", "var_def_nodes", "inputs", "max_errors", "hide_suggestions"],
+    (executor_module, "invalid_return_type_error"): ["return_type", "result", "field_details_list"],
+    (executor_module, "collect_iterator_awaitables"): ["iterator", "is_awaitable"],
+}
+# graphql-core's methods whose behaviour the plans reproduce (for a query without @defer or @stream): Strawberry's
+# execution context must take them from graphql-core's IncrementalExecutor unchanged, or the plans would
+# answer differently from the fallback. (FastExecutionContext's execute_fields is held to graphql-core's by
+# its own guard and differential test; the plans call it only inside what they hand to the executor.)
+REPRODUCED = (
+    "execute_operation",
+    "execute_collected_root_fields",
+    "execute_root_grouped_field_set",
+    "execute_fields",
+    "execute_field",
+    "complete_value",
+    "complete_awaitable_value",
+    "complete_list_value",
+    "complete_iterable_value",
+    "complete_list_item_value",
+    "complete_awaitable_list_item_value",
+    "complete_leaf_value",
+    "complete_abstract_value",
+    "complete_object_value",
+    "collect_and_execute_subfields",
+    "execute_collected_subfields",
+    "get_stream_usage",
+    "handle_field_error",
+)
+
+
+def parameters_of(function: Any) -> list[str] | None:
+    try:
+        return list(inspect.signature(function).parameters) if callable(function) else None
+    except (TypeError, ValueError):
+        return None
+
+
+@functools.cache
+def plan_problem() -> str | None:
+    """Why plans cannot be trusted with the installed graphql-core and Strawberry (warned once), or None."""
+    problem = find_problem()
+    if problem is not None:
+        log.warning("compiled execution plans disabled, every query runs on graphql-core: %s", problem)
+    return problem
+
+
+def find_problem() -> str | None:
+    version = tuple(graphql.version_info[:3])
+    low, high = VERIFIED_GRAPHQL_CORE
+    if not low <= version < high:
+        return f"graphql-core {graphql.version} is outside the verified range {low} to {high}"
+    for name, expected in EXECUTOR_METHODS.items():
+        if parameters_of(getattr(Executor, name, None)) != expected:
+            return f"Executor.{name} does not have the parameters {expected}"
+    for (module, name), expected in FUNCTIONS.items():
+        if parameters_of(getattr(module, name, None)) != expected:
+            return f"{module.__name__}.{name} does not have the parameters {expected}"
+    incremental = StrawberryGraphQLCoreExecutionContext.__mro__[1]
+    if incremental is not IncrementalExecutor:
+        return "Strawberry's execution context no longer extends graphql-core's IncrementalExecutor"
+    overridden = [
+        name
+        for name in REPRODUCED
+        if getattr(StrawberryGraphQLCoreExecutionContext, name) is not getattr(incremental, name)
+    ]
+    if overridden:
+        return f"Strawberry's execution context overrides {overridden}"
+    if not issubclass(execution_context_class(), StrawberryGraphQLCoreExecutionContext):
+        return "the execution context is not Strawberry's"  # pragma: no cover
+    if MetaFields.type_name(None, _TypenameInfo) != "Typename":
+        return "graphql-core's __typename resolver no longer answers the parent type's name"
+    if basic_result_code() is None:
+        return "Strawberry's resolver for basic fields (_get_basic_result) is gone"
+    if not isinstance(getattr(GraphQLCoreConverter, "DEFINITION_BACKREF", None), str):
+        return "Strawberry's GraphQLCoreConverter has no DEFINITION_BACKREF"
+    return None
+
+
+class _TypenameInfo:
+    parent_type = GraphQLObjectType("Typename", {})
