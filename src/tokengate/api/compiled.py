@@ -36,14 +36,13 @@ import inspect
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
 import graphql
 from graphql import (
     DirectiveNode,
     DocumentNode,
-    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     GraphQLAbstractType,
@@ -101,13 +100,31 @@ PLAN_CACHE_SIZE: Final = 1024  # as many as the document cache holds
 MAX_COERCION_ERRORS: Final = 50  # graphql-core's default, which operations.run uses
 
 is_awaitable: Final = optimized_is_awaitable  # what operations.run passes to graphql-core
-ORDINARY: Final = frozenset({str, int, float, bool})  # never awaitable, never an exception, never Undefined
+# Exact types that are never awaitable, never an exception, never Undefined: a value of one needs no check
+# (``optimized_is_awaitable`` answers False for them without looking further, so skipping it changes nothing).
+ORDINARY: Final = frozenset({str, int, float, bool})
+NEVER_AWAITABLE: Final = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 IMMUTABLE_ARGUMENTS: Final = (str, int, float, bool, type(None), enum.Enum)
-new_path: Final = Path  # a field's path: Path(parent, response key, parent type name), as graphql-core makes it
 
 
 class NotCompiled(Exception):
     """Why an operation runs on graphql-core instead of a plan."""
+
+
+# --- paths --------------------------------------------------------------------------------------------------
+
+# A plan passes a value's position down as a plain tuple (parent, key, type name): graphql-core's Path is a
+# NamedTuple of the same three, so equal, but a NamedTuple costs a Python-level call to make. Wherever a Path
+# leaves the plan (an error, a resolver's info, the executor), ``real_path`` makes the Path graphql-core
+# would have made.
+RawPath = tuple[Any, str | int, str | None]
+
+
+def real_path(path: Any) -> Path:
+    if type(path) is Path:
+        return path
+    prev, key, typename = path
+    return Path(None if prev is None else real_path(prev), key, typename)
 
 
 # --- what the plan does per field ---------------------------------------------------------------------------
@@ -117,9 +134,9 @@ TYPENAME: Final = 0  # __typename: the parent type's name, a constant
 PLAIN_LEAF: Final = 1  # a Strawberry basic field of scalar or enum type: the attribute, coerced inline
 ATTRIBUTE: Final = 2  # a Strawberry basic field of another type: the attribute, then its completion
 RESOLVER: Final = 3  # the field's resolve function (Strawberry's wrapper: @requires, argument conversion)
-CORE_FIELD: Final = 4  # the whole field on graphql-core's executor (__schema, __type)
+CORE_FIELD: Final = 4  # the whole field on graphql-core's executor (__schema, __type, lists of lists)
 
-Complete = Callable[["Executor[Any]", Any, Path, Any], Any]  # (executor, value, path, info) -> completed
+Complete = Callable[[Executor[Any], Any, Any, Any], Any]  # (executor, value, path, info) -> completed
 
 
 class FieldPlan:
@@ -139,7 +156,6 @@ class FieldPlan:
         "nodes",
         "non_null",
         "null_message",
-        "parent_name",
         "parent_type",
         "read",
         "resolve",
@@ -150,7 +166,7 @@ class FieldPlan:
     def __init__(self, key: str, parent_type: GraphQLObjectType, details: list[FieldDetails], field_def: GraphQLField):
         self.key = key
         self.parent_type = parent_type
-        self.parent_name = parent_type.name
+        self.typename = parent_type.name
         self.details = details
         self.nodes: list[FieldNode] = [detail.node for detail in details]
         self.node = details[0].node
@@ -163,8 +179,7 @@ class FieldPlan:
         self.arguments: dict[str, Any] | None = {}  # None: coerced per request (variables, mutable values)
         self.read: Any = None
         self.attribute = ""
-        self.leaf: GraphQLLeafType | None = None
-        self.typename = parent_type.name
+        self.leaf: Any = None  # PLAIN_LEAF: the leaf type's coerce_output_value
         self.needs_info = False  # completion reads info (is_type_of, resolve_type) though the field is an attribute
         self.complete: Complete = complete_nothing
 
@@ -174,70 +189,69 @@ class FieldPlan:
 
 
 class SelectionPlan:
-    """The collected fields of one selection set on one object type, in response order."""
+    """The collected fields of one selection set on one object type, in response order; ``entries`` holds
+    what the loop reads of each field, unpacked in one step."""
 
-    __slots__ = ("fields", "type_name")
+    __slots__ = ("entries", "fields", "type_name")
 
     def __init__(self, type_name: str, fields: list[FieldPlan]):
         self.type_name = type_name
         self.fields = fields
+        self.entries = tuple((f.kind, f, f.key, f.read, f.attribute, f.leaf, f.non_null) for f in fields)
 
 
-def complete_nothing(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:  # pragma: no cover
+def complete_nothing(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:  # pragma: no cover
     raise AssertionError("a field plan was used before it was compiled")
 
 
 # --- executing a plan ---------------------------------------------------------------------------------------
 
 
-def execute_selection(executor: Executor[Any], selection: SelectionPlan, source: Any, path: Path | None) -> Any:
+def execute_selection(executor: Executor[Any], selection: SelectionPlan, source: Any, path: Any) -> Any:
     """graphql-core's ``execute_fields`` for a compiled selection: a dict, or an awaitable of it."""
     results: dict[str, Any] = {}
     awaitable_fields: list[str] = []
+    typename = selection.type_name
     try:
-        for field in selection.fields:
-            kind = field.kind
+        for kind, field, key, read, attribute, coerce, non_null in selection.entries:
             if kind == PLAIN_LEAF:
-                key = field.key
                 try:
-                    value = field.read(source, field.attribute)
+                    value = read(source, attribute)
                     if value is None:
-                        if not field.non_null:
+                        if not non_null:
                             results[key] = None
                             continue
                     elif type(value) in ORDINARY or not (
                         is_awaitable(value) or isinstance(value, Exception) or value is Undefined
                     ):
-                        coerced = field.leaf.coerce_output_value(value)  # type: ignore[union-attr]
+                        coerced = coerce(value)
                         if type(coerced) in ORDINARY:
                             results[key] = coerced
                             continue
                         if coerced is None or coerced is Undefined:
-                            raise TypeError(leaf_message(field.leaf, value, coerced))  # type: ignore[arg-type]
+                            raise TypeError(leaf_message(field.return_type, value, coerced))
                         if is_awaitable(coerced):
-                            results[key] = await_completed(
-                                executor, field, coerced, new_path(path, key, field.typename)
-                            )
+                            results[key] = await_completed(executor, field, coerced, (path, key, typename))
                             awaitable_fields.append(key)
                         else:
                             results[key] = coerced
                         continue
                 except Exception as raw_error:
                     executor.handle_field_error(
-                        raw_error, field.return_type, field.details, new_path(path, key, field.typename)
+                        raw_error, field.return_type, field.details, real_path((path, key, typename))
                     )
                     results[key] = None
                     continue
                 # None where the schema says non-null, an exception, an awaitable, Undefined: the general way.
-                result = complete_resolved(executor, field, value, new_path(path, key, field.typename), None)
+                result = complete_resolved(executor, field, value, (path, key, typename), None)
             elif kind == TYPENAME:
-                results[field.key] = field.typename
+                results[key] = typename
                 continue
             else:
-                result = execute_field(executor, field, source, new_path(path, field.key, field.typename))
-            results[field.key] = result
-            if is_awaitable(result):
-                awaitable_fields.append(field.key)
+                result = execute_field(executor, field, source, (path, key, typename))
+            results[key] = result
+            if type(result) not in NEVER_AWAITABLE and is_awaitable(result):
+                awaitable_fields.append(key)
     except Exception:
         if awaitable_fields:  # as graphql-core: siblings already started are settled, not abandoned
             executor.settle_in_background([results[key] for key in awaitable_fields])
@@ -257,14 +271,15 @@ async def gather_fields(results: dict[str, Any], awaitable_fields: list[str]) ->
     return results
 
 
-def execute_field(executor: Executor[Any], field: FieldPlan, source: Any, path: Path) -> Any:
+def execute_field(executor: Executor[Any], field: FieldPlan, source: Any, path: Any) -> Any:
     """graphql-core's ``execute_field`` for one compiled field."""
     kind = field.kind
     if kind == CORE_FIELD:
-        return executor.execute_field(field.parent_type, source, field.details, path, None)
+        return executor.execute_field(field.parent_type, source, field.details, real_path(path), None)
     info = None
     try:
         if kind == RESOLVER:
+            path = real_path(path)
             info = field.info(executor, path)
             arguments = field.arguments
             if arguments is None:
@@ -273,51 +288,53 @@ def execute_field(executor: Executor[Any], field: FieldPlan, source: Any, path: 
         else:
             result = field.read(source, field.attribute)
             if field.needs_info:
+                path = real_path(path)
                 info = field.info(executor, path)
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         return None
     return complete_resolved(executor, field, result, path, info)
 
 
-def complete_resolved(executor: Executor[Any], field: FieldPlan, result: Any, path: Path, info: Any) -> Any:
+def complete_resolved(executor: Executor[Any], field: FieldPlan, result: Any, path: Any, info: Any) -> Any:
     """The rest of graphql-core's ``execute_field`` once the resolver answered ``result``."""
     try:
-        if is_awaitable(result):
+        if type(result) not in NEVER_AWAITABLE and is_awaitable(result):
             return complete_awaitable_value(executor, field, result, path, info)
         completed = field.complete(executor, result, path, info)
-        if is_awaitable(completed):
+        if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
             return await_completed(executor, field, completed, path)
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         return None
     return completed
 
 
-async def complete_awaitable_value(
-    executor: Executor[Any], field: FieldPlan, result: Any, path: Path, info: Any
-) -> Any:
+async def complete_awaitable_value(executor: Executor[Any], field: FieldPlan, result: Any, path: Any, info: Any) -> Any:
     try:
         resolved = await result
         completed = field.complete(executor, resolved, path, info)
-        if is_awaitable(completed):
+        if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
             completed = await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         completed = None
     return completed
 
 
-async def await_completed(executor: Executor[Any], field: FieldPlan, completed: Any, path: Path) -> Any:
+async def await_completed(executor: Executor[Any], field: FieldPlan, completed: Any, path: Any) -> Any:
     try:
         return await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, path)
+        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         return None
 
 
-def leaf_message(leaf: GraphQLLeafType, value: Any, coerced: Any) -> str:
-    """graphql-core's ``complete_leaf_value`` message for a coercion that returned nothing."""
+def leaf_message(leaf: Any, value: Any, coerced: Any) -> str:
+    """graphql-core's ``complete_leaf_value`` message for a coercion that returned nothing (``leaf`` may still
+    be wrapped in non-null: the message names the named type, as graphql-core's does)."""
+    while isinstance(leaf, GraphQLNonNull):
+        leaf = leaf.of_type
     return (
         f"Expected `{inspect_value(leaf)}.coerce_output_value({inspect_value(value)})` to return"
         f" non-nullable value, returned: {inspect_value(coerced)}"
@@ -325,40 +342,25 @@ def leaf_message(leaf: GraphQLLeafType, value: Any, coerced: Any) -> str:
 
 
 # --- completions, one per return type shape (made at compile time) ------------------------------------------
+#
+# Each is graphql-core's ``complete_value`` for one type, with the non-null wrapper folded in: an exception
+# value is raised, null is null (or, for a non-null type, the "Cannot return null" field error), anything
+# else gets the type's own completion. graphql-core checks the same things in the same order, one call
+# deeper for a non-null type; the completions of lists, objects and abstract types never answer null, so
+# the non-null check after them can only fail on a null value.
 
 
-def non_null_completion(inner: Complete, message: str) -> Complete:
-    """``complete_value`` for a non-null type: the inner completion, and null is a field error."""
-
-    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
-        if isinstance(value, Exception):
-            raise value
-        completed = inner(executor, value, path, info)
-        if completed is None:
-            raise TypeError(message)
-        return completed
-
-    return complete
-
-
-def nullable(complete_value: Complete) -> Complete:
-    """``complete_value``'s own checks before the type's completion: an exception is raised, null is null."""
-
-    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
-        if isinstance(value, Exception):
-            raise value
-        if value is None or value is Undefined:
-            return None
-        return complete_value(executor, value, path, info)
-
-    return complete
-
-
-def leaf_completion(leaf: GraphQLLeafType) -> Complete:
+def leaf_completion(leaf: GraphQLLeafType, non_null: bool, message: str) -> Complete:
     """``complete_leaf_value``: the type's own output coercion; nothing back is an error."""
     coerce = leaf.coerce_output_value
 
-    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        if value is None or value is Undefined:
+            if non_null:
+                raise TypeError(message)
+            return None
         coerced = coerce(value)
         if coerced is Undefined or coerced is None:
             raise TypeError(leaf_message(leaf, value, coerced))
@@ -368,76 +370,102 @@ def leaf_completion(leaf: GraphQLLeafType) -> Complete:
 
 
 def object_completion(
-    object_type: GraphQLObjectType, selection: SelectionPlan, details: list[FieldDetails]
+    object_type: GraphQLObjectType, selection: SelectionPlan, details: list[FieldDetails], non_null: bool, message: str
 ) -> Complete:
     """``complete_object_value``: ``is_type_of`` when the type has one, then the compiled selection."""
     is_type_of = object_type.is_type_of
-    if is_type_of is None:
 
-        def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
-            return execute_selection(executor, selection, value, path)
-
-        return complete
-
-    def complete_checked(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
-        matches = is_type_of(value, info)
-        if is_awaitable(matches):
-
-            async def execute_subfields_async() -> Any:
-                if not await matches:
-                    raise invalid_return_type_error(object_type, value, details)
-                fields = execute_selection(executor, selection, value, path)
-                if is_awaitable(fields):
-                    return await fields
-                return fields
-
-            return execute_subfields_async()
-        if not matches:
-            raise invalid_return_type_error(object_type, value, details)
+    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+        if value is None or value is Undefined:
+            if non_null:
+                raise TypeError(message)
+            return None
+        if isinstance(value, Exception):
+            raise value
+        if is_type_of is not None:
+            matches = is_type_of(value, info)
+            if is_awaitable(matches):
+                return execute_checked_subfields(executor, object_type, selection, details, value, path, matches)
+            if not matches:
+                raise invalid_return_type_error(object_type, value, details)
         return execute_selection(executor, selection, value, path)
 
-    return complete_checked
+    return complete
+
+
+async def execute_checked_subfields(
+    executor: Executor[Any],
+    object_type: GraphQLObjectType,
+    selection: SelectionPlan,
+    details: list[FieldDetails],
+    value: Any,
+    path: Any,
+    matches: Any,
+) -> Any:
+    if not await matches:
+        raise invalid_return_type_error(object_type, value, details)
+    fields = execute_selection(executor, selection, value, path)
+    if type(fields) not in NEVER_AWAITABLE and is_awaitable(fields):
+        return await fields
+    return fields
 
 
 def abstract_completion(
-    abstract_type: GraphQLAbstractType, completions: dict[str, tuple[GraphQLObjectType, Complete]], details: Any
+    abstract_type: GraphQLAbstractType,
+    completions: dict[str, tuple[GraphQLObjectType, Complete]],
+    details: list[FieldDetails],
+    non_null: bool,
+    message: str,
 ) -> Complete:
     """``complete_abstract_value``: the type's ``resolve_type`` (or the executor's), checked by the executor's
-    ``ensure_valid_runtime_type``, then the selection compiled for that object type."""
+    ``ensure_valid_runtime_type``, then the completion compiled for that object type."""
 
-    def complete_as(executor: Executor[Any], runtime_type: GraphQLObjectType, value: Any, path: Path, info: Any) -> Any:
+    def complete_as(executor: Executor[Any], runtime_type: GraphQLObjectType, value: Any, path: Any, info: Any) -> Any:
         compiled = completions.get(runtime_type.name)
-        if compiled is None or compiled[0] is not runtime_type:
-            return executor.complete_object_value(runtime_type, details, info, path, value, None)
+        if compiled is None or compiled[0] is not runtime_type:  # pragma: no cover - checked as a possible type
+            return executor.complete_object_value(runtime_type, details, info, real_path(path), value, None)
         return compiled[1](executor, value, path, info)
 
-    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+    async def await_complete_object_value(
+        executor: Executor[Any], runtime_type: Any, value: Any, path: Any, info: Any
+    ) -> Any:
+        checked = executor.ensure_valid_runtime_type(await runtime_type, abstract_type, details, info, value)
+        completed = complete_as(executor, checked, value, path, info)
+        if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
+            return await completed
+        return completed  # pragma: no cover - an object's completion of a sync value
+
+    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+        if isinstance(value, Exception):
+            raise value
+        if value is None or value is Undefined:
+            if non_null:
+                raise TypeError(message)
+            return None
         resolve_type = abstract_type.resolve_type or executor.type_resolver
         runtime_type = resolve_type(value, info, abstract_type)
         if is_awaitable(runtime_type):
-
-            async def await_complete_object_value() -> Any:
-                checked = executor.ensure_valid_runtime_type(await runtime_type, abstract_type, details, info, value)
-                completed = complete_as(executor, checked, value, path, info)
-                if is_awaitable(completed):
-                    return await completed
-                return completed  # pragma: no cover - an object's completion of a sync value
-
-            return await_complete_object_value()
+            return await_complete_object_value(executor, runtime_type, value, path, info)
         checked = executor.ensure_valid_runtime_type(runtime_type, abstract_type, details, info, value)
         return complete_as(executor, checked, value, path, info)
 
     return complete
 
 
-def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPlan) -> Complete:
+def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPlan, non_null: bool) -> Complete:
     """``complete_list_value`` for a list or tuple (what resolvers return); anything else (a generator, an
     async iterable, not an iterable at all) is completed by the executor's own ``complete_value``."""
     item_type = list_type.of_type
     details = field.details
+    message = field.null_message
 
-    def complete(executor: Executor[Any], value: Any, path: Path, info: Any) -> Any:
+    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+        if value is None or value is Undefined:
+            if non_null:
+                raise TypeError(message)
+            return None
         if type(value) is not list and type(value) is not tuple:
+            path = real_path(path)
             if info is None:
                 info = field.info(executor, path)
             return executor.complete_value(list_type, details, info, path, value, None)
@@ -448,20 +476,20 @@ def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPla
         index = 0
         try:
             for entry in iterator:
-                item_path = new_path(path, index, None)
+                item_path = (path, index, None)
                 if is_awaitable(entry):
                     append(complete_awaitable_item(executor, item, item_type, details, entry, item_path, info))
                     awaitable_indices.append(index)
                 else:
                     try:
                         completed = item(executor, entry, item_path, info)
-                        if is_awaitable(completed):
+                        if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
                             append(await_completed_item(executor, item_type, details, completed, item_path))
                             awaitable_indices.append(index)
                         else:
                             append(completed)
                     except Exception as raw_error:
-                        executor.handle_field_error(raw_error, item_type, details, item_path)
+                        executor.handle_field_error(raw_error, item_type, details, real_path(item_path))
                         append(None)
                 index += 1
         except Exception:
@@ -478,25 +506,23 @@ def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPla
 
 
 async def complete_awaitable_item(
-    executor: Executor[Any], item: Complete, item_type: Any, details: Any, entry: Any, item_path: Path, info: Any
+    executor: Executor[Any], item: Complete, item_type: Any, details: Any, entry: Any, item_path: Any, info: Any
 ) -> Any:
     try:
         completed = item(executor, await entry, item_path, info)
-        if is_awaitable(completed):
+        if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
             completed = await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, item_type, details, item_path)
+        executor.handle_field_error(raw_error, item_type, details, real_path(item_path))
         return None
     return completed
 
 
-async def await_completed_item(
-    executor: Executor[Any], item_type: Any, details: Any, completed: Any, path: Path
-) -> Any:
+async def await_completed_item(executor: Executor[Any], item_type: Any, details: Any, completed: Any, path: Any) -> Any:
     try:
         return await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, item_type, details, path)
+        executor.handle_field_error(raw_error, item_type, details, real_path(path))
         return None
 
 
@@ -531,7 +557,7 @@ class OperationPlan:
                     raise NotCompiled("fragment variables")
                 self.fragment_definitions[definition.name.value] = definition
                 self.fragments[definition.name.value] = FragmentDetails(definition, None)
-        self.core_fields = 0  # fields handed whole to graphql-core (introspection)
+        self.core_fields = 0  # fields handed whole to graphql-core
         root_type = schema.query_type
         if root_type is None:
             raise NotCompiled("the schema has no query type")
@@ -550,6 +576,7 @@ class OperationPlan:
         )
         if isinstance(variable_values, list):
             return None
+        # What Executor.build makes for these arguments (operations.run passes no others).
         executor = self.executor_class(
             schema,
             self.fragment_definitions,
@@ -571,7 +598,7 @@ class OperationPlan:
         )
         try:
             data = execute_selection(executor, self.root, None, None)
-            if is_awaitable(data):
+            if type(data) is not dict and is_awaitable(data):
                 return await_response(executor, data)
         except GraphQLError as error:  # a non-null root field failed: no data
             executor.collected_errors.add(error, None)
@@ -599,17 +626,17 @@ class OperationPlan:
         node = details[0].node
         field_def = self.schema.get_field(parent_type, node.name.value)
         if field_def is None:
-            raise NotCompiled(f"no field {parent_type.name}.{node.name.value}")
+            raise NotCompiled(f"no field {parent_type.name}.{node.name.value}")  # pragma: no cover - validated
         field = FieldPlan(key, parent_type, details, field_def)
         if node.name.value.startswith("__"):
             if field_def is TypeNameMetaFieldDef and field_def.resolve is MetaFields.type_name:
                 field.kind = TYPENAME
-            else:
+            else:  # __schema, __type: introspection is graphql-core's
                 field.kind = CORE_FIELD
                 self.core_fields += 1
             return field
         if is_list_type(unwrap_non_null(get_item_type(field.return_type))):
-            field.kind = CORE_FIELD  # a list of lists: graphql-core completes it, from its own resolve
+            field.kind = CORE_FIELD  # a list of lists: graphql-core resolves and completes it
             self.core_fields += 1
             return field
         if field_def.args or node.arguments:
@@ -619,31 +646,32 @@ class OperationPlan:
             field.kind = ATTRIBUTE
             field.read, field.attribute = plain
         field.complete = self._completion(field.return_type, field)
-        named = get_named(field.return_type)
-        if field.kind == ATTRIBUTE and is_leaf_type(named) and not is_list_type(unwrap_non_null(field.return_type)):
+        named = unwrap_non_null(field.return_type)
+        if field.kind == ATTRIBUTE and is_leaf_type(named):
             field.kind = PLAIN_LEAF
-            field.leaf = named  # type: ignore[assignment]
+            field.leaf = named.coerce_output_value
         return field
 
     def _completion(self, return_type: GraphQLOutputType, field: FieldPlan) -> Complete:
-        if isinstance(return_type, GraphQLNonNull):
-            return non_null_completion(self._completion(return_type.of_type, field), field.null_message)
-        if isinstance(return_type, GraphQLList):
-            return nullable(list_completion(return_type, self._completion(return_type.of_type, field), field))
-        if is_leaf_type(return_type):
-            return nullable(leaf_completion(return_type))  # type: ignore[arg-type]
-        if is_object_type(return_type):
-            if return_type.is_type_of is not None:  # type: ignore[union-attr]
+        non_null = isinstance(return_type, GraphQLNonNull)
+        type_: Any = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        message = field.null_message
+        if isinstance(type_, GraphQLList):
+            return list_completion(type_, self._completion(type_.of_type, field), field, non_null)
+        if is_leaf_type(type_):
+            return leaf_completion(type_, non_null, message)
+        if is_object_type(type_):
+            if type_.is_type_of is not None:
                 field.needs_info = True
-            selection = self._subselection(return_type, field.details)  # type: ignore[arg-type]
-            return nullable(object_completion(return_type, selection, field.details))  # type: ignore[arg-type]
-        if is_abstract_type(return_type):
+            selection = self._subselection(type_, field.details)
+            return object_completion(type_, selection, field.details, non_null, message)
+        if is_abstract_type(type_):
             field.needs_info = True
-            completions = {}
-            for possible in self.schema.get_possible_types(return_type):  # type: ignore[arg-type]
+            completions: dict[str, tuple[GraphQLObjectType, Complete]] = {}
+            for possible in self.schema.get_possible_types(type_):
                 selection = self._subselection(possible, field.details)
-                completions[possible.name] = (possible, object_completion(possible, selection, field.details))
-            return nullable(abstract_completion(return_type, completions, field.details))  # type: ignore[arg-type]
+                completions[possible.name] = (possible, object_completion(possible, selection, field.details, True, ""))
+            return abstract_completion(type_, completions, field.details, non_null, message)
         raise NotCompiled(f"unexpected output type {return_type}")  # pragma: no cover
 
 
@@ -657,15 +685,9 @@ def get_item_type(type_: Any) -> Any:
     return type_.of_type if isinstance(type_, GraphQLList) else None
 
 
-def get_named(type_: Any) -> Any:
-    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
-        type_ = type_.of_type
-    return type_
-
-
 def no_variables(schema: GraphQLSchema) -> Any:
     """The variable values of an operation without variables (collection at compile time reads none: every
-    directive it evaluates has literal arguments, checked by ``check_directives``)."""
+    directive it evaluates has literal arguments, checked by ``check_operation``)."""
     values = get_variable_values(schema, (), {})
     assert not isinstance(values, list)
     return values
@@ -687,16 +709,7 @@ def literal_arguments(field_def: GraphQLField, node: FieldNode) -> dict[str, Any
 
 
 def uses_variable(value: Node) -> bool:
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, VariableNode):
-            return True
-        if isinstance(item, Node):
-            stack.extend(getattr(item, key) for key in item.keys if key != "loc")
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return False
+    return any(isinstance(node, VariableNode) for node in walk(value))
 
 
 @functools.cache
@@ -741,7 +754,7 @@ def check_operation(schema: GraphQLSchema, document: DocumentNode, operation: Op
                 raise NotCompiled(f"@{node.name.value} on a variable")
 
 
-def walk(root: Node) -> Any:
+def walk(root: Node) -> Iterator[Node]:
     stack: list[Any] = [root]
     while stack:
         item = stack.pop()
@@ -752,13 +765,13 @@ def walk(root: Node) -> Any:
             stack.extend(item)
 
 
-async def await_response(executor: Executor[Any], data: Awaitable[Any]) -> ExecutionResult:
+async def await_response(executor: Executor[Any], data: Awaitable[Any]) -> Any:
     try:
         awaited = await data
     except GraphQLError as error:
         executor.collected_errors.add(error, None)
-        return executor.build_response(None)  # type: ignore[return-value]
-    return executor.build_response(awaited)  # type: ignore[return-value]
+        return executor.build_response(None)
+    return executor.build_response(awaited)
 
 
 # --- the cache and the entry point --------------------------------------------------------------------------
