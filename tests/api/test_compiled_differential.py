@@ -702,9 +702,9 @@ async def test_async_siblings_run_concurrently_and_keep_the_selection_order():
 def test_plans_are_kept_per_document_and_bounded():
     cache = compiled.PlanCache(size=3)
     documents = [document_of(f"{{ viewer {{ kind }} a{i}: account {{ name }} }}") for i in range(5)]
-    plans = [cache.get(CORE_SCHEMA, d.ast, None, d.operations[0]) for d in documents]  # type: ignore[arg-type]
+    plans = [cache.get(CORE_SCHEMA, document, None) for document in documents]
     assert len(cache) == 3
-    assert cache.get(CORE_SCHEMA, documents[4].ast, None, documents[4].operations[0]) is plans[4]  # type: ignore[arg-type]
+    assert cache.get(CORE_SCHEMA, documents[4], None) is plans[4]
     assert all(isinstance(plan, compiled.OperationPlan) for plan in plans)
     text = "{ viewer { kind } }" + " " * (compiled.MAX_CACHED_TEXT + 1)
     assert str(compiled.plan_for(CORE_SCHEMA, document_of(text), None)) == "a document too long to be cached"
@@ -737,3 +737,35 @@ def test_literal_arguments_are_coerced_once_unless_a_resolver_could_change_them(
     check, checks = plan.root.fields
     assert check.arguments is not None and check.arguments["projectId"] == "p"
     assert checks.arguments is None  # a list: coerced per request, so no resolver can change the next one's
+
+
+async def test_graphql_requests_run_on_their_plan(server: Server):
+    seeded = await server.bootstrap("Planned")
+    query = "{ viewer { kind account { name plan } } }"
+    reply = await server.gql(query, token=seeded.token)
+    assert reply.status == 200 and reply.data == {
+        "viewer": {"kind": "USER", "account": {"name": "Planned", "plan": "ENTERPRISE"}}
+    }, reply.body
+    document = server.runtime.documents.get(query)
+    cache = compiled._CACHES[CORE_SCHEMA]
+    entries = [plan for ast, plan in cache._entries.values() if ast is document.ast]
+    assert len(entries) == 1 and isinstance(entries[0], compiled.OperationPlan), entries
+
+
+async def test_a_document_the_compiler_fails_on_runs_on_graphql_core(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: Any
+):
+    seeded = await server.bootstrap("Unplanned")
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in the compiler")
+
+    monkeypatch.setattr(compiled.OperationPlan, "__init__", broken)
+    query = "{ account { name } unplanned: viewer { kind } }"
+    with caplog.at_level("WARNING", logger="tokengate.api.compiled"):
+        reply = await server.gql(query, token=seeded.token)
+    assert reply.status == 200 and reply.data == {"account": {"name": "Unplanned"}, "unplanned": {"kind": "USER"}}
+    assert str(compiled.plan_for(CORE_SCHEMA, server.runtime.documents.get(query), None)) == (
+        "compiling failed: RuntimeError"
+    )
+    assert any("could not compile a query" in record.getMessage() for record in caplog.records)

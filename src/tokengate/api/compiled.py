@@ -36,7 +36,7 @@ import inspect
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import graphql
@@ -60,12 +60,14 @@ from graphql import (
     TypeNameMetaFieldDef,
     Undefined,
     VariableNode,
+    Visitor,
     assert_valid_schema,
     is_abstract_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
     is_object_type,
+    visit,
 )
 from graphql.execution import collect_fields as collect_module
 from graphql.execution import executor as executor_module
@@ -185,7 +187,7 @@ class FieldPlan:
 
     def info(self, executor: Executor[Any], path: Path) -> Any:
         """The resolve info graphql-core would build for this field at ``path`` (the executor's own)."""
-        return executor.build_resolve_info(self.field_def, self.nodes, self.parent_type, path)
+        return executor.build_resolve_info(self.field_def, list(self.nodes), self.parent_type, path)
 
 
 class SelectionPlan:
@@ -579,7 +581,7 @@ class OperationPlan:
         # What Executor.build makes for these arguments (operations.run passes no others).
         executor = self.executor_class(
             schema,
-            self.fragment_definitions,
+            dict(self.fragment_definitions),  # resolvers see it (info.fragments): theirs to keep
             self.fragments,
             None,
             context,
@@ -708,8 +710,24 @@ def literal_arguments(field_def: GraphQLField, node: FieldNode) -> dict[str, Any
     return None
 
 
+class Usage(Visitor):
+    """The directives and whether any variable occurs in a piece of a document (graphql-core's visitor)."""
+
+    def __init__(self, root: Node):
+        super().__init__()
+        self.directives: list[DirectiveNode] = []
+        self.variables = False
+        visit(root, self)
+
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+        self.directives.append(node)
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        self.variables = True
+
+
 def uses_variable(value: Node) -> bool:
-    return any(isinstance(node, VariableNode) for node in walk(value))
+    return Usage(value).variables
 
 
 @functools.cache
@@ -746,23 +764,11 @@ def check_operation(schema: GraphQLSchema, document: DocumentNode, operation: Op
         raise NotCompiled("directives on the operation")
     if schema.get_directive("defer") or schema.get_directive("stream"):
         raise NotCompiled("the schema has @defer or @stream")
-    for node in walk(document):
-        if isinstance(node, DirectiveNode):
-            if node.name.value not in ("skip", "include"):
-                raise NotCompiled(f"@{node.name.value}")
-            if any(uses_variable(argument.value) for argument in node.arguments or ()):
-                raise NotCompiled(f"@{node.name.value} on a variable")
-
-
-def walk(root: Node) -> Iterator[Node]:
-    stack: list[Any] = [root]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Node):
-            yield item
-            stack.extend(getattr(item, key) for key in item.keys if key != "loc")
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
+    for directive in Usage(document).directives:
+        if directive.name.value not in ("skip", "include"):
+            raise NotCompiled(f"@{directive.name.value}")
+        if any(uses_variable(argument.value) for argument in directive.arguments or ()):
+            raise NotCompiled(f"@{directive.name.value} on a variable")
 
 
 async def await_response(executor: Executor[Any], data: Awaitable[Any]) -> Any:
@@ -787,31 +793,38 @@ class PlanCache:
         # Keyed by the id of the document's syntax tree, kept alive in the entry so the id is not reused.
         self._entries: OrderedDict[tuple[int, str | None], tuple[DocumentNode, PlanOrReason]] = OrderedDict()
 
-    def get(
-        self,
-        schema: GraphQLSchema,
-        document: DocumentNode,
-        operation_name: str | None,
-        operation: OperationDefinitionNode,
-    ) -> PlanOrReason:
-        key = (id(document), operation_name)
+    def get(self, schema: GraphQLSchema, document: Document, operation_name: str | None) -> PlanOrReason:
+        ast = document.ast
+        assert ast is not None
+        key = (id(ast), operation_name)
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
             return entry[1]
-        plan: PlanOrReason
-        try:
-            check_operation(schema, document, operation)
-            plan = OperationPlan(schema, document, operation)
-        except NotCompiled as reason:
-            plan = reason
-        self._entries[key] = (document, plan)
+        plan = compile_operation(schema, document, operation_name)
+        self._entries[key] = (ast, plan)
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)
         return plan
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def compile_operation(schema: GraphQLSchema, document: Document, operation_name: str | None) -> PlanOrReason:
+    operation = document.operation(operation_name)
+    if operation is None or document.ast is None:
+        return NotCompiled("no such operation")
+    if document.validation_errors(schema):  # (cached: operations.run validated it already)
+        return NotCompiled("an invalid document")
+    try:
+        check_operation(schema, document.ast, operation)
+        return OperationPlan(schema, document.ast, operation)
+    except NotCompiled as reason:
+        return reason
+    except Exception as error:  # a bug here must cost speed, never an answer: graphql-core runs it
+        log.warning("could not compile a query; graphql-core runs it", exc_info=True)
+        return NotCompiled(f"compiling failed: {type(error).__name__}")
 
 
 _CACHES: weakref.WeakKeyDictionary[GraphQLSchema, PlanCache] = weakref.WeakKeyDictionary()
@@ -824,16 +837,13 @@ def plan_for(schema: GraphQLSchema, document: Document, operation_name: str | No
         return NotCompiled(problem)
     if document.ast is None:
         return NotCompiled("a syntax error")
-    operation = document.operation(operation_name)
-    if operation is None:
-        return NotCompiled("no such operation")
     if len(document.text) > MAX_CACHED_TEXT:
         return NotCompiled("a document too long to be cached")
     cache = _CACHES.get(schema)
     if cache is None:
         assert_valid_schema(schema)
         cache = _CACHES.setdefault(schema, PlanCache())
-    return cache.get(schema, document.ast, operation_name, operation)
+    return cache.get(schema, document, operation_name)
 
 
 def execute_compiled(
@@ -988,7 +998,7 @@ def find_problem() -> str | None:
         return f"Strawberry's execution context overrides {overridden}"
     if not issubclass(execution_context_class(), StrawberryGraphQLCoreExecutionContext):
         return "the execution context is not Strawberry's"  # pragma: no cover
-    if MetaFields.type_name(None, _TypenameInfo) != "Typename":
+    if MetaFields.type_name(None, _TypenameInfo) != "Typename":  # type: ignore[no-untyped-call]
         return "graphql-core's __typename resolver no longer answers the parent type's name"
     if basic_result_code() is None:
         return "Strawberry's resolver for basic fields (_get_basic_result) is gone"
