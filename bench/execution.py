@@ -11,7 +11,8 @@ projects), authenticates the tokens as /graphql does, then times each way of exe
   run          api/operations.py's ``run`` (what /graphql calls: chooses the operation, then the above)
 
 For each: microseconds per request, wall clock and this process's CPU (the database is another process, so
-CPU is the figure that shows execution's own cost), the median of ``--rounds`` rounds. Every answer is
+CPU is the figure that shows execution's own cost), the median of ``--rounds`` rounds, which interleave
+the ways so that a busy moment of a shared machine falls on all of them alike. Every answer is
 checked against the first one of graphql-core before timing. ``--only c`` or ``--only e`` limits the run;
 ``--loop N`` runs the compiled path of one scenario N times without timing (for py-spy).
 """
@@ -104,16 +105,12 @@ def ways(document: Any, context: Context) -> dict[str, Callable[[], Awaitable[An
     }
 
 
-async def per_request(way: Callable[[], Awaitable[Any]], calls: int, rounds: int) -> tuple[float, float]:
-    """Median over ``rounds`` of (wall µs, CPU µs) per request."""
-    walls, cpus = [], []
-    for _ in range(rounds):
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(calls):
-            await way()
-        walls.append((time.perf_counter() - wall) / calls * 1e6)
-        cpus.append((time.process_time() - cpu) / calls * 1e6)
-    return statistics.median(walls), statistics.median(cpus)
+async def timed(way: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, float]:
+    """(wall µs, CPU µs) per request over ``calls`` requests."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        await way()
+    return (time.perf_counter() - wall) / calls * 1e6, (time.process_time() - cpu) / calls * 1e6
 
 
 async def scenario(name: str, text: str, context: Context, calls: int, rounds: int, loop: int) -> None:
@@ -130,16 +127,23 @@ async def scenario(name: str, text: str, context: Context, calls: int, rounds: i
             await candidates["compiled"]()
         return
     print(f"({name}) {text[:90]}{'...' if len(text) > 90 else ''}")
-    for way_name, way in candidates.items():
-        await per_request(way, max(calls // 10, 1), 1)  # warm-up
-        wall, cpu = await per_request(way, calls, rounds)
+    for way in candidates.values():
+        await timed(way, max(calls // 10, 1))  # warm-up
+    # Rounds interleave the ways, so that a busy moment on a shared machine falls on all of them alike.
+    samples: dict[str, list[tuple[float, float]]] = {way_name: [] for way_name in candidates}
+    for _ in range(rounds):
+        for way_name, way in candidates.items():
+            samples[way_name].append(await timed(way, calls))
+    for way_name, measured in samples.items():
+        wall = statistics.median(sample[0] for sample in measured)
+        cpu = statistics.median(sample[1] for sample in measured)
         print(f"  {way_name:<11} {wall:8.1f} µs wall  {cpu:8.1f} µs CPU")
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=2000, help="requests per round for (c); (e) runs a tenth")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=1000, help="requests per round and way for (c); (e) runs a tenth")
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--only", default="c,e")
     parser.add_argument("--loop", type=int, default=0, help="run the compiled path N times, untimed (profiling)")
     args = parser.parse_args()

@@ -769,3 +769,10 @@ async def test_a_document_the_compiler_fails_on_runs_on_graphql_core(
         "compiling failed: RuntimeError"
     )
     assert any("could not compile a query" in record.getMessage() for record in caplog.records)
+
+
+def test_the_guard_notices_resolve_info_unlike_the_execution_contexts(monkeypatch: pytest.MonkeyPatch):
+    assert compiled.info_problem() is None
+    built = compiled.Run.info
+    monkeypatch.setattr(compiled.Run, "info", lambda run, field, path: built(run, field, path)._replace(root_value=1))
+    assert compiled.info_problem() == "the execution context's resolve info differs in ['root_value']"

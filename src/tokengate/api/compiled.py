@@ -13,12 +13,13 @@ What stays graphql-core's own, on purpose:
 - variables: coerced per request by ``get_variable_values``; a request whose variables do not coerce is
   answered by graphql-core itself (nothing has run yet), as is any operation that is not a query;
 - every error: raised, located and recorded by graphql-core's ``Executor`` methods (``handle_field_error``
-  with its ``CollectedErrors``, ``ensure_valid_runtime_type``), on a real executor built per request, which
-  also builds each resolver's info (``build_resolve_info``) and settles abandoned awaitables;
+  with its ``CollectedErrors``, ``ensure_valid_runtime_type``) on the executor ``Executor.build`` would make
+  for the request, made when first needed (``Run``); it also settles abandoned awaitables;
 - anything a plan does not cover itself is handed to that executor at the point where graphql-core would
-  reach it: ``__schema``/``__type`` fields (``execute_field``), nested lists and values that are not a list
-  or tuple where a list is expected (``complete_value``). The concurrency is graphql-core's: sibling
+  reach it: ``__schema``/``__type`` fields and lists of lists (``execute_field``), values that are not a
+  list or tuple where a list is expected (``complete_value``). The concurrency is graphql-core's: sibling
   awaitables are gathered the same way, one awaitable alone is awaited without a task.
+Resolvers get the resolve info Strawberry's execution context builds (checked against it by the guard).
 
 Documents that are not compiled (``NotCompiled`` says why) run on graphql-core with the fast execution
 context: mutations (serial, rare, and mostly resolver work), subscriptions, operations carrying directives,
@@ -43,6 +44,7 @@ import graphql
 from graphql import (
     DirectiveNode,
     DocumentNode,
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     GraphQLAbstractType,
@@ -54,6 +56,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     Node,
     OperationDefinitionNode,
     OperationType,
@@ -67,6 +70,7 @@ from graphql import (
     is_list_type,
     is_non_null_type,
     is_object_type,
+    parse,
     visit,
 )
 from graphql.execution import collect_fields as collect_module
@@ -81,12 +85,14 @@ from graphql.execution.executor import (
     invalid_return_type_error,
 )
 from graphql.execution.incremental import IncrementalExecutor
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.pyutils import Path, gather_with_cancel
 from graphql.pyutils import inspect as inspect_value
+from graphql.type import GraphQLResolveInfoHelpers
 from graphql.type.introspection import MetaFields
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo as ResolveInfo
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
@@ -138,7 +144,7 @@ ATTRIBUTE: Final = 2  # a Strawberry basic field of another type: the attribute,
 RESOLVER: Final = 3  # the field's resolve function (Strawberry's wrapper: @requires, argument conversion)
 CORE_FIELD: Final = 4  # the whole field on graphql-core's executor (__schema, __type, lists of lists)
 
-Complete = Callable[[Executor[Any], Any, Any, Any], Any]  # (executor, value, path, info) -> completed
+Complete = Callable[["Run", Any, Any, Any], Any]  # (request, value, path, info) -> completed
 
 
 class FieldPlan:
@@ -153,6 +159,7 @@ class FieldPlan:
         "key",
         "kind",
         "leaf",
+        "name",
         "needs_info",
         "node",
         "nodes",
@@ -168,6 +175,7 @@ class FieldPlan:
     def __init__(self, key: str, parent_type: GraphQLObjectType, details: list[FieldDetails], field_def: GraphQLField):
         self.key = key
         self.parent_type = parent_type
+        self.name = details[0].node.name.value
         self.typename = parent_type.name
         self.details = details
         self.nodes: list[FieldNode] = [detail.node for detail in details]
@@ -185,10 +193,6 @@ class FieldPlan:
         self.needs_info = False  # completion reads info (is_type_of, resolve_type) though the field is an attribute
         self.complete: Complete = complete_nothing
 
-    def info(self, executor: Executor[Any], path: Path) -> Any:
-        """The resolve info graphql-core would build for this field at ``path`` (the executor's own)."""
-        return executor.build_resolve_info(self.field_def, list(self.nodes), self.parent_type, path)
-
 
 class SelectionPlan:
     """The collected fields of one selection set on one object type, in response order; ``entries`` holds
@@ -202,14 +206,109 @@ class SelectionPlan:
         self.entries = tuple((f.kind, f, f.key, f.read, f.attribute, f.leaf, f.non_null) for f in fields)
 
 
-def complete_nothing(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:  # pragma: no cover
+def complete_nothing(run: Run, value: Any, path: Any, info: Any) -> Any:  # pragma: no cover
     raise AssertionError("a field plan was used before it was compiled")
+
+
+# --- one request --------------------------------------------------------------------------------------------
+
+
+class Run:
+    """One request on a plan: what graphql-core's executor would hold, and the executor itself, made only when
+    something needs it (an error, a field handed to graphql-core, abandoned work to settle). A request
+    without any of those never builds one: its result is then what ``build_response`` answers when nothing
+    was collected (no hooks, no incremental work)."""
+
+    __slots__ = ("_executor", "_helpers", "context", "fragment_definitions", "plan", "variable_values")
+
+    def __init__(self, plan: OperationPlan, context: Any, variable_values: VariableValues):
+        self.plan = plan
+        self.context = context
+        self.variable_values = variable_values
+        self.fragment_definitions = dict(plan.fragment_definitions)  # resolvers see it (info.fragments)
+        self._executor: Executor[Any] | None = None
+        self._helpers: GraphQLResolveInfoHelpers | None = None
+
+    @property
+    def executor(self) -> Executor[Any]:
+        """The executor ``Executor.build`` makes for this request (operations.run passes no other options)."""
+        executor = self._executor
+        if executor is None:
+            plan = self.plan
+            executor = self._executor = plan.executor_class(
+                plan.schema,
+                self.fragment_definitions,
+                plan.fragments,
+                None,
+                self.context,
+                plan.operation,
+                self.variable_values,
+                default_field_resolver,
+                default_type_resolver,
+                default_field_resolver,
+                False,
+                None,
+                is_awaitable,
+                None,
+                hide_suggestions=False,
+                abort_signal=None,
+                hooks=None,
+            )
+        return executor
+
+    def info(self, field: FieldPlan, path: Path) -> Any:
+        """The resolve info Strawberry's execution context builds for ``field`` at ``path``
+        (``build_resolve_info``; ``find_problem`` checks that the two agree)."""
+        helpers = self._helpers
+        if helpers is None:  # the executor's gather and track, whenever it is made
+            helpers = self._helpers = GraphQLResolveInfoHelpers(self.gather_async_work, self.track_async_work)
+        plan = self.plan
+        return ResolveInfo(
+            field.name,
+            list(field.nodes),
+            field.return_type,
+            field.parent_type,
+            path,
+            plan.schema,
+            self.fragment_definitions,
+            None,
+            plan.operation,
+            self.variable_values.coerced,
+            self.context,
+            is_awaitable,
+            None,
+            helpers,
+            None,  # type: ignore[arg-type] # Strawberry's operation_extensions: None unless passed to execute
+        )
+
+    def gather_async_work(self, values: Any) -> Any:
+        return self.executor.gather_async_work(values)
+
+    def track_async_work(self, values: Any) -> None:
+        self.executor.track_async_work(values)
+
+    def handle_field_error(self, raw_error: Exception, return_type: Any, details: Any, path: Path) -> None:
+        self.executor.handle_field_error(raw_error, return_type, details, path)
+
+    def settle_in_background(self, awaitables: list[Any]) -> None:
+        self.executor.settle_in_background(awaitables)
+
+    def response(self, data: dict[str, Any] | None) -> Any:
+        executor = self._executor
+        if executor is None:
+            return ExecutionResult(data, None)
+        return executor.build_response(data)
+
+    def failed(self, error: GraphQLError) -> Any:
+        """A non-null root field failed: no data, as graphql-core's ``execute_operation`` answers."""
+        self.executor.collected_errors.add(error, None)
+        return self.response(None)
 
 
 # --- executing a plan ---------------------------------------------------------------------------------------
 
 
-def execute_selection(executor: Executor[Any], selection: SelectionPlan, source: Any, path: Any) -> Any:
+def execute_selection(run: Run, selection: SelectionPlan, source: Any, path: Any) -> Any:
     """graphql-core's ``execute_fields`` for a compiled selection: a dict, or an awaitable of it."""
     results: dict[str, Any] = {}
     awaitable_fields: list[str] = []
@@ -233,30 +332,30 @@ def execute_selection(executor: Executor[Any], selection: SelectionPlan, source:
                         if coerced is None or coerced is Undefined:
                             raise TypeError(leaf_message(field.return_type, value, coerced))
                         if is_awaitable(coerced):
-                            results[key] = await_completed(executor, field, coerced, (path, key, typename))
+                            results[key] = await_completed(run, field, coerced, (path, key, typename))
                             awaitable_fields.append(key)
                         else:
                             results[key] = coerced
                         continue
                 except Exception as raw_error:
-                    executor.handle_field_error(
+                    run.handle_field_error(
                         raw_error, field.return_type, field.details, real_path((path, key, typename))
                     )
                     results[key] = None
                     continue
                 # None where the schema says non-null, an exception, an awaitable, Undefined: the general way.
-                result = complete_resolved(executor, field, value, (path, key, typename), None)
+                result = complete_resolved(run, field, value, (path, key, typename), None)
             elif kind == TYPENAME:
                 results[key] = typename
                 continue
             else:
-                result = execute_field(executor, field, source, (path, key, typename))
+                result = execute_field(run, field, source, (path, key, typename))
             results[key] = result
             if type(result) not in NEVER_AWAITABLE and is_awaitable(result):
                 awaitable_fields.append(key)
     except Exception:
         if awaitable_fields:  # as graphql-core: siblings already started are settled, not abandoned
-            executor.settle_in_background([results[key] for key in awaitable_fields])
+            run.settle_in_background([results[key] for key in awaitable_fields])
         raise
     if not awaitable_fields:
         return results
@@ -273,62 +372,62 @@ async def gather_fields(results: dict[str, Any], awaitable_fields: list[str]) ->
     return results
 
 
-def execute_field(executor: Executor[Any], field: FieldPlan, source: Any, path: Any) -> Any:
+def execute_field(run: Run, field: FieldPlan, source: Any, path: Any) -> Any:
     """graphql-core's ``execute_field`` for one compiled field."""
     kind = field.kind
     if kind == CORE_FIELD:
-        return executor.execute_field(field.parent_type, source, field.details, real_path(path), None)
+        return run.executor.execute_field(field.parent_type, source, field.details, real_path(path), None)
     info = None
     try:
         if kind == RESOLVER:
             path = real_path(path)
-            info = field.info(executor, path)
+            info = run.info(field, path)
             arguments = field.arguments
             if arguments is None:
-                arguments = get_argument_values(field.field_def, field.node, executor.variable_values, None, False)
+                arguments = get_argument_values(field.field_def, field.node, run.variable_values, None, False)
             result = field.resolve(source, info, **arguments)
         else:
             result = field.read(source, field.attribute)
             if field.needs_info:
                 path = real_path(path)
-                info = field.info(executor, path)
+                info = run.info(field, path)
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
+        run.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         return None
-    return complete_resolved(executor, field, result, path, info)
+    return complete_resolved(run, field, result, path, info)
 
 
-def complete_resolved(executor: Executor[Any], field: FieldPlan, result: Any, path: Any, info: Any) -> Any:
+def complete_resolved(run: Run, field: FieldPlan, result: Any, path: Any, info: Any) -> Any:
     """The rest of graphql-core's ``execute_field`` once the resolver answered ``result``."""
     try:
         if type(result) not in NEVER_AWAITABLE and is_awaitable(result):
-            return complete_awaitable_value(executor, field, result, path, info)
-        completed = field.complete(executor, result, path, info)
+            return complete_awaitable_value(run, field, result, path, info)
+        completed = field.complete(run, result, path, info)
         if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
-            return await_completed(executor, field, completed, path)
+            return await_completed(run, field, completed, path)
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
+        run.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         return None
     return completed
 
 
-async def complete_awaitable_value(executor: Executor[Any], field: FieldPlan, result: Any, path: Any, info: Any) -> Any:
+async def complete_awaitable_value(run: Run, field: FieldPlan, result: Any, path: Any, info: Any) -> Any:
     try:
         resolved = await result
-        completed = field.complete(executor, resolved, path, info)
+        completed = field.complete(run, resolved, path, info)
         if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
             completed = await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
+        run.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         completed = None
     return completed
 
 
-async def await_completed(executor: Executor[Any], field: FieldPlan, completed: Any, path: Any) -> Any:
+async def await_completed(run: Run, field: FieldPlan, completed: Any, path: Any) -> Any:
     try:
         return await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
+        run.handle_field_error(raw_error, field.return_type, field.details, real_path(path))
         return None
 
 
@@ -356,7 +455,7 @@ def leaf_completion(leaf: GraphQLLeafType, non_null: bool, message: str) -> Comp
     """``complete_leaf_value``: the type's own output coercion; nothing back is an error."""
     coerce = leaf.coerce_output_value
 
-    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+    def complete(run: Run, value: Any, path: Any, info: Any) -> Any:
         if isinstance(value, Exception):
             raise value
         if value is None or value is Undefined:
@@ -377,7 +476,7 @@ def object_completion(
     """``complete_object_value``: ``is_type_of`` when the type has one, then the compiled selection."""
     is_type_of = object_type.is_type_of
 
-    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+    def complete(run: Run, value: Any, path: Any, info: Any) -> Any:
         if value is None or value is Undefined:
             if non_null:
                 raise TypeError(message)
@@ -387,16 +486,16 @@ def object_completion(
         if is_type_of is not None:
             matches = is_type_of(value, info)
             if is_awaitable(matches):
-                return execute_checked_subfields(executor, object_type, selection, details, value, path, matches)
+                return execute_checked_subfields(run, object_type, selection, details, value, path, matches)
             if not matches:
                 raise invalid_return_type_error(object_type, value, details)
-        return execute_selection(executor, selection, value, path)
+        return execute_selection(run, selection, value, path)
 
     return complete
 
 
 async def execute_checked_subfields(
-    executor: Executor[Any],
+    run: Run,
     object_type: GraphQLObjectType,
     selection: SelectionPlan,
     details: list[FieldDetails],
@@ -406,7 +505,7 @@ async def execute_checked_subfields(
 ) -> Any:
     if not await matches:
         raise invalid_return_type_error(object_type, value, details)
-    fields = execute_selection(executor, selection, value, path)
+    fields = execute_selection(run, selection, value, path)
     if type(fields) not in NEVER_AWAITABLE and is_awaitable(fields):
         return await fields
     return fields
@@ -422,34 +521,32 @@ def abstract_completion(
     """``complete_abstract_value``: the type's ``resolve_type`` (or the executor's), checked by the executor's
     ``ensure_valid_runtime_type``, then the completion compiled for that object type."""
 
-    def complete_as(executor: Executor[Any], runtime_type: GraphQLObjectType, value: Any, path: Any, info: Any) -> Any:
+    def complete_as(run: Run, runtime_type: GraphQLObjectType, value: Any, path: Any, info: Any) -> Any:
         compiled = completions.get(runtime_type.name)
         if compiled is None or compiled[0] is not runtime_type:  # pragma: no cover - checked as a possible type
-            return executor.complete_object_value(runtime_type, details, info, real_path(path), value, None)
-        return compiled[1](executor, value, path, info)
+            return run.executor.complete_object_value(runtime_type, details, info, real_path(path), value, None)
+        return compiled[1](run, value, path, info)
 
-    async def await_complete_object_value(
-        executor: Executor[Any], runtime_type: Any, value: Any, path: Any, info: Any
-    ) -> Any:
-        checked = executor.ensure_valid_runtime_type(await runtime_type, abstract_type, details, info, value)
-        completed = complete_as(executor, checked, value, path, info)
+    async def await_complete_object_value(run: Run, runtime_type: Any, value: Any, path: Any, info: Any) -> Any:
+        checked = run.executor.ensure_valid_runtime_type(await runtime_type, abstract_type, details, info, value)
+        completed = complete_as(run, checked, value, path, info)
         if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
             return await completed
         return completed  # pragma: no cover - an object's completion of a sync value
 
-    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+    def complete(run: Run, value: Any, path: Any, info: Any) -> Any:
         if isinstance(value, Exception):
             raise value
         if value is None or value is Undefined:
             if non_null:
                 raise TypeError(message)
             return None
-        resolve_type = abstract_type.resolve_type or executor.type_resolver
+        resolve_type = abstract_type.resolve_type or default_type_resolver
         runtime_type = resolve_type(value, info, abstract_type)
         if is_awaitable(runtime_type):
-            return await_complete_object_value(executor, runtime_type, value, path, info)
-        checked = executor.ensure_valid_runtime_type(runtime_type, abstract_type, details, info, value)
-        return complete_as(executor, checked, value, path, info)
+            return await_complete_object_value(run, runtime_type, value, path, info)
+        checked = run.executor.ensure_valid_runtime_type(runtime_type, abstract_type, details, info, value)
+        return complete_as(run, checked, value, path, info)
 
     return complete
 
@@ -461,7 +558,7 @@ def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPla
     details = field.details
     message = field.null_message
 
-    def complete(executor: Executor[Any], value: Any, path: Any, info: Any) -> Any:
+    def complete(run: Run, value: Any, path: Any, info: Any) -> Any:
         if value is None or value is Undefined:
             if non_null:
                 raise TypeError(message)
@@ -469,8 +566,8 @@ def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPla
         if type(value) is not list and type(value) is not tuple:
             path = real_path(path)
             if info is None:
-                info = field.info(executor, path)
-            return executor.complete_value(list_type, details, info, path, value, None)
+                info = run.info(field, path)
+            return run.executor.complete_value(list_type, details, info, path, value, None)
         completed_results: list[Any] = []
         append = completed_results.append
         awaitable_indices: list[int] = []
@@ -480,25 +577,25 @@ def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPla
             for entry in iterator:
                 item_path = (path, index, None)
                 if is_awaitable(entry):
-                    append(complete_awaitable_item(executor, item, item_type, details, entry, item_path, info))
+                    append(complete_awaitable_item(run, item, item_type, details, entry, item_path, info))
                     awaitable_indices.append(index)
                 else:
                     try:
-                        completed = item(executor, entry, item_path, info)
+                        completed = item(run, entry, item_path, info)
                         if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
-                            append(await_completed_item(executor, item_type, details, completed, item_path))
+                            append(await_completed_item(run, item_type, details, completed, item_path))
                             awaitable_indices.append(index)
                         else:
                             append(completed)
                     except Exception as raw_error:
-                        executor.handle_field_error(raw_error, item_type, details, real_path(item_path))
+                        run.handle_field_error(raw_error, item_type, details, real_path(item_path))
                         append(None)
                 index += 1
         except Exception:
             pending = [completed_results[i] for i in awaitable_indices]
             pending.extend(collect_iterator_awaitables(iterator, is_awaitable))
             if pending:
-                executor.settle_in_background(pending)
+                run.settle_in_background(pending)
             raise
         if not awaitable_indices:
             return completed_results
@@ -508,23 +605,23 @@ def list_completion(list_type: GraphQLList[Any], item: Complete, field: FieldPla
 
 
 async def complete_awaitable_item(
-    executor: Executor[Any], item: Complete, item_type: Any, details: Any, entry: Any, item_path: Any, info: Any
+    run: Run, item: Complete, item_type: Any, details: Any, entry: Any, item_path: Any, info: Any
 ) -> Any:
     try:
-        completed = item(executor, await entry, item_path, info)
+        completed = item(run, await entry, item_path, info)
         if type(completed) not in NEVER_AWAITABLE and is_awaitable(completed):
             completed = await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, item_type, details, real_path(item_path))
+        run.handle_field_error(raw_error, item_type, details, real_path(item_path))
         return None
     return completed
 
 
-async def await_completed_item(executor: Executor[Any], item_type: Any, details: Any, completed: Any, path: Any) -> Any:
+async def await_completed_item(run: Run, item_type: Any, details: Any, completed: Any, path: Any) -> Any:
     try:
         return await completed
     except Exception as raw_error:
-        executor.handle_field_error(raw_error, item_type, details, real_path(path))
+        run.handle_field_error(raw_error, item_type, details, real_path(path))
         return None
 
 
@@ -578,34 +675,14 @@ class OperationPlan:
         )
         if isinstance(variable_values, list):
             return None
-        # What Executor.build makes for these arguments (operations.run passes no others).
-        executor = self.executor_class(
-            schema,
-            dict(self.fragment_definitions),  # resolvers see it (info.fragments): theirs to keep
-            self.fragments,
-            None,
-            context,
-            operation,
-            variable_values,
-            default_field_resolver,
-            default_type_resolver,
-            default_field_resolver,
-            False,
-            None,
-            is_awaitable,
-            None,
-            hide_suggestions=False,
-            abort_signal=None,
-            hooks=None,
-        )
+        run = Run(self, context, variable_values)
         try:
-            data = execute_selection(executor, self.root, None, None)
+            data = execute_selection(run, self.root, None, None)
             if type(data) is not dict and is_awaitable(data):
-                return await_response(executor, data)
-        except GraphQLError as error:  # a non-null root field failed: no data
-            executor.collected_errors.add(error, None)
-            return executor.build_response(None)
-        return executor.build_response(data)
+                return await_response(run, data)
+        except GraphQLError as error:
+            return run.failed(error)
+        return run.response(data)
 
     # compile time
 
@@ -771,13 +848,12 @@ def check_operation(schema: GraphQLSchema, document: DocumentNode, operation: Op
             raise NotCompiled(f"@{directive.name.value} on a variable")
 
 
-async def await_response(executor: Executor[Any], data: Awaitable[Any]) -> Any:
+async def await_response(run: Run, data: Awaitable[Any]) -> Any:
     try:
         awaited = await data
     except GraphQLError as error:
-        executor.collected_errors.add(error, None)
-        return executor.build_response(None)
-    return executor.build_response(awaited)
+        return run.failed(error)
+    return run.response(awaited)
 
 
 # --- the cache and the entry point --------------------------------------------------------------------------
@@ -1004,8 +1080,30 @@ def find_problem() -> str | None:
         return "Strawberry's resolver for basic fields (_get_basic_result) is gone"
     if not isinstance(getattr(GraphQLCoreConverter, "DEFINITION_BACKREF", None), str):
         return "Strawberry's GraphQLCoreConverter has no DEFINITION_BACKREF"
-    return None
+    return info_problem()
 
 
 class _TypenameInfo:
     parent_type = GraphQLObjectType("Typename", {})
+
+
+def info_problem() -> str | None:
+    """Whether ``Run.info`` builds what the execution context's own ``build_resolve_info`` does (the helpers
+    aside: the same executor methods, reached through the request)."""
+    schema = GraphQLSchema(GraphQLObjectType("Query", {"probe": GraphQLField(GraphQLString)}))
+    document = parse("{ probe }")
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    run = Run(OperationPlan(schema, document, operation), object(), no_variables(schema))
+    field = run.plan.root.fields[0]
+    path = Path(None, "probe", "Query")
+    ours = run.info(field, path)
+    theirs = run.executor.build_resolve_info(field.field_def, list(field.nodes), field.parent_type, path)
+    if type(ours) is not type(theirs):
+        return f"the execution context's resolve info is a {type(theirs).__name__}"
+    differing = [
+        name for name in theirs._fields if name != "async_helpers" and getattr(ours, name) != getattr(theirs, name)
+    ]
+    if differing or not isinstance(theirs.async_helpers, GraphQLResolveInfoHelpers):
+        return f"the execution context's resolve info differs in {differing or ['async_helpers']}"
+    return None
