@@ -10,6 +10,10 @@ projects), authenticates the tokens as /graphql does, then times each way of exe
   compiled     the compiled plan of api/compiled.py
   run          api/operations.py's ``run`` (what /graphql calls: chooses the operation, then the above)
 
+and, for the static schema of the tuned Strawberry anchors (bench/baseline_tuned.py) with the queries of
+(b') and (e'): ``tuned`` (that schema's own ``execute``, ParserCache and ValidationCache on: what its HTTP
+view runs), ``strawberry`` (graphql-core on it) and ``compiled`` (a plan of it): execution without a database.
+
 For each: microseconds per request, wall clock and this process's CPU (the database is another process, so
 CPU is the figure that shows execution's own cost), the median of ``--rounds`` rounds, which interleave
 the ways so that a busy moment of a shared machine falls on all of them alike. Every answer is
@@ -31,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import baseline_tuned
 from aiohttp import web
 from graphql import ExecutionResult, execute
 from run import LIST_QUERY, LISTED_TOKENS, PROJECTS, SCENARIO_QUERY, listed_token_grants
@@ -80,28 +85,45 @@ async def settle(result: Any) -> ExecutionResult:
     return await result if inspect.isawaitable(result) else result
 
 
-def ways(document: Any, context: Context) -> dict[str, Callable[[], Awaitable[Any]]]:
-    def core(executor_class: type) -> Callable[[], Awaitable[Any]]:
-        return lambda: settle(
-            execute(
-                CORE_SCHEMA,
-                document.ast,
-                context_value=context,
-                executor_class=executor_class,
-                is_awaitable=optimized_is_awaitable,
-            )
+def core_way(schema: Any, document: Any, context: Any, executor_class: type) -> Callable[[], Awaitable[Any]]:
+    """graphql-core's ``execute`` as operations.run calls it, with the given execution context."""
+    return lambda: settle(
+        execute(
+            schema,
+            document.ast,
+            context_value=context,
+            executor_class=executor_class,
+            is_awaitable=optimized_is_awaitable,
         )
+    )
 
-    def compiled_way() -> Awaitable[Any]:
-        result = compiled.execute_compiled(CORE_SCHEMA, document, None, None, context)
+
+def compiled_way(schema: Any, document: Any, context: Any) -> Callable[[], Awaitable[Any]]:
+    def way() -> Awaitable[Any]:
+        result = compiled.execute_compiled(schema, document, None, None, context)
         assert result is not None, "the document did not compile"
         return settle(result)
 
+    return way
+
+
+def tokengate_ways(document: Any, context: Context) -> dict[str, Callable[[], Awaitable[Any]]]:
     return {
-        "strawberry": core(StrawberryGraphQLCoreExecutionContext),
-        "fast": core(FastExecutionContext),
-        "compiled": compiled_way,
+        "strawberry": core_way(CORE_SCHEMA, document, context, StrawberryGraphQLCoreExecutionContext),
+        "fast": core_way(CORE_SCHEMA, document, context, FastExecutionContext),
+        "compiled": compiled_way(CORE_SCHEMA, document, context),
         "run": lambda: run(document, None, None, context, allow_mutations=True),
+    }
+
+
+def anchor_ways(document: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """The static schema of the tuned Strawberry anchors (b') and (e'): its own pipeline (``Schema.execute``
+    with ParserCache and ValidationCache, what its HTTP view calls), graphql-core alone, and a plan."""
+    core_schema = baseline_tuned.schema._schema
+    return {
+        "tuned": lambda: baseline_tuned.schema.execute(document.text),
+        "strawberry": core_way(core_schema, document, None, StrawberryGraphQLCoreExecutionContext),
+        "compiled": compiled_way(core_schema, document, None),
     }
 
 
@@ -113,10 +135,10 @@ async def timed(way: Callable[[], Awaitable[Any]], calls: int) -> tuple[float, f
     return (time.perf_counter() - wall) / calls * 1e6, (time.process_time() - cpu) / calls * 1e6
 
 
-async def scenario(name: str, text: str, context: Context, calls: int, rounds: int, loop: int) -> None:
-    document = DocumentCache().get(text)
-    assert not document.validation_errors(CORE_SCHEMA)
-    candidates = ways(document, context)
+async def scenario(
+    name: str, document: Any, candidates: dict[str, Callable[[], Awaitable[Any]]], calls: int, rounds: int, loop: int
+) -> None:
+    text = document.text
     expected = await candidates["strawberry"]()
     assert not expected.errors, expected.errors
     for way_name, way in candidates.items():
@@ -144,7 +166,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000, help="requests per round and way for (c); (e) runs a tenth")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", default="c,e")
+    parser.add_argument("--only", default="c,e,b',e'")
     parser.add_argument("--loop", type=int, default=0, help="run the compiled path N times, untimed (profiling)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tokengate-exec-bench-") as data_dir:
@@ -159,12 +181,21 @@ async def main() -> int:
             runtime = runner.app[RUNTIME]
             admin, job_admin, project_id = await seed(runtime)
             wanted = set(args.only.split(","))
+            documents = DocumentCache()
             if "c" in wanted:
-                context = await context_for(runtime, job_admin)
-                await scenario("c", SCENARIO_QUERY % project_id, context, args.calls, args.rounds, args.loop)
+                document = documents.get(SCENARIO_QUERY % project_id)
+                ways = tokengate_ways(document, await context_for(runtime, job_admin))
+                await scenario("c", document, ways, args.calls, args.rounds, args.loop)
             if "e" in wanted:
-                context = await context_for(runtime, admin)
-                await scenario("e", LIST_QUERY, context, max(args.calls // 10, 1), args.rounds, args.loop)
+                document = documents.get(LIST_QUERY)
+                ways = tokengate_ways(document, await context_for(runtime, admin))
+                await scenario("e", document, ways, max(args.calls // 10, 1), args.rounds, args.loop)
+            if "b'" in wanted:
+                document = documents.get(SCENARIO_QUERY % "prj_bench")
+                await scenario("b'", document, anchor_ways(document), args.calls, args.rounds, args.loop)
+            if "e'" in wanted:
+                document = documents.get(LIST_QUERY)
+                await scenario("e'", document, anchor_ways(document), max(args.calls // 10, 1), args.rounds, args.loop)
         finally:
             await runner.cleanup()
     return 0
