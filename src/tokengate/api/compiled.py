@@ -128,7 +128,7 @@ class NotCompiled(Exception):
 RawPath = tuple[Any, str | int, str | None]
 
 
-def real_path(path: Any) -> Path:
+def real_path(path: Path | RawPath) -> Path:
     if type(path) is Path:
         return path
     prev, key, typename = path
