@@ -23,6 +23,7 @@ from graphql import (
 )
 from strawberry.execution import optimized_is_awaitable
 
+from tokengate.api.compiled import execute_compiled
 from tokengate.api.context import Context
 from tokengate.api.documents import Document
 from tokengate.api.execution import execution_context_class
@@ -155,15 +156,17 @@ async def run(
     problem = unstorable_input(document, variables)
     if problem is not None:
         return RequestErrors((GraphQLError(str(problem), original_error=problem),))
-    result = execute(
-        CORE_SCHEMA,
-        document.ast,
-        variable_values=variables,
-        operation_name=operation_name,
-        context_value=context,
-        executor_class=EXECUTOR,
-        is_awaitable=optimized_is_awaitable,
-    )
+    result = execute_compiled(CORE_SCHEMA, document, operation_name, variables, context)
+    if result is None:  # no plan for this operation (compiled.py), or variables graphql-core refuses
+        result = execute(
+            CORE_SCHEMA,
+            document.ast,
+            variable_values=variables,
+            operation_name=operation_name,
+            context_value=context,
+            executor_class=EXECUTOR,
+            is_awaitable=optimized_is_awaitable,
+        )
     if not isinstance(result, ExecutionResult):
         result = await result
     if is_request_error(result):
