@@ -17,8 +17,10 @@ from tokengate.doors import forward_auth, graphql, health, pages
 from tokengate.gate import Gate
 from tokengate.invalidation import CacheInvalidator, InvalidationListener
 from tokengate.ip_guard import IpGuard, database_loader
+from tokengate.legacy_verifier import LegacyVerifier
+from tokengate.limits import Throttle
 from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, observe
-from tokengate.observability import AccessLog, Metrics, RequestIds, hide_malformed_request_text
+from tokengate.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import Backend
 from tokengate.services.service_tokens import audit_expired_use
@@ -54,7 +56,16 @@ def create_app(
         listener = InvalidationListener(target)
         listener.subscribe(invalidator.apply, invalidator.flush)
         await listener.start()
-        backend = Backend(pool, config.secret_keys, apply=invalidator.apply)
+        legacy = LegacyVerifier(max_pending=config.limits.legacy_verifications)
+        throttle = Throttle(config.limits)
+        backend = Backend(
+            pool,
+            config.secret_keys,
+            apply=invalidator.apply,
+            max_tokens_per_account=config.limits.max_tokens_per_account,
+            verify_legacy=legacy.first_match,
+            refused=throttle.count,
+        )
 
         async def on_expired_use(credential: Any, client_addr: str | None) -> None:
             await audit_expired_use(backend, credential, client_addr, "graphql")
@@ -66,8 +77,11 @@ def create_app(
             cache=cache,
             cache_trusted=lambda: listener.healthy,
             on_expired_use=on_expired_use,
+            verify_legacy=legacy.first_match,
         )
         app[ACCESS_LOG].start()
+        loop_lag = LoopLag()
+        loop_lag.start()
         app[RUNTIME] = Runtime(
             config=config,
             pool=pool,
@@ -75,17 +89,20 @@ def create_app(
             authenticator=authenticator,
             ip_guard=ip_guard,
             invalidator=invalidator,
-            gate=Gate(config, authenticator, ip_guard, metrics),
+            gate=Gate(config, authenticator, ip_guard, metrics, throttle),
             metrics=metrics,
             documents=DocumentCache(),
             listener=listener,
         )
         add_gauges(metrics, cache, pool)
+        add_limit_metrics(metrics, throttle, legacy, loop_lag)
         yield
+        await loop_lag.stop()
         await app[ACCESS_LOG].stop()
         await listener.stop()
         await last_used.stop()  # the uses of the last seconds, before the pool goes
         await pool.close()
+        legacy.close()
 
     app.cleanup_ctx.append(resources)
     graphql.add_routes(app)
@@ -116,6 +133,28 @@ def add_gauges(metrics: Metrics, cache: PrincipalCache, pool: Any) -> None:
         "Database pool connections by state",
         "state",
         lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
+    )
+
+
+def add_limit_metrics(metrics: Metrics, throttle: Throttle, legacy: LegacyVerifier, loop_lag: LoopLag) -> None:
+    """What the limits refused, the argon2id pool, and how late the event loop runs (limits.py, README "Limits")."""
+    metrics.add_counters(
+        "tokengate_refusals",
+        "Requests refused to keep the service up, by limit: rate limits (address, principal, anonymous, failures, "
+        "cost), the cost budget, quotas, a full argon2id pool, connections over the per-address cap",
+        "limit",
+        lambda: list(throttle.refused.items()),
+    )
+    metrics.add_gauges(
+        "tokengate_legacy_verifications",
+        "argon2id verifications of legacy tokens: running or waiting now, and done since start",
+        "stat",
+        lambda: [("pending", legacy.pending), ("done", legacy.verifications)],
+    )
+    metrics.add_histogram(
+        "tokengate_event_loop_lag_seconds",
+        f"How much later than asked the event loop woke a task sleeping {LoopLag.INTERVAL}s (time it was busy)",
+        loop_lag.histogram,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokengate.limits import Limits, limits_from_env
 from tokengate.tokens import derive_key, random_base62
 
 DEFAULT_DATA_DIR = Path(".tokengate")
@@ -30,6 +31,7 @@ class Config:
     public_introspection: bool = True
     principal_cache_size: int = 10_000
     cors_origins: tuple[str, ...] = ()  # exact origins allowed to call from a browser
+    limits: Limits = field(default_factory=Limits)  # rates, budgets, quotas and timeouts (limits.py; README "Limits")
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -108,6 +110,10 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
     cache_size = env.get("TOKENGATE_CACHE_SIZE", "10000")
     if not cache_size.isdigit() or int(cache_size) < 1:
         raise ConfigError("TOKENGATE_CACHE_SIZE must be a positive integer")
+    try:
+        limits = limits_from_env(env)
+    except ValueError as problem:
+        raise ConfigError(str(problem)) from None
     return Config(
         data_dir=directory.resolve(),
         database_url=database_url,
@@ -116,4 +122,5 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         public_introspection=_flag(env.get("TOKENGATE_PUBLIC_INTROSPECTION"), True),
         principal_cache_size=int(cache_size),
         cors_origins=cors_origins,
+        limits=limits,
     )

@@ -3,9 +3,14 @@
 ``Gate.admit`` reads the ``Authorization`` header, authenticates its token (from the principal cache
 without a coroutine when it can, else from the database), counts and times the outcome, and checks the
 account's IP restrictions for the client's address. It returns an ``Admission`` or raises a ``Refusal``
-that says what happened (401, 403, 503); each door renders a refusal its own way. When the answer is
+that says what happened (401, 403, 429, 503); each door renders a refusal its own way. When the answer is
 known from memory, ``admit`` returns a plain value, not a coroutine: the forward-auth hot path awaits
 nothing.
+
+Rates (limits.py) are spent on the way: every request from the client's address, a request without
+credentials from the anonymous budget of its address (before its document is parsed), a token the cache cannot
+answer from the address's budget of failed authentications (before the database is asked; given back when the
+token proves valid), and every admitted request from its principal's budget. Past a budget: 429.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from tokengate.config import Config
 from tokengate.errors import Unauthenticated
 from tokengate.forwarded import client_address
 from tokengate.ip_guard import IpGuard
+from tokengate.legacy_verifier import VerifierBusy
+from tokengate.limits import Buckets, OverLimit, Throttle, address_key
 from tokengate.observability import Metrics
-from tokengate.policy import Principal
+from tokengate.policy import USER, Principal
 from tokengate.store import DATABASE_UNAVAILABLE
 
 MAX_AUTHORIZATION_LENGTH: Final = 512
@@ -58,6 +65,26 @@ def unavailable() -> Refusal:
     return Refusal(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE, RETRY_AFTER)
 
 
+def rate_limited(over: OverLimit) -> Refusal:
+    """Past a rate limit: 429 with ``Retry-After`` and the draft RateLimit fields (the message names the policy,
+    not the wait, so the few bodies are built once)."""
+    return Refusal(429, "RATE_LIMITED", f"too many requests: the {over.policy} rate limit is exceeded", over.headers())
+
+
+def verifier_busy() -> Refusal:
+    return Refusal(503, "SERVICE_UNAVAILABLE", str(VerifierBusy.MESSAGE), RETRY_AFTER)
+
+
+def principal_key(principal: Principal) -> str:
+    """Who pays a principal's rates: the user (all of its personal tokens), or the service token."""
+    return f"user:{principal.user_id}" if principal.kind == USER else f"service_token:{principal.token_id}"
+
+
+def payer(principal: Principal | None, client_addr: str | None) -> str:
+    """Who pays a request's cost points: its principal, or without credentials its address."""
+    return principal_key(principal) if principal is not None else "anonymous:" + address_key(client_addr)
+
+
 def token_from_header(header: str | None) -> str:
     """The token text from ``Authorization: Bearer <token>`` or ``Authorization: Token <token>``."""
     if header is None or not header.strip():
@@ -80,11 +107,25 @@ class Admission:
 
 
 class Gate:
-    def __init__(self, config: Config, authenticator: Authenticator, ip_guard: IpGuard, metrics: Metrics):
+    def __init__(
+        self,
+        config: Config,
+        authenticator: Authenticator,
+        ip_guard: IpGuard,
+        metrics: Metrics,
+        throttle: Throttle | None = None,
+    ):
         self.trusted_proxies = config.trusted_proxies
         self.authenticator = authenticator
         self.ip_guard = ip_guard
         self.metrics = metrics
+        self.throttle = throttle if throttle is not None else Throttle(config.limits)
+
+    def _spend(self, buckets: Buckets, key: str) -> None:
+        try:
+            self.throttle.take(buckets, key)
+        except OverLimit as over:
+            raise rate_limited(over) from None
 
     def client_address(self, request: web.BaseRequest) -> str | None:
         return client_address(request.remote, request.headers.get("X-Forwarded-For"), self.trusted_proxies)
@@ -95,21 +136,32 @@ class Gate:
         """The request's admission, or ``Refusal``. ``anonymous_allowed`` is asked only when the request
         carries no ``Authorization`` header at all (the GraphQL door's rule for public documents)."""
         client_addr = self.client_address(request)
+        address = address_key(client_addr)
+        self._spend(self.throttle.address, address)
         header = request.headers.get("Authorization")
         started = time.perf_counter()
         try:
             parsed, principal = self.authenticator.from_memory(token_from_header(header))
         except Unauthenticated as refusal:
             self._refused(refusal, started)
-            if header is None and anonymous_allowed is not None and anonymous_allowed():
-                return Admission(None, client_addr)
+            if header is None and anonymous_allowed is not None:
+                self._spend(self.throttle.anonymous, address)  # before the document is parsed
+                if anonymous_allowed():
+                    return Admission(None, client_addr)
             raise not_authenticated(str(refusal)) from None
         if principal is None:
-            return self._admit_from_database(request, parsed, client_addr, started)
+            # Reserved before the database (or argon2id) is asked: past the budget, no query at all.
+            self._spend(self.throttle.failures, address)
+            return self._admit_from_database(request, parsed, client_addr, address, started)
         return self._admitted(request, principal, client_addr, started)
 
     async def _admit_from_database(
-        self, request: web.BaseRequest, parsed: tokens.ParsedToken, client_addr: str | None, started: float
+        self,
+        request: web.BaseRequest,
+        parsed: tokens.ParsedToken,
+        client_addr: str | None,
+        address: str,
+        started: float,
     ) -> Admission:
         try:
             principal = await self.authenticator.from_database(parsed, client_addr=client_addr)
@@ -117,7 +169,13 @@ class Gate:
             self._refused(refusal, started)
             raise not_authenticated(str(refusal)) from None
         except DatabaseUnavailable:
+            self.throttle.failures.refund(address)
             raise unavailable() from None
+        except VerifierBusy:
+            self.throttle.failures.refund(address)
+            self.throttle.count("legacy_verifications")
+            raise verifier_busy() from None
+        self.throttle.failures.refund(address)  # a valid token is not a failure
         admitted = self._admitted(request, principal, client_addr, started)
         return admitted if isinstance(admitted, Admission) else await admitted
 
@@ -127,6 +185,7 @@ class Gate:
         self.metrics.count_authentication("ok")
         self.metrics.validation_seconds.observe(time.perf_counter() - started)
         request[PRINCIPAL_PREFIX] = principal.display_prefix
+        self._spend(self.throttle.principal, principal_key(principal))
         allowed = self.ip_guard.cached_allows(principal.account_id, client_addr)
         if allowed is None:
             return self._admit_after_loading_rules(principal, client_addr)

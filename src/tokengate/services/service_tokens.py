@@ -251,7 +251,7 @@ async def report_leaked(backend: Backend, actor: Actor, text: str) -> bool:
         parsed = tokens.parse_token(text.strip())
     except tokens.MalformedToken:
         return False
-    credential = await find_credential(backend.pool, backend.keys, parsed)
+    credential = await find_credential(backend.pool, backend.keys, parsed, backend.verify_legacy)
     if credential is None or credential_state(credential, datetime.now(UTC)) != "ACTIVE":
         return False
     reporter = actor.principal

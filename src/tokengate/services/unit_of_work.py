@@ -9,7 +9,7 @@ handler the listener runs for other instances' notices; no caller forgets a cach
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -22,6 +22,7 @@ from tokengate.store import accounts as account_store
 from tokengate.store import audit, notify
 from tokengate.store.accounts import AccountRow
 from tokengate.store.audit import AuditEntry
+from tokengate.store.tokens import Credential
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,15 @@ def _no_caches(notice: Notice) -> None:
 
 @dataclass(frozen=True)
 class Backend:
-    """What the services write with: the pool, the server keys, and this process's cache handler."""
+    """What the services write with: the pool, the server keys, this process's cache handler, and its limits."""
 
     pool: asyncpg.Pool
     keys: tuple[bytes, ...]  # newest first: new hashes use the first
     apply: Callable[[Notice], None] = field(default=_no_caches)
+    max_tokens_per_account: int = 1000  # usable service tokens (limits.Limits)
+    # argon2id for legacy tokens: the server's bounded pool (authentication.LegacyVerify); None: a thread each
+    verify_legacy: Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable[Credential | None]] | None = None
+    refused: Callable[[str], None] = field(default=lambda reason: None)  # counts a quota refusal for the metrics
 
     @property
     def newest_key(self) -> bytes:
