@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 from tokengate import tokens
 from tokengate.authentication import credential_state, find_credential, principal_from_credential
-from tokengate.errors import InvalidInput, NotFound
+from tokengate.errors import InvalidInput, NotFound, QuotaExceeded
 from tokengate.notices import TokenChanged
 from tokengate.policy import Grant, check_service_token_grants, require_account, require_token_admin
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
+from tokengate.store import quotas as quota_store
 from tokengate.store import tokens as token_store
 from tokengate.store.tokens import Credential, TokenRecord
 from tokengate.validation import checked_name
@@ -79,6 +80,21 @@ async def store_service_token(
     return CreatedServiceToken(record, tuple(grants), issued.text)
 
 
+async def check_token_quota(work: UnitOfWork, backend: Backend, account_id: str, expiring: int = 0) -> None:
+    """Refuse a new service token when the account already has its quota of usable ones (``expiring`` of them
+    stop being usable in this same change). Counted under the account's row lock, so concurrent creations
+    cannot all pass on the same count."""
+    if not await quota_store.lock_account(work.conn, account_id):
+        raise NotFound("account")
+    usable = await quota_store.usable_service_tokens(work.conn, account_id) - expiring
+    limit = backend.max_tokens_per_account
+    if usable >= limit:
+        backend.refused("quota")
+        raise QuotaExceeded(
+            f"the account already has {usable} usable service tokens, its quota ({limit}): delete one first"
+        )
+
+
 def _sets(grants: Sequence[Grant]) -> list[str]:
     return [grant.permission_set for grant in grants]
 
@@ -98,6 +114,7 @@ async def create(
     expires_at = future_expiry(expires_at)
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
+        await check_token_quota(work, backend, account_id)
         created = await store_service_token(work, backend.newest_key, account_id, name, checked, expires_at)
         await work.audit(
             account_id,
@@ -131,6 +148,9 @@ async def rotate(
         raise InvalidInput(f"revokeOldInSeconds must be 0 to {MAX_REVOKE_OLD_IN_SECONDS}")
     async with backend.change(actor) as work:
         old = await _locked_active(work, account_id, token_id, "rotated")
+        # With revokeOldInSeconds 0 the old token stops being usable in this change: the count stays the same.
+        still_usable = tokens.token_state(old.state, old.expires_at, datetime.now(UTC)) == "ACTIVE"
+        await check_token_quota(work, backend, account_id, expiring=int(revoke_old_in_seconds == 0 and still_usable))
         grants = (await grant_store.grants_for_tokens(work.conn, [old.id])).get(old.id, [])
         created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, None, old.id)
         if revoke_old_in_seconds is not None:
