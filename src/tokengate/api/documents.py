@@ -2,17 +2,23 @@
 
 A request's query text becomes a ``Document`` (cached by text). Nobody can make the server lex a megabyte:
 a document is at most ``MAX_DOCUMENT_LENGTH`` characters and its parse stops at ``MAX_TOKENS`` tokens; a
-request without credentials gets far less (``ANONYMOUS_MAX_LENGTH``, ``ANONYMOUS_MAX_TOKENS``: ten times
-what the full introspection query needs), so its refusal costs a few milliseconds at most. What the
+request without credentials gets far less (``ANONYMOUS_MAX_LENGTH``, ``ANONYMOUS_MAX_TOKENS``: about three
+times what the full introspection query needs), so its refusal costs a few milliseconds at most. What the
 anonymous-access rule needs (which root fields each operation selects) is read from that one parse;
 validation runs only for requests that got past the gate, once per document.
+
+A new text longer than ``INLINE_PARSE_LENGTH`` is parsed, and a new document of more than
+``INLINE_VALIDATION_FIELDS`` fields validated, on the worker thread (offload.py), not on the event loop:
+``ensure_parsed`` and ``validated`` are what ``operations.run`` awaits.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -39,6 +45,7 @@ from tokengate.api.limits import (
     MAX_DOCUMENT_LENGTH,
     MAX_TOKENS,
 )
+from tokengate.api.offload import WORKER
 
 INTROSPECTION_FIELDS: Final = frozenset({"__schema", "__type", "__typename"})
 # Root fields anyone may call without credentials (their resolvers never read the caller).
@@ -51,6 +58,10 @@ VALIDATION_RULES: Final[tuple[type[ASTValidationRule], ...]] = (
 )
 CACHE_SIZE: Final = 1024
 MAX_CACHED_TEXT: Final = 16 * 1024  # longer documents are rare; parsing them each time keeps the cache small
+INLINE_PARSE_LENGTH: Final = 512  # characters: parsed on the event loop within a couple of milliseconds
+INLINE_VALIDATION_FIELDS: Final = 50  # fields: validated on the event loop within a couple of milliseconds
+TOO_DEEP: Final = "the document nests fragments too deeply to be validated"
+T = TypeVar("T")
 
 
 @dataclass(eq=False, slots=True)
@@ -63,6 +74,13 @@ class Document:
     operations: tuple[OperationDefinitionNode, ...] = ()
     _root_fields: tuple[frozenset[str] | None, ...] = ()  # per operation; None where a fragment is missing
     _validation: dict[int, tuple[GraphQLError, ...]] = field(default_factory=dict)
+    fields: int = 0  # field selections in the text: what validating it costs grows with
+    parsed: bool = True  # False: waiting to be parsed off the event loop (``ensure_parsed``)
+    _pending: dict[object, asyncio.Future[object]] = field(default_factory=dict)  # work under way, shared
+
+    @classmethod
+    def unparsed(cls, text: str) -> Document:
+        return cls(text, None, parsed=False)
 
     def selects_only(self, allowed: frozenset[str]) -> bool:
         """True when every operation selects nothing but ``allowed`` at its root (fragments followed)."""
@@ -79,10 +97,35 @@ class Document:
         key = id(schema)
         errors = self._validation.get(key)
         if errors is None:
-            errors = self._validation[key] = tuple(
-                as_client_error(error) for error in validate(schema, self.ast, VALIDATION_RULES)
-            )
+            errors = self._validation[key] = validation_of(schema, self.ast)
         return errors
+
+    def is_validated(self, schema: GraphQLSchema) -> bool:
+        return id(schema) in self._validation
+
+    async def validated(self, schema: GraphQLSchema) -> tuple[GraphQLError, ...]:
+        """``validation_errors``, on the worker thread when the document is large and not validated yet."""
+        assert self.ast is not None
+        errors = self._validation.get(id(schema))
+        if errors is not None or self.fields <= INLINE_VALIDATION_FIELDS:
+            return errors if errors is not None else self.validation_errors(schema)
+        errors = await self._shared(id(schema), validation_of, schema, self.ast)
+        self._validation[id(schema)] = errors
+        return errors
+
+    async def ensure_parsed(self) -> None:
+        """Parse a text left for the worker (long and new), once however many requests wait for it."""
+        if not self.parsed:
+            prepared = await self._shared("parse", _prepared, self.text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
+            self.ast, self.syntax_errors, self.operations = prepared.ast, prepared.syntax_errors, prepared.operations
+            self._root_fields, self.fields, self.parsed = prepared._root_fields, prepared.fields, True
+
+    async def _shared(self, key: object, function: Callable[..., T], *args: object) -> T:
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = asyncio.ensure_future(WORKER.run(function, *args))
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(pending)  # type: ignore[return-value]
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation to run: the named one, or the only one; None when that is ambiguous or unknown."""
@@ -97,6 +140,27 @@ def as_client_error(error: GraphQLError) -> GraphQLError:
     if error.original_error is None:
         return error
     return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path)
+
+
+def validation_of(schema: GraphQLSchema, ast: DocumentNode) -> tuple[GraphQLError, ...]:
+    try:
+        return tuple(as_client_error(error) for error in validate(schema, ast, VALIDATION_RULES))
+    except RecursionError:  # a chain of hundreds of fragments spread into each other
+        return (GraphQLError(TOO_DEEP),)
+
+
+def count_fields(ast: DocumentNode) -> int:
+    """Field selections anywhere in the document (operations and fragments)."""
+    count = 0
+    stack: list[SelectionSetNode] = [d.selection_set for d in ast.definitions if hasattr(d, "selection_set")]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                count += 1
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                stack.append(inner)
+    return count
 
 
 def _root_fields(
@@ -134,7 +198,7 @@ def _prepared(text: str, max_length: int, max_tokens: int) -> Document:
     fragments = {d.name.value: d for d in ast.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = tuple(d for d in ast.definitions if isinstance(d, OperationDefinitionNode))
     roots = tuple(_root_fields(op.selection_set, fragments, frozenset()) for op in operations)
-    return Document(text, ast, operations=operations, _root_fields=roots)
+    return Document(text, ast, operations=operations, _root_fields=roots, fields=count_fields(ast))
 
 
 class DocumentCache:
@@ -145,12 +209,15 @@ class DocumentCache:
         self._entries: OrderedDict[str, Document] = OrderedDict()
 
     def get(self, text: str) -> Document:
-        """The document for a request that passed the gate."""
+        """The document for a request that passed the gate; a long new text is left for ``ensure_parsed``."""
         document = self._entries.get(text)
         if document is not None:
             self._entries.move_to_end(text)
             return document
-        document = _prepared(text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
+        if len(text) > INLINE_PARSE_LENGTH:
+            document = Document.unparsed(text)
+        else:
+            document = _prepared(text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
         self._keep(document)
         return document
 
@@ -158,7 +225,7 @@ class DocumentCache:
         """May a request without credentials run this text? Decided on a parse bounded for anonymous senders;
         a document too long or too large for that is simply not public."""
         document = self._entries.get(text)
-        if document is None:
+        if document is None or not document.parsed:
             document = _prepared(text, ANONYMOUS_MAX_LENGTH, ANONYMOUS_MAX_TOKENS)
             if document.ast is None:
                 return False  # not kept: under the limits of the authenticated, the text may parse

@@ -100,7 +100,7 @@ class GraphQLDoor:
         try:
             # The document is parsed (once, under the token limit) before admission only when the request
             # carries no credentials: it decides whether anyone may run it.
-            admitted = runtime.gate.admit(request, lambda: documents.get(payload.query).is_public(public_introspection))
+            admitted = runtime.gate.admit(request, lambda: documents.public(payload.query, public_introspection))
             admission = admitted if isinstance(admitted, Admission) else await admitted
         except Refusal as refusal:
             return refusal_response(refusal)
@@ -114,7 +114,7 @@ class GraphQLDoor:
                 allow_mutations=request.method == "POST",
             )
         except RequestRefused as refused:
-            return error_response(refused.status, str(refused), "BAD_REQUEST", refused.headers)
+            return error_response(refused.status, str(refused), refused.code, refused.headers)
         if isinstance(result, RequestErrors):
             return json_response({"data": None, "errors": format_errors(result.errors, request_id)})
         body: dict[str, Any] = {"data": result.data}
