@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from tokengate import tokens
+from tokengate import serving, tokens
 from tokengate.app import create_app
 from tokengate.config import Config, parse_secret_keys
 from tokengate.observability import AccessLog
@@ -307,11 +307,8 @@ async def store_service_token(
 async def start_server(database: str, config: Config, **app_options: Any) -> AsyncIterator[Server]:
     app_options.setdefault("access_log", AccessLog(stream=CapturedStream()))  # read by the no-secret check
     app = create_app(config, dsn=database, migrate_on_start=False, **app_options)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    runner = await serving.start(app, config, "127.0.0.1", port)  # the server `tokengate serve` runs
     async with aiohttp.ClientSession() as session:
         yield Server(f"http://127.0.0.1:{port}", session, app[RUNTIME].pool, config, app)
     await runner.cleanup()

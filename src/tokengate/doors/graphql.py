@@ -21,6 +21,7 @@ from tokengate.doors.responses import error_response, json_response, refusal_res
 from tokengate.gate import RETRY_AFTER, Admission, Refusal
 from tokengate.middleware import REQUEST_ID
 from tokengate.runtime import RUNTIME
+from tokengate.serving import read_body
 from tokengate.validation import shown
 
 log = logging.getLogger("tokengate.graphql")
@@ -61,7 +62,7 @@ async def read_graphql_request(request: web.Request) -> GraphQLRequest:
         if request.content_type not in JSON_CONTENT_TYPES and not request.content_type.endswith("+json"):
             raise UnsupportedMediaType(f"send the body as application/json, not {shown(request.content_type)}")
         try:
-            raw = json.loads(await request.read())
+            raw = json.loads(await read_body(request))
         except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             raise BadRequest("the body must be a JSON object with a 'query' string") from None
     if isinstance(raw, list):
