@@ -198,7 +198,7 @@ class _Costing:
         return max(1.0, estimate if estimate is not None else DEFAULT_LIST_ESTIMATE), False
 
     def argument(self, node: FieldNode, name: str) -> Any:
-        for argument in node.arguments:
+        for argument in node.arguments or ():
             if argument.name.value == name:
                 return self.value(argument.value)
         return Undefined
