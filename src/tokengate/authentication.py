@@ -157,6 +157,7 @@ class Authenticator:
         self.cache_trusted = cache_trusted
         self.on_expired_use = on_expired_use
         self.verify_legacy = verify_legacy
+        self._validating: dict[bytes, asyncio.Future[Principal]] = {}  # by keyed hash of the text, never the text
 
     async def authenticate(self, text: str, *, client_addr: str | None = None) -> Principal:
         parsed, principal = self.from_memory(text)
@@ -184,7 +185,8 @@ class Authenticator:
         return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
 
     def _alias(self, parsed: tokens.ParsedToken) -> bytes:
-        """What a legacy token's entry is found by: its keyed hash (the text itself is never kept)."""
+        """What a legacy token's entry (and a validation under way) is found by: its keyed hash (the text itself
+        is never kept)."""
         return tokens.hash_token(parsed.text, self.keys[0])
 
     def _cached(self, parsed: tokens.ParsedToken, read: Callable[[str], CacheEntry | None]) -> CacheEntry | None:
@@ -194,9 +196,24 @@ class Authenticator:
         return read(token_id) if token_id is not None else None
 
     async def from_database(self, parsed: tokens.ParsedToken, *, client_addr: str | None = None) -> Principal:
-        """Validate against the stored token (the cache could not answer), and cache the principal.
+        """Validate against the stored token (the cache could not answer), and cache the principal. Requests
+        presenting the same text meanwhile wait for that one validation (one query, one argon2id) and share its
+        answer.
 
         Raises ``Unauthenticated``, ``DatabaseUnavailable``, or ``VerifierBusy`` (legacy tokens, pool full)."""
+        key = self._alias(parsed)
+        pending = self._validating.get(key)
+        if pending is None:
+            pending = self._validating[key] = asyncio.ensure_future(self._validate(parsed, client_addr))
+            pending.add_done_callback(lambda done: self._validated(key, done))
+        return await asyncio.shield(pending)
+
+    def _validated(self, key: bytes, done: asyncio.Future[Principal]) -> None:
+        del self._validating[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone
+
+    async def _validate(self, parsed: tokens.ParsedToken, client_addr: str | None) -> Principal:
         now = datetime.now(UTC)
         stored: Credential | None = None
         try:

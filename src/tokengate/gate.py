@@ -8,9 +8,9 @@ known from memory, ``admit`` returns a plain value, not a coroutine: the forward
 nothing.
 
 Rates (limits.py) are spent on the way: every request from the client's address, a request without
-credentials from the anonymous budget of its address (before its document is parsed), a token the cache cannot
-answer from the address's budget of failed authentications (before the database is asked; given back when the
-token proves valid), and every admitted request from its principal's budget. Past a budget: 429.
+credentials from the anonymous budget of its address (before its document is parsed), and every admitted
+request from its principal's budget. A token the cache cannot answer is looked up only while its address has
+failed authentications left, and charged one when it fails. Past a budget: 429.
 """
 
 from __future__ import annotations
@@ -150,8 +150,12 @@ class Gate:
                     return Admission(None, client_addr)
             raise not_authenticated(str(refusal)) from None
         if principal is None:
-            # Reserved before the database (or argon2id) is asked: past the budget, no query at all.
-            self._spend(self.throttle.failures, address)
+            # Past the budget of failures, no query at all (nor argon2id); a failure is charged once known, so
+            # concurrent first uses of a valid token do not spend it.
+            try:
+                self.throttle.require(self.throttle.failures, address)
+            except OverLimit as over:
+                raise rate_limited(over) from None
             return self._admit_from_database(request, parsed, client_addr, address, started)
         return self._admitted(request, principal, client_addr, started)
 
@@ -167,15 +171,13 @@ class Gate:
             principal = await self.authenticator.from_database(parsed, client_addr=client_addr)
         except Unauthenticated as refusal:
             self._refused(refusal, started)
+            self.throttle.failures.charge(address, 1)
             raise not_authenticated(str(refusal)) from None
         except DatabaseUnavailable:
-            self.throttle.failures.refund(address)
             raise unavailable() from None
         except VerifierBusy:
-            self.throttle.failures.refund(address)
             self.throttle.count("legacy_verifications")
             raise verifier_busy() from None
-        self.throttle.failures.refund(address)  # a valid token is not a failure
         admitted = self._admitted(request, principal, client_addr, started)
         return admitted if isinstance(admitted, Admission) else await admitted
 

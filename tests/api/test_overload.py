@@ -299,3 +299,18 @@ async def test_limits_are_off_when_their_rate_is_zero(database, tmp_path, route)
                 assert (await check(server, unknown_token(), "10.0.0.1"))[0] == 401
             else:
                 assert (await server.gql(VIEWER, token=seeded.token)).status == 200
+
+
+async def test_concurrent_first_uses_of_a_legacy_token_share_one_argon2id(database, tmp_path):
+    queries = Queries()
+    async for server in serve(database, tmp_path, Limits(legacy_verifications=1), pool_setup=queries.setup):
+        admin = await server.bootstrap()
+        legacy = await server.import_legacy_token(
+            admin.account_id, "old", datetime(2022, 1, 1, tzinfo=UTC), [Grant("JOB_VIEWER")]
+        )
+        verifier = server.runtime.authenticator.verify_legacy.__self__
+        assert (await check(server, admin.token, "10.0.0.1"))[0] == 200  # the account's IP rules loaded
+        queries.clear()
+        answers = await asyncio.gather(*(check(server, legacy, "10.0.0.1") for _ in range(8)))
+        assert [status for status, _, _ in answers] == [200] * 8  # none refused by the pool of one
+        assert verifier.verifications == 1 and queries.count() == 1

@@ -69,16 +69,6 @@ def test_work_admitted_while_in_credit_is_charged_afterwards_into_debt():
     buckets.require("p")
 
 
-def test_a_refund_gives_back_what_a_take_reserved():
-    buckets = Buckets("failures", Rate(per_second=1, burst=2), Clock())
-    buckets.take("x")
-    buckets.refund("x")  # the token was valid after all
-    buckets.take("x")
-    buckets.take("x")
-    with pytest.raises(OverLimit):
-        buckets.take("x")
-
-
 def test_a_rate_of_zero_switches_the_limit_off():
     buckets = Buckets("address", Rate(0, 1), Clock())
     for _ in range(1000):
