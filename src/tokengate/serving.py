@@ -27,6 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from tokengate.api.limits import ANONYMOUS_MAX_BODY_BYTES
 from tokengate.config import Config, IPNetwork
 from tokengate.limits import Limits, address_key
 from tokengate.runtime import RUNTIME
@@ -52,7 +53,19 @@ TOO_MANY_CONNECTIONS: Final = _canned(
 BODY_TIMEOUT: Final = json.dumps(
     {"errors": [{"message": "the request body did not arrive in time", "extensions": {"code": "BAD_REQUEST"}}]},
     separators=(",", ":"),
-).encode()
+)
+ANONYMOUS_TOO_LARGE: Final = json.dumps(
+    {
+        "errors": [
+            {
+                "message": f"authentication required: without credentials a body is at most {ANONYMOUS_MAX_BODY_BYTES} "
+                "bytes (public introspection and leak reports)",
+                "extensions": {"code": "UNAUTHENTICATED"},
+            }
+        ]
+    },
+    separators=(",", ":"),
+)
 HEAD_TIMEOUT: Final = _canned("408 Request Timeout", "BAD_REQUEST", "the request head did not arrive in time")
 
 
@@ -228,12 +241,17 @@ def serve(app: web.Application, config: Config, host: str, port: int, loop: asyn
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request's body, or 408 when it does not arrive within the body timeout."""
+    """The request's body, or 408 when it does not arrive within the body timeout. A body without credentials
+    larger than a public document could be is refused (401) before it is read."""
+    if "Authorization" not in request.headers and (request.content_length or 0) > ANONYMOUS_MAX_BODY_BYTES:
+        raise web.HTTPUnauthorized(
+            text=ANONYMOUS_TOO_LARGE, content_type="application/json", headers={"WWW-Authenticate": "Bearer"}
+        )
     timeout = request.app[RUNTIME].config.limits.body_timeout if RUNTIME in request.app else Limits().body_timeout
     try:
         async with asyncio.timeout(timeout):
             return await request.read()
     except TimeoutError:
         raise web.HTTPRequestTimeout(
-            body=BODY_TIMEOUT, content_type="application/json", headers={"Connection": "close"}
+            text=BODY_TIMEOUT, content_type="application/json", headers={"Connection": "close"}
         ) from None
