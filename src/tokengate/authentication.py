@@ -184,6 +184,18 @@ class Authenticator:
             return parsed, None
         return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
 
+    def cached_principal(self, text: str) -> Principal | None:
+        """The principal the cache holds for this text, if the text proves it; no counting, no side effect (the
+        gate's look before a body is read)."""
+        try:
+            parsed = tokens.parse_token(text)
+        except tokens.MalformedToken:
+            return None
+        entry = self._cached(parsed, self.cache.peek)
+        if entry is None or not tokens.hash_matches(parsed.text, entry.token_hash, self.keys):
+            return None
+        return entry.principal
+
     def _alias(self, parsed: tokens.ParsedToken) -> bytes:
         """What a legacy token's entry (and a validation under way) is found by: its keyed hash (the text itself
         is never kept)."""

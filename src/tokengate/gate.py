@@ -159,6 +159,31 @@ class Gate:
             return self._admit_from_database(request, parsed, client_addr, address, started)
         return self._admitted(request, principal, client_addr, started)
 
+    def before_body(self, request: web.BaseRequest) -> None:
+        """Refuse (429), before its body is read, a request whose payer is already out of a budget ``admit`` or
+        the cost would refuse it for; spends nothing (``admit`` does). A token the cache does not hold is left to
+        ``admit``."""
+        address = address_key(self.client_address(request))
+        header = request.headers.get("Authorization")
+        throttle = self.throttle
+        try:
+            throttle.require(throttle.address, address)
+            if header is None:
+                throttle.require(throttle.anonymous, address)
+                throttle.require(throttle.cost, payer(None, self.client_address(request)))
+                return
+            try:
+                principal = self.authenticator.cached_principal(token_from_header(header))
+            except Unauthenticated:
+                return
+            if principal is None:
+                throttle.require(throttle.failures, address)
+                return
+            throttle.require(throttle.principal, principal_key(principal))
+            throttle.require(throttle.cost, principal_key(principal))
+        except OverLimit as over:
+            raise rate_limited(over) from None
+
     async def _admit_from_database(
         self,
         request: web.BaseRequest,

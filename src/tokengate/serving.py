@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from tokengate.api.limits import ANONYMOUS_MAX_BODY_BYTES
 from tokengate.config import Config, IPNetwork
+from tokengate.doors.responses import refusal_body
+from tokengate.gate import Refusal
 from tokengate.limits import Limits, address_key
 from tokengate.runtime import RUNTIME
 
@@ -220,6 +223,9 @@ def serve(app: web.Application, config: Config, host: str, port: int, loop: asyn
 
     async def forever() -> None:
         started = await start(app, config, host, port, handle_signals=True)
+        # What start made (modules, the schema, the pool) lives as long as the process: out of the collector's
+        # sight, a full collection walks only what requests made (it took 200-330 ms under attack, with it).
+        gc.freeze()
         try:
             await asyncio.Event().wait()
         finally:
@@ -241,13 +247,21 @@ def serve(app: web.Application, config: Config, host: str, port: int, loop: asyn
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request's body, or 408 when it does not arrive within the body timeout. A body without credentials
-    larger than a public document could be is refused (401) before it is read."""
+    """The request's body, or 408 when it does not arrive within the body timeout. Refused before it is read:
+    a body without credentials larger than a public document could be (401), and a request whose payer is out
+    of a budget already (429, ``Gate.before_body``)."""
     if "Authorization" not in request.headers and (request.content_length or 0) > ANONYMOUS_MAX_BODY_BYTES:
         raise web.HTTPUnauthorized(
             text=ANONYMOUS_TOO_LARGE, content_type="application/json", headers={"WWW-Authenticate": "Bearer"}
         )
-    timeout = request.app[RUNTIME].config.limits.body_timeout if RUNTIME in request.app else Limits().body_timeout
+    runtime = request.app[RUNTIME]
+    try:
+        runtime.gate.before_body(request)
+    except Refusal as refusal:
+        raise web.HTTPTooManyRequests(
+            text=refusal_body(refusal).decode(), content_type="application/json", headers=refusal.headers
+        ) from None
+    timeout = runtime.config.limits.body_timeout
     try:
         async with asyncio.timeout(timeout):
             return await request.read()

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from tests.api.conftest import LOOPBACK
 from tests.conftest import Server, make_config, start_server
-from tokengate.limits import Limits
+from tokengate.limits import Limits, Rate
 
 FAST = Limits(header_timeout=0.5, body_timeout=0.5)
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -147,3 +147,23 @@ async def test_a_large_body_without_credentials_is_refused_before_it_is_sent(ser
     headers = {"Authorization": f"Bearer {seeded.token}", "Content-Type": "application/json"}
     async with server.session.post(server.url + "/graphql", data=body, headers=headers) as reply:
         assert reply.status == 200
+
+
+async def test_a_payer_already_out_of_budget_is_refused_before_its_body_is_sent(database, tmp_path):
+    limits = Limits(anonymous=Rate(1, 1), cost=Rate(1, 10))
+    async for server in serve(database, tmp_path, limits):
+        seeded = await server.bootstrap()
+        assert (await server.gql("{ __typename }")).status == 200  # the one request without credentials
+        checks = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed } }"
+        requests = [{"resource": "JOBS", "access": "READ"}] * 10  # 20 points: the bucket of 10 goes into debt
+        assert (await server.gql(checks, {"r": requests}, token=seeded.token)).errors == []
+        for authorization in (b"", f"Authorization: Bearer {seeded.token}\r\n".encode()):
+            reader, writer = await connect(server)
+            writer.write(
+                b"POST /graphql HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                + authorization
+                + b"Content-Length: 1000\r\n\r\n"
+            )  # and no body: the answer comes without it
+            answer = await response(reader)
+            assert answer.startswith(b"HTTP/1.1 429") and b"Retry-After:" in answer and b"RATE_LIMITED" in answer
+            writer.close()

@@ -126,17 +126,29 @@ async def test_a_large_new_document_is_validated_off_the_event_loop(server):
     reply = await server.gql(document, token=seeded.token)
     assert reply.errors == [] and len(reply.data) == 50
     assert WORKER.done >= before + 2  # its parse and its validation
+    assert (await server.gql(document, token=seeded.token)).errors == []  # seen twice: kept from now on
     before = WORKER.done
     assert (await server.gql(document, token=seeded.token)).errors == []
-    assert WORKER.done == before  # parsed and validated once
+    assert WORKER.done == before  # parsed and validated no more
 
 
 async def test_the_answer_to_an_introspection_document_is_kept(server):
     full = get_introspection_query(descriptions=True)
     first = await server.gql(full)
+    second = await server.gql(full)  # the document kept from its second sighting; the answer from the first
     before = WORKER.done
-    second = await server.gql(full)
-    assert second.body == first.body and WORKER.done == before
+    third = await server.gql(full)
+    assert second.body == third.body == first.body and WORKER.done == before
+
+
+async def test_a_text_sent_once_is_not_kept_and_one_sent_again_is(server):
+    documents = server.runtime.documents
+    for i in range(10):  # an attacker's texts: new every time, each would hold its syntax tree in memory
+        assert (await server.gql(f"# {i}\n{{ __typename }}")).status == 200
+    assert len(documents) == 0
+    for _ in range(2):
+        assert (await server.gql("{ __typename }")).status == 200
+    assert len(documents) == 1
 
 
 async def test_fragments_nested_past_what_validation_can_follow_are_a_client_error(server):

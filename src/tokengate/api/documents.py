@@ -8,7 +8,7 @@ anonymous-access rule needs (which root fields each operation selects) is read f
 validation runs only for requests that got past the gate, once per document.
 
 A new text longer than ``INLINE_PARSE_LENGTH`` is parsed, and a new document of more than
-``INLINE_VALIDATION_FIELDS`` fields validated, on the worker thread (offload.py), not on the event loop:
+``INLINE_VALIDATION_FIELDS`` fields and arguments validated, on the worker thread (offload.py), not on the event loop:
 ``ensure_parsed`` and ``validated`` are what ``operations.run`` awaits.
 """
 
@@ -58,8 +58,10 @@ VALIDATION_RULES: Final[tuple[type[ASTValidationRule], ...]] = (
 )
 CACHE_SIZE: Final = 1024
 MAX_CACHED_TEXT: Final = 16 * 1024  # longer documents are rare; parsing them each time keeps the cache small
+MAX_CACHED_CHARACTERS: Final = 512 * 1024  # all cached texts together (a few hundred thousand tree objects)
+SEEN_SIZE: Final = 8192  # hashes of texts seen once, waiting for a second sighting
 INLINE_PARSE_LENGTH: Final = 512  # characters: parsed on the event loop within a couple of milliseconds
-INLINE_VALIDATION_FIELDS: Final = 50  # fields: validated on the event loop within a couple of milliseconds
+INLINE_VALIDATION_FIELDS: Final = 30  # fields and arguments: validated on the event loop in about 2 ms
 TOO_DEEP: Final = "the document nests fragments too deeply to be validated"
 T = TypeVar("T")
 
@@ -74,7 +76,7 @@ class Document:
     operations: tuple[OperationDefinitionNode, ...] = ()
     _root_fields: tuple[frozenset[str] | None, ...] = ()  # per operation; None where a fragment is missing
     _validation: dict[int, tuple[GraphQLError, ...]] = field(default_factory=dict)
-    fields: int = 0  # field selections in the text: what validating it costs grows with
+    fields: int = 0  # field selections and arguments in the text: what validating it costs grows with
     parsed: bool = True  # False: waiting to be parsed off the event loop (``ensure_parsed``)
     _pending: dict[object, asyncio.Future[object]] = field(default_factory=dict)  # work under way, shared
 
@@ -150,13 +152,14 @@ def validation_of(schema: GraphQLSchema, ast: DocumentNode) -> tuple[GraphQLErro
 
 
 def count_fields(ast: DocumentNode) -> int:
-    """Field selections anywhere in the document (operations and fragments)."""
+    """Field selections anywhere in the document (operations and fragments), and their arguments: what the
+    validation rules walk."""
     count = 0
     stack: list[SelectionSetNode] = [d.selection_set for d in ast.definitions if hasattr(d, "selection_set")]
     while stack:
         for selection in stack.pop().selections:
             if isinstance(selection, FieldNode):
-                count += 1
+                count += 1 + len(selection.arguments or ())
             inner = getattr(selection, "selection_set", None)
             if inner is not None:
                 stack.append(inner)
@@ -202,11 +205,20 @@ def _prepared(text: str, max_length: int, max_tokens: int) -> Document:
 
 
 class DocumentCache:
-    """LRU of recent documents by text; texts over ``MAX_CACHED_TEXT`` are prepared each time."""
+    """LRU of recent documents by text; texts over ``MAX_CACHED_TEXT`` are prepared each time.
 
-    def __init__(self, size: int = CACHE_SIZE):
+    A text is kept from its second sighting on (the first leaves only its hash): clients send the same few
+    documents again and again, an attacker a new one each time, and a syntax tree is about one Python object per
+    two characters; a heap of millions of them made each full garbage collection stop the event loop for
+    hundreds of milliseconds. The cache is also bounded by the characters it holds."""
+
+    def __init__(self, size: int = CACHE_SIZE, max_characters: int = MAX_CACHED_CHARACTERS):
         self.size = size
+        self.max_characters = max_characters
+        self.characters = 0
         self._entries: OrderedDict[str, Document] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()  # hashes of texts seen once
+        self._last: Document | None = None  # what ``public`` parsed, for the ``get`` of the same request
 
     def get(self, text: str) -> Document:
         """The document for a request that passed the gate; a long new text is left for ``ensure_parsed``."""
@@ -214,6 +226,10 @@ class DocumentCache:
         if document is not None:
             self._entries.move_to_end(text)
             return document
+        last = self._last
+        if last is not None and last.text == text:  # parsed by ``public`` for this same request
+            self._last = None
+            return last
         if len(text) > INLINE_PARSE_LENGTH:
             document = Document.unparsed(text)
         else:
@@ -230,13 +246,29 @@ class DocumentCache:
             if document.ast is None:
                 return False  # not kept: under the limits of the authenticated, the text may parse
             self._keep(document)
+            self._last = document
         return document.is_public(public_introspection)
 
     def _keep(self, document: Document) -> None:
-        if len(document.text) <= MAX_CACHED_TEXT:
-            self._entries[document.text] = document
-            if len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+        if len(document.text) > MAX_CACHED_TEXT or not self._seen_before(document.text):
+            return
+        replaced = self._entries.pop(document.text, None)
+        if replaced is not None:
+            self.characters -= len(replaced.text)
+        self._entries[document.text] = document
+        self.characters += len(document.text)
+        while len(self._entries) > self.size or self.characters > self.max_characters:
+            _, dropped = self._entries.popitem(last=False)
+            self.characters -= len(dropped.text)
+
+    def _seen_before(self, text: str) -> bool:
+        key = hash(text)
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        if len(self._seen) > SEEN_SIZE:
+            self._seen.popitem(last=False)
+        return False
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -36,7 +36,7 @@ from tokengate.validation import shown
 CORE_SCHEMA: Final = schema._schema
 EXECUTOR: Final = execution_context_class()  # the fast path, unless graphql-core changed under it
 UNSTORABLE_MESSAGE: Final = "must not contain NUL (\\u0000) characters or unpaired surrogates"
-KEPT_INTROSPECTION_ANSWERS: Final = 16  # introspection answers kept, by document text and operation name
+KEPT_INTROSPECTION_ANSWERS: Final = 4  # by text and operation: GraphiQL's and codegen's (~10k objects each)
 
 
 class RequestRefused(Exception):
@@ -231,16 +231,18 @@ async def _run(
     new = not document.is_validated(CORE_SCHEMA)
     errors = await document.validated(CORE_SCHEMA)
     if new:
-        throttle.cost.charge(paid_by, document.fields)  # validating a new document costs about a point a field
+        throttle.cost.charge(paid_by, document.fields)  # validating: about a point a field or argument
     if errors:
         return RequestErrors(errors)
+    budget = runtime.config.limits.cost_budget
+    cost, refusal = over_budget(document, operation_name, variables, budget)
+    if refusal is not None:
+        throttle.count("cost_budget")
+        throttle.cost.charge(paid_by, budget)  # it asked for more than a request may do: it pays for one
+        return RequestErrors((refusal,))
     problem = unstorable_input(document, variables)
     if problem is not None:
         return RequestErrors((GraphQLError(str(problem), original_error=problem),))
-    cost, refusal = over_budget(document, operation_name, variables, runtime.config.limits.cost_budget)
-    if refusal is not None:
-        throttle.count("cost_budget")
-        return RequestErrors((refusal,))
     throttle.cost.charge(paid_by, cost)
     if document.selects_only(INTROSPECTION_FIELDS):
         return await introspection(document, operation_name, variables, context)

@@ -27,8 +27,8 @@ def error_response(status: int, message: str, code: str, headers: Mapping[str, s
 _REFUSAL_BODIES: dict[tuple[str, str], bytes] = {}
 
 
-def refusal_response(refusal: Refusal) -> web.Response:
-    """A gate refusal as its status and error body (bodies kept: the same few are answered over and over)."""
+def refusal_body(refusal: Refusal) -> bytes:
+    """A gate refusal's error body (kept: the same few are answered over and over)."""
     key = (refusal.code, refusal.message)
     body = _REFUSAL_BODIES.get(key)
     if body is None:
@@ -37,4 +37,10 @@ def refusal_response(refusal: Refusal) -> web.Response:
         ).encode()
         if len(_REFUSAL_BODIES) < 256:
             _REFUSAL_BODIES[key] = body
+    return body
+
+
+def refusal_response(refusal: Refusal) -> web.Response:
+    """A gate refusal as its status and error body."""
+    body = refusal_body(refusal)
     return web.Response(body=body, status=refusal.status, content_type=JSON, headers=refusal.headers or None)
