@@ -18,7 +18,8 @@ Phases (two attacker connections unless said):
   unknown-ids       well-formed v2 tokens (valid checksum) with unknown ids, as fast as answered
   legacy-hints      40-hex tokens whose first 8 characters match the stored legacy hint, 20/s
   leak-reports      reportLeakedToken x 50 aliases of hint-matching legacy tokens, no credentials
-  slow-connections  60 connections: 20 silent, 20 trickling headers, 20 trickling a 1 MB body (30 s)
+  slow-connections  60 connections: 20 silent, 20 trickling headers, 20 trickling a 1 MB body (10 of them
+                    with the attacker's token, so that only the body timeout can stop them) (30 s)
 
 Options: --duration (15 s a phase), --slow-duration (30 s), --rate (legitimate requests/s, 100), --only
 a,b (phase names). Results: bench/results/abuse-<stamp>.{json,md}. tests/api/test_bench_abuse.py runs the
@@ -312,12 +313,15 @@ async def attack(name: str, secrets: Secrets, duration: float, address: str = AT
 
 
 async def slow_connections(secrets: Secrets, duration: float, address: str, each: int = 20) -> AttackReport:
-    """``each`` silent connections, ``each`` trickling headers and ``each`` trickling a 1 MB body, reopened when
-    the server closes them; reports how long the server kept them and what it answered."""
+    """``each`` silent connections, ``each`` trickling headers and ``each`` trickling a 1 MB body (half of them
+    with the attacker's token, so the body is not refused by its size alone), reopened when the server closes
+    them; reports how long the server kept them and what it answered."""
     report = AttackReport()
     host, port = secrets.url.removeprefix("http://").split(":")
     deadline = time.perf_counter() + duration
-    lifetimes: dict[str, list[float]] = {"silent": [], "headers": [], "body": []}
+    lifetimes: dict[str, list[float]] = {"silent": [], "headers": [], "body": [], "body with token": []}
+    counts = {"silent": each, "headers": each, "body": each // 2, "body with token": each - each // 2}
+    with_token = f"Authorization: Bearer {secrets.viewer_token}\r\n".encode()
 
     async def hold(kind: str) -> None:
         opened = time.perf_counter()
@@ -330,6 +334,8 @@ async def slow_connections(secrets: Secrets, duration: float, address: str, each
         report.sent += 1
         if kind == "body":
             writer.write(SLOW_BODY_HEAD)
+        elif kind == "body with token":
+            writer.write(SLOW_BODY_HEAD.replace(b"Host: x\r\n", b"Host: x\r\n" + with_token))
         elif kind == "headers":
             writer.write(b"GET /healthz HTTP/1.1\r\n")
         answer, closed = b"", False
@@ -360,7 +366,7 @@ async def slow_connections(secrets: Secrets, duration: float, address: str, each
         while time.perf_counter() < deadline:
             await hold(kind)
 
-    await asyncio.gather(*(hold_forever(kind) for kind in lifetimes for _ in range(each)))
+    await asyncio.gather(*(hold_forever(kind) for kind, count in counts.items() for _ in range(count)))
     for kind, seen in lifetimes.items():
         if seen:
             report.notes.append(f"{kind}: closed by the server after {sum(seen) / len(seen):.1f} s on average")

@@ -159,33 +159,23 @@ class _ScrapeTimeHistogram(Collector):
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-class LoopLag:
-    """Measures how late the event loop wakes a task that sleeps ``INTERVAL`` seconds: the time it spent busy
-    with other work, which every request waiting on it also waits (a histogram, and the worst of the last run)."""
+class LoopLag(PeriodicFlush):
+    """Measures how late the event loop wakes a task that sleeps ``interval`` seconds: the time it spent busy
+    with other work, which every request waiting on it also waited (a histogram)."""
 
     INTERVAL = 0.1
 
     def __init__(self) -> None:
+        self.interval = self.INTERVAL
+        self.task_name = "event-loop-lag"
         self.histogram = Histogram(LOOP_LAG_BUCKETS)
-        self._task: asyncio.Task[None] | None = None
+        self._woken: float | None = None
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time()
-            await asyncio.sleep(self.INTERVAL)
-            self.histogram.observe(max(0.0, loop.time() - asked - self.INTERVAL))
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="event-loop-lag")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def flush(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._woken is not None:
+            self.histogram.observe(max(0.0, now - self._woken - self.interval))
+        self._woken = now
 
 
 class RequestIds:

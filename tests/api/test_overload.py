@@ -314,3 +314,12 @@ async def test_concurrent_first_uses_of_a_legacy_token_share_one_argon2id(databa
         answers = await asyncio.gather(*(check(server, legacy, "10.0.0.1") for _ in range(8)))
         assert [status for status, _, _ in answers] == [200] * 8  # none refused by the pool of one
         assert verifier.verifications == 1 and queries.count() == 1
+
+
+async def test_the_event_loop_lag_is_measured(server):
+    await asyncio.sleep(0.35)  # the monitor sleeps 0.1 s at a time
+    metrics = (await server.get("/metrics"))[1]
+    count = next(line for line in metrics.splitlines() if line.startswith("tokengate_event_loop_lag_seconds_count"))
+    assert float(count.split()[-1]) >= 2
+    assert "# TYPE tokengate_refusals_total counter" in metrics
+    assert 'tokengate_legacy_verifications{stat="pending"} 0.0' in metrics
