@@ -72,7 +72,7 @@ def rate_limited(over: OverLimit) -> Refusal:
 
 
 def verifier_busy() -> Refusal:
-    return Refusal(503, "SERVICE_UNAVAILABLE", str(VerifierBusy.MESSAGE), RETRY_AFTER)
+    return Refusal(503, "SERVICE_UNAVAILABLE", VerifierBusy.MESSAGE, RETRY_AFTER)
 
 
 def principal_key(principal: Principal) -> str:
@@ -163,14 +163,15 @@ class Gate:
         """Refuse (429), before its body is read, a request whose payer is already out of a budget ``admit`` or
         the cost would refuse it for; spends nothing (``admit`` does). A token the cache does not hold is left to
         ``admit``."""
-        address = address_key(self.client_address(request))
+        client_addr = self.client_address(request)
+        address = address_key(client_addr)
         header = request.headers.get("Authorization")
         throttle = self.throttle
         try:
             throttle.require(throttle.address, address)
             if header is None:
                 throttle.require(throttle.anonymous, address)
-                throttle.require(throttle.cost, payer(None, self.client_address(request)))
+                throttle.require(throttle.cost, payer(None, client_addr))
                 return
             try:
                 principal = self.authenticator.cached_principal(token_from_header(header))

@@ -8,8 +8,8 @@ anonymous-access rule needs (which root fields each operation selects) is read f
 validation runs only for requests that got past the gate, once per document.
 
 A new text longer than ``INLINE_PARSE_LENGTH`` is parsed, and a new document of more than
-``INLINE_VALIDATION_FIELDS`` fields and arguments validated, on the worker thread (offload.py), not on the event loop:
-``ensure_parsed`` and ``validated`` are what ``operations.run`` awaits.
+``INLINE_VALIDATION_FIELDS`` fields and arguments validated, on the worker thread (offload.py), not on the
+event loop: ``ensure_parsed`` and ``validated`` are what ``operations.run`` awaits.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ used: parsing and validation are cached per document (documents.py), and its ext
 that work.
 
 Who sends a request pays for it in cost points (limits.py): it runs only while its payer (principal, or the
-address of a request without credentials) has points left, and is charged its cost, plus a point per field
-when its document is new (validating it is the expensive part). Introspection, the same for every caller, is
-executed on the worker thread and its answers to documents without variables are kept.
+address of a request without credentials) has points left, and is charged its cost (the budget, when it asks
+for more), plus a point per field and argument when its document is validated (the expensive part of a new
+one). Introspection, the same for every caller, is executed on the worker thread and its answers to documents
+without variables are kept.
 """
 
 from __future__ import annotations
