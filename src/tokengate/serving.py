@@ -13,6 +13,11 @@ all. Here, per connection:
 - a client socket address (IPv6: its /64) holds at most ``connections_per_address`` connections; the next is
   answered 429 with Retry-After and closed before anything is read. Trusted proxies are not capped: their
   connections carry everyone's requests.
+
+What this relies on in aiohttp (3.14, pinned in the lock files; tests/api/test_connections.py fails if it
+changes): ``RequestHandler`` keeps parsed heads in ``_messages`` and waits for the next in ``_waiter``, takes
+``_loop``; ``web.Server`` makes handlers with ``_kwargs`` in ``__call__``, and ``AppRunner._make_server``
+returns the one the sites listen with.
 """
 
 from __future__ import annotations
