@@ -72,7 +72,7 @@ lock:
 bench: $(RUNTIME_STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 
-.PHONY: bench-revocation bench-scale bench-memory
+.PHONY: bench-revocation bench-scale bench-memory bench-abuse
 bench-revocation: $(RUNTIME_STAMP)
 	$(BIN)/python bench/revocation.py $(ARGS)
 
@@ -81,6 +81,10 @@ bench-scale: $(RUNTIME_STAMP)
 
 bench-memory: $(RUNTIME_STAMP)
 	$(BIN)/python bench/memory.py $(ARGS)
+
+# The attacks of issue 13 against a steady legitimate client (bench/abuse.py; about four minutes).
+bench-abuse: $(RUNTIME_STAMP)
+	$(BIN)/python bench/abuse.py $(ARGS)
 
 # Debian packages the end-to-end tests drive; installed when missing (CI runs as root). No skipping.
 # npm is looked for as a command: a Node.js installed another way brings its own.

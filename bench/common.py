@@ -317,10 +317,21 @@ def run_wrk(wrk: str, url: str, script: Path | None, load: Load, duration: int) 
 # --------------------------------------------------------------------------- tokengate
 
 
-def tokengate_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+# The capacity benchmarks load one server from one address with one token as fast as it answers: the rates
+# are raised out of reach (the buckets still run, so their cost is measured). make bench-abuse keeps the defaults.
+OUT_OF_REACH = "1000000000"
+CAPACITY_RATES = {
+    f"TOKENGATE_RATE_{name}": OUT_OF_REACH for name in ("ADDRESS", "PRINCIPAL", "ANONYMOUS", "FAILURES", "COST")
+}
+
+
+def tokengate_env(extra: Mapping[str, str] | None = None, *, capacity: bool = True) -> dict[str, str]:
     """The environment for ``tokengate`` children: the external database if TOKENGATE_DATABASE_URL is set,
-    else embedded PostgreSQL (a stray DATABASE_URL is dropped so it cannot redirect the run)."""
+    else embedded PostgreSQL (a stray DATABASE_URL is dropped so it cannot redirect the run); with
+    ``capacity``, rates out of reach (see CAPACITY_RATES)."""
     env = dict(os.environ)
+    if capacity:
+        env.update(CAPACITY_RATES)
     if env.get("TOKENGATE_DATABASE_URL"):
         if not env.get("TOKENGATE_SECRET_KEY"):
             raise BenchError("TOKENGATE_DATABASE_URL is set: set TOKENGATE_SECRET_KEY too (32+ characters)")

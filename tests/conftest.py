@@ -24,9 +24,10 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from tokengate import tokens
+from tokengate import serving, tokens
 from tokengate.app import create_app
 from tokengate.config import Config, parse_secret_keys
+from tokengate.limits import Limits, Rate
 from tokengate.observability import AccessLog
 from tokengate.policy import Grant
 from tokengate.runtime import RUNTIME, Runtime
@@ -191,11 +192,17 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+# Tests are clients no person is: they poll logs and list pages as fast as the loop turns. Their servers keep
+# every default limit but the cost points; the tests of the limits pass their own (tests/api/test_overload.py).
+TEST_LIMITS = Limits(cost=Rate(0, 1))
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     values: dict[str, Any] = {
         "data_dir": tmp_path,
         "database_url": "postgresql://unused",
         "secret_keys": parse_secret_keys(TEST_SECRET_KEY),
+        "limits": TEST_LIMITS,
     }
     values.update(overrides)
     return Config(**values)
@@ -307,11 +314,8 @@ async def store_service_token(
 async def start_server(database: str, config: Config, **app_options: Any) -> AsyncIterator[Server]:
     app_options.setdefault("access_log", AccessLog(stream=CapturedStream()))  # read by the no-secret check
     app = create_app(config, dsn=database, migrate_on_start=False, **app_options)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    runner = await serving.start(app, config, "127.0.0.1", port)  # the server `tokengate serve` runs
     async with aiohttp.ClientSession() as session:
         yield Server(f"http://127.0.0.1:{port}", session, app[RUNTIME].pool, config, app)
     await runner.cleanup()

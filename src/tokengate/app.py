@@ -18,8 +18,10 @@ from tokengate.doors.protocol_errors import answer_protocol_errors_in_json
 from tokengate.gate import Gate
 from tokengate.invalidation import CacheInvalidator, InvalidationListener
 from tokengate.ip_guard import IpGuard, database_loader
+from tokengate.legacy_verifier import LegacyVerifier
+from tokengate.limits import Throttle
 from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
-from tokengate.observability import AccessLog, Metrics, RequestIds, hide_malformed_request_text
+from tokengate.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.scheduled_notices import NoticeJob
 from tokengate.services import Backend
@@ -62,7 +64,17 @@ def create_app(
         listener = InvalidationListener(target)
         listener.subscribe(invalidator.apply, invalidator.flush)
         await listener.start()
-        backend = Backend(pool, config.secret_keys, apply=invalidator.apply, events_queued=deliveries.wake)
+        legacy = LegacyVerifier(max_pending=config.limits.legacy_verifications)
+        throttle = Throttle(config.limits)
+        backend = Backend(
+            pool,
+            config.secret_keys,
+            apply=invalidator.apply,
+            events_queued=deliveries.wake,
+            max_tokens_per_account=config.limits.max_tokens_per_account,
+            verify_legacy=legacy.first_match,
+            refused=throttle.count,
+        )
         await deliveries.start(backend)
         notices.start()
 
@@ -76,8 +88,11 @@ def create_app(
             cache=cache,
             cache_trusted=lambda: listener.healthy,
             on_expired_use=on_expired_use,
+            verify_legacy=legacy.first_match,
         )
         app[ACCESS_LOG].start()
+        loop_lag = LoopLag()
+        loop_lag.start()
         app[RUNTIME] = Runtime(
             config=config,
             pool=pool,
@@ -85,7 +100,7 @@ def create_app(
             authenticator=authenticator,
             ip_guard=ip_guard,
             invalidator=invalidator,
-            gate=Gate(config, authenticator, ip_guard, metrics, usage),
+            gate=Gate(config, authenticator, ip_guard, metrics, usage, throttle),
             metrics=metrics,
             documents=DocumentCache(),
             listener=listener,
@@ -93,7 +108,9 @@ def create_app(
             notices=notices,
         )
         add_gauges(metrics, cache, pool)
+        add_limit_metrics(metrics, throttle, legacy, loop_lag)
         yield
+        await loop_lag.stop()
         await app[ACCESS_LOG].stop()
         await listener.stop()
         await notices.stop()
@@ -101,6 +118,7 @@ def create_app(
         await last_used.stop()  # the uses of the last seconds, before the pool goes
         await usage.stop()
         await pool.close()
+        legacy.close()
 
     app.cleanup_ctx.append(resources)
     graphql.add_routes(app)
@@ -142,6 +160,28 @@ def add_gauges(metrics: Metrics, cache: PrincipalCache, pool: Any) -> None:
         "Database pool connections by state",
         "state",
         lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
+    )
+
+
+def add_limit_metrics(metrics: Metrics, throttle: Throttle, legacy: LegacyVerifier, loop_lag: LoopLag) -> None:
+    """What the limits refused, the argon2id pool, and how late the event loop runs (limits.py, README "Limits")."""
+    metrics.add_counters(
+        "tokengate_refusals",
+        "Requests refused to keep the service up, by limit: rate limits (address, principal, anonymous, failures, "
+        "cost), the cost budget, quotas, a full argon2id pool, connections over the per-address cap",
+        "limit",
+        lambda: list(throttle.refused.items()),
+    )
+    metrics.add_gauges(
+        "tokengate_legacy_verifications",
+        "argon2id verifications of legacy tokens: running or waiting now, and done since start",
+        "stat",
+        lambda: [("pending", legacy.pending), ("done", legacy.verifications)],
+    )
+    metrics.add_histogram(
+        "tokengate_event_loop_lag_seconds",
+        f"How much later than asked the event loop woke a task sleeping {LoopLag.INTERVAL}s (time it was busy)",
+        loop_lag.histogram,
     )
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 
 from tokengate import tokens
 from tokengate.background import PeriodicFlush
-from tokengate.cache import PrincipalCache
+from tokengate.cache import CacheEntry, PrincipalCache
 from tokengate.errors import Unauthenticated
 from tokengate.policy import SERVICE_TOKEN, USER, Principal
 from tokengate.store import DATABASE_UNAVAILABLE, Executor
@@ -52,18 +52,43 @@ def credential_state(credential: Credential, now: datetime) -> tokens.TokenState
     return tokens.token_state(credential.state, credential.expires_at, now)
 
 
-async def find_credential(db: Executor, keys: tuple[bytes, ...], parsed: tokens.ParsedToken) -> Credential | None:
+# Finds which (credential, argon2id hash) a legacy token's text proves; LegacyVerifier.first_match in a server.
+LegacyVerify = Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable["Credential | None"]]
+
+
+async def verify_in_thread(text: str, candidates: Sequence[tuple[Credential, bytes]]) -> Credential | None:
+    """argon2id in a thread, one candidate after the other: for the command line, which keeps no pool."""
+    for credential, stored in candidates:
+        if await asyncio.to_thread(tokens.legacy_matches, text, stored):
+            return credential
+    return None
+
+
+def proves_v2(parsed: tokens.ParsedToken, credential: Credential, keys: tuple[bytes, ...]) -> bool:
+    return credential.kind == parsed.kind and tokens.hash_matches(parsed.text, credential.hash, keys)
+
+
+async def find_credential(
+    db: Executor, keys: tuple[bytes, ...], parsed: tokens.ParsedToken, verify_legacy: LegacyVerify | None = None
+) -> Credential | None:
     """The stored token this text proves, whatever its state; None when no hash matches."""
     if parsed.format == "v2":
         credential = await token_store.credential_by_id(db, parsed.lookup)
-        if credential is None or credential.kind != parsed.kind:
-            return None
-        return credential if tokens.hash_matches(parsed.text, credential.hash, keys) else None
-    for candidate in await token_store.credentials_by_hint(db, parsed.lookup):
-        # argon2id takes tens of milliseconds: verify off the event loop so other requests go on.
-        if await asyncio.to_thread(tokens.legacy_matches, parsed.text, candidate.hash):
-            return candidate
-    return None
+        return credential if credential is not None and proves_v2(parsed, credential, keys) else None
+    candidates = await token_store.credentials_by_hint(db, parsed.lookup)
+    # argon2id takes tens of milliseconds: verified off the event loop so other requests go on.
+    return await (verify_legacy or verify_in_thread)(parsed.text, [(c, c.hash) for c in candidates])
+
+
+def never_authenticates(stored: Credential | None, proved: bool, audited: bool, now: datetime) -> bool:
+    """May this v2 id be remembered as one that cannot authenticate? Unknown and deleted ids, whoever presents
+    them; an expired one once its first refused use is audited. Never an active token's id: ids are public
+    (audit log, gateway headers), and a wrong secret must not lock the real token out."""
+    if stored is None or stored.state == "deleted":
+        return True
+    if credential_state(stored, now) != "EXPIRED":
+        return False
+    return stored.expiry_audited or stored.kind != "service" or (proved and audited)
 
 
 # Called with the credential of an expired service token at its first refused use (services audit it).
@@ -122,6 +147,7 @@ class Authenticator:
         cache: PrincipalCache | None = None,
         cache_trusted: Callable[[], bool] = lambda: True,
         on_expired_use: ExpiredUse | None = None,
+        verify_legacy: LegacyVerify | None = None,
     ):
         self.pool = pool
         self.keys = keys
@@ -130,6 +156,8 @@ class Authenticator:
         self.cache = cache if cache is not None else PrincipalCache()
         self.cache_trusted = cache_trusted
         self.on_expired_use = on_expired_use
+        self.verify_legacy = verify_legacy
+        self._validating: dict[bytes, asyncio.Future[Principal]] = {}  # by keyed hash of the text, never the text
 
     async def authenticate(self, text: str, *, client_addr: str | None = None) -> Principal:
         parsed, principal = self.from_memory(text)
@@ -140,25 +168,74 @@ class Authenticator:
     def from_memory(self, text: str) -> tuple[tokens.ParsedToken, Principal | None]:
         """The token parsed, and its principal when the cache can answer: no coroutine, no I/O.
 
-        Raises ``Unauthenticated`` for what is refused offline (malformed token, wrong secret for a cached id).
+        Raises ``Unauthenticated`` for what is refused offline (malformed token, wrong secret for a cached id, an
+        id known not to authenticate).
         """
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken as error:
             raise Unauthenticated(f"malformed token: {error}", "malformed") from None
-        if parsed.format == "v2" and self.cache_trusted():
-            entry = self.cache.get(parsed.lookup)
-            if entry is not None:
-                return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
-        return parsed, None
+        if not self.cache_trusted():
+            return parsed, None
+        if parsed.format == "v2" and self.cache.known_invalid(parsed.lookup):
+            raise Unauthenticated(INVALID)
+        entry = self._cached(parsed, self.cache.get)
+        if entry is None:
+            return parsed, None
+        return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
+
+    def cached_principal(self, text: str) -> Principal | None:
+        """The principal the cache holds for this text, if the text proves it; no counting, no side effect (the
+        gate's look before a body is read)."""
+        try:
+            parsed = tokens.parse_token(text)
+        except tokens.MalformedToken:
+            return None
+        entry = self._cached(parsed, self.cache.peek)
+        if entry is None or not tokens.hash_matches(parsed.text, entry.token_hash, self.keys):
+            return None
+        return entry.principal
+
+    def _alias(self, parsed: tokens.ParsedToken) -> bytes:
+        """What a legacy token's entry (and a validation under way) is found by: its keyed hash (the text itself
+        is never kept)."""
+        return tokens.hash_token(parsed.text, self.keys[0])
+
+    def _cached(self, parsed: tokens.ParsedToken, read: Callable[[str], CacheEntry | None]) -> CacheEntry | None:
+        if parsed.format == "v2":
+            return read(parsed.lookup)
+        token_id = self.cache.aliased(self._alias(parsed))
+        return read(token_id) if token_id is not None else None
 
     async def from_database(self, parsed: tokens.ParsedToken, *, client_addr: str | None = None) -> Principal:
-        """Validate against the stored token (the cache could not answer), and cache the principal."""
+        """Validate against the stored token (the cache could not answer), and cache the principal. Requests
+        presenting the same text meanwhile wait for that one validation (one query, one argon2id) and share its
+        answer.
+
+        Raises ``Unauthenticated``, ``DatabaseUnavailable``, or ``VerifierBusy`` (legacy tokens, pool full)."""
+        key = self._alias(parsed)
+        pending = self._validating.get(key)
+        if pending is None:
+            pending = self._validating[key] = asyncio.ensure_future(self._validate(parsed, client_addr))
+            pending.add_done_callback(lambda done: self._validated(key, done))
+        return await asyncio.shield(pending)
+
+    def _validated(self, key: bytes, done: asyncio.Future[Principal]) -> None:
+        del self._validating[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone
+
+    async def _validate(self, parsed: tokens.ParsedToken, client_addr: str | None) -> Principal:
         now = datetime.now(UTC)
+        stored: Credential | None = None
         try:
-            credential = await find_credential(self.pool, self.keys, parsed)
+            if parsed.format == "v2":
+                stored = await token_store.credential_by_id(self.pool, parsed.lookup)
+                credential = stored if stored is not None and proves_v2(parsed, stored, self.keys) else None
+            else:
+                credential = await find_credential(self.pool, self.keys, parsed, self.verify_legacy)
         except DATABASE_UNAVAILABLE:
-            stale = self.cache.peek(parsed.lookup) if parsed.format == "v2" else None
+            stale = self._cached(parsed, self.cache.peek)
             principal = self._from_entry(parsed, stale.token_hash, stale.principal, now) if stale else None
             if principal is None:
                 raise DatabaseUnavailable from None
@@ -166,8 +243,11 @@ class Authenticator:
         state = credential_state(credential, now) if credential is not None else None
         if credential is None or state != "ACTIVE":
             first_expired_use = credential is not None and state == "EXPIRED" and not credential.expiry_audited
-            if first_expired_use and credential.kind == "service" and self.on_expired_use is not None:
+            audited = first_expired_use and credential is not None and credential.kind == "service"
+            if audited and self.on_expired_use is not None:
                 await self.on_expired_use(credential, client_addr)
+            if parsed.format == "v2" and never_authenticates(stored, credential is not None, audited, now):
+                self.cache.note_invalid(parsed.lookup)
             raise Unauthenticated(INVALID)
         self.last_used.note(credential.id, now)
         principal = principal_from_credential(credential)
@@ -176,6 +256,9 @@ class Authenticator:
             if credential.key_id != self.newest_key_id:
                 token_hash = await self._rehash(parsed.text, credential)
             self.cache.put(credential.id, token_hash, principal)
+        else:  # only the first use per instance (and TTL) pays argon2id
+            alias = self._alias(parsed)
+            self.cache.put(credential.id, alias, principal, alias=alias)
         return principal
 
     async def _rehash(self, text: str, credential: Credential) -> bytes:
@@ -196,7 +279,7 @@ class Authenticator:
         if not tokens.hash_matches(parsed.text, token_hash, self.keys):
             raise Unauthenticated(INVALID)  # same id, other secret: no stored token has this text
         if tokens.token_state("active", principal.expires_at, now) == "EXPIRED":
-            self.cache.invalidate_token(parsed.lookup)  # expired since cached: the database path audits it
+            self.cache.invalidate_token(principal.token_id)  # expired since cached: the database path audits it
             return None
         self.last_used.note(principal.token_id, now)
         return principal

@@ -1,8 +1,19 @@
-"""A bounded, in-process cache of validated credentials, so a warm request touches no database.
+"""Bounded, in-process caches of credentials, so a warm request touches no database.
 
-Entries hold what validation needs (the stored hash, state, expiry) and the compiled principal. They are
-dropped by LISTEN/NOTIFY invalidation (see invalidation.py), by LRU eviction beyond ``max_size``, and by
-age beyond ``ttl`` as a backstop. Expiry is checked against the cached ``expires_at`` on every use.
+``PrincipalCache`` holds validated credentials: what validation needs (the stored hash, state, expiry) and the
+compiled principal. Entries are dropped by LISTEN/NOTIFY invalidation (see invalidation.py), by LRU eviction
+beyond ``max_size``, and by age beyond ``ttl`` as a backstop. Expiry is checked against the cached
+``expires_at`` on every use. The space is shared fairly: when the cache is full, an account that already holds
+``account_share`` of it makes room from its own entries, so one account minting and using tokens cannot evict
+every other account's.
+
+A legacy token has no id in its text: its entry is found through an alias, the keyed hash of the text (never
+the text itself).
+
+It also remembers token ids that cannot authenticate (unknown, deleted, or expired and already audited), so a
+client repeating one costs no query: ids are 16 random base62 characters drawn when a token is created, so an
+id unknown now is not issued later (odds 62^-16 per token), and deleted or expired tokens never come back.
+The TTL only bounds how long such an answer is kept; a change to the token (a NOTIFY) drops it at once.
 """
 
 from __future__ import annotations
@@ -15,6 +26,9 @@ from dataclasses import dataclass
 from tokengate.policy import Principal
 
 MAX_TTL_SECONDS = 60.0
+ACCOUNT_SHARE = 0.25  # of a full cache, the most one account keeps by evicting other accounts' entries
+INVALID_IDS_SIZE = 10_000
+INVALID_IDS_TTL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +36,7 @@ class CacheEntry:
     token_hash: bytes
     principal: Principal
     stored_at: float
+    alias: bytes | None = None  # the keyed hash a legacy token's entry is found by
 
 
 @dataclass(slots=True)
@@ -31,21 +46,30 @@ class CacheStats:
     evictions: int = 0
     invalidations: int = 0
     flushes: int = 0
+    invalid_hits: int = 0  # requests answered from the ids known not to authenticate
 
 
 class PrincipalCache:
     """LRU of token id -> CacheEntry. Not thread-safe: one event loop owns it."""
 
     def __init__(
-        self, max_size: int = 10_000, ttl: float = MAX_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        max_size: int = 10_000,
+        ttl: float = MAX_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        account_share: float = ACCOUNT_SHARE,
     ):
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self.max_size = max_size
         self.ttl = min(ttl, MAX_TTL_SECONDS)
         self.clock = clock
+        self.account_limit = max(1, int(max_size * account_share))
         self.stats = CacheStats()
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._by_account: dict[str, OrderedDict[str, None]] = {}  # each account's keys, least recent first
+        self._aliases: dict[bytes, str] = {}
+        self._invalid: OrderedDict[str, float] = OrderedDict()  # token id -> when it was found not to authenticate
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -54,6 +78,9 @@ class PrincipalCache:
         """The ids of the tokens held now (what an operator or a test compares between instances)."""
         return frozenset(self._entries)
 
+    def entries_of(self, account_id: str) -> int:
+        return len(self._by_account.get(account_id, ()))
+
     def get(self, token_id: str) -> CacheEntry | None:
         """The entry if present and younger than the TTL; counts a hit or a miss."""
         entry = self._entries.get(token_id)
@@ -61,33 +88,67 @@ class PrincipalCache:
             self.stats.misses += 1
             return None
         if self.clock() - entry.stored_at > self.ttl:
-            del self._entries[token_id]
+            self._drop(token_id)
             self.stats.misses += 1
             return None
         self._entries.move_to_end(token_id)
+        self._by_account[entry.principal.account_id].move_to_end(token_id)
         self.stats.hits += 1
         return entry
+
+    def aliased(self, alias: bytes) -> str | None:
+        """The token id of the entry found by ``alias`` (a legacy token's keyed hash), if one is held."""
+        return self._aliases.get(alias)
 
     def peek(self, token_id: str) -> CacheEntry | None:
         """The entry whatever its age, without counting: the fallback while the database is down."""
         return self._entries.get(token_id)
 
-    def put(self, token_id: str, token_hash: bytes, principal: Principal) -> None:
-        self._entries[token_id] = CacheEntry(token_hash, principal, self.clock())
-        self._entries.move_to_end(token_id)
-        while len(self._entries) > self.max_size:
-            self._entries.popitem(last=False)
-            self.stats.evictions += 1
+    def put(self, token_id: str, token_hash: bytes, principal: Principal, alias: bytes | None = None) -> None:
+        if token_id in self._entries:
+            self._drop(token_id)
+        self._invalid.pop(token_id, None)
+        account_id = principal.account_id
+        while len(self._entries) >= self.max_size:
+            self._evict_for(account_id)
+        self._entries[token_id] = CacheEntry(token_hash, principal, self.clock(), alias)
+        self._by_account.setdefault(account_id, OrderedDict())[token_id] = None
+        if alias is not None:
+            self._aliases[alias] = token_id
+
+    def _evict_for(self, account_id: str) -> None:
+        """Make room for an entry of ``account_id``: the least recently used entry, unless that is another
+        account's while this one already holds its share; then this account's own least recently used."""
+        victim = next(iter(self._entries))
+        own = self._by_account.get(account_id)
+        if own and len(own) >= self.account_limit and self._entries[victim].principal.account_id != account_id:
+            victim = next(iter(own))
+        self._drop(victim)
+        self.stats.evictions += 1
+
+    def _drop(self, token_id: str) -> CacheEntry | None:
+        entry = self._entries.pop(token_id, None)
+        if entry is None:
+            return None
+        account_id = entry.principal.account_id
+        keys = self._by_account[account_id]
+        del keys[token_id]
+        if not keys:
+            del self._by_account[account_id]
+        if entry.alias is not None and self._aliases.get(entry.alias) == token_id:
+            del self._aliases[entry.alias]
+        return entry
 
     def invalidate_token(self, token_id: str) -> None:
-        if self._entries.pop(token_id, None) is not None:
+        self._invalid.pop(token_id, None)
+        if self._drop(token_id) is not None:
             self.stats.invalidations += 1
 
     def invalidate_where(self, matches: Callable[[Principal], bool]) -> None:
         """Drop every entry whose principal matches (account- or user-wide changes; rare)."""
         doomed = [key for key, entry in self._entries.items() if matches(entry.principal)]
         for key in doomed:
-            del self._entries[key]
+            self._drop(key)
         self.stats.invalidations += len(doomed)
 
     def invalidate_account(self, account_id: str) -> None:
@@ -98,4 +159,28 @@ class PrincipalCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._by_account.clear()
+        self._aliases.clear()
+        self._invalid.clear()
         self.stats.flushes += 1
+
+    def note_invalid(self, token_id: str) -> None:
+        """Remember that ``token_id`` cannot authenticate (unknown, deleted, or expired and audited)."""
+        self._invalid[token_id] = self.clock()
+        self._invalid.move_to_end(token_id)
+        if len(self._invalid) > INVALID_IDS_SIZE:
+            self._invalid.popitem(last=False)
+
+    def known_invalid(self, token_id: str) -> bool:
+        """True when ``token_id`` was found not to authenticate within the last ``INVALID_IDS_TTL_SECONDS``."""
+        noted = self._invalid.get(token_id)
+        if noted is None:
+            return False
+        if self.clock() - noted > INVALID_IDS_TTL_SECONDS:
+            del self._invalid[token_id]
+            return False
+        self.stats.invalid_hits += 1
+        return True
+
+    def invalid_ids(self) -> int:
+        return len(self._invalid)

@@ -294,15 +294,14 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 def _serve(config: Config, args: argparse.Namespace) -> None:
-    from aiohttp import web
-
+    from tokengate import serving
     from tokengate.app import create_app
 
     configure_logging(args.log_format, args.log_level)
     logging.getLogger("tokengate").info("serving http://%s:%s/graphql", args.host, args.port)
     access_log = AccessLog(log_format=args.log_format, enabled=args.log_level in ("debug", "info"))
     app = create_app(config, access_log=access_log)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, loop=_event_loop())
+    serving.serve(app, config, args.host, args.port, loop=_event_loop())
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokengate.limits import Limits, limits_from_env
 from tokengate.secret_scanning import KeysProblem, load_public_keys
 from tokengate.tokens import derive_key, random_base62
 from tokengate.trusted_documents import ManifestError, TrustedDocuments, parse_manifest
@@ -49,6 +50,7 @@ class Config:
     webhook_allow_private: bool = False  # webhooks to private and loopback addresses, and over plain http
     github_scanning_keys: Path | None = None  # GitHub's secret-scanning public_keys document
     webhook_timing: WebhookTiming = WebhookTiming()
+    limits: Limits = field(default_factory=Limits)  # rates, budgets, quotas and timeouts (limits.py; README "Limits")
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -142,6 +144,10 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
     if not cache_size.isdigit() or int(cache_size) < 1:
         raise ConfigError("TOKENGATE_CACHE_SIZE must be a positive integer")
     scanning_keys = env.get("TOKENGATE_GITHUB_SCANNING_KEYS", "").strip()
+    try:
+        limits = limits_from_env(env)
+    except ValueError as problem:
+        raise ConfigError(str(problem)) from None
     return Config(
         data_dir=directory.resolve(),
         database_url=database_url,
@@ -153,6 +159,7 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         trusted_documents=load_trusted_documents(env.get("TOKENGATE_TRUSTED_DOCUMENTS")),
         webhook_allow_private=_flag(env.get("TOKENGATE_WEBHOOK_ALLOW_PRIVATE"), False),
         github_scanning_keys=checked_scanning_keys(Path(scanning_keys)) if scanning_keys else None,
+        limits=limits,
     )
 
 

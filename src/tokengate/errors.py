@@ -53,7 +53,19 @@ class Unauthenticated(DomainError):
         self.outcome = outcome
 
 
+class QuotaExceeded(DomainError):
+    """A change that would take an account past a quota (usable service tokens)."""
+
+    code = "QUOTA_EXCEEDED"
+
+
+class Overloaded(DomainError):
+    """Work refused because the instance is at a capacity limit; the same request may succeed shortly."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
 # Every code a client may see besides INTERNAL_SERVER_ERROR (masked) and the HTTP-level ones.
 CONTRACT_CODES: Final = frozenset(
-    cls.code for cls in (InvalidInput, NotFound, Forbidden, PlanRestricted, Unauthenticated)
+    cls.code for cls in (InvalidInput, NotFound, Forbidden, PlanRestricted, Unauthenticated, QuotaExceeded, Overloaded)
 )

@@ -3,9 +3,14 @@
 ``Gate.admit`` reads the ``Authorization`` header, authenticates its token (from the principal cache
 without a coroutine when it can, else from the database), counts and times the outcome, and checks the
 account's IP restrictions for the client's address. It returns an ``Admission`` or raises a ``Refusal``
-that says what happened (401, 403, 503); each door renders a refusal its own way. When the answer is
+that says what happened (401, 403, 429, 503); each door renders a refusal its own way. When the answer is
 known from memory, ``admit`` returns a plain value, not a coroutine: the forward-auth hot path awaits
 nothing.
+
+Rates (limits.py) are spent on the way: every request from the client's address, a request without
+credentials from the anonymous budget of its address (before its document is parsed), and every admitted
+request from its principal's budget. A token the cache cannot answer is looked up only while its address has
+failed authentications left, and charged one when it fails. Past a budget: 429.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from tokengate.config import Config
 from tokengate.errors import Unauthenticated
 from tokengate.forwarded import client_address
 from tokengate.ip_guard import IpGuard
+from tokengate.legacy_verifier import VerifierBusy
+from tokengate.limits import Buckets, OverLimit, Throttle, address_key
 from tokengate.observability import Metrics
-from tokengate.policy import Principal
+from tokengate.policy import USER, Principal
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.usage import UsageRecorder
 
@@ -81,6 +88,26 @@ def forwarded_for(request: web.BaseRequest) -> str | None:
     return ",".join(lines)
 
 
+def rate_limited(over: OverLimit) -> Refusal:
+    """Past a rate limit: 429 with ``Retry-After`` and the draft RateLimit fields (the message names the policy,
+    not the wait, so the few bodies are built once)."""
+    return Refusal(429, "RATE_LIMITED", f"too many requests: the {over.policy} rate limit is exceeded", over.headers())
+
+
+def verifier_busy() -> Refusal:
+    return Refusal(503, "SERVICE_UNAVAILABLE", VerifierBusy.MESSAGE, RETRY_AFTER)
+
+
+def principal_key(principal: Principal) -> str:
+    """Who pays a principal's rates: the user (all of its personal tokens), or the service token."""
+    return f"user:{principal.user_id}" if principal.kind == USER else f"service_token:{principal.token_id}"
+
+
+def payer(principal: Principal | None, client_addr: str | None) -> str:
+    """Who pays a request's cost points: its principal, or without credentials its address."""
+    return principal_key(principal) if principal is not None else "anonymous:" + address_key(client_addr)
+
+
 def token_from_header(header: str | None) -> str:
     """The token text from ``Authorization: Bearer <token>`` or ``Authorization: Token <token>``."""
     if header is None or not header.strip():
@@ -104,13 +131,26 @@ class Admission:
 
 class Gate:
     def __init__(
-        self, config: Config, authenticator: Authenticator, ip_guard: IpGuard, metrics: Metrics, usage: UsageRecorder
+        self,
+        config: Config,
+        authenticator: Authenticator,
+        ip_guard: IpGuard,
+        metrics: Metrics,
+        usage: UsageRecorder,
+        throttle: Throttle | None = None,
     ):
         self.trusted_proxies = config.trusted_proxies
         self.authenticator = authenticator
         self.ip_guard = ip_guard
         self.metrics = metrics
         self.usage = usage
+        self.throttle = throttle if throttle is not None else Throttle(config.limits)
+
+    def _spend(self, buckets: Buckets, key: str) -> None:
+        try:
+            self.throttle.take(buckets, key)
+        except OverLimit as over:
+            raise rate_limited(over) from None
 
     def client_address(self, request: web.BaseRequest) -> str | None:
         return client_address(request.remote, forwarded_for(request), self.trusted_proxies)
@@ -121,29 +161,74 @@ class Gate:
         """The request's admission, or ``Refusal``. ``anonymous_allowed`` is asked only when the request
         carries no ``Authorization`` header at all (the GraphQL door's rule for public documents)."""
         client_addr = self.client_address(request)
+        address = address_key(client_addr)
+        self._spend(self.throttle.address, address)
         header = single_header(request, "Authorization")
         started = time.perf_counter()
         try:
             parsed, principal = self.authenticator.from_memory(token_from_header(header))
         except Unauthenticated as refusal:
             self._refused(refusal, started)
-            if header is None and anonymous_allowed is not None and anonymous_allowed():
-                return Admission(None, client_addr)
+            if header is None and anonymous_allowed is not None:
+                self._spend(self.throttle.anonymous, address)  # before the document is parsed
+                if anonymous_allowed():
+                    return Admission(None, client_addr)
             raise not_authenticated(str(refusal)) from None
         if principal is None:
-            return self._admit_from_database(request, parsed, client_addr, started)
+            # Past the budget of failures, no query at all (nor argon2id); a failure is charged once known, so
+            # concurrent first uses of a valid token do not spend it.
+            try:
+                self.throttle.require(self.throttle.failures, address)
+            except OverLimit as over:
+                raise rate_limited(over) from None
+            return self._admit_from_database(request, parsed, client_addr, address, started)
         return self._admitted(request, principal, client_addr, started)
 
+    def before_body(self, request: web.BaseRequest) -> None:
+        """Refuse (429), before its body is read, a request whose payer is already out of a budget ``admit`` or
+        the cost would refuse it for; spends nothing (``admit`` does). A token the cache does not hold is left to
+        ``admit``."""
+        client_addr = self.client_address(request)
+        address = address_key(client_addr)
+        header = request.headers.get("Authorization")
+        throttle = self.throttle
+        try:
+            throttle.require(throttle.address, address)
+            if header is None:
+                throttle.require(throttle.anonymous, address)
+                throttle.require(throttle.cost, payer(None, client_addr))
+                return
+            try:
+                principal = self.authenticator.cached_principal(token_from_header(header))
+            except Unauthenticated:
+                return
+            if principal is None:
+                throttle.require(throttle.failures, address)
+                return
+            throttle.require(throttle.principal, principal_key(principal))
+            throttle.require(throttle.cost, principal_key(principal))
+        except OverLimit as over:
+            raise rate_limited(over) from None
+
     async def _admit_from_database(
-        self, request: web.BaseRequest, parsed: tokens.ParsedToken, client_addr: str | None, started: float
+        self,
+        request: web.BaseRequest,
+        parsed: tokens.ParsedToken,
+        client_addr: str | None,
+        address: str,
+        started: float,
     ) -> Admission:
         try:
             principal = await self.authenticator.from_database(parsed, client_addr=client_addr)
         except Unauthenticated as refusal:
             self._refused(refusal, started)
+            self.throttle.failures.charge(address, 1)
             raise not_authenticated(str(refusal)) from None
         except DatabaseUnavailable:
             raise unavailable() from None
+        except VerifierBusy:
+            self.throttle.count("legacy_verifications")
+            raise verifier_busy() from None
         admitted = self._admitted(request, principal, client_addr, started)
         return admitted if isinstance(admitted, Admission) else await admitted
 
@@ -154,6 +239,7 @@ class Gate:
         self.metrics.validation_seconds.observe(time.perf_counter() - started)
         request[PRINCIPAL_PREFIX] = principal.display_prefix
         self.usage.note(principal.token_id, client_addr)  # a dict update; written in batches (usage.py)
+        self._spend(self.throttle.principal, principal_key(principal))
         allowed = self.ip_guard.cached_allows(principal.account_id, client_addr)
         if allowed is None:
             return self._admit_after_loading_rules(principal, client_addr)

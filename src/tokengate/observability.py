@@ -7,6 +7,7 @@ costs about 100 µs a record, as much as the rest of a forward-auth request).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -69,6 +70,15 @@ class Metrics:
         """A gauge family read at scrape time (cache counters, pool usage): nothing on the hot path."""
         self.registry.register(_ScrapeTimeGauges(name, documentation, label, read))
 
+    def add_counters(
+        self, name: str, documentation: str, label: str, read: Callable[[], Iterable[tuple[str, float]]]
+    ) -> None:
+        """A counter family read at scrape time from counts kept elsewhere (the limits' refusals)."""
+        self.registry.register(_ScrapeTimeGauges(name, documentation, label, read, CounterMetricFamily))
+
+    def add_histogram(self, name: str, documentation: str, histogram: Histogram) -> None:
+        self.registry.register(_ScrapeTimeHistogram(name, documentation, histogram))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -97,14 +107,8 @@ class _Exported(Collector):
         for (resource, access), count in list(m.denials.items()):
             denials.add_metric([resource, access], count)
         yield denials
-        histogram = m.validation_seconds
-        cumulative = list(itertools.accumulate(histogram.counts))
-        bounds = [str(b) for b in histogram.buckets] + ["+Inf"]
-        yield HistogramMetricFamily(
-            "tokengate_token_validation_seconds",
-            "Time to validate a presented token",
-            buckets=list(zip(bounds, cumulative, strict=True)),
-            sum_value=histogram.sum,
+        yield _histogram_family(
+            "tokengate_token_validation_seconds", "Time to validate a presented token", m.validation_seconds
         )
 
     def describe(self) -> Iterable[Metric]:
@@ -112,17 +116,66 @@ class _Exported(Collector):
 
 
 class _ScrapeTimeGauges(Collector):
-    def __init__(self, name: str, documentation: str, label: str, read: Callable[[], Iterable[tuple[str, float]]]):
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        read: Callable[[], Iterable[tuple[str, float]]],
+        family_type: Any = GaugeMetricFamily,
+    ):
         self.name, self.documentation, self.label, self.read = name, documentation, label, read
+        self.family_type = family_type
 
     def collect(self) -> Iterable[Metric]:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=[self.label])
+        family = self.family_type(self.name, self.documentation, labels=[self.label])
         for label_value, value in self.read():
             family.add_metric([label_value], value)
         yield family
 
     def describe(self) -> Iterable[Metric]:
-        return [GaugeMetricFamily(self.name, self.documentation, labels=[self.label])]
+        return [self.family_type(self.name, self.documentation, labels=[self.label])]
+
+
+def _histogram_family(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:
+    cumulative = list(itertools.accumulate(histogram.counts))
+    bounds = [str(b) for b in histogram.buckets] + ["+Inf"]
+    return HistogramMetricFamily(
+        name, documentation, buckets=list(zip(bounds, cumulative, strict=True)), sum_value=histogram.sum
+    )
+
+
+class _ScrapeTimeHistogram(Collector):
+    def __init__(self, name: str, documentation: str, histogram: Histogram):
+        self.name, self.documentation, self.histogram = name, documentation, histogram
+
+    def collect(self) -> Iterable[Metric]:
+        yield _histogram_family(self.name, self.documentation, self.histogram)
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class LoopLag(PeriodicFlush):
+    """Measures how late the event loop wakes a task that sleeps ``interval`` seconds: the time it spent busy
+    with other work, which every request waiting on it also waited (a histogram)."""
+
+    INTERVAL = 0.1
+
+    def __init__(self) -> None:
+        self.interval = self.INTERVAL
+        self.task_name = "event-loop-lag"
+        self.histogram = Histogram(LOOP_LAG_BUCKETS)
+        self._woken: float | None = None
+
+    def flush(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._woken is not None:
+            self.histogram.observe(max(0.0, now - self._woken - self.interval))
+        self._woken = now
 
 
 class RequestIds:

@@ -20,3 +20,12 @@ class QueryLog:
     def real(self) -> list[str]:
         """Without asyncpg's own type introspection (once per new pooled connection, not per item)."""
         return [q for q in self.statements if "current_setting('jit')" not in q and "pg_catalog.pg_type" not in q]
+
+    def of_requests(self) -> list[str]:
+        """What requests sent: without the type introspection, nor the background work every instance runs on
+        its own clock (the last-used and usage flushes, the delivery worker, the notice job)."""
+        background = ("last_used_at", "token_usage_daily", "webhook_deliveries", "token_notices", "advisory")
+        return [q for q in self.real() if not any(word in q for word in background)]
+
+    def clear(self) -> None:
+        self.statements.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.cache import MAX_TTL_SECONDS, PrincipalCache
+from tokengate.cache import INVALID_IDS_SIZE, MAX_TTL_SECONDS, PrincipalCache
 from tokengate.policy import Grant, Principal
 
 
@@ -82,3 +82,65 @@ def test_hits_and_misses_are_counted():
 def test_size_must_be_positive():
     with pytest.raises(ValueError):
         PrincipalCache(max_size=0)
+
+
+def test_one_account_filling_the_cache_evicts_its_own_entries_not_the_others():
+    cache = PrincipalCache(max_size=100, account_share=0.25)
+    for i in range(75):  # three quiet accounts, 25 tokens each
+        cache.put(f"q{i}", b"h", principal(f"q{i}", account_id=f"acc_quiet{i % 3}"))
+    # One account mints and uses tokens as fast as it can (the cache churn attack): the others stay.
+    for i in range(10_000):
+        cache.put(f"m{i}", b"h", principal(f"m{i}", account_id="acc_minting"))
+    assert len(cache) == 100
+    assert all(cache.get(f"q{i}") is not None for i in range(75))
+    assert cache.entries_of("acc_minting") == 25
+    assert cache.get("m9999") is not None and cache.get("m0") is None
+
+
+def test_an_account_alone_may_use_the_whole_cache():
+    cache = PrincipalCache(max_size=100, account_share=0.25)
+    for i in range(150):
+        cache.put(f"t{i}", b"h", principal(f"t{i}"))
+    assert len(cache) == 100 and cache.entries_of("acc_1") == 100
+
+
+def test_under_its_share_an_account_still_evicts_the_least_recently_used():
+    cache = PrincipalCache(max_size=4, account_share=0.5)
+    for name, account in [("a", "acc_a"), ("b", "acc_b"), ("c", "acc_b"), ("d", "acc_c")]:
+        cache.put(name, b"h", principal(name, account_id=account))
+    cache.put("e", b"h", principal("e", account_id="acc_a"))  # acc_a holds 1 of its 2: plain LRU
+    assert cache.get("a") is None and len(cache) == 4
+
+
+def test_a_legacy_entry_is_found_by_its_alias_and_forgotten_with_it():
+    cache = PrincipalCache()
+    cache.put("legacy1", b"keyed-hash", principal("legacy1"), alias=b"keyed-hash")
+    assert cache.aliased(b"keyed-hash") == "legacy1"
+    cache.invalidate_token("legacy1")
+    assert cache.aliased(b"keyed-hash") is None
+    cache.put("legacy1", b"keyed-hash", principal("legacy1"), alias=b"keyed-hash")
+    cache.clear()
+    assert cache.aliased(b"keyed-hash") is None
+
+
+def test_ids_that_cannot_authenticate_are_remembered_for_a_while():
+    clock = Clock()
+    cache = PrincipalCache(clock=clock)
+    cache.note_invalid("unknown")
+    assert cache.known_invalid("unknown") and not cache.known_invalid("other")
+    clock.now += 61
+    assert not cache.known_invalid("unknown")  # the TTL bounds how long the answer is kept
+    cache.note_invalid("deleted")
+    cache.invalidate_token("deleted")  # a change to the token (a NOTIFY) drops the answer at once
+    assert not cache.known_invalid("deleted")
+    cache.note_invalid("valid-now")
+    cache.put("valid-now", b"h", principal("valid-now"))
+    assert not cache.known_invalid("valid-now")
+
+
+def test_the_ids_remembered_are_bounded():
+    cache = PrincipalCache()
+    for i in range(INVALID_IDS_SIZE + 10):
+        cache.note_invalid(f"id{i}")
+    assert cache.invalid_ids() == INVALID_IDS_SIZE
+    assert not cache.known_invalid("id0") and cache.known_invalid(f"id{INVALID_IDS_SIZE + 9}")

@@ -2,18 +2,24 @@
 
 A request's query text becomes a ``Document`` (cached by text). Nobody can make the server lex a megabyte:
 a document is at most ``MAX_DOCUMENT_LENGTH`` characters and its parse stops at ``MAX_TOKENS`` tokens; a
-request without credentials gets far less (``ANONYMOUS_MAX_LENGTH``, ``ANONYMOUS_MAX_TOKENS``: ten times
-what the full introspection query needs), so its refusal costs a few milliseconds at most. What the
+request without credentials gets far less (``ANONYMOUS_MAX_LENGTH``, ``ANONYMOUS_MAX_TOKENS``: about three
+times what the full introspection query needs), so its refusal costs a few milliseconds at most. What the
 anonymous-access rule needs (which root fields each operation selects) is read from that one parse;
 validation runs only for requests that got past the gate, once per document.
+
+A new text longer than ``INLINE_PARSE_LENGTH`` is parsed, and a new document of more than
+``INLINE_VALIDATION_FIELDS`` fields and arguments validated, on the worker thread (offload.py), not on the
+event loop: ``ensure_parsed`` and ``validated`` are what ``operations.run`` awaits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from graphql import (
     BREAK,
@@ -44,6 +50,7 @@ from tokengate.api.limits import (
     MAX_DOCUMENT_LENGTH,
     MAX_TOKENS,
 )
+from tokengate.api.offload import WORKER
 
 INTROSPECTION_FIELDS: Final = frozenset({"__schema", "__type", "__typename"})
 # Root fields anyone may call without credentials (their resolvers never read the caller).
@@ -59,6 +66,12 @@ MAX_CACHED_TEXT: Final = 16 * 1024  # longer documents are rare; parsing them ea
 # Automatic persisted queries: what one instance remembers (a client whose hash was forgotten sends the text again).
 PERSISTED_MAX_ENTRIES: Final = 4096
 PERSISTED_MAX_CHARACTERS: Final = 8 * 1024 * 1024
+MAX_CACHED_CHARACTERS: Final = 512 * 1024  # all cached texts together (a few hundred thousand tree objects)
+SEEN_SIZE: Final = 8192  # hashes of texts seen once, waiting for a second sighting
+INLINE_PARSE_LENGTH: Final = 512  # characters: parsed on the event loop within a couple of milliseconds
+INLINE_VALIDATION_FIELDS: Final = 30  # fields and arguments: validated on the event loop in about 2 ms
+TOO_DEEP: Final = "the document nests fragments too deeply to be validated"
+T = TypeVar("T")
 
 
 @dataclass(eq=False, slots=True)
@@ -71,6 +84,13 @@ class Document:
     operations: tuple[OperationDefinitionNode, ...] = ()
     _root_fields: tuple[frozenset[str] | None, ...] = ()  # per operation; None where a fragment is missing
     _validation: dict[int, tuple[GraphQLError, ...]] = field(default_factory=dict)
+    fields: int = 0  # field selections and arguments in the text: what validating it costs grows with
+    parsed: bool = True  # False: waiting to be parsed off the event loop (``ensure_parsed``)
+    _pending: dict[object, asyncio.Future[object]] = field(default_factory=dict)  # work under way, shared
+
+    @classmethod
+    def unparsed(cls, text: str) -> Document:
+        return cls(text, None, parsed=False)
 
     def selects_only(self, allowed: frozenset[str]) -> bool:
         """True when every operation selects nothing but ``allowed`` at its root (fragments followed)."""
@@ -87,10 +107,35 @@ class Document:
         key = id(schema)
         errors = self._validation.get(key)
         if errors is None:
-            errors = self._validation[key] = tuple(
-                as_client_error(error) for error in validate(schema, self.ast, VALIDATION_RULES)
-            )
+            errors = self._validation[key] = validation_of(schema, self.ast)
         return errors
+
+    def is_validated(self, schema: GraphQLSchema) -> bool:
+        return id(schema) in self._validation
+
+    async def validated(self, schema: GraphQLSchema) -> tuple[GraphQLError, ...]:
+        """``validation_errors``, on the worker thread when the document is large and not validated yet."""
+        assert self.ast is not None
+        errors = self._validation.get(id(schema))
+        if errors is not None or self.fields <= INLINE_VALIDATION_FIELDS:
+            return errors if errors is not None else self.validation_errors(schema)
+        errors = await self._shared(id(schema), validation_of, schema, self.ast)
+        self._validation[id(schema)] = errors
+        return errors
+
+    async def ensure_parsed(self) -> None:
+        """Parse a text left for the worker (long and new), once however many requests wait for it."""
+        if not self.parsed:
+            prepared = await self._shared("parse", _prepared, self.text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
+            self.ast, self.syntax_errors, self.operations = prepared.ast, prepared.syntax_errors, prepared.operations
+            self._root_fields, self.fields, self.parsed = prepared._root_fields, prepared.fields, True
+
+    async def _shared(self, key: object, function: Callable[..., T], *args: object) -> T:
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = asyncio.ensure_future(WORKER.run(function, *args))
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(pending)  # type: ignore[return-value]
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation to run: the named one, or the only one; None when that is ambiguous or unknown."""
@@ -105,6 +150,28 @@ def as_client_error(error: GraphQLError) -> GraphQLError:
     if error.original_error is None:
         return error
     return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path)
+
+
+def validation_of(schema: GraphQLSchema, ast: DocumentNode) -> tuple[GraphQLError, ...]:
+    try:
+        return tuple(as_client_error(error) for error in validate(schema, ast, VALIDATION_RULES))
+    except RecursionError:  # a chain of hundreds of fragments spread into each other
+        return (GraphQLError(TOO_DEEP),)
+
+
+def count_fields(ast: DocumentNode) -> int:
+    """Field selections anywhere in the document (operations and fragments), and their arguments: what the
+    validation rules walk."""
+    count = 0
+    stack: list[SelectionSetNode] = [d.selection_set for d in ast.definitions if hasattr(d, "selection_set")]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                count += 1 + len(selection.arguments or ())
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                stack.append(inner)
+    return count
 
 
 def _root_fields(
@@ -170,7 +237,7 @@ def _prepared(text: str, max_length: int, max_tokens: int) -> Document:
     fragments = {d.name.value: d for d in ast.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = tuple(d for d in ast.definitions if isinstance(d, OperationDefinitionNode))
     roots = tuple(_root_fields(op.selection_set, fragments, frozenset()) for op in operations)
-    return Document(text, ast, operations=operations, _root_fields=roots)
+    return Document(text, ast, operations=operations, _root_fields=roots, fields=count_fields(ast))
 
 
 class PersistedQueries:
@@ -204,22 +271,44 @@ class PersistedQueries:
         return len(self._texts)
 
 
+def parsed_document(text: str) -> Document:
+    """A document parsed at once on this thread, under the limits of an authenticated request (tools and tests;
+    the server leaves a long new text to ``Document.ensure_parsed``, off the event loop)."""
+    return _prepared(text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
+
+
 class DocumentCache:
     """LRU of recent documents by text; texts over ``MAX_CACHED_TEXT`` are prepared each time. Beside it, the
-    automatic persisted queries (by hash)."""
+    automatic persisted queries (by hash).
 
-    def __init__(self, size: int = CACHE_SIZE):
+    A text is kept from its second sighting on (the first leaves only its hash): clients send the same few
+    documents again and again, an attacker a new one each time, and a syntax tree is about one Python object per
+    two characters; a heap of millions of them made each full garbage collection stop the event loop for
+    hundreds of milliseconds. The cache is also bounded by the characters it holds."""
+
+    def __init__(self, size: int = CACHE_SIZE, max_characters: int = MAX_CACHED_CHARACTERS):
         self.size = size
+        self.max_characters = max_characters
+        self.characters = 0
         self._entries: OrderedDict[str, Document] = OrderedDict()
         self.persisted = PersistedQueries()
+        self._seen: OrderedDict[int, None] = OrderedDict()  # hashes of texts seen once
+        self._last: Document | None = None  # what ``public`` parsed, for the ``get`` of the same request
 
     def get(self, text: str) -> Document:
-        """The document for a request that passed the gate."""
+        """The document for a request that passed the gate; a long new text is left for ``ensure_parsed``."""
         document = self._entries.get(text)
         if document is not None:
             self._entries.move_to_end(text)
             return document
-        document = _prepared(text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
+        last = self._last
+        if last is not None and last.text == text:  # parsed by ``public`` for this same request
+            self._last = None
+            return last
+        if len(text) > INLINE_PARSE_LENGTH:
+            document = Document.unparsed(text)
+        else:
+            document = _prepared(text, MAX_DOCUMENT_LENGTH, MAX_TOKENS)
         self._keep(document)
         return document
 
@@ -227,18 +316,34 @@ class DocumentCache:
         """May a request without credentials run this text? Decided on a parse bounded for anonymous senders;
         a document too long or too large for that is simply not public."""
         document = self._entries.get(text)
-        if document is None:
+        if document is None or not document.parsed:
             document = _prepared(text, ANONYMOUS_MAX_LENGTH, ANONYMOUS_MAX_TOKENS)
             if document.ast is None:
                 return False  # not kept: under the limits of the authenticated, the text may parse
             self._keep(document)
+            self._last = document
         return document.is_public(public_introspection)
 
     def _keep(self, document: Document) -> None:
-        if len(document.text) <= MAX_CACHED_TEXT:
-            self._entries[document.text] = document
-            if len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+        if len(document.text) > MAX_CACHED_TEXT or not self._seen_before(document.text):
+            return
+        replaced = self._entries.pop(document.text, None)
+        if replaced is not None:
+            self.characters -= len(replaced.text)
+        self._entries[document.text] = document
+        self.characters += len(document.text)
+        while len(self._entries) > self.size or self.characters > self.max_characters:
+            _, dropped = self._entries.popitem(last=False)
+            self.characters -= len(dropped.text)
+
+    def _seen_before(self, text: str) -> bool:
+        key = hash(text)
+        if key in self._seen:
+            return True
+        self._seen[key] = None
+        if len(self._seen) > SEEN_SIZE:
+            self._seen.popitem(last=False)
+        return False
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -32,6 +32,7 @@ from tokengate.gate import RETRY_AFTER, Admission, Refusal
 from tokengate.media_types import GRAPHQL_RESPONSE, JSON, response_media_type
 from tokengate.middleware import REQUEST_ID
 from tokengate.runtime import RUNTIME
+from tokengate.serving import read_body
 from tokengate.validation import shown
 
 log = logging.getLogger("tokengate.graphql")
@@ -80,7 +81,7 @@ async def _body(request: web.Request) -> Any:
     if request.content_type not in JSON_CONTENT_TYPES and not request.content_type.endswith("+json"):
         raise UnsupportedMediaType(f"send the body as application/json, not {shown(request.content_type)}")
     try:
-        return json.loads(await request.read())
+        return json.loads(await read_body(request))
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
         raise BadRequest("the body must be a JSON object with a 'query' string") from None
 
@@ -161,7 +162,7 @@ class GraphQLDoor:
                 document, payload.operation_name, payload.variables, context, allow_mutations=request.method == "POST"
             )
         except RequestRefused as refused:
-            return error_response(refused.status, str(refused), "BAD_REQUEST", refused.headers, media_type)
+            return error_response(refused.status, str(refused), refused.code, refused.headers, media_type)
         register(found, document.ast is not None, documents)
         if isinstance(result, RequestErrors):
             return request_errors_response(result, media_type, request_id)

@@ -32,8 +32,8 @@ def error_response(
 _REFUSAL_BODIES: dict[tuple[str, str], bytes] = {}
 
 
-def refusal_response(refusal: Refusal, content_type: str = JSON) -> web.Response:
-    """A gate refusal as its status and error body (bodies kept: the same few are answered over and over)."""
+def refusal_body(refusal: Refusal) -> bytes:
+    """A gate refusal's error body (kept: the same few are answered over and over)."""
     key = (refusal.code, refusal.message)
     body = _REFUSAL_BODIES.get(key)
     if body is None:
@@ -42,6 +42,12 @@ def refusal_response(refusal: Refusal, content_type: str = JSON) -> web.Response
         ).encode()
         if len(_REFUSAL_BODIES) < 256:
             _REFUSAL_BODIES[key] = body
+    return body
+
+
+def refusal_response(refusal: Refusal, content_type: str = JSON) -> web.Response:
+    """A gate refusal as its status and error body, in the media type the door negotiated."""
+    body = refusal_body(refusal)
     return web.Response(
         body=body, status=refusal.status, content_type=content_type, charset="utf-8", headers=refusal.headers or None
     )

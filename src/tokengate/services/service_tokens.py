@@ -9,7 +9,7 @@ from typing import Literal
 
 from tokengate import tokens
 from tokengate.authentication import credential_state, find_credential, principal_from_credential
-from tokengate.errors import InvalidInput, NotFound
+from tokengate.errors import InvalidInput, NotFound, QuotaExceeded
 from tokengate.lifetimes import creator_expiry, token_expiry
 from tokengate.notices import TokenChanged
 from tokengate.policy import SERVICE_TOKEN as POLICY_SERVICE_TOKEN
@@ -17,6 +17,7 @@ from tokengate.policy import Grant, check_service_token_grants, require_account,
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
+from tokengate.store import quotas as quota_store
 from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
 from tokengate.store.tokens import Credential, TokenRecord
@@ -89,6 +90,21 @@ async def store_service_token(
     return CreatedServiceToken(record, tuple(grants), issued.text)
 
 
+async def check_token_quota(work: UnitOfWork, backend: Backend, account_id: str, expiring: int = 0) -> None:
+    """Refuse a new service token when the account already has its quota of usable ones (``expiring`` of them
+    stop being usable in this same change). Counted under the account's row lock, so concurrent creations
+    cannot all pass on the same count."""
+    if not await quota_store.lock_account(work.conn, account_id):
+        raise NotFound("account")
+    usable = await quota_store.usable_service_tokens(work.conn, account_id) - expiring
+    limit = backend.max_tokens_per_account
+    if usable >= limit:
+        backend.refused("quota")
+        raise QuotaExceeded(
+            f"the account already has {usable} usable service tokens, its quota ({limit}): delete one first"
+        )
+
+
 def _sets(grants: Sequence[Grant]) -> list[str]:
     return [grant.permission_set for grant in grants]
 
@@ -108,6 +124,7 @@ async def create(
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
         expires_at = await service_token_expiry(work, account_id, expires_at)
+        await check_token_quota(work, backend, account_id)
         created = await store_service_token(work, backend.newest_key, account_id, name, checked, expires_at)
         await work.audit(
             account_id,
@@ -147,6 +164,9 @@ async def rotate(
         raise InvalidInput(f"revokeOldInSeconds must be 0 to {MAX_REVOKE_OLD_IN_SECONDS}")
     async with backend.change(actor) as work:
         old = await _locked_active(work, account_id, token_id, "rotated")
+        # With revokeOldInSeconds 0 the old token stops being usable in this change: the count stays the same.
+        still_usable = tokens.token_state(old.state, old.expires_at, datetime.now(UTC)) == "ACTIVE"
+        await check_token_quota(work, backend, account_id, expiring=int(revoke_old_in_seconds == 0 and still_usable))
         grants = (await grant_store.grants_for_tokens(work.conn, [old.id])).get(old.id, [])
         expiry = await service_token_expiry(work, account_id, expires_at, inherited=old.expires_at)
         created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, expiry, old.id)
@@ -294,7 +314,7 @@ async def _report(
         return "unknown"
     if parsed.format == "legacy" and not legacy:
         return "unknown"
-    credential = await find_credential(backend.pool, backend.keys, parsed)
+    credential = await find_credential(backend.pool, backend.keys, parsed, backend.verify_legacy)
     if credential is None:
         return "unknown"
     if credential_state(credential, datetime.now(UTC)) != "ACTIVE":

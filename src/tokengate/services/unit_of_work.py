@@ -9,7 +9,7 @@ handler the listener runs for other instances' notices; no caller forgets a cach
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -23,6 +23,7 @@ from tokengate.store import notify
 from tokengate.store import webhooks as webhook_store
 from tokengate.store.accounts import AccountRow
 from tokengate.store.audit import AuditEntry
+from tokengate.store.tokens import Credential
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +89,16 @@ def _no_sender() -> None:
 
 @dataclass(frozen=True)
 class Backend:
-    """What the services write with: the pool, the server keys, and this process's cache handler."""
+    """What the services write with: the pool, the server keys, this process's cache handler, and its limits."""
 
     pool: asyncpg.Pool
     keys: tuple[bytes, ...]  # newest first: new hashes use the first
     apply: Callable[[Notice], None] = field(default=_no_caches)
     events_queued: Callable[[], None] = field(default=_no_sender)  # wakes this process's delivery worker
+    max_tokens_per_account: int = 1000  # usable service tokens (limits.Limits)
+    # argon2id for legacy tokens: the server's bounded pool (authentication.LegacyVerify); None: a thread each
+    verify_legacy: Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable[Credential | None]] | None = None
+    refused: Callable[[str], None] = field(default=lambda reason: None)  # counts a quota refusal for the metrics
 
     @property
     def newest_key(self) -> bytes:

@@ -1,0 +1,54 @@
+"""bench/abuse.py's clients against this build for a few seconds, so the benchmark never drifts from the API:
+the legitimate client stays error-free beside an attack, and every attack gets answers, none a server error."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.api.service_token_calls import created, grant
+from tests.api.test_graphql import create_project
+from tokengate.policy import Grant
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture
+def abuse() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import abuse
+
+        yield abuse
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+async def test_the_abuse_bench_runs_against_this_build(server, abuse):
+    admin = await server.bootstrap()
+    project = await create_project(server, admin.token)
+    v2 = await created(server, admin.token, "legit", grants=[grant("JOB_ADMIN")])
+    viewer = await created(server, admin.token, "viewer", grants=[grant("JOB_VIEWER")])
+    legacy = await server.import_legacy_token(
+        admin.account_id, "legacy user", datetime(2022, 3, 1, tzinfo=UTC), [Grant("JOB_ADMIN")]
+    )
+    secrets = abuse.Secrets(server.url, project, v2.secret, legacy, viewer.secret)
+
+    legit, attacked = await asyncio.gather(abuse.legit(secrets, 1.0, 60), abuse.attack("unknown-ids", secrets, 1.0))
+    summary = legit.summary()
+    assert summary["errors"] == 0 and summary["answered"] >= 50, summary
+    assert set(attacked.statuses) <= {"401", "429"} and attacked.sent > 0, attacked.statuses
+    for phase in abuse.PHASES:
+        if phase in ("quiet", "unknown-ids", "slow-connections"):
+            continue
+        report = await abuse.attack(phase, secrets, 0.3)
+        assert report.sent > 0, phase
+        assert all(not status.startswith("5") or status == "503" for status in report.statuses), (phase, report)
+    slow = await abuse.slow_connections(secrets, 0.5, abuse.ATTACKER_ADDRESS, each=2)
+    assert slow.sent == 6, slow
