@@ -338,6 +338,21 @@ def test_plans_answer_generated_queries_exactly_as_graphql_core(live_server: Liv
         seen["grant projects shown"] += '"allProjects"' in text
 
     same_answer()
+    # Besides the generated queries (which spread over a growing schema): service tokens with their grants'
+    # projects, compared on every run whatever the generator drew.
+    for query, who in (
+        ("{ account { serviceTokens { id displayPrefix grants { permissionSet allProjects projects { id } } } } }", "admin"),
+        ("{ viewer { grants { permissionSet allProjects projects { id name } } } }", "developer"),
+    ):
+        how, planned, core, plan_denials, core_denials = live_server.run(
+            compare_with_effects(server, query, {}, contexts[who])
+        )
+        assert planned == core and plan_denials == core_denials, (who, query)
+        text = json.dumps(core[1], default=str)
+        seen[how] += 1
+        seen["queries"] += 1
+        seen["service tokens shown"] += '"displayPrefix"' in text
+        seen["grant projects shown"] += '"allProjects"' in text
     print(f"compiled differential run: {dict(seen)}")
     compiled_runs = seen["compiled"] + seen["compiled with graphql-core fields"]
     assert seen["queries"] >= QUERY_EXAMPLES, seen
