@@ -35,10 +35,13 @@ Loader = Callable[[Info, str], Awaitable[Any]]
 
 
 def may_read(info: Info, resource: str, project_id: str | None = None) -> bool:
-    """The question ``@requires(resource: ..., access: READ)`` asks, counted as a denial when refused."""
-    if info.context.caller.decide(resource, "READ", project_id).allowed:
+    """The question ``@requires(resource: ..., access: READ)`` asks, counted as a denial when refused (a project
+    of another account is not a denial: it is answered as one that does not exist)."""
+    decision = info.context.caller.decide(resource, "READ", project_id)
+    if decision.allowed:
         return True
-    info.context.runtime.metrics.count_denial(resource, "READ")
+    if not decision.unknown_project:
+        info.context.runtime.metrics.count_denial(resource, "READ")
     return False
 
 
@@ -58,7 +61,7 @@ async def user(info: Info, key: str) -> Node | None:
 
 
 async def project(info: Info, key: str) -> Project | None:
-    if key not in info.context.caller.project_ids or not may_read(info, "PROJECTS", key):
+    if not may_read(info, "PROJECTS", key):
         return None
     row = (await project_store.projects_by_ids(info.context.pool, [key])).get(key)
     return Project.of(row) if row is not None else None

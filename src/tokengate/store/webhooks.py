@@ -9,6 +9,7 @@ from typing import Any
 
 from tokengate.store import Executor, audit
 from tokengate.store.audit import AuditEntry
+from tokengate.store.tokens import USABLE
 
 WEBHOOK_COLUMNS = "id, account_id, url, description, events, created_at, created_by, failing_since"
 
@@ -111,7 +112,8 @@ PRUNE_DELIVERIES = (
 # Token notices: each (token, notice) once, recorded whether or not the account has webhooks, and queued to the
 # webhooks subscribed to its event, in one statement. The nearest expiry threshold not yet passed is the notice:
 # a token found 6 days before expiry gets the 7-day notice only.
-QUEUE_NOTICES = """
+QUEUE_NOTICES = (
+    """
 WITH candidates AS (
     SELECT t.id AS token_id, t.account_id, t.kind, t.name, t.expires_at, t.last_used_at,
            CASE WHEN t.expires_at <= now() THEN 'expired'
@@ -125,7 +127,9 @@ WITH candidates AS (
     SELECT t.id, t.account_id, t.kind, t.name, t.expires_at, t.last_used_at,
            'unused:' || floor(extract(epoch FROM coalesce(t.last_used_at, t.created_at)))::bigint
     FROM tokens t
-    WHERE t.kind = 'service' AND t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())
+    WHERE t.kind = 'service' AND """
+    + USABLE
+    + """
       AND coalesce(t.last_used_at, t.created_at) <= now() - make_interval(days => $2)
 ), due AS (
     SELECT c.*, CASE WHEN c.notice = 'expired' THEN 'service_token.expired'
@@ -157,6 +161,7 @@ WITH candidates AS (
 )
 SELECT (SELECT count(*) FROM noted) AS noted, (SELECT count(*) FROM queued) AS queued
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
