@@ -97,7 +97,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from tokengate.api.documents import MAX_CACHED_TEXT, Document
-from tokengate.api.execution import execution_context_class
+from tokengate.api.execution import execution_context_class, gather_fields
 
 log = logging.getLogger("tokengate.api.compiled")
 
@@ -360,16 +360,6 @@ def execute_selection(run: Run, selection: SelectionPlan, source: Any, path: Any
     if not awaitable_fields:
         return results
     return gather_fields(results, awaitable_fields)
-
-
-async def gather_fields(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
-    if len(awaitable_fields) == 1:  # as graphql-core: no task for a single awaitable
-        key = awaitable_fields[0]
-        results[key] = await results[key]
-    else:
-        awaited = await gather_with_cancel(*(results[key] for key in awaitable_fields))
-        results.update(zip(awaitable_fields, awaited, strict=True))
-    return results
 
 
 def execute_field(run: Run, field: FieldPlan, source: Any, path: Any) -> Any:

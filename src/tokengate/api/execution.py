@@ -195,17 +195,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             raise
         if not awaitable_fields:
             return results
-
-        async def get_results() -> dict[str, Any]:
-            if len(awaitable_fields) == 1:  # as graphql-core: no task for a single awaitable
-                name = awaitable_fields[0]
-                results[name] = await results[name]
-            else:
-                awaited = await gather_with_cancel(*(results[name] for name in awaitable_fields))
-                results.update(zip(awaitable_fields, awaited, strict=True))
-            return results
-
-        return get_results()
+        return gather_fields(results, awaitable_fields)
 
     def _execute_items(
         self,
@@ -361,3 +351,14 @@ def execution_context_class() -> type[StrawberryGraphQLCoreExecutionContext]:
         return FastExecutionContext
     log.warning("GraphQL fast path disabled, using Strawberry's plain execution: %s", problem)
     return StrawberryGraphQLCoreExecutionContext
+
+
+async def gather_fields(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
+    """The awaited values of ``awaitable_fields`` into ``results``, as graphql-core's ``execute_fields`` does."""
+    if len(awaitable_fields) == 1:  # as graphql-core: no task for a single awaitable
+        key = awaitable_fields[0]
+        results[key] = await results[key]
+    else:
+        awaited = await gather_with_cancel(*(results[key] for key in awaitable_fields))
+        results.update(zip(awaitable_fields, awaited, strict=True))
+    return results
