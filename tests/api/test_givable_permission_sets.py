@@ -44,7 +44,9 @@ async def test_a_project_admin_is_told_what_it_may_give_and_why_not(server, acco
     created = 0
     for label, (projects, answers) in scopes.items():
         for key in ("JOB_VIEWER", "ACCOUNT_ADMIN", "STAKEHOLDER"):
-            given = grant(key, *projects) if projects and CATALOG.permission_sets[key].level == "PROJECT" else grant(key)
+            given = (
+                grant(key, *projects) if projects and CATALOG.permission_sets[key].level == "PROJECT" else grant(key)
+            )
             before = await user_rows(server)
             variables = {"email": f"{key.lower()}.{label}@acme.test", "license": "DEVELOPER", "grants": [given]}
             reply = await server.gql(CREATE_USER, variables, lead)

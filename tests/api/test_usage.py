@@ -115,7 +115,9 @@ async def test_usage_of_a_page_of_tokens_is_one_query_whatever_the_number_of_tok
         legacy = await server.import_legacy_token(
             admin.account_id, "old", datetime(2022, 3, 1, tzinfo=UTC), [Grant("JOB_ADMIN")]
         )
-        secrets = [legacy] + [await store_service_token(server, admin.account_id, [Grant("JOB_RUNNER")]) for _ in range(49)]
+        secrets = [legacy] + [
+            await store_service_token(server, admin.account_id, [Grant("JOB_RUNNER")]) for _ in range(49)
+        ]
         for n, secret in enumerate(secrets[:3]):  # the legacy token and two v2 tokens, 1, 2 and 3 requests
             for _ in range(n + 1):
                 assert await check_from(server, secret, "127.0.0.1") == 200
