@@ -67,7 +67,7 @@ async def open_settings(
 
 
 async def sign_in(page: Page, token: str, heading: str) -> None:
-    await page.get_by_label("Personal token").fill(token)
+    await page.get_by_label("Personal token", exact=True).fill(token)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
 

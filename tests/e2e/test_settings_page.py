@@ -174,7 +174,7 @@ async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: 
     await expect(renamed).to_contain_text("Job Admin · warehouse, marketing")
     assert await auth_check(server, rotated_secret, marketing) == 200
 
-    await page.get_by_label("Show deleted tokens").check()
+    await page.get_by_label("Deleted", exact=True).check()
     await expect(row(page, first_id)).to_contain_text("Deleted")
     await expect(row(page, first_id).get_by_role("button")).to_have_count(0)
 
@@ -287,7 +287,7 @@ async def test_refusals_read_as_words(database: str, tmp_path: Path, browser: Br
         await expect(page.get_by_role("heading", name="Service Tokens", exact=True)).to_be_visible()
         reply = await server.gql(REPORT_LEAK, {"token": viewer_token})
         assert reply.data == {"reportLeakedToken": True}, reply.body
-        await page.get_by_label("Show deleted tokens").check()
+        await page.get_by_label("Deleted", exact=True).check()
         await expect(page.locator("#sign-in-error")).to_have_text(
             "Your sign-in is no longer valid (the token is unknown, expired or deleted). Please sign in again."
         )
@@ -301,7 +301,7 @@ async def test_refusals_read_as_words(database: str, tmp_path: Path, browser: Br
         rules = [{"name": "office", "type": "ALLOW", "cidrs": ["127.0.0.1/32"]}]
         reply = await server.gql(SET_IP_RULES, {"rules": rules}, token=admin.token)
         assert reply.errors == [], reply.body
-        await page.get_by_label("Show deleted tokens").check()
+        await page.get_by_label("Deleted", exact=True).check()
         await expect(page.locator("#page-alert")).to_have_text(
             "Your network address is not allowed by this account's IP restrictions. "
             "Connect from an allowed network, or ask an account admin to allow your address."
