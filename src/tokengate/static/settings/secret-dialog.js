@@ -1,6 +1,6 @@
 // The one-time secret dialog of the pages that make secrets (service tokens, personal tokens, webhooks):
 // the secret lives in this dialog only, with a Copy button, and is wiped from the page when it closes.
-// Its markup is templates/settings/secret-dialog.html, put in a page with {{secret-dialog}}.
+// Its markup is templates/settings/partials/secret-dialog.html, put in a page with {{secret-dialog}}.
 import { $, openDialog, wireDialog } from './dom.js';
 
 let currentSecret = null;

@@ -275,7 +275,7 @@ function showInputProblem(problem) {
   if (problem instanceof ApiError && problem.code === 'BAD_USER_INPUT' && /^events\b/.test(text)) {
     $('webhook-events-error').textContent = message;
   } else if (problem instanceof ApiError && problem.code === 'BAD_USER_INPUT' && /\burl\b|https|address/i.test(text)) {
-    $('webhook-url-error').textContent = message;
+    $('webhook-url-error').textContent = message.replace(/^Url\b/, 'The URL');  // the server names the field "url"
     $('webhook-url').setAttribute('aria-invalid', 'true');
     $('webhook-url').focus();
   } else {
