@@ -75,7 +75,7 @@ async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: 
     old_row = row(page, legacy["id"])
     await expect(old_row.get_by_text("Rotation recommended")).to_be_visible()
     await expect(
-        old_row.get_by_role("button", name="Rotate old airflow now (created on or before 18 July 2023)")
+        old_row.get_by_role("button", name="Rotate now: old airflow (created on or before 18 July 2023)")
     ).to_be_visible()
 
     # + New Token: a project-level set for one chosen project.
@@ -179,7 +179,7 @@ async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: 
     await expect(row(page, first_id).get_by_role("button")).to_have_count(0)
 
     # The legacy token's "Rotate now" turns it into a v2 token.
-    await old_row.get_by_role("button", name="Rotate old airflow now (created on or before 18 July 2023)").click()
+    await old_row.get_by_role("button", name="Rotate now: old airflow (created on or before 18 July 2023)").click()
     await page.get_by_role("dialog", name="Rotate “old airflow”").get_by_role("button", name="Rotate token").click()
     legacy_rotated = page.get_by_role("dialog", name="Token rotated")
     await expect(legacy_rotated).to_contain_text("The old token keeps working until you delete it")

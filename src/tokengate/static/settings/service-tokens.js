@@ -147,7 +147,7 @@ function tokenRow(token) {
         class: 'link',
         'data-action': 'rotate',
         'data-id': token.id,
-        'aria-label': `Rotate ${token.name} now (created on or before 18 July 2023)`,
+        'aria-label': `Rotate now: ${token.name} (created on or before 18 July 2023)`,  // the visible words first (WCAG 2.5.3)
         text: 'Rotate now',
       }),
     );
@@ -187,7 +187,7 @@ function renderTokens() {
   $('page-number').textContent = state.page ? `Page ${index + 1} of ${Math.max(1, Math.ceil(state.page.totalCount / PAGE_SIZE))}` : '';
   const total = state.page ? state.page.totalCount : 0;
   $('match-line').textContent = state.page === null ? ''
-    : `${total} ${total === 1 ? 'token' : 'tokens'}${filtered ? ' match the filter' : ', active and expired'}.`;
+    : `${total} ${total === 1 ? 'token' : 'tokens'}${filtered ? ` ${total === 1 ? 'matches' : 'match'} the filter` : ', active and expired'}.`;
   $('tokens-view').removeAttribute('aria-busy');
 }
 
@@ -196,11 +196,16 @@ function renderTokens() {
 function readFilter() {
   const states = [...$('token-filter').querySelectorAll('input[name="state"]:checked')].map((box) => box.value);
   if (states.length === 0) throw new FormProblem('Choose at least one state.');
+  const expiring = $('filter-expiring').checked;
+  // An expired or deleted token has an expiry before the bound too, but it is not "expiring": active ones only.
+  if (expiring && !states.includes('ACTIVE')) {
+    throw new FormProblem('“Expiring soon” lists active tokens: check Active as well.');
+  }
   const filter = {
-    states,
+    states: expiring ? ['ACTIVE'] : states,
     format: $('filter-legacy').checked ? 'LEGACY' : null,
     rotationRecommended: $('filter-rotation').checked ? true : null,
-    expiringBefore: $('filter-expiring').checked ? new Date(Date.now() + EXPIRING_DAYS * 86_400_000).toISOString() : null,
+    expiringBefore: expiring ? new Date(Date.now() + EXPIRING_DAYS * 86_400_000).toISOString() : null,
   };
   const plain = states.length === 2 && states.includes('ACTIVE') && states.includes('EXPIRED')
     && filter.format === null && filter.rotationRecommended === null && filter.expiringBefore === null;
