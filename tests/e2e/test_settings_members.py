@@ -100,8 +100,16 @@ async def test_an_admin_invites_edits_and_deactivates_members(server: Server, br
 
     # Deactivate: the confirmation says what stops and what keeps working, and so it is.
     assert await signed_in_status(server, ops_token) == 200 and await calls.works(server, made_by_ops.secret)
-    await row(page, "ops@acme.example").get_by_role("button", name="Deactivate ops@acme.example").click()
+    # From the keyboard: Escape backs out to the button, Enter opens it again, Tab reaches the confirmation.
+    deactivate = row(page, "ops@acme.example").get_by_role("button", name="Deactivate ops@acme.example")
+    await deactivate.focus()
+    await page.keyboard.press("Enter")
     confirm = page.get_by_role("dialog", name="Deactivate ops@acme.example?")
+    await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(confirm).to_be_hidden()
+    await expect(deactivate).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
     await expect(confirm.locator("#deactivate-stops")).to_have_text(
         "Their 1 active personal token stops working at once, on every tokengate instance, and they cannot sign in again."
@@ -111,7 +119,9 @@ async def test_an_admin_invites_edits_and_deactivates_members(server: Server, br
     )
     await screenshots(page, "members-deactivate")
     await assert_accessible(page, "members-deactivate")
-    await confirm.get_by_role("button", name="Deactivate member").click()
+    await page.keyboard.press("Tab")
+    await expect(confirm.get_by_role("button", name="Deactivate member")).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(confirm).to_be_hidden()
     await expect(row(page, "ops@acme.example")).to_contain_text("Deactivated")
     await expect(row(page, "ops@acme.example").get_by_role("button")).to_have_count(0)

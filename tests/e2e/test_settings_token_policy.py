@@ -53,10 +53,18 @@ async def test_the_three_settings_are_saved_and_hold(server: Server, browser: Br
         "may then work until it is deleted). 1 to 36500."
     )
 
-    await required.check()
-    await service_max.fill("365")
-    await user_max.fill("30")
-    await page.get_by_role("button", name="Save policy").click()
+    # From the keyboard alone: Space ticks, Tab goes down the form, Enter saves.
+    await required.focus()
+    await page.keyboard.press("Space")
+    await expect(required).to_be_checked()
+    await page.keyboard.press("Tab")
+    await expect(service_max).to_be_focused()
+    await page.keyboard.type("365")
+    await page.keyboard.press("Tab")
+    await expect(user_max).to_be_focused()
+    await page.keyboard.press("ControlOrMeta+A")
+    await page.keyboard.type("30")
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("status").first).to_have_text(
         "Token policy saved. It applies to tokens created or rotated from now on."
     )
