@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.api import service_token_calls as calls
 from tests.api import webhook_calls as webhooks
+from tests.api.test_graphql import CREATE_USER
 from tests.conftest import Server
 from tests.e2e.settings_browser import Browser, Page, assert_accessible, expect, open_settings, screenshots, sign_in
 
@@ -180,3 +181,30 @@ async def test_make_a_webhook_see_its_deliveries_redeliver_edit_and_delete(
         assert len(receiver.received) == sent
         assert watch.problems == []
         await page.context.close()
+
+
+async def test_a_member_without_webhook_access_is_told_why_and_shown_nothing(server: Server, browser: Browser):
+    admin = await server.bootstrap("Acme", "ENTERPRISE", "admin@acme.example")
+    hook = {"url": "https://hooks.example.com/tokengate", "events": ["legacy_token.*"], "description": "security team"}
+    reply = await server.gql(webhooks.CREATE, hook, token=admin.token)
+    assert reply.errors == [], reply.body
+    server.issued.append(reply.data["createWebhook"]["secret"])
+    reply = await server.gql(
+        CREATE_USER,
+        {"email": "jobs@acme.example", "license": "DEVELOPER", "grants": [calls.grant("JOB_VIEWER")]},
+        admin.token,
+    )
+    assert reply.errors == [], reply.body
+    viewer = await server.issue_user_token(reply.data["createUser"]["id"], "sign-in")
+    assert (await server.gql(webhooks.LIST, token=viewer)).codes == ["FORBIDDEN"]  # the API refuses it too
+
+    page, watch = await open_settings(browser, server, PATH)
+    await sign_in(page, viewer, HEADING)
+    await expect(page.locator("#page-alert")).to_have_text(
+        "Your account role doesn't allow viewing webhooks: Requires WEBHOOKS:READ."
+    )
+    await expect(page.locator("#webhook-list article")).to_have_count(0)
+    await expect(page.get_by_text("hooks.example.com")).to_have_count(0)
+    await expect(page.locator("#empty-list")).to_be_hidden()  # not "no webhooks yet": they are not shown
+    assert watch.problems == []
+    await page.context.close()
