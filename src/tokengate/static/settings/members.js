@@ -4,6 +4,7 @@
 // the server for all projects and for each project); the others are disabled with the server's reason, and
 // whatever the server still refuses is shown in its words.
 import { ApiError, describeError, sentence } from './api.js';
+import { runInDialog } from './dialog-action.js';
 import {
   $, FormProblem, announce, busy, cell, el, openDialog, pageAlert, wireDialog,
 } from './dom.js';
@@ -302,19 +303,13 @@ async function openDeactivate(member, opener) {
 
 async function confirmDeactivate() {
   const dialog = $('deactivate-dialog');
-  busy(dialog, true);
-  try {
+  await runInDialog(dialog, $('deactivate-error'), async () => {
     const done = (await state.session.call(DEACTIVATE_MUTATION, { id: state.deactivating.id })).deactivateUser;
     dialog.returnFocusTo = $('invite').disabled ? $('main') : $('invite');
     dialog.close();
     announce(`${done.email} is deactivated: their personal tokens no longer work.`);
     await reload();
-  } catch (problem) {
-    $('deactivate-error').textContent = describeError(problem, WHAT);
-    if (problem instanceof ApiError && problem.code === 'NOT_FOUND') await reload();
-  } finally {
-    busy(dialog, false);
-  }
+  }, { words: WHAT, reload });
 }
 
 // ---------------------------------------------------------------- wiring

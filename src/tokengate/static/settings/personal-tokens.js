@@ -4,6 +4,7 @@
 // the page offers the usual lifetimes and tokengate, which applies the policy and the sign-in token's own
 // expiry in any case, says in its refusal what the limit is.
 import { ApiError, describeError } from './api.js';
+import { runInDialog } from './dialog-action.js';
 import {
   $, FormProblem, announce, busy, cell, dateFormat, el, openDialog, pageAlert, timeElement, trashIcon, wireDialog,
 } from './dom.js';
@@ -219,8 +220,7 @@ async function confirmDelete() {
   const dialog = $('delete-dialog');
   const token = state.deleting;
   const signedInWithIt = isThisSignIn(token);
-  busy(dialog, true);
-  try {
+  await runInDialog(dialog, $('delete-error'), async () => {
     const deleted = (await state.session.call(DELETE_MUTATION, { id: token.id })).deleteUserToken;
     dialog.returnFocusTo = $('new-token');
     dialog.close();
@@ -230,12 +230,7 @@ async function confirmDelete() {
     }
     announce(`Token “${deleted.name}” deleted.`);
     await loadTokens();
-  } catch (problem) {
-    $('delete-error').textContent = describeError(problem, WHAT);
-    if (problem instanceof ApiError && problem.code === 'NOT_FOUND') await loadTokens();
-  } finally {
-    busy(dialog, false);
-  }
+  }, { words: WHAT, reload: loadTokens });
 }
 
 // ---------------------------------------------------------------- wiring

@@ -3,6 +3,7 @@
 // (sign-in and session: shell.js). A new secret lives in the one-time dialog only (secret-dialog.js), and is
 // wiped from it when the dialog closes.
 import { ApiError, describeError } from './api.js';
+import { runInDialog } from './dialog-action.js';
 import {
   $, FormProblem, announce, busy, cell, dateFormat, el, openDialog, pageAlert, timeElement, trashIcon, wireDialog,
 } from './dom.js';
@@ -399,19 +400,13 @@ function openDelete(token, opener) {
 
 async function confirmDelete() {
   const dialog = $('delete-dialog');
-  busy(dialog, true);
-  try {
+  await runInDialog(dialog, $('delete-error'), async () => {
     const deleted = await deleteToken(deleting.id);
     dialog.returnFocusTo = $('new-token');
     dialog.close();
     announce(`Token “${deleted.name}” deleted.`);
     await loadTokens();
-  } catch (problem) {
-    $('delete-error').textContent = describeError(problem);
-    if (problem instanceof ApiError && problem.code === 'NOT_FOUND') await loadTokens();
-  } finally {
-    busy(dialog, false);
-  }
+  }, { reload: () => loadTokens() });
 }
 
 // ---------------------------------------------------------------- wiring

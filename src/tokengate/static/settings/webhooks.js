@@ -3,6 +3,7 @@
 // (Webhook.deliveries, newest first, in pages) with a Redeliver button per delivery (redeliverWebhookEvent:
 // the same event again, as a new delivery).
 import { ApiError, describeError } from './api.js';
+import { runInDialog } from './dialog-action.js';
 import {
   $, FormProblem, announce, busy, cell, dateFormat, el, openDialog, pageAlert, timeElement, wireDialog,
 } from './dom.js';
@@ -338,20 +339,14 @@ function openDelete(webhook, opener) {
 
 async function confirmDelete() {
   const dialog = $('delete-dialog');
-  busy(dialog, true);
-  try {
+  await runInDialog(dialog, $('delete-error'), async () => {
     const deleted = (await state.session.call(DELETE_MUTATION, { id: state.deleting.id })).deleteWebhook;
     dialog.returnFocusTo = $('new-webhook');
     dialog.close();
     state.logs.delete(deleted.id);
     announce(`Webhook to ${deleted.url} deleted.`);
     await loadWebhooks();
-  } catch (problem) {
-    $('delete-error').textContent = describeError(problem, WHAT);
-    if (problem instanceof ApiError && problem.code === 'NOT_FOUND') await loadWebhooks();
-  } finally {
-    busy(dialog, false);
-  }
+  }, { words: WHAT, reload: loadWebhooks });
 }
 
 // ---------------------------------------------------------------- wiring
