@@ -1,9 +1,10 @@
 """The account settings shell in headless Chromium: one navigation for every page, one sign-in that carries
-from page to page, keyboard use, a screenshot of every page
-at 1280 and 360 px, and no serious or critical axe-core violation on any of them.
+from page to page, keyboard use, a screenshot of every page at 1280 and 360 px, and no serious or critical
+axe-core violation on any of them.
 
 The browser comes from 203.0.113.9 (X-Forwarded-For, believed from loopback), so the IP restrictions page
-shows a realistic address; the account has a project, service tokens, IP rules and an audit trail.
+shows a realistic address; the account has a project, service tokens, IP rules, a member, a webhook and an
+audit trail, so that every page is pictured and checked with data on it.
 """
 
 from __future__ import annotations
