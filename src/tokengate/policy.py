@@ -319,15 +319,49 @@ def license_widening_denial(
 _ACCESS_OF_LEVEL: Final = {level: access for access, level in ACCESS_LEVELS.items()}
 
 
+def giving_refusal(giver: Principal, grant: Grant, catalog: Catalog = CATALOG) -> str | None:
+    """Why the giver may not give ``grant`` to a user, as createUser and updateUser refuse it, or None."""
+    missing = grant_denial(giver, grant, catalog)
+    if missing is None:
+        return None
+    return f"giving {grant.permission_set} requires {missing}, which you do not hold"
+
+
+MAX_SCOPE_PROJECTS: Final = 1000
+
+
+def givable_sets(
+    giver: Principal, project_ids: Sequence[str] | None = None, catalog: Catalog = CATALOG
+) -> list[tuple[str, str | None]]:
+    """Every permission set of the catalog with why the giver may not give it to a user (``giving_refusal``),
+    or None: for all projects when ``project_ids`` is None, else on each listed project (an account-level set
+    is always given account-wide). What a form asks before it offers a set; the mutations decide again."""
+    scope: tuple[str, ...] = ()
+    if project_ids is not None:
+        if not project_ids:
+            raise GrantProblem("projectIds must not be empty: leave it out for all projects")
+        if len(project_ids) > MAX_SCOPE_PROJECTS:
+            raise GrantProblem(f"at most {MAX_SCOPE_PROJECTS} projectIds")
+        for project_id in project_ids:
+            if project_id not in giver.project_ids:
+                raise GrantProblem(f"unknown project {shown(project_id)}")
+        scope = tuple(dict.fromkeys(project_ids))
+    answers: list[tuple[str, str | None]] = []
+    for key, permission_set in catalog.permission_sets.items():
+        everywhere = not scope or permission_set.is_account_level
+        answers.append((key, giving_refusal(giver, Grant(key, everywhere, () if everywhere else scope), catalog)))
+    return answers
+
+
 def require_no_escalation(giver: Principal | None, grants: Sequence[Grant], catalog: Catalog = CATALOG) -> None:
     """Raise ``Forbidden`` naming the first missing ``RESOURCE:ACCESS`` unless the giver may give every grant;
     the operator (None) may give anything."""
     if giver is None:
         return
     for grant in grants:
-        missing = grant_denial(giver, grant, catalog)
-        if missing is not None:
-            raise Forbidden(f"giving {grant.permission_set} requires {missing}, which you do not hold")
+        refusal = giving_refusal(giver, grant, catalog)
+        if refusal is not None:
+            raise Forbidden(refusal)
 
 
 def require_license_change(

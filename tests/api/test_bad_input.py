@@ -32,6 +32,7 @@ NODE = "query($id: ID!) { node(id: $id) { id } }"
 TOKEN_PAGE = "query($after: String) { account { serviceTokenConnection(after: $after) { totalCount } } }"
 MEMBER_PAGE = "query($after: String) { account { memberConnection(after: $after) { totalCount } } }"
 SET_GRANTS = "mutation($id: ID!, $grants: [GrantInput!]!) { setServiceTokenGrants(id: $id, grants: $grants) { id } }"
+GIVABLE = "query($p: [ID!]) { givablePermissionSets(projectIds: $p) { key allowed reason } }"
 
 
 def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
@@ -83,6 +84,7 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
             CHECKS,
             lambda bad: {"r": [{"resource": "JOBS", "access": "READ", "projectId": bad}]},
         ),
+        "Query.givablePermissionSets.projectIds": (GIVABLE, lambda bad: {"p": [project_id, bad]}),
         **webhook_text_calls(token_id, grants),
     }
 

@@ -15,8 +15,7 @@ from tokengate.doors.pages import SETTINGS_PAGES, SETTINGS_TEMPLATES, STATIC_DIR
 
 PAGE = "/settings/service-tokens"
 PAGES = [page.path for page in SETTINGS_PAGES]
-BUILT = {page.path: page.script for page in SETTINGS_PAGES if page.script}
-NEXT_RELEASE = [page.path for page in SETTINGS_PAGES if page.script is None]
+SCRIPTS = {page.path: page.script for page in SETTINGS_PAGES}
 SETTINGS_DIR = STATIC_DIR / "settings"
 # XML namespaces name things, they are not fetched (createElementNS needs the SVG one).
 NAMESPACES = {"http://www.w3.org/2000/svg"}
@@ -118,21 +117,10 @@ async def test_pages_need_no_credentials_and_only_answer_get(server):
     assert status == 404
 
 
-@pytest.mark.parametrize("path", NEXT_RELEASE)
-async def test_a_page_whose_api_is_not_released_says_so_and_shows_no_data(server, path):
-    _, html, _ = await server.get(path)
-    assert "This page arrives with the next release of tokengate's API." in html
-    assert "<table" not in html and "<form" not in html.split('id="sign-in"')[1].split("</section>", 1)[1]
-    assert referenced_assets(html) == ["/static/settings/settings.css", "/static/settings/next-release.js"]
-    # Its script only starts the shell (who is signed in): no query of its own.
-    assert module_closure("next-release.js") == ["next-release.js", "shell.js", "dom.js", "api.js"]
-    assert "query" not in (SETTINGS_DIR / "next-release.js").read_text(encoding="utf-8").lower()
-
-
 @pytest.mark.parametrize("path", PAGES)
 async def test_no_page_has_inline_script_style_or_handler(server, path):
     _, html, _ = await server.get(path)
-    script = BUILT.get(path, "next-release.js")
+    script = SCRIPTS[path]
     scripts = re.findall(r"<script\b[^>]*>", html)
     assert scripts == [f'<script type="module" src="/static/settings/{script}">']
     assert re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.DOTALL) == [""]
@@ -144,7 +132,7 @@ async def test_no_page_has_inline_script_style_or_handler(server, path):
 async def test_scripts_and_styles_are_served_with_their_types(server, path):
     _, html, _ = await server.get(path)
     assets = referenced_assets(html)
-    script = BUILT.get(path, "next-release.js")
+    script = SCRIPTS[path]
     assert sorted(assets) == sorted([f"/static/settings/{script}", "/static/settings/settings.css"])
     modules = [f"/static/settings/{name}" for name in module_closure(script)]
     assert "/static/settings/api.js" in modules and "/static/settings/shell.js" in modules
@@ -170,9 +158,9 @@ async def test_page_markup_is_served_only_inside_the_shell(server):
 
 def test_every_module_in_the_folder_is_used_and_nothing_refers_to_another_origin():
     files = sorted(SETTINGS_DIR.iterdir())
-    used = {name for page in SETTINGS_PAGES for name in module_closure(page.script or "next-release.js")}
+    used = {name for page in SETTINGS_PAGES for name in module_closure(page.script)}
     assert {f.name for f in files} == used | {"settings.css"}
-    for file in [*files, *sorted(SETTINGS_TEMPLATES.iterdir())]:
+    for file in [*files, *sorted(path for path in SETTINGS_TEMPLATES.rglob("*") if path.is_file())]:
         text = file.read_text(encoding="utf-8")
         external = [url for url in URL.findall(text) if url not in NAMESPACES]
         assert external == [], f"{file.name} refers to {external}"
@@ -188,3 +176,13 @@ def test_the_signed_in_token_stays_in_session_storage():
     assert "localStorage" not in source and "document.cookie" not in source
     assert "innerHTML" not in source and "insertAdjacentHTML" not in source  # text only, never markup
     assert "eval(" not in source and "new Function" not in source
+
+
+def test_the_readme_lists_every_page_with_one_small_screenshot():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Settings pages\n", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| \*\*([^*]+)\*\* `(/settings/[a-z-]+)` \|", section, re.MULTILINE)
+    assert listed == [(page.title, page.path) for page in SETTINGS_PAGES]
+    (image,) = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", section)
+    picture = Path(__file__).resolve().parents[2] / image
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size < 100_000

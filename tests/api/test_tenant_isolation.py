@@ -21,6 +21,7 @@ from tests.api.test_bad_input import (
     DEACTIVATE_USER,
     DELETE,
     DELETE_USER_TOKEN,
+    GIVABLE,
     MEMBER_PAGE,
     NODE,
     ROTATE,
@@ -68,6 +69,10 @@ ID_CALLS: dict[str, IdCall] = {
         },
         "project",
         None,
+    ),
+    # What the caller may give on a scope: a foreign project is as unknown as one that does not exist.
+    "Query.givablePermissionSets.projectIds": IdCall(
+        GIVABLE, lambda the_id, mine: {"p": [mine.project, the_id]}, "project", "BAD_USER_INPUT"
     ),
     "Account.auditLog.after": IdCall(AUDIT, lambda the_id, mine: {"after": the_id}, "audit_cursor", "BAD_USER_INPUT"),
     "Account.serviceTokenConnection.after": IdCall(

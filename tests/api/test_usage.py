@@ -10,7 +10,8 @@ import aiohttp
 from tests.api import service_token_calls as calls
 from tests.api.conftest import from_address
 from tests.api.query_log import QueryLog
-from tests.conftest import Server, make_config, start_server
+from tests.conftest import Server, make_config, start_server, store_service_token
+from tokengate.policy import Grant
 
 USAGE = """{ account { serviceTokens { id lastUsedFrom usage(days: 3) { day count }
   grants { permissionSet lastUsedAt } } } }"""
@@ -96,3 +97,53 @@ async def test_requests_write_nothing_until_the_flush_writes_everything_in_one_s
         view = await token_view(server, admin.token, token.id)
         # 1 + 50 checks + 50 queries; the last request was the query, from 127.0.0.1
         assert view["usage"][-1]["count"] == 101 and view["lastUsedFrom"] == ["127.0.0.1", "127.0.0.2"]
+
+
+PAGE_USAGE = """query($days: Int!) { account {
+  serviceTokenConnection(first: 50) { edges { node { id usage(days: $days) { day count } } } }
+  serviceTokens { id week: usage(days: 7) { count } } } }"""
+
+
+async def test_usage_of_a_page_of_tokens_is_one_query_whatever_the_number_of_tokens(database, tmp_path):
+    log = QueryLog()
+
+    def usage_reads() -> list[str]:
+        return [q for q in log.real() if "token_usage_daily" in q and q.lstrip().upper().startswith("SELECT")]
+
+    async for server in start_server(database, make_config(tmp_path), pool_setup=log.watch):
+        admin = await server.bootstrap()
+        legacy = await server.import_legacy_token(
+            admin.account_id, "old", datetime(2022, 3, 1, tzinfo=UTC), [Grant("JOB_ADMIN")]
+        )
+        secrets = [legacy] + [
+            await store_service_token(server, admin.account_id, [Grant("JOB_RUNNER")]) for _ in range(49)
+        ]
+        for n, secret in enumerate(secrets[:3]):  # the legacy token and two v2 tokens, 1, 2 and 3 requests
+            for _ in range(n + 1):
+                assert await check_from(server, secret, "127.0.0.1") == 200
+        await server.runtime.gate.usage.flush()
+        await server.runtime.gate.usage.stop()  # no flush reads or writes the table while the queries are counted
+        log.clear()
+
+        reply = await server.gql(PAGE_USAGE, {"days": 30}, token=admin.token)
+        assert reply.errors == [], reply.body
+        # One read for the page (30 days) and one for the list (7 days): not one per token.
+        assert len(usage_reads()) == 2, usage_reads()
+        nodes = [edge["node"] for edge in reply.data["account"]["serviceTokenConnection"]["edges"]]
+        assert len(nodes) == 50 and all(len(node["usage"]) == 30 for node in nodes)
+        today = datetime.now(UTC).date().isoformat()
+        assert all(node["usage"][-1]["day"] == today for node in nodes)
+        assert [node["usage"][-1]["count"] for node in nodes] == [1, 2, 3] + [0] * 47  # each its own, in order
+        assert [sum(day["count"] for day in token["week"]) for token in reply.data["account"]["serviceTokens"]] == (
+            [1, 2, 3] + [0] * 47
+        )
+
+        # A token read alone is one read too, with the same answer.
+        log.clear()
+        reply = await server.gql(
+            "query($id: ID!) { node(id: $id) { ... on ServiceToken { usage(days: 30) { count } } } }",
+            {"id": nodes[2]["id"]},
+            token=admin.token,
+        )
+        assert [day["count"] for day in reply.data["node"]["usage"]] == [day["count"] for day in nodes[2]["usage"]]
+        assert len(usage_reads()) == 1

@@ -75,7 +75,7 @@ async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: 
     old_row = row(page, legacy["id"])
     await expect(old_row.get_by_text("Rotation recommended")).to_be_visible()
     await expect(
-        old_row.get_by_role("button", name="Rotate old airflow now (created on or before 18 July 2023)")
+        old_row.get_by_role("button", name="Rotate now: old airflow (created on or before 18 July 2023)")
     ).to_be_visible()
 
     # + New Token: a project-level set for one chosen project.
@@ -174,12 +174,12 @@ async def test_create_copy_use_rotate_and_delete_a_token(database: str, server: 
     await expect(renamed).to_contain_text("Job Admin · warehouse, marketing")
     assert await auth_check(server, rotated_secret, marketing) == 200
 
-    await page.get_by_label("Show deleted tokens").check()
+    await page.get_by_label("Deleted", exact=True).check()
     await expect(row(page, first_id)).to_contain_text("Deleted")
     await expect(row(page, first_id).get_by_role("button")).to_have_count(0)
 
     # The legacy token's "Rotate now" turns it into a v2 token.
-    await old_row.get_by_role("button", name="Rotate old airflow now (created on or before 18 July 2023)").click()
+    await old_row.get_by_role("button", name="Rotate now: old airflow (created on or before 18 July 2023)").click()
     await page.get_by_role("dialog", name="Rotate “old airflow”").get_by_role("button", name="Rotate token").click()
     legacy_rotated = page.get_by_role("dialog", name="Token rotated")
     await expect(legacy_rotated).to_contain_text("The old token keeps working until you delete it")
@@ -287,7 +287,7 @@ async def test_refusals_read_as_words(database: str, tmp_path: Path, browser: Br
         await expect(page.get_by_role("heading", name="Service Tokens", exact=True)).to_be_visible()
         reply = await server.gql(REPORT_LEAK, {"token": viewer_token})
         assert reply.data == {"reportLeakedToken": True}, reply.body
-        await page.get_by_label("Show deleted tokens").check()
+        await page.get_by_label("Deleted", exact=True).check()
         await expect(page.locator("#sign-in-error")).to_have_text(
             "Your sign-in is no longer valid (the token is unknown, expired or deleted). Please sign in again."
         )
@@ -301,7 +301,7 @@ async def test_refusals_read_as_words(database: str, tmp_path: Path, browser: Br
         rules = [{"name": "office", "type": "ALLOW", "cidrs": ["127.0.0.1/32"]}]
         reply = await server.gql(SET_IP_RULES, {"rules": rules}, token=admin.token)
         assert reply.errors == [], reply.body
-        await page.get_by_label("Show deleted tokens").check()
+        await page.get_by_label("Deleted", exact=True).check()
         await expect(page.locator("#page-alert")).to_have_text(
             "Your network address is not allowed by this account's IP restrictions. "
             "Connect from an allowed network, or ask an account admin to allow your address."

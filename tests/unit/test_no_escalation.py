@@ -17,7 +17,9 @@ from tokengate.policy import (
     SERVICE_TOKEN,
     USER,
     Grant,
+    GrantProblem,
     Principal,
+    givable_sets,
     grant_denial,
     license_widening_denial,
     require_license_change,
@@ -153,3 +155,29 @@ def test_nobody_changes_themselves_and_only_an_account_admin_changes_one():
         require_may_manage(principal([Grant("SECURITY_ADMIN")]), [Grant("ACCOUNT_ADMIN")])
     require_may_manage(principal([Grant("SECURITY_ADMIN")]), [Grant("MEMBER")])
     require_may_manage(me, [Grant("ACCOUNT_ADMIN")])
+
+
+@pytest.mark.parametrize("giver", GIVERS, ids=lambda g: f"{g.permission_set}@{g.project_ids or 'all'}")
+def test_what_a_form_is_told_it_may_give_is_what_the_mutations_accept(giver):
+    caller = principal([giver])
+    for scope in (None, ["prj_a"], ["prj_b"], ["prj_a", "prj_b"]):
+        answers = dict(givable_sets(caller, scope))
+        assert sorted(answers) == SETS
+        for permission_set, refusal in answers.items():
+            everywhere = scope is None or SET_LEVEL[permission_set] == "ACCOUNT"
+            grant = Grant(permission_set, everywhere, () if everywhere else tuple(scope))
+            try:
+                require_no_escalation(caller, [grant])
+            except Forbidden as refused:
+                assert refusal == str(refused), (giver, scope, permission_set)
+            else:
+                assert refusal is None, (giver, scope, permission_set)
+
+
+def test_givable_sets_take_the_accounts_projects_only():
+    project_admin = principal([Grant("ADMIN", False, ("prj_a",))])
+    assert dict(givable_sets(project_admin, ["prj_a"]))["JOB_VIEWER"] is None
+    assert dict(givable_sets(project_admin, ["prj_a", "prj_a"]))["JOB_VIEWER"] is None
+    for scope, message in (([], "must not be empty"), (["prj_a", "prj_other"], "unknown project prj_other")):
+        with pytest.raises(GrantProblem, match=message):
+            givable_sets(project_admin, scope)

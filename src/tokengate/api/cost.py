@@ -50,6 +50,7 @@ from graphql import (
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 
 from tokengate.api.audit_log import MAX_PAGE_SIZE
+from tokengate.catalog import CATALOG
 
 PAGE_SIZE_ARGUMENTS: Final = ("first", "last")
 # Pages whose resolver refuses a larger size (with its own message): a larger ``first`` costs no more than this.
@@ -80,6 +81,7 @@ LIST_ESTIMATES: Final[Mapping[tuple[str, str], float]] = {
     ("Viewer", "userTokens"): 5,
     ("User", "tokens"): 5,
     ("ServiceToken", "lastUsedFrom"): 5,
+    ("Query", "givablePermissionSets"): len(CATALOG.permission_sets),
 }
 DEFAULT_LIST_ESTIMATE: Final = 10
 OF_TYPE_ESTIMATE: Final = 0.5

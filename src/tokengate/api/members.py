@@ -1,15 +1,41 @@
-"""Changing members in GraphQL: ``updateUser`` and ``deactivateUser`` (``createUser`` is in mutations.py)."""
+"""Members in GraphQL: ``updateUser`` and ``deactivateUser`` (``createUser`` is in mutations.py), and
+``givablePermissionSets``, what the caller may give a member."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import strawberry
 
 from tokengate.api.context import Info
 from tokengate.api.directives import requires
-from tokengate.api.enums import Access, License, Resource
+from tokengate.api.enums import Access, License, PermissionSetKey, Resource
 from tokengate.api.inputs import GrantInput, grants_of
 from tokengate.api.types import User, users_with_grants
+from tokengate.policy import Principal, givable_sets
 from tokengate.services import users
+
+GIVABLE_DESCRIPTION = (
+    "Whether the caller may give each permission set to a member (createUser, updateUser) on one scope: for "
+    "all projects when projectIds is left out, else on each listed project (account-level sets are always "
+    "account-wide). The no-escalation rule the mutations apply, answered before a form offers a set."
+)
+
+
+@strawberry.type(description="A permission set, and whether the caller may give it on the scope asked.")
+class GivablePermissionSet:
+    key: PermissionSetKey  # type: ignore[valid-type]
+    allowed: bool
+    reason: str | None = strawberry.field(
+        description="Why not, in the words createUser and updateUser would refuse it with; null when allowed."
+    )
+
+
+def givable_permission_sets(principal: Principal, project_ids: Sequence[str] | None) -> list[GivablePermissionSet]:
+    return [
+        GivablePermissionSet(key=PermissionSetKey(key), allowed=refusal is None, reason=refusal)
+        for key, refusal in givable_sets(principal, project_ids)
+    ]
 
 
 @strawberry.type

@@ -7,6 +7,7 @@ import strawberry
 from tokengate.api.context import Info
 from tokengate.api.enums import Access, Resource
 from tokengate.api.inputs import CheckInput
+from tokengate.api.members import GIVABLE_DESCRIPTION, GivablePermissionSet, givable_permission_sets
 from tokengate.api.node import Node
 from tokengate.api.node_lookup import find_node
 from tokengate.api.types import Account, DecisionView, PermissionSet, Viewer
@@ -56,6 +57,13 @@ class Query:
             PermissionSet(key=s.key, name=s.name, level=s.level, available_on_plan=s.key in allowed)
             for s in CATALOG.permission_sets.values()
         ]
+
+    @strawberry.field(description=GIVABLE_DESCRIPTION)
+    def givable_permission_sets(
+        self, info: Info, project_ids: list[strawberry.ID] | None = None
+    ) -> list[GivablePermissionSet]:
+        scope = None if project_ids is None else [str(project_id) for project_id in project_ids]
+        return givable_permission_sets(info.context.caller, scope)
 
     @strawberry.field(description="May the caller have this access (in this project)?")
     def check(

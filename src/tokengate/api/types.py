@@ -25,7 +25,7 @@ from tokengate.api.enums import (
 from tokengate.api.ip_restrictions import IpRestrictions
 from tokengate.api.node import Node
 from tokengate.api.token_policy import TokenPolicyView
-from tokengate.api.usage import DailyUsage, daily_usage
+from tokengate.api.usage import DailyUsage, UsageBatch
 from tokengate.api.user_tokens import UserToken, user_tokens_of
 from tokengate.api.webhooks import Webhook, webhooks_of_account
 from tokengate.catalog import CATALOG
@@ -148,6 +148,7 @@ class ServiceToken(Node):
         description="The last 5 distinct client addresses the token was used from, newest first (written every "
         "few seconds).",
     )
+    usage_batch: strawberry.Private[UsageBatch | None] = None  # shared by the tokens of one answer
 
     @strawberry.field(
         description="Requests per UTC day for the last `days` days (1 to 90), oldest first, 0 for a day without "
@@ -155,10 +156,11 @@ class ServiceToken(Node):
     )
     async def usage(self, info: Info, days: int = 30) -> list[DailyUsage]:
         key = global_ids.token_key(str(self.id), global_ids.SERVICE_TOKEN) or str(self.id)
-        return await daily_usage(info.context.pool, key, days)
+        batch = self.usage_batch or UsageBatch([key])
+        return await batch.of(info.context.pool, key, days)
 
     @classmethod
-    def of(cls, record: TokenRecord, grants: list[GrantView]) -> ServiceToken:
+    def of(cls, record: TokenRecord, grants: list[GrantView], usage_batch: UsageBatch | None = None) -> ServiceToken:
         return cls(
             id=strawberry.ID(global_ids.service_token_id(record.id)),
             name=record.name,
@@ -175,14 +177,17 @@ class ServiceToken(Node):
             rotation_recommended=record.format == "legacy" or tokens.rotation_recommended(record.created_at),
             grants=grants,
             last_used_from=list(record.last_used_from),
+            usage_batch=usage_batch,
         )
 
 
 async def service_tokens_with_grants(context: Context, records: list[TokenRecord]) -> list[ServiceToken]:
-    """Tokens with their grants and granted projects: two queries whatever the number of tokens."""
+    """Tokens with their grants and granted projects: two queries whatever the number of tokens (and one for
+    their usage, when it is asked)."""
     found = await grant_store.grants_for_tokens(context.pool, [record.id for record in records])
     grants = await grants_with_projects(context, {record.id: found.get(record.id, []) for record in records})
-    return [ServiceToken.of(record, grants[record.id]) for record in records]
+    usage = UsageBatch(record.id for record in records)
+    return [ServiceToken.of(record, grants[record.id], usage) for record in records]
 
 
 async def service_token_with_grants(context: Context, record: TokenRecord) -> ServiceToken:

@@ -33,7 +33,8 @@ PAGE_HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-NEXT_RELEASE_SCRIPT: Final = "next-release.js"
+# Markup several pages share (templates/settings/partials/<name>.html), put in a page's markup with {{<name>}}.
+SETTINGS_PARTIALS: Final = ("secret-dialog",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +43,7 @@ class SettingsPage:
 
     slug: str
     title: str
-    # The page's module in static/settings/ and its markup in templates/settings/<slug>.html; None while the
-    # API it needs is not released: the page then says so, with ``coming`` (what it will do), and shows no data.
-    script: str | None = None
-    coming: str = ""
+    script: str  # the page's module in static/settings/; its markup is templates/settings/<slug>.html
 
     @property
     def path(self) -> str:
@@ -54,29 +52,12 @@ class SettingsPage:
 
 SETTINGS_PAGES: Final = (
     SettingsPage("service-tokens", "Service tokens", "service-tokens.js"),
-    SettingsPage(
-        "personal-tokens",
-        "Personal tokens",
-        coming="your own personal tokens with their expiry, a new token shown once, and deleting one.",
-    ),
-    SettingsPage(
-        "members",
-        "Members",
-        coming="the account's members with their license, state and permission sets; inviting, editing and "
-        "deactivating them.",
-    ),
+    SettingsPage("personal-tokens", "Personal tokens", "personal-tokens.js"),
+    SettingsPage("members", "Members", "members.js"),
     SettingsPage("ip-restrictions", "IP restrictions", "ip-restrictions.js"),
     SettingsPage("audit-log", "Audit log", "audit-log.js"),
-    SettingsPage(
-        "token-policy",
-        "Token policy",
-        coming="whether service tokens must expire, and the longest lifetime of service and personal tokens.",
-    ),
-    SettingsPage(
-        "webhooks",
-        "Webhooks",
-        coming="endpoints with their events, each secret shown once, and the delivery log with redelivery.",
-    ),
+    SettingsPage("token-policy", "Token policy", "token-policy.js"),
+    SettingsPage("webhooks", "Webhooks", "webhooks.js"),
 )
 
 
@@ -104,18 +85,18 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 
 def render_settings_page(page: SettingsPage) -> str:
-    if page.script is None:
-        content = fill(
-            (SETTINGS_TEMPLATES / "next-release.html").read_text(encoding="utf-8"),
-            {"title": escape(page.title), "coming": escape(page.coming)},
-        )
-    else:
-        content = (SETTINGS_TEMPLATES / f"{page.slug}.html").read_text(encoding="utf-8")
+    content = fill(
+        (SETTINGS_TEMPLATES / f"{page.slug}.html").read_text(encoding="utf-8"),
+        {
+            name: (SETTINGS_TEMPLATES / "partials" / f"{name}.html").read_text(encoding="utf-8").rstrip("\n")
+            for name in SETTINGS_PARTIALS
+        },
+    )
     return fill(
         (SETTINGS_TEMPLATES / "shell.html").read_text(encoding="utf-8"),
         {
             "title": escape(page.title),
-            "script": page.script or NEXT_RELEASE_SCRIPT,
+            "script": page.script,
             "navigation": navigation(page),
             "content": content.rstrip("\n"),
         },

@@ -34,13 +34,15 @@ UPDATE tokens AS t SET last_used_from = ARRAY(
 FROM used AS u
 WHERE t.id = u.id AND cardinality(u.addresses) > 0
 """
-# One row per day of the window (0 for days without requests), oldest first.
-DAILY = """
-SELECT s.day::date AS day, coalesce(d.requests, 0) AS requests
-FROM generate_series((now() AT TIME ZONE 'UTC')::date - ($2 - 1), (now() AT TIME ZONE 'UTC')::date,
-                     interval '1 day') AS s (day)
-LEFT JOIN token_usage_daily d ON d.token_id = $1 AND d.day = s.day::date
-ORDER BY s.day
+# One row per token and day of the window (0 for days without requests), oldest first: a page of tokens in one
+# statement.
+DAILY_OF_TOKENS = """
+SELECT t.token_id, s.day::date AS day, coalesce(d.requests, 0) AS requests
+FROM unnest($1::text[]) AS t (token_id)
+CROSS JOIN generate_series((now() AT TIME ZONE 'UTC')::date - ($2 - 1), (now() AT TIME ZONE 'UTC')::date,
+                           interval '1 day') AS s (day)
+LEFT JOIN token_usage_daily d ON d.token_id = t.token_id AND d.day = s.day::date
+ORDER BY t.token_id, s.day
 """
 GRANTS_LAST_USED = "SELECT id, last_used_at FROM grants WHERE id = ANY($1::bigint[]) AND last_used_at IS NOT NULL"
 PRUNE = "DELETE FROM token_usage_daily WHERE day < (now() AT TIME ZONE 'UTC')::date - $1::int"
@@ -69,8 +71,12 @@ async def flush(db: Executor, uses: list[TokenUse], grants_used: dict[int, datet
     await db.execute(FLUSH, document, grant_ids, [grants_used[grant_id] for grant_id in grant_ids])
 
 
-async def daily(db: Executor, token_id: str, days: int) -> list[DayCount]:
-    return [DayCount(row["day"], row["requests"]) for row in await db.fetch(DAILY, token_id, days)]
+async def daily_of_tokens(db: Executor, token_ids: list[str], days: int) -> dict[str, list[DayCount]]:
+    """Each token's requests per UTC day for the last ``days`` days, oldest first."""
+    found: dict[str, list[DayCount]] = {token_id: [] for token_id in token_ids}  # each token once
+    for row in await db.fetch(DAILY_OF_TOKENS, list(found), days):
+        found[row["token_id"]].append(DayCount(row["day"], row["requests"]))
+    return found
 
 
 async def grants_last_used(db: Executor, grant_ids: list[int]) -> dict[int, datetime]:

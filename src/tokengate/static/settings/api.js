@@ -64,8 +64,11 @@ export function sentence(text) {
   return /[.!?]$/.test(capitalised) ? capitalised : `${capitalised}.`;
 }
 
-// What to tell a person; `doing` is the activity refused ("managing", "viewing"), `what` its object.
-export function describeError(error, { doing = 'managing', what = 'service tokens' } = {}) {
+const MISSING_TOKEN = 'This token no longer exists; it may have been deleted elsewhere. The list has been refreshed.';
+
+// What to tell a person; `doing` is the activity refused ("managing", "viewing"), `what` its object, `missing`
+// what NOT_FOUND means on that page.
+export function describeError(error, { doing = 'managing', what = 'service tokens', missing = MISSING_TOKEN } = {}) {
   if (!(error instanceof ApiError)) {
     return 'Something went wrong in this page. Reload it and try again.';
   }
@@ -84,7 +87,7 @@ export function describeError(error, { doing = 'managing', what = 'service token
     case 'BAD_USER_INPUT':
       return sentence(error.serverMessage);
     case 'NOT_FOUND':
-      return 'This token no longer exists; it may have been deleted elsewhere. The list has been refreshed.';
+      return missing;
     case 'RATE_LIMITED':
       return `tokengate is receiving too many requests from you: wait ${error.retryAfter || 1} s and try again.`;
     case 'INTERNAL_SERVER_ERROR':

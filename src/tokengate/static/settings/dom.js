@@ -1,5 +1,5 @@
-// DOM helpers shared by the settings pages: elements built from text only (never markup), dates, modal
-// dialogs that give focus back to what opened them, busy forms, and the page's alert and status lines.
+// DOM helpers shared by the settings pages: elements built from text only (never markup), table cells, dates,
+// modal dialogs that give focus back to what opened them, busy forms, and the page's alert and status lines.
 
 export const $ = (id) => document.getElementById(id);
 
@@ -16,6 +16,27 @@ export function el(tag, attributes = {}, ...children) {
     if (child !== null && child !== undefined) node.append(child);
   }
   return node;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+// An SVG element (createElementNS: an element of the SVG namespace, attributes as text).
+export function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
+
+export function trashIcon() {
+  return svg('svg', { viewBox: '0 0 24 24', width: 18, height: 18, 'aria-hidden': 'true', focusable: 'false' },
+    svg('path', { d: 'M9 3h6l1 2h4v2H4V5h4l1-2zm-3 6h12l-1 12H7L6 9zm4 2v8h2v-8h-2zm4 0v8h2v-8h-2z', fill: 'currentColor' }));
+}
+
+// One wrapper per cell, so that narrow screens can lay out "label | content" as two columns.
+export function cell(label, ...children) {
+  const content = children.filter((child) => child !== null && child !== undefined);
+  return el('td', { 'data-label': label }, content.length > 0 ? el('div', { class: 'cell' }, ...content) : null);
 }
 
 export const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });

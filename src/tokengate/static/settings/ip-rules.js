@@ -127,7 +127,8 @@ export function parseCidr(text) {
   if (prefix === null) return null;
   const hostBits = BigInt(bits - prefix);
   if ((address.value >> hostBits) << hostBits !== address.value) return null;
-  // An IPv4-mapped network (::ffff:1.2.3.4/128) is the IPv4 network it means, as on the server.
+  // An IPv4-mapped network (::ffff:1.2.3.4/128) is the IPv4 network it means, as the server stores it:
+  // addresses are matched in their IPv4 form.
   if (address.version === 6 && prefix >= 96 && address.value >> 32n === 0xffffn) {
     return { version: 4, prefix: prefix - 96, value: address.value & 0xffffffffn };
   }

@@ -1,20 +1,33 @@
-// Account settings → Service Tokens: list, create, rotate, edit and delete service tokens over the
-// public GraphQL API (sign-in and session: shell.js). A new secret lives in the one-time dialog only,
-// and is wiped from it when the dialog closes.
+// Account settings → Service Tokens: list (filtered, in pages, each token with its requests of the last 30
+// days drawn as a sparkline), create, rotate, edit and delete service tokens over the public GraphQL API
+// (sign-in and session: shell.js). A new secret lives in the one-time dialog only (secret-dialog.js), and is
+// wiped from it when the dialog closes.
 import { ApiError, describeError } from './api.js';
+import { runInDialog } from './dialog-action.js';
 import {
-  $, FormProblem, announce, busy, dateFormat, el, openDialog, pageAlert, timeElement, wireDialog,
+  $, FormProblem, announce, busy, cell, dateFormat, el, openDialog, pageAlert, timeElement, trashIcon, wireDialog,
 } from './dom.js';
+import { grantKey, grantList, readGrants, renderGrantEditor } from './grants.js';
+import { showSecret, wireSecretDialog } from './secret-dialog.js';
 import { planName, startSettingsPage } from './shell.js';
+import { usageSparkline } from './sparkline.js';
 
 const CATALOG_QUERY = `query SettingsCatalog {
   permissionSets { key name level availableOnPlan }
   account { projects { id name } }
 }`;
-const TOKENS_QUERY = `query SettingsServiceTokens($includeDeleted: Boolean!) {
-  account { serviceTokens(includeDeleted: $includeDeleted) {
-    id name displayPrefix format state createdAt lastUsedAt expiresAt rotationRecommended
-    grants { permissionSet allProjects projects { id name } }
+const PAGE_SIZE = 25;  // a page with 30 days of usage per token stays well inside the cost budget
+const USAGE_DAYS = 30;
+const EXPIRING_DAYS = 30;  // "expiring soon"
+const TOKENS_QUERY = `query SettingsServiceTokens($first: Int!, $after: String, $filter: ServiceTokenFilter) {
+  account { serviceTokenConnection(first: $first, after: $after, filter: $filter) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id name displayPrefix format state createdAt lastUsedAt expiresAt rotationRecommended
+      grants { permissionSet allProjects projects { id name } }
+      usage(days: ${USAGE_DAYS}) { day count }
+    } }
   } }
 }`;
 const CREATE_MUTATION = `mutation SettingsCreateToken($input: CreateServiceTokenInput!) {
@@ -36,7 +49,9 @@ const state = {
   permissionSets: [],
   projects: [],
   tokens: [],
-  includeDeleted: false,
+  filter: null,  // as the API takes it (null: its default, active and expired tokens)
+  cursors: [null],  // `after` of each page up to the one shown
+  page: null,  // { totalCount, hasNextPage, endCursor } of the page shown
 };
 
 // ---------------------------------------------------------------- API calls (also used by the forms)
@@ -75,10 +90,10 @@ async function start(session) {
 }
 
 function stop() {
-  state.session = null;
-  state.account = null;
-  state.tokens = [];
+  Object.assign(state, { session: null, account: null, tokens: [], filter: null, cursors: [null], page: null });
+  $('token-filter').reset();
   $('token-rows').replaceChildren();
+  $('match-line').textContent = '';
   pageAlert('');
   announce('');
 }
@@ -95,61 +110,29 @@ async function loadCatalog() {
 
 // ---------------------------------------------------------------- the list
 
-async function loadTokens() {
+// The page shown again (after a change), or the page `cursors` leads to.
+async function loadTokens(cursors = state.cursors) {
+  $('tokens-view').setAttribute('aria-busy', 'true');
   try {
-    const data = await call(TOKENS_QUERY, { includeDeleted: state.includeDeleted });
-    state.tokens = data.account.serviceTokens;
+    const data = await call(TOKENS_QUERY, { first: PAGE_SIZE, after: cursors[cursors.length - 1], filter: state.filter });
+    const connection = data.account.serviceTokenConnection;
+    state.tokens = connection.edges.map((edge) => edge.node);
+    state.page = { totalCount: connection.totalCount, ...connection.pageInfo };
+    state.cursors = cursors;
     pageAlert('');
   } catch (error) {
+    if (error instanceof ApiError && error.code === 'BAD_USER_INPUT' && cursors.length > 1) {
+      return loadTokens([null]);  // the token a page starts after is gone: start again from the first page
+    }
     state.tokens = [];
+    state.page = null;
     pageAlert(describeError(error, { doing: 'viewing' }));
   }
   renderTokens();
-}
-
-function setName(key) {
-  const found = state.permissionSets.find((set) => set.key === key);
-  return found ? found.name : key;
-}
-
-function grantList(grants) {
-  if (grants.length === 0) return el('span', { class: 'muted', text: 'None' });
-  const list = el('ul', { class: 'grants' });
-  for (const grant of grants) {
-    const scope = grant.allProjects
-      ? (levelOf(grant.permissionSet) === 'ACCOUNT' ? 'account' : 'all projects')
-      : grant.projects.map((project) => project.name).join(', ');
-    list.append(el('li', {}, el('span', { class: 'set', text: setName(grant.permissionSet) }), ` · ${scope}`));
-  }
-  return list;
-}
-
-function levelOf(key) {
-  const found = state.permissionSets.find((set) => set.key === key);
-  return found ? found.level : 'PROJECT';
+  return undefined;
 }
 
 const STATE_LABELS = { ACTIVE: 'Active', EXPIRED: 'Expired', DELETED: 'Deleted' };
-
-function trashIcon() {
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  svg.setAttribute('viewBox', '0 0 24 24');
-  svg.setAttribute('width', '18');
-  svg.setAttribute('height', '18');
-  svg.setAttribute('aria-hidden', 'true');
-  svg.setAttribute('focusable', 'false');
-  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
-  path.setAttribute('d', 'M9 3h6l1 2h4v2H4V5h4l1-2zm-3 6h12l-1 12H7L6 9zm4 2v8h2v-8h-2zm4 0v8h2v-8h-2z');
-  path.setAttribute('fill', 'currentColor');
-  svg.append(path);
-  return svg;
-}
-
-// One wrapper per cell, so that narrow screens can lay out "label | content" as two columns.
-function cell(label, ...children) {
-  const content = children.filter((child) => child !== null && child !== undefined);
-  return el('td', { 'data-label': label }, content.length > 0 ? el('div', { class: 'cell' }, ...content) : null);
-}
 
 function tokenRow(token) {
   const nameCell = cell('Name', el('span', { class: 'token-name', text: token.name }));
@@ -165,7 +148,7 @@ function tokenRow(token) {
         class: 'link',
         'data-action': 'rotate',
         'data-id': token.id,
-        'aria-label': `Rotate ${token.name} now (created on or before 18 July 2023)`,
+        'aria-label': `Rotate now: ${token.name} (created on or before 18 July 2023)`,  // the visible words first (WCAG 2.5.3)
         text: 'Rotate now',
       }),
     );
@@ -185,7 +168,8 @@ function tokenRow(token) {
     cell('Created', timeElement(token.createdAt, '')),
     cell('Last used', timeElement(token.lastUsedAt, 'Never')),
     stateCell,
-    cell('Permissions', grantList(token.grants)),
+    cell('Permissions', grantList(token.grants, state.permissionSets)),
+    cell(`Requests, ${USAGE_DAYS} days`, usageSparkline(token.usage)),
     actions,
   );
 }
@@ -194,7 +178,52 @@ function renderTokens() {
   const rows = $('token-rows');
   rows.replaceChildren(...state.tokens.map(tokenRow));
   $('token-table').hidden = state.tokens.length === 0;
-  $('empty-list').hidden = state.tokens.length !== 0 || !$('page-alert').hidden;
+  const filtered = state.filter !== null;
+  $('empty-list').hidden = state.tokens.length !== 0 || state.page === null || filtered;
+  $('empty-filtered').hidden = state.tokens.length !== 0 || state.page === null || !filtered;
+  const index = state.cursors.length - 1;
+  $('previous-page').disabled = index === 0;
+  $('next-page').disabled = !(state.page && state.page.hasNextPage);
+  $('token-pager').hidden = !state.page || (index === 0 && !state.page.hasNextPage);
+  $('page-number').textContent = state.page ? `Page ${index + 1} of ${Math.max(1, Math.ceil(state.page.totalCount / PAGE_SIZE))}` : '';
+  const total = state.page ? state.page.totalCount : 0;
+  $('match-line').textContent = state.page === null ? ''
+    : `${total} ${total === 1 ? 'token' : 'tokens'}${filtered ? ` ${total === 1 ? 'matches' : 'match'} the filter` : ', active and expired'}.`;
+  $('tokens-view').removeAttribute('aria-busy');
+}
+
+// ---------------------------------------------------------------- the filter
+
+function readFilter() {
+  const states = [...$('token-filter').querySelectorAll('input[name="state"]:checked')].map((box) => box.value);
+  if (states.length === 0) throw new FormProblem('Choose at least one state.');
+  const expiring = $('filter-expiring').checked;
+  // An expired or deleted token has an expiry before the bound too, but it is not "expiring": active ones only.
+  if (expiring && !states.includes('ACTIVE')) {
+    throw new FormProblem('“Expiring soon” lists active tokens: check Active as well.');
+  }
+  const filter = {
+    states: expiring ? ['ACTIVE'] : states,
+    format: $('filter-legacy').checked ? 'LEGACY' : null,
+    rotationRecommended: $('filter-rotation').checked ? true : null,
+    expiringBefore: expiring ? new Date(Date.now() + EXPIRING_DAYS * 86_400_000).toISOString() : null,
+  };
+  const plain = states.length === 2 && states.includes('ACTIVE') && states.includes('EXPIRED')
+    && filter.format === null && filter.rotationRecommended === null && filter.expiringBefore === null;
+  return plain ? null : filter;
+}
+
+async function applyFilter() {
+  $('filter-error').textContent = '';
+  try {
+    state.filter = readFilter();
+  } catch (problem) {
+    if (!(problem instanceof FormProblem)) throw problem;
+    $('filter-error').textContent = problem.message;
+    return;
+  }
+  await loadTokens([null]);
+  if (state.page) announce($('match-line').textContent);
 }
 
 function tokenById(id) {
@@ -203,57 +232,21 @@ function tokenById(id) {
 
 // ---------------------------------------------------------------- the one-time secret
 
-let currentSecret = null;
-
-function showSecret(title, created, opener, oldNote = '') {
-  currentSecret = created.secret;
-  $('secret-title').textContent = title;
-  $('secret-for').textContent = `Service token “${created.serviceToken.name}” (${created.serviceToken.displayPrefix})`;
-  $('secret-value').value = currentSecret;
-  $('copy-status').textContent = '';
-  $('secret-old-note').textContent = oldNote;
-  const dialog = $('secret-dialog');
-  openDialog(dialog, opener);
-  $('copy-secret').focus();
-}
-
-function forgetSecret() {
-  currentSecret = null;
-  $('secret-value').value = '';
-  $('copy-status').textContent = '';
-}
-
-async function copySecret() {
-  if (currentSecret === null) return;
-  try {
-    await navigator.clipboard.writeText(currentSecret);
-    $('copy-status').textContent = 'Copied to the clipboard.';
-  } catch {
-    const field = $('secret-value');
-    field.focus();
-    field.select();
-    $('copy-status').textContent = 'Copying was not allowed here: the token is selected, press Ctrl+C (⌘C) to copy it.';
-  }
+function showTokenSecret(title, created, opener, note = '') {
+  showSecret({
+    title, opener, note,
+    subject: `Service token “${created.serviceToken.name}” (${created.serviceToken.displayPrefix})`,
+    secret: created.secret,
+  });
 }
 
 // ---------------------------------------------------------------- the grant editor
 
 const editor = { mode: 'create', token: null, originalGrants: '[]' };
 
-function grantKey(grants) {
-  const normalised = grants
-    .map((grant) => ({
-      permissionSet: grant.permissionSet,
-      allProjects: grant.allProjects,
-      projectIds: [...(grant.projectIds || (grant.projects || []).map((project) => project.id))].sort(),
-    }))
-    .sort((a, b) => a.permissionSet.localeCompare(b.permissionSet));
-  return JSON.stringify(normalised);
-}
-
-function grantOption(set, granted, idPrefix) {
+// What the plan allows on service tokens (the server's availableOnPlan); sets it does not are listed apart.
+function planOffer(set, granted) {
   const plan = planName(state.account.plan);
-  const id = `${idPrefix}-${set.key}`;
   const level = set.level === 'ACCOUNT' ? 'Account level' : 'Project level';
   let note = level;
   if (!set.availableOnPlan) {
@@ -261,78 +254,18 @@ function grantOption(set, granted, idPrefix) {
       ? `${level} · Not available on the ${plan} plan: remove it, or saving changed permissions will be refused`
       : `${level} · Not available on the ${plan} plan`;
   }
-  const checkbox = el('input', {
-    type: 'checkbox', id, value: set.key, 'data-set': set.key, 'aria-describedby': `${id}-note`,
-    checked: Boolean(granted), disabled: !set.availableOnPlan && !granted,
+  return { available: set.availableOnPlan, note };
+}
+
+function showGrantEditor(grants) {
+  const plan = planName(state.account.plan);
+  renderGrantEditor($('grant-editor'), {
+    sets: state.permissionSets, projects: state.projects, grants, idPrefix: `grant-${editor.mode}`,
+    offer: planOffer, unavailableTitle: (count) => `Not available on the ${plan} plan (${count})`,
   });
-  const wrapper = el('div', { class: `grant-option${set.availableOnPlan ? '' : ' unavailable'}` },
-    el('div', { class: 'check' }, checkbox,
-      el('label', { for: id, text: set.name }),
-      el('span', { id: `${id}-note`, class: 'hint', text: note })),
-  );
-  if (set.level !== 'ACCOUNT') {
-    const chosen = granted && !granted.allProjects ? new Set(granted.projects.map((project) => project.id)) : new Set();
-    const scopeName = `${id}-scope`;
-    const projectBoxes = state.projects.length === 0
-      ? [el('p', { class: 'hint', text: 'This account has no projects yet.' })]
-      : state.projects.map((project) => el('div', { class: 'check' },
-        el('input', { type: 'checkbox', id: `${id}-p-${project.id}`, value: project.id, 'data-project': '1', checked: chosen.has(project.id) }),
-        el('label', { for: `${id}-p-${project.id}`, text: project.name })));
-    const choices = el('fieldset', { class: 'project-choices', hidden: chosen.size === 0 },
-      el('legend', { class: 'visually-hidden', text: `Projects for ${set.name}` }), ...projectBoxes);
-    const allRadio = el('input', { type: 'radio', name: scopeName, id: `${scopeName}-all`, value: 'all', checked: chosen.size === 0 });
-    const chosenRadio = el('input', { type: 'radio', name: scopeName, id: `${scopeName}-chosen`, value: 'chosen', checked: chosen.size > 0 });
-    const scope = el('fieldset', { class: 'scope', hidden: !granted },
-      el('legend', { text: `Projects for ${set.name}` }),
-      el('div', { class: 'check' }, allRadio, el('label', { for: allRadio.id, text: 'All projects' })),
-      el('div', { class: 'check' }, chosenRadio, el('label', { for: chosenRadio.id, text: 'Chosen projects' })),
-      choices,
-    );
-    allRadio.addEventListener('change', () => { choices.hidden = true; });
-    chosenRadio.addEventListener('change', () => { choices.hidden = false; });
-    checkbox.addEventListener('change', () => { scope.hidden = !checkbox.checked; });
-    wrapper.append(scope);
-  }
-  return wrapper;
-}
-
-function renderGrantEditor(grants) {
-  const byKey = new Map(grants.map((grant) => [grant.permissionSet, grant]));
-  const idPrefix = `grant-${editor.mode}`;
-  const offered = state.permissionSets.filter((set) => set.availableOnPlan || byKey.has(set.key));
-  const refused = state.permissionSets.filter((set) => !set.availableOnPlan && !byKey.has(set.key));
-  const container = $('grant-editor');
-  container.replaceChildren(...offered.map((set) => grantOption(set, byKey.get(set.key), idPrefix)));
-  if (refused.length > 0) {
-    const plan = planName(state.account.plan);
-    container.append(el('details', { class: 'unavailable-sets' },
-      el('summary', { text: `Not available on the ${plan} plan (${refused.length})` }),
-      ...refused.map((set) => grantOption(set, null, idPrefix))));
-  }
   const available = state.permissionSets.filter((set) => set.availableOnPlan).length;
-  $('plan-note').textContent = `The ${planName(state.account.plan)} plan allows ${available} of ${state.permissionSets.length} `
+  $('plan-note').textContent = `The ${plan} plan allows ${available} of ${state.permissionSets.length} `
     + 'permission sets on service tokens. Project-level sets can cover all projects or chosen ones.';
-}
-
-function readGrants() {
-  const grants = [];
-  for (const option of $('grant-editor').querySelectorAll('.grant-option')) {
-    const box = option.querySelector('input[data-set]');
-    if (!box.checked) continue;
-    const set = state.permissionSets.find((candidate) => candidate.key === box.value);
-    if (set.level === 'ACCOUNT') {
-      grants.push({ permissionSet: set.key, allProjects: true, projectIds: [] });
-      continue;
-    }
-    const all = option.querySelector('input[type="radio"][value="all"]').checked;
-    const projectIds = [...option.querySelectorAll('input[data-project]:checked')].map((input) => input.value);
-    if (!all && projectIds.length === 0) {
-      throw new FormProblem(`Choose at least one project for ${set.name}, or choose All projects.`);
-    }
-    grants.push({ permissionSet: set.key, allProjects: all, projectIds: all ? [] : projectIds });
-  }
-  if (grants.length === 0) throw new FormProblem('Choose at least one permission set.');
-  return grants;
 }
 
 function openTokenForm(mode, token, opener) {
@@ -347,7 +280,7 @@ function openTokenForm(mode, token, opener) {
   $('token-name').value = token ? token.name : '';
   $('expiry-field').hidden = mode !== 'create';
   $('token-expiry').min = localInputValue(new Date());
-  renderGrantEditor(token ? token.grants : []);
+  showGrantEditor(token ? token.grants : []);
   openDialog($('token-dialog'), opener);
   $('token-name').focus();
 }
@@ -361,7 +294,7 @@ function readTokenForm() {
   const name = $('token-name').value.trim();
   if (name.length === 0) throw new FormProblem('Give the token a name.');
   if (name.length > 255) throw new FormProblem('The name can be at most 255 characters.');
-  const grants = readGrants();
+  const grants = readGrants($('grant-editor'), state.permissionSets);
   let expiresAt = null;
   const expiry = $('token-expiry').value;
   if (editor.mode === 'create' && expiry) {
@@ -386,7 +319,7 @@ async function submitTokenForm(values) {
       const opener = $('token-dialog').returnFocusTo;
       $('token-dialog').returnFocusTo = null;
       $('token-dialog').close();
-      showSecret('Token created', created, opener);
+      showTokenSecret('Token created', created, opener);
       announce(`Token “${created.serviceToken.name}” created.`);
     } else {
       const changes = {};
@@ -443,7 +376,7 @@ async function submitRotate(event) {
     const opener = dialog.returnFocusTo;
     dialog.returnFocusTo = null;
     dialog.close();
-    showSecret('Token rotated', created, opener, KEEP_NOTES[keep]);
+    showTokenSecret('Token rotated', created, opener, KEEP_NOTES[keep]);
     announce(`Token “${created.serviceToken.name}” rotated.`);
     await loadTokens();
   } catch (problem) {
@@ -467,19 +400,13 @@ function openDelete(token, opener) {
 
 async function confirmDelete() {
   const dialog = $('delete-dialog');
-  busy(dialog, true);
-  try {
+  await runInDialog(dialog, $('delete-error'), async () => {
     const deleted = await deleteToken(deleting.id);
     dialog.returnFocusTo = $('new-token');
     dialog.close();
     announce(`Token “${deleted.name}” deleted.`);
     await loadTokens();
-  } catch (problem) {
-    $('delete-error').textContent = describeError(problem);
-    if (problem instanceof ApiError && problem.code === 'NOT_FOUND') await loadTokens();
-  } finally {
-    busy(dialog, false);
-  }
+  }, { reload: () => loadTokens() });
 }
 
 // ---------------------------------------------------------------- wiring
@@ -488,13 +415,21 @@ function wire() {
   const backToList = { fallback: () => $('new-token') };
   wireDialog($('token-dialog'), backToList);
   wireDialog($('rotate-dialog'), { ...backToList, onClose: () => { rotating = null; } });
-  wireDialog($('secret-dialog'), { ...backToList, onClose: forgetSecret });
+  wireSecretDialog(backToList);
   wireDialog($('delete-dialog'), { ...backToList, onClose: () => { deleting = null; } });
 
   $('new-token').addEventListener('click', (event) => openTokenForm('create', null, event.currentTarget));
-  $('include-deleted').addEventListener('change', (event) => {
-    state.includeDeleted = event.currentTarget.checked;
-    loadTokens();
+  $('token-filter').addEventListener('change', applyFilter);
+  $('token-filter').addEventListener('submit', (event) => { event.preventDefault(); applyFilter(); });
+  $('next-page').addEventListener('click', async () => {
+    if (!state.page || !state.page.hasNextPage) return;
+    await loadTokens([...state.cursors, state.page.endCursor]);
+    ($('next-page').disabled ? $('previous-page') : $('next-page')).focus();
+  });
+  $('previous-page').addEventListener('click', async () => {
+    if (state.cursors.length < 2) return;
+    await loadTokens(state.cursors.slice(0, -1));
+    ($('previous-page').disabled ? $('next-page') : $('previous-page')).focus();
   });
   $('token-rows').addEventListener('click', (event) => {
     const button = event.target.closest('button[data-action]');
@@ -518,7 +453,6 @@ function wire() {
     submitTokenForm(values);
   });
   $('rotate-form').addEventListener('submit', submitRotate);
-  $('copy-secret').addEventListener('click', copySecret);
   $('delete-confirm').addEventListener('click', confirmDelete);
 }
 

@@ -21,9 +21,7 @@ export function planName(plan) {
 // What a page module gives the shell:
 //   start(session)  after each sign-in: load and show the page's data (session.viewer is set)
 //   stop()          at sign-out: forget everything shown
-//   signInRequired  false for a page that shows nothing of the account (it is shown signed in or not)
 export function startSettingsPage(page) {
-  const signInRequired = page.signInRequired !== false;
   const view = document.querySelector('[data-page-view]');
 
   const session = {
@@ -60,8 +58,7 @@ export function startSettingsPage(page) {
     session.viewer = null;
     if (page.stop) page.stop();
     for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
-    if (signInRequired) showSignIn(message);
-    else show('page');
+    showSignIn(message);
   }
 
   // `resumed`: the token was kept from earlier in this tab (this page or another), rather than just pasted.
@@ -71,10 +68,6 @@ export function startSettingsPage(page) {
       viewer = (await gql(token, VIEWER_QUERY)).viewer;
     } catch (error) {
       sessionStorage.removeItem(SESSION_KEY);
-      if (!signInRequired) {
-        show('page');
-        return;
-      }
       const refused = error instanceof ApiError && error.code === 'UNAUTHENTICATED' && !resumed;
       showSignIn(refused ? NOT_ACCEPTED : describeError(error, { doing: 'viewing', what: 'account settings' }));
       return;
@@ -110,7 +103,6 @@ export function startSettingsPage(page) {
 
   const saved = sessionStorage.getItem(SESSION_KEY);
   if (saved) signIn(saved, { resumed: true });
-  else if (signInRequired) showSignIn();
-  else show('page');
+  else showSignIn();
   return session;
 }
