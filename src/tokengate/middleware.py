@@ -38,13 +38,9 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         status = http_error.status
         http_error.headers["X-Request-Id"] = request_id
         raise
-    except (DatabaseUnavailable, *DATABASE_UNAVAILABLE):
-        log.warning("database unavailable during request %s", request_id)
-        response = refusal_response(unavailable())
+    except Exception as problem:
+        response = failure_response(problem, request_id)
         status = response.status
-    except Exception:
-        log.exception("unhandled error in request %s", request_id)
-        response = error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
     finally:
         app[METRICS].count_request(route, status)
         app[ACCESS_LOG].write(
@@ -59,6 +55,15 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
+def failure_response(problem: Exception, request_id: str) -> web.Response:
+    """What a request that raised answers: 503 when the database is unreachable, else a masked 500 (logged)."""
+    if isinstance(problem, (DatabaseUnavailable, *DATABASE_UNAVAILABLE)):
+        log.warning("database unavailable during request %s", request_id)
+        return refusal_response(unavailable())
+    log.error("unhandled error in request %s", request_id, exc_info=problem)
+    return error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
+
+
 # aiohttp's own refusals in the JSON error shape of every door, with their contract code.
 HTTP_ERROR_CODES: Final = {403: "FORBIDDEN", 404: "NOT_FOUND"}
 KEPT_HEADERS: Final = ("allow", "retry-after")
@@ -71,8 +76,16 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
     try:
         return await handler(request)
     except web.HTTPException as http_error:
-        if not 400 <= http_error.status < 500 or http_error.content_type == "application/json":
+        answer = http_error_as_json(http_error)
+        if answer is None:
             raise  # a server error, or a refusal that already says what happened in JSON (serving.read_body)
-        headers = {name: value for name, value in http_error.headers.items() if name.lower() in KEPT_HEADERS}
-        code = HTTP_ERROR_CODES.get(http_error.status, "BAD_REQUEST")
-        return error_response(http_error.status, http_error.reason, code, headers)
+        return answer
+
+
+def http_error_as_json(http_error: web.HTTPException) -> web.Response | None:
+    """An aiohttp 4xx in the JSON error shape; None for what stays as it is (5xx, or already JSON)."""
+    if not 400 <= http_error.status < 500 or http_error.content_type == "application/json":
+        return None
+    headers = {name: value for name, value in http_error.headers.items() if name.lower() in KEPT_HEADERS}
+    code = HTTP_ERROR_CODES.get(http_error.status, "BAD_REQUEST")
+    return error_response(http_error.status, http_error.reason, code, headers)
