@@ -76,16 +76,8 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
     try:
         return await handler(request)
     except web.HTTPException as http_error:
-        answer = http_error_as_json(http_error)
-        if answer is None:
+        if not 400 <= http_error.status < 500 or http_error.content_type == "application/json":
             raise  # a server error, or a refusal that already says what happened in JSON (serving.read_body)
-        return answer
-
-
-def http_error_as_json(http_error: web.HTTPException) -> web.Response | None:
-    """An aiohttp 4xx in the JSON error shape; None for what stays as it is (5xx, or already JSON)."""
-    if not 400 <= http_error.status < 500 or http_error.content_type == "application/json":
-        return None
-    headers = {name: value for name, value in http_error.headers.items() if name.lower() in KEPT_HEADERS}
-    code = HTTP_ERROR_CODES.get(http_error.status, "BAD_REQUEST")
-    return error_response(http_error.status, http_error.reason, code, headers)
+        headers = {name: value for name, value in http_error.headers.items() if name.lower() in KEPT_HEADERS}
+        code = HTTP_ERROR_CODES.get(http_error.status, "BAD_REQUEST")
+        return error_response(http_error.status, http_error.reason, code, headers)
