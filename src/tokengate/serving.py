@@ -272,6 +272,8 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPTooManyRequests(
             text=refusal_body(refusal).decode(), content_type="application/json", headers=refusal.headers
         ) from None
+    if request.content.is_eof():  # the whole body has arrived (a small one, with the headers): nothing to wait for
+        return await request.read()
     timeout = runtime.config.limits.body_timeout
     try:
         async with asyncio.timeout(timeout):
