@@ -85,6 +85,10 @@ from tokengate.api.schema import schema as tokengate_schema
 
 CORE_SCHEMA: GraphQLSchema = tokengate_schema._schema
 QUERY_EXAMPLES = 150
+GRANT_PROJECTS = (
+    "{ account { serviceTokens { displayPrefix grants { permissionSet allProjects projects { id name } } } "
+    "members { grants { allProjects projects { name } } } } }"
+)
 DIFF_SETTINGS = settings(
     deadline=None,
     database=None,  # nothing written to .hypothesis/
@@ -314,10 +318,7 @@ def test_plans_answer_generated_queries_exactly_as_graphql_core(live_server: Liv
     queries = hypothesis_graphql.queries(CORE_SCHEMA, custom_scalars=CUSTOM_SCALARS, allow_x00=False)
     seen: Counter[str] = Counter()
 
-    @DIFF_SETTINGS
-    @given(query=queries, who=st.sampled_from(sorted(contexts)), data=st.data())
-    def same_answer(query: str, who: str, data: st.DataObject) -> None:
-        varied, variables = Variation(data, CORE_SCHEMA).document(query)
+    def compare(varied: str, variables: dict[str, Any], who: str) -> None:
         how, planned, core, plan_denials, core_denials = live_server.run(
             compare_with_effects(server, varied, variables, contexts[who])
         )
@@ -337,7 +338,14 @@ def test_plans_answer_generated_queries_exactly_as_graphql_core(live_server: Liv
         seen["service tokens shown"] += '"displayPrefix"' in text or '"rotationRecommended"' in text
         seen["grant projects shown"] += '"allProjects"' in text
 
+    @DIFF_SETTINGS
+    @given(query=queries, who=st.sampled_from(sorted(contexts)), data=st.data())
+    def same_answer(query: str, who: str, data: st.DataObject) -> None:
+        compare(*Variation(data, CORE_SCHEMA).document(query), who)
+
     same_answer()
+    for who in sorted(contexts):  # shapes generation rarely reaches (a nested list of lists), compared every run
+        compare(GRANT_PROJECTS, {}, who)
     print(f"compiled differential run: {dict(seen)}")
     compiled_runs = seen["compiled"] + seen["compiled with graphql-core fields"]
     assert seen["queries"] >= QUERY_EXAMPLES, seen
