@@ -341,3 +341,22 @@ async def test_what_raises_is_a_503_or_a_masked_500_alike(database, tmp_path: Pa
         assert (await ask_both(fast, generic, "GET", "/auth/check?resource=JOBS", bearer(token))).status == 200
         assert await counted_requests(fast) == await counted_requests(generic) == {"200": 2, "503": 1, "500": 1}
         assert await access_lines(fast) == await access_lines(generic)
+
+
+async def test_cross_origin_requests_answer_alike_when_cors_is_configured(database, tmp_path: Path, monkeypatch):
+    counted = Counted(monkeypatch)
+    config = make_config(tmp_path, cors_origins=("https://app.example",))
+    async with doors(database, config) as (fast, generic):
+        admin = await fast.server.bootstrap()
+        token = await store_service_token(fast.server, admin.account_id, [Grant("JOB_VIEWER")])
+        origin = {"Origin": "https://app.example"}
+        preflight = {
+            **origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        }
+        graphql = await ask(generic.server, "OPTIONS", "/graphql", preflight)
+        assert ("access-control-allow-origin", "https://app.example") in graphql.headers  # CORS is on
+        for method, headers in (("GET", bearer(token, **origin)), ("OPTIONS", preflight), ("GET", origin)):
+            await ask_both(fast, generic, method, "/auth/check?resource=JOBS", headers)
+        assert counted.calls == 3
