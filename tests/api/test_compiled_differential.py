@@ -325,7 +325,11 @@ def test_plans_answer_generated_queries_exactly_as_graphql_core(live_server: Liv
         if planned is None:
             seen["fell back: variables graphql-core refuses" if how.startswith("compiled") else how] += 1
         else:
-            assert planned == core, (who, varied, variables)
+            assert planned[:2] == core[:2], (who, varied, variables)  # the data, its key order included
+            # Errors of sibling fields that wait on the database concurrently are recorded in the order their
+            # queries return, which the two executions need not share (the plan awaits fewer coroutine layers;
+            # test_execution_differential.py sorts for the same reason). Explicit tests below keep the order.
+            assert sorted(planned[2], key=repr) == sorted(core[2], key=repr), (who, varied, variables)
             assert plan_denials == core_denials, (who, varied)
             seen[how] += 1
         _, data_value, errors = core
