@@ -37,6 +37,7 @@ from typing import Any
 
 import baseline_tuned
 from aiohttp import web
+from common import CAPACITY_RATES
 from graphql import ExecutionResult, execute
 from run import LIST_QUERY, LISTED_TOKENS, PROJECTS, SCENARIO_QUERY, listed_token_grants
 from strawberry.execution import optimized_is_awaitable
@@ -49,6 +50,7 @@ from tokengate.api.execution import FastExecutionContext
 from tokengate.api.operations import CORE_SCHEMA, run
 from tokengate.app import create_app
 from tokengate.config import Config, parse_secret_keys
+from tokengate.limits import limits_from_env
 from tokengate.policy import Grant
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import OPERATOR, accounts, projects, service_tokens
@@ -174,6 +176,7 @@ async def main() -> int:
             data_dir=Path(data_dir),
             database_url=os.environ.get("TOKENGATE_DATABASE_URL"),
             secret_keys=parse_secret_keys(os.environ.get("TOKENGATE_SECRET_KEY", SECRET_KEY)),
+            limits=limits_from_env(CAPACITY_RATES),  # on, as in make bench, but out of reach of a timing loop
         )
         runner = web.AppRunner(create_app(config))
         await runner.setup()

@@ -160,10 +160,33 @@ class Authenticator:
         self._validating: dict[bytes, asyncio.Future[Principal]] = {}  # by keyed hash of the text, never the text
 
     async def authenticate(self, text: str, *, client_addr: str | None = None) -> Principal:
+        principal = self.remembered(text)
+        if principal is not None:
+            return principal
         parsed, principal = self.from_memory(text)
         if principal is not None:
             return principal
         return await self.from_database(parsed, client_addr=client_addr)
+
+    def remembered(self, text: str) -> Principal | None:
+        """The principal of a text validated before, found by the keyed hash of the text alone (one hash and a
+        lookup: no parsing, no checksum); None when the cache cannot answer so (then ``from_memory`` decides).
+
+        The hash is the proof: the entry's alias is the hash of the text that was validated, under the newest
+        key, so only that text finds it."""
+        if not text.isascii() or not self.cache_trusted():
+            return None
+        entry = self.cache.fresh_aliased(tokens.hash_token(text, self.keys[0]))
+        if entry is None:
+            return None
+        principal = entry.principal
+        now = datetime.now(UTC)
+        expires_at = principal.expires_at
+        if expires_at is not None and expires_at <= now:
+            return None  # expired since cached: from_memory drops it, the database path audits it
+        self.cache.touch(principal.token_id, entry)
+        self.last_used.note(principal.token_id, now)
+        return principal
 
     def from_memory(self, text: str) -> tuple[tokens.ParsedToken, Principal | None]:
         """The token parsed, and its principal when the cache can answer: no coroutine, no I/O.
@@ -187,6 +210,10 @@ class Authenticator:
     def cached_principal(self, text: str) -> Principal | None:
         """The principal the cache holds for this text, if the text proves it; no counting, no side effect (the
         gate's look before a body is read)."""
+        if text.isascii():
+            held = self.cache.fresh_aliased(tokens.hash_token(text, self.keys[0]))
+            if held is not None:
+                return held.principal
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken:
@@ -255,7 +282,7 @@ class Authenticator:
             token_hash = credential.hash
             if credential.key_id != self.newest_key_id:
                 token_hash = await self._rehash(parsed.text, credential)
-            self.cache.put(credential.id, token_hash, principal)
+            self.cache.put(credential.id, token_hash, principal, alias=self._alias(parsed))
         else:  # only the first use per instance (and TTL) pays argon2id
             alias = self._alias(parsed)
             self.cache.put(credential.id, alias, principal, alias=alias)

@@ -7,8 +7,9 @@ beyond ``max_size``, and by age beyond ``ttl`` as a backstop. Expiry is checked 
 ``account_share`` of it makes room from its own entries, so one account minting and using tokens cannot evict
 every other account's.
 
-A legacy token has no id in its text: its entry is found through an alias, the keyed hash of the text (never
-the text itself).
+Every entry is also found through an alias, the keyed hash of the token's text under the newest server key
+(never the text itself): a legacy token has no id in its text, and for a v2 token it spares parsing the text
+and checking its checksum on every request (the hash is what proves the text anyway).
 
 It also remembers token ids that cannot authenticate (unknown, deleted, or expired and already audited), so a
 client repeating one costs no query: ids are 16 random base62 characters drawn when a token is created, so an
@@ -36,7 +37,7 @@ class CacheEntry:
     token_hash: bytes
     principal: Principal
     stored_at: float
-    alias: bytes | None = None  # the keyed hash a legacy token's entry is found by
+    alias: bytes | None = None  # the keyed hash of the token's text the entry is found by
 
 
 @dataclass(slots=True)
@@ -99,6 +100,23 @@ class PrincipalCache:
     def aliased(self, alias: bytes) -> str | None:
         """The token id of the entry found by ``alias`` (a legacy token's keyed hash), if one is held."""
         return self._aliases.get(alias)
+
+    def fresh_aliased(self, alias: bytes) -> CacheEntry | None:
+        """The entry found by ``alias`` if it is younger than the TTL, without counting or dropping anything (the
+        caller counts a use with ``touch``; ``get`` decides about anything else)."""
+        token_id = self._aliases.get(alias)
+        if token_id is None:
+            return None
+        entry = self._entries.get(token_id)
+        if entry is None or self.clock() - entry.stored_at > self.ttl:
+            return None
+        return entry
+
+    def touch(self, token_id: str, entry: CacheEntry) -> None:
+        """Count a hit on an entry found by ``fresh_aliased`` and make it the most recently used."""
+        self._entries.move_to_end(token_id)
+        self._by_account[entry.principal.account_id].move_to_end(token_id)
+        self.stats.hits += 1
 
     def peek(self, token_id: str) -> CacheEntry | None:
         """The entry whatever its age, without counting: the fallback while the database is down."""

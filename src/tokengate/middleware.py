@@ -38,13 +38,9 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         status = http_error.status
         http_error.headers["X-Request-Id"] = request_id
         raise
-    except (DatabaseUnavailable, *DATABASE_UNAVAILABLE):
-        log.warning("database unavailable during request %s", request_id)
-        response = refusal_response(unavailable())
+    except Exception as problem:
+        response = failure_response(problem, request_id)
         status = response.status
-    except Exception:
-        log.exception("unhandled error in request %s", request_id)
-        response = error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
     finally:
         app[METRICS].count_request(route, status)
         app[ACCESS_LOG].write(
@@ -57,6 +53,15 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         )
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+def failure_response(problem: Exception, request_id: str) -> web.Response:
+    """What a request that raised answers: 503 when the database is unreachable, else a masked 500 (logged)."""
+    if isinstance(problem, (DatabaseUnavailable, *DATABASE_UNAVAILABLE)):
+        log.warning("database unavailable during request %s", request_id)
+        return refusal_response(unavailable())
+    log.error("unhandled error in request %s", request_id, exc_info=problem)
+    return error_response(500, f"Internal server error (request id {request_id})", "INTERNAL_SERVER_ERROR")
 
 
 # aiohttp's own refusals in the JSON error shape of every door, with their contract code.

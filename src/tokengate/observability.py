@@ -203,6 +203,7 @@ class AccessLog(PeriodicFlush):
         self.buffer: list[str] = []
         self._second = -1
         self._stamp = ""
+        self._json: dict[str | None, str] = {}  # methods, routes and display prefixes as JSON, made once each
 
     def write(
         self, request_id: str, method: str, route: str, status: int, duration_ms: float, principal: str | None
@@ -219,15 +220,23 @@ class AccessLog(PeriodicFlush):
             # the principal's display prefix is the only free text and goes through json.dumps.
             line = (
                 f'{{"time":"{stamp}","level":"info","logger":"tokengate.access","message":"request",'
-                f'"request_id":"{request_id}","method":{json.dumps(method)},"route":{json.dumps(route)},'
-                f'"status":{status},"duration_ms":{duration_ms},'
-                f'"principal":{json.dumps(principal, ensure_ascii=False)}}}'
+                f'"request_id":"{request_id}","method":{self._as_json(method)},"route":{self._as_json(route)},'
+                f'"status":{status},"duration_ms":{duration_ms},"principal":{self._as_json(principal)}}}'
             )
         else:
             line = f"{stamp} {request_id} {method} {route} {status} {duration_ms}ms {principal or '-'}"
         self.buffer.append(line)
         if len(self.buffer) >= 512:
             self.flush()
+
+    def _as_json(self, text: str | None) -> str:
+        """``json.dumps(text, ensure_ascii=False)``, kept for the next line (a few thousand texts at most)."""
+        quoted = self._json.get(text)
+        if quoted is None:
+            quoted = json.dumps(text, ensure_ascii=False)
+            if len(self._json) < 4096:
+                self._json[text] = quoted
+        return quoted
 
     def flush(self) -> None:
         if not self.buffer:

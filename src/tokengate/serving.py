@@ -35,6 +35,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from tokengate.api.limits import ANONYMOUS_MAX_BODY_BYTES
 from tokengate.config import Config, IPNetwork
+from tokengate.doors import fast_forward_auth
 from tokengate.doors.responses import refusal_body
 from tokengate.gate import Refusal
 from tokengate.limits import Limits, address_key
@@ -183,9 +184,10 @@ class GuardedServer(web.Server):
 
 
 class GuardedAppRunner(web.AppRunner):
-    def __init__(self, app: web.Application, guard: ConnectionGuard, **kwargs: Any):
+    def __init__(self, app: web.Application, guard: ConnectionGuard, *, fast_doors: bool = True, **kwargs: Any):
         super().__init__(app, **kwargs)
         self.guard = guard
+        self.fast_doors = fast_doors  # False only to compare the fast door with the generic one (tests)
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
@@ -193,11 +195,14 @@ class GuardedAppRunner(web.AppRunner):
         server.__class__ = GuardedServer
         assert isinstance(server, GuardedServer)
         server.guard = self.guard
+        if self.fast_doors:
+            fast_forward_auth.install(server, self._app)  # /auth/check before the application's router
         return server
 
 
-def runner(app: web.Application, config: Config, **kwargs: Any) -> GuardedAppRunner:
-    """The app's runner with the connection limits of ``config`` (kwargs: aiohttp's, e.g. ``handle_signals``)."""
+def runner(app: web.Application, config: Config, *, fast_doors: bool = True, **kwargs: Any) -> GuardedAppRunner:
+    """The app's runner with the connection limits of ``config`` (kwargs: aiohttp's, e.g. ``handle_signals``);
+    ``fast_doors``: /auth/check answered before the application (doors/fast_forward_auth.py)."""
     limits = config.limits
 
     def refused(reason: str) -> None:
@@ -208,6 +213,7 @@ def runner(app: web.Application, config: Config, **kwargs: Any) -> GuardedAppRun
     return GuardedAppRunner(
         app,
         guard,
+        fast_doors=fast_doors,
         access_log=None,
         keepalive_timeout=limits.idle_timeout,
         lingering_time=limits.body_timeout,
@@ -266,6 +272,8 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPTooManyRequests(
             text=refusal_body(refusal).decode(), content_type="application/json", headers=refusal.headers
         ) from None
+    if request.content.is_eof():  # the whole body has arrived (a small one, with the headers): nothing to wait for
+        return await request.read()
     timeout = runtime.config.limits.body_timeout
     try:
         async with asyncio.timeout(timeout):

@@ -85,6 +85,10 @@ from tokengate.api.schema import schema as tokengate_schema
 
 CORE_SCHEMA: GraphQLSchema = tokengate_schema._schema
 QUERY_EXAMPLES = 150
+GRANT_PROJECTS = (
+    "{ account { serviceTokens { displayPrefix grants { permissionSet allProjects projects { id name } } } "
+    "members { grants { allProjects projects { name } } } } }"
+)
 DIFF_SETTINGS = settings(
     deadline=None,
     database=None,  # nothing written to .hypothesis/
@@ -314,17 +318,18 @@ def test_plans_answer_generated_queries_exactly_as_graphql_core(live_server: Liv
     queries = hypothesis_graphql.queries(CORE_SCHEMA, custom_scalars=CUSTOM_SCALARS, allow_x00=False)
     seen: Counter[str] = Counter()
 
-    @DIFF_SETTINGS
-    @given(query=queries, who=st.sampled_from(sorted(contexts)), data=st.data())
-    def same_answer(query: str, who: str, data: st.DataObject) -> None:
-        varied, variables = Variation(data, CORE_SCHEMA).document(query)
+    def compare(varied: str, variables: dict[str, Any], who: str) -> None:
         how, planned, core, plan_denials, core_denials = live_server.run(
             compare_with_effects(server, varied, variables, contexts[who])
         )
         if planned is None:
             seen["fell back: variables graphql-core refuses" if how.startswith("compiled") else how] += 1
         else:
-            assert planned == core, (who, varied, variables)
+            assert planned[:2] == core[:2], (who, varied, variables)  # the data, its key order included
+            # Errors of sibling fields that wait on the database concurrently are recorded in the order their
+            # queries return, which the two executions need not share (the plan awaits fewer coroutine layers;
+            # test_execution_differential.py sorts for the same reason). Explicit tests below keep the order.
+            assert sorted(planned[2], key=repr) == sorted(core[2], key=repr), (who, varied, variables)
             assert plan_denials == core_denials, (who, varied)
             seen[how] += 1
         _, data_value, errors = core
@@ -337,22 +342,14 @@ def test_plans_answer_generated_queries_exactly_as_graphql_core(live_server: Liv
         seen["service tokens shown"] += '"displayPrefix"' in text or '"rotationRecommended"' in text
         seen["grant projects shown"] += '"allProjects"' in text
 
+    @DIFF_SETTINGS
+    @given(query=queries, who=st.sampled_from(sorted(contexts)), data=st.data())
+    def same_answer(query: str, who: str, data: st.DataObject) -> None:
+        compare(*Variation(data, CORE_SCHEMA).document(query), who)
+
     same_answer()
-    # Besides the generated queries (which spread over a growing schema): service tokens with their grants'
-    # projects, compared on every run whatever the generator drew.
-    for query, who in (
-        ("{ account { serviceTokens { id displayPrefix grants { permissionSet allProjects projects { id } } } } }", "admin"),
-        ("{ viewer { grants { permissionSet allProjects projects { id name } } } }", "developer"),
-    ):
-        how, planned, core, plan_denials, core_denials = live_server.run(
-            compare_with_effects(server, query, {}, contexts[who])
-        )
-        assert planned == core and plan_denials == core_denials, (who, query)
-        text = json.dumps(core[1], default=str)
-        seen[how] += 1
-        seen["queries"] += 1
-        seen["service tokens shown"] += '"displayPrefix"' in text
-        seen["grant projects shown"] += '"allProjects"' in text
+    for who in sorted(contexts):  # shapes generation rarely reaches (a nested list of lists), compared every run
+        compare(GRANT_PROJECTS, {}, who)
     print(f"compiled differential run: {dict(seen)}")
     compiled_runs = seen["compiled"] + seen["compiled with graphql-core fields"]
     assert seen["queries"] >= QUERY_EXAMPLES, seen

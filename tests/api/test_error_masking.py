@@ -13,7 +13,7 @@ from tests.conftest import store_service_token
 from tokengate.doors import forward_auth
 from tokengate.policy import Grant
 from tokengate.store import projects as project_store
-from tokengate.store import tokens as token_store
+from tokengate.store import token_listing
 
 DETAIL = "connection string postgresql://admin:hunter2@db/internal"  # what must never reach a client
 
@@ -30,7 +30,7 @@ def unexpected_records(caplog, request_id: str) -> list[logging.LogRecord]:
     ("target", "query"),
     [
         (project_store, "{ account { id projects { id } } }"),  # a nested field resolver raises
-        (token_store, "{ account { serviceTokens { id } } }"),  # a guarded field's resolver raises
+        (token_listing, "{ account { serviceTokens { id } } }"),  # a guarded field's resolver raises
     ],
     ids=["projects", "serviceTokens"],
 )
@@ -38,7 +38,7 @@ async def test_an_unexpected_exception_is_masked_and_logged_with_the_request_id(
     server, caplog, monkeypatch, target, query
 ):
     admin = await server.bootstrap()
-    name = "list_projects" if target is project_store else "service_tokens_of_account"
+    name = "list_projects" if target is project_store else "service_tokens_with_grants"
     monkeypatch.setattr(target, name, boom)
     with caplog.at_level(logging.DEBUG):
         reply = await server.gql(query, token=admin.token)

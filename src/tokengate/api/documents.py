@@ -87,6 +87,7 @@ class Document:
     fields: int = 0  # field selections and arguments in the text: what validating it costs grows with
     parsed: bool = True  # False: waiting to be parsed off the event loop (``ensure_parsed``)
     _pending: dict[object, asyncio.Future[object]] = field(default_factory=dict)  # work under way, shared
+    costs: dict[str | None, int] = field(default_factory=dict)  # by operation name, of operations without variables
 
     @classmethod
     def unparsed(cls, text: str) -> Document:

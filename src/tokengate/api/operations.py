@@ -153,10 +153,15 @@ def over_budget(
     assert document.ast is not None
     operation = document.operation(operation_name)
     assert operation is not None  # chosen before
-    try:
-        cost = operation_cost(CORE_SCHEMA, document.ast, operation, variables)
-    except CostUnknown:
-        cost = budget + 1
+    constant = not operation.variable_definitions  # then the cost is the document's: computed once
+    cost = document.costs.get(operation_name, -1) if constant else -1
+    if cost < 0:
+        try:
+            cost = operation_cost(CORE_SCHEMA, document.ast, operation, variables)
+            if constant:
+                document.costs[operation_name] = cost
+        except CostUnknown:
+            cost = budget + 1
     if cost <= budget:
         return cost, None
     message = (

@@ -33,6 +33,7 @@ from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal
 from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
+from tokengate.store import token_listing
 from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
 from tokengate.store import usage as usage_store
@@ -98,6 +99,17 @@ async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -
         ]
         for owner, grants in held.items()
     }
+
+
+def listed_grant_view(listed: token_listing.ListedGrant) -> GrantView:
+    """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it."""
+    grant, names = listed.grant, listed.project_names
+    return GrantView(
+        permission_set=PermissionSetKey(grant.permission_set),
+        all_projects=grant.all_projects,
+        projects=[Project(id=strawberry.ID(p), name=names[p]) for p in grant.project_ids if p in names],
+        last_used_at=listed.last_used_at,
+    )
 
 
 @strawberry.type
@@ -251,8 +263,8 @@ class Account(Node):
         description="The account's service tokens, oldest first; deleted ones only with includeDeleted.",
     )
     async def service_tokens(self, info: Info, include_deleted: bool | None = False) -> list[ServiceToken] | None:
-        rows = await token_store.service_tokens_of_account(info.context.pool, str(self.id), bool(include_deleted))
-        return await service_tokens_with_grants(info.context, rows)
+        listed = await token_listing.service_tokens_with_grants(info.context.pool, str(self.id), bool(include_deleted))
+        return [ServiceToken.of(token.record, [listed_grant_view(g) for g in token.grants]) for token in listed]
 
     @requires(
         Resource.SERVICE_TOKENS,

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from tokengate.gate import Refusal
@@ -17,8 +18,17 @@ def json_response(
     payload: Any, status: int = 200, headers: Mapping[str, str] | None = None, content_type: str = JSON
 ) -> web.Response:
     return web.Response(
-        text=json.dumps(payload, separators=(",", ":")), status=status, content_type=content_type, headers=headers
+        body=json_bytes(payload), status=status, content_type=content_type, charset="utf-8", headers=headers
     )
+
+
+def json_bytes(payload: Any) -> bytes:
+    """``payload`` as compact UTF-8 JSON: orjson, or json.dumps for what orjson refuses (an integer past 64
+    bits, a key that is not a string) so nothing that encoded before fails now."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def error_response(

@@ -1,0 +1,86 @@
+"""``Account.serviceTokens`` from one query (store/token_listing.py) answers what the four queries did.
+
+The same account is listed both ways (``service_tokens_of_account`` then ``service_tokens_with_grants``, the
+path the connection and the mutations still take): tokens, order, grants in their order, the granted projects
+in the grant's order (an id no project has left out, a repeated id repeated), each grant's last use to the
+microsecond, deleted tokens only when asked; on a session in another time zone too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from tests.api import service_token_calls as calls
+from tokengate.api import types
+from tokengate.store import token_listing
+from tokengate.store import tokens as token_store
+
+LIST = "{ account { serviceTokens { id grants { permissionSet projects { id name } lastUsedAt } } } }"
+
+
+async def four_queries(conn, account_id: str, include_deleted: bool) -> list[types.ServiceToken]:
+    records = await token_store.service_tokens_of_account(conn, account_id, include_deleted)
+    return await types.service_tokens_with_grants(SimpleNamespace(pool=conn), records)
+
+
+async def one_query(conn, account_id: str, include_deleted: bool) -> list[types.ServiceToken]:
+    listed = await token_listing.service_tokens_with_grants(conn, account_id, include_deleted)
+    return [types.ServiceToken.of(t.record, [types.listed_grant_view(g) for g in t.grants]) for t in listed]
+
+
+async def test_one_query_lists_what_four_did(server):
+    admin = await server.bootstrap()
+    other = await server.bootstrap("Other")
+    projects = [
+        (
+            await server.gql(
+                "mutation($n: String!) { createProject(name: $n) { id } }", {"n": f"p{i}"}, token=admin.token
+            )
+        ).data["createProject"]["id"]
+        for i in range(3)
+    ]
+    made = [
+        await calls.created(server, admin.token, "all", [calls.grant("JOB_ADMIN")]),
+        await calls.created(
+            server,
+            admin.token,
+            "two",
+            [calls.grant("JOB_VIEWER", projects[2], projects[0]), calls.grant("ACCOUNT_VIEWER")],
+        ),
+        await calls.created(server, admin.token, "none-used", [calls.grant("JOB_ADMIN", projects[1])]),
+        await calls.created(server, admin.token, "deleted", [calls.grant("JOB_VIEWER", projects[1])]),
+    ]
+    await calls.created(server, other.token, "theirs")  # another account's: never listed
+    assert (await server.gql(calls.DELETE, {"id": made[3].id}, token=admin.token)).errors == []
+    pool = server.runtime.pool
+    used = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    await pool.execute(
+        "UPDATE grants SET last_used_at = $1 WHERE token_id = (SELECT id FROM tokens WHERE name = 'two')", used
+    )
+    # A stored id no project has (and one twice): left out, and repeated, as the four queries did.
+    await pool.execute(
+        "UPDATE grants SET project_ids = project_ids || ARRAY['prj_gone', $1] "
+        "WHERE token_id = (SELECT id FROM tokens WHERE name = 'none-used')",
+        projects[1],
+    )
+    async with pool.acquire() as conn:
+        for zone in ("UTC", "Pacific/Chatham"):
+            await conn.execute(f"SET TIME ZONE '{zone}'")
+            for include_deleted in (False, True):
+                listed = await one_query(conn, admin.account_id, include_deleted)
+                assert listed == await four_queries(conn, admin.account_id, include_deleted), (zone, include_deleted)
+                assert [t.name for t in listed] == ["all", "two", "none-used"] + (
+                    ["deleted"] if include_deleted else []
+                )
+        await conn.execute("RESET TIME ZONE")
+    two = listed[1]
+    assert [g.last_used_at for g in two.grants] == [used, used]
+    assert [p.id for p in two.grants[0].projects] == [projects[2], projects[0]]
+    assert [p.id for p in listed[2].grants[0].projects] == [projects[1], projects[1]]
+    # And through the API: the positive beside the comparison.
+    reply = await server.gql(LIST, token=admin.token)
+    assert reply.errors == [], reply.body
+    listed_by_api = reply.data["account"]["serviceTokens"]
+    assert [t["id"] for t in listed_by_api] == [m.id for m in made[:3]]
+    assert [g["lastUsedAt"] for g in listed_by_api[1]["grants"]] == [used.isoformat()] * 2
