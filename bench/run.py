@@ -210,8 +210,11 @@ def scenario_a(bench: Bench, outcome: Outcome) -> None:
         bench.procs.stop(child)
 
 
-def scenario_b(bench: Bench, outcome: Outcome) -> None:
-    child, url = bench.start_python("baseline-strawberry", "baseline_strawberry.py", "/graphql")
+def scenario_query_baseline(
+    bench: Bench, outcome: Outcome, name: str, script: str, options: tuple[str, ...], label: str
+) -> None:
+    """A Strawberry baseline answering the query of (c) on static data, checked before and after."""
+    child, url = bench.start_python(name, script, "/graphql", *options)
     query = SCENARIO_QUERY % "prj_bench"
 
     def verify() -> None:
@@ -221,10 +224,10 @@ def scenario_b(bench: Bench, outcome: Outcome) -> None:
             "check": {"allowed": True, "reason": "allowed by JOB_ADMIN on prj_bench"},
         }
         if status != 200 or body != {"data": expected}:
-            raise BenchError(f"Strawberry baseline answered {status}: {body}")
+            raise BenchError(f"{label} answered {status}: {body}")
 
     script = wrk_script(
-        bench.scratch / "b.lua",
+        bench.scratch / f"{name}.lua",
         method="POST",
         headers={"Content-Type": "application/json"},
         body=_json({"query": query}),
@@ -233,6 +236,10 @@ def scenario_b(bench: Bench, outcome: Outcome) -> None:
         bench.measure(outcome, url, script, verify, child)
     finally:
         bench.procs.stop(child)
+
+
+def scenario_b(bench: Bench, outcome: Outcome) -> None:
+    scenario_query_baseline(bench, outcome, "baseline-strawberry", "baseline_strawberry.py", (), "Strawberry baseline")
 
 
 def scenario_a_low_level(bench: Bench, outcome: Outcome) -> None:
@@ -250,28 +257,9 @@ def scenario_a_low_level(bench: Bench, outcome: Outcome) -> None:
 
 
 def scenario_b_tuned(bench: Bench, outcome: Outcome) -> None:
-    child, url = bench.start_python("baseline-tuned-c", "baseline_tuned.py", "/graphql", "--scenario", "c")
-    query = SCENARIO_QUERY % "prj_bench"
-
-    def verify() -> None:
-        status, _, body = post_json(url, {"query": query})
-        expected = {
-            "viewer": {"kind": "SERVICE_TOKEN", "account": {"name": "Bench", "plan": "ENTERPRISE"}},
-            "check": {"allowed": True, "reason": "allowed by JOB_ADMIN on prj_bench"},
-        }
-        if status != 200 or body != {"data": expected}:
-            raise BenchError(f"tuned Strawberry (b') answered {status}: {body}")
-
-    script = wrk_script(
-        bench.scratch / "b-tuned.lua",
-        method="POST",
-        headers={"Content-Type": "application/json"},
-        body=_json({"query": query}),
+    scenario_query_baseline(
+        bench, outcome, "baseline-tuned-c", "baseline_tuned.py", ("--scenario", "c"), "tuned Strawberry (b')"
     )
-    try:
-        bench.measure(outcome, url, script, verify, child)
-    finally:
-        bench.procs.stop(child)
 
 
 def scenario_e_tuned(bench: Bench, outcome: Outcome) -> None:
