@@ -202,6 +202,12 @@ async def service_tokens_with_grants(context: Context, records: list[TokenRecord
     return [ServiceToken.of(record, grants[record.id], usage) for record in records]
 
 
+def listed_service_tokens(listed: list[token_listing.ListedToken]) -> list[ServiceToken]:
+    """``Account.serviceTokens``'s one query as GraphQL tokens, with one usage read for all, when it is asked."""
+    usage = UsageBatch(token.record.id for token in listed)
+    return [ServiceToken.of(token.record, [listed_grant_view(g) for g in token.grants], usage) for token in listed]
+
+
 async def service_token_with_grants(context: Context, record: TokenRecord) -> ServiceToken:
     return (await service_tokens_with_grants(context, [record]))[0]
 
@@ -264,7 +270,7 @@ class Account(Node):
     )
     async def service_tokens(self, info: Info, include_deleted: bool | None = False) -> list[ServiceToken] | None:
         listed = await token_listing.service_tokens_with_grants(info.context.pool, str(self.id), bool(include_deleted))
-        return [ServiceToken.of(token.record, [listed_grant_view(g) for g in token.grants]) for token in listed]
+        return listed_service_tokens(listed)
 
     @requires(
         Resource.SERVICE_TOKENS,
