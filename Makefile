@@ -1,10 +1,10 @@
 # Two commands set everything up on a fresh machine: `make serve` and `make test`.
 # `make e2e` drives the real tools (chromium, nginx, node) and installs them when missing.
-# Dependencies come from the lock files in requirements/ (compiled from pyproject.toml by `make lock`).
+# Dependencies come from the lock files in .ci/locks/ (compiled from pyproject.toml by `make lock`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LOCKS := requirements
+LOCKS := .ci/locks
 RUNTIME_LOCK := $(LOCKS)/runtime.lock
 DEV_LOCK := $(LOCKS)/dev.lock
 E2E_LOCK := $(LOCKS)/e2e.lock
@@ -54,7 +54,7 @@ serve: $(RUNTIME_STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
-# Regenerate requirements/*.lock from pyproject.toml's ranges, keeping current pins where they still fit;
+# Regenerate .ci/locks/*.lock from pyproject.toml's ranges, keeping current pins where they still fit;
 # `make lock ARGS=--upgrade` moves every pin to the newest release. e2e.lock (every extra) is resolved
 # first and constrains the other two, so all three agree on every version they share.
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --strip-extras \
