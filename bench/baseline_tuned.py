@@ -16,39 +16,12 @@ from enum import Enum
 import strawberry
 import uvloop
 from aiohttp import web
+from baseline_strawberry import Access, Decision, Plan, PrincipalKind, Resource  # shared by both anchors
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.extensions import ParserCache, ValidationCache
 
 LISTED_TOKENS = 50
 PROJECTS = 10
-
-
-@strawberry.enum
-class PrincipalKind(Enum):
-    SERVICE_TOKEN = "SERVICE_TOKEN"
-    USER = "USER"
-
-
-@strawberry.enum
-class Plan(Enum):
-    DEVELOPER = "DEVELOPER"
-    STARTER = "STARTER"
-    TEAM = "TEAM"
-    ENTERPRISE = "ENTERPRISE"
-    ENTERPRISE_PLUS = "ENTERPRISE_PLUS"
-
-
-@strawberry.enum
-class Resource(Enum):
-    JOBS = "JOBS"
-    PROJECTS = "PROJECTS"
-    RUNS = "RUNS"
-
-
-@strawberry.enum
-class Access(Enum):
-    READ = "READ"
-    WRITE = "WRITE"
 
 
 @strawberry.enum
@@ -128,12 +101,6 @@ class Account:
 class Viewer:
     kind: PrincipalKind
     account: Account
-
-
-@strawberry.type
-class Decision:
-    allowed: bool
-    reason: str
 
 
 ACCOUNT = Account(name="Bench", plan=Plan.ENTERPRISE)
