@@ -4,7 +4,7 @@ middleware chain and response signals, which cost as much as the check itself.
 Gateways ask ``/auth/check`` on every request they pass on; everything the generic stack does for it is done
 here directly, the same way:
 
-- the question, the gate, the answer: ``forward_auth.answer_check``'s own steps (``check_question``,
+- the question, the gate, the answer: ``forward_auth.answer_check`` itself (``check_question``,
   ``Gate.admit``, ``answer``), without a coroutine when the gate answers from memory;
 - what ``middleware.observe`` does for every request: a request id (``X-Request-Id``), one access line and
   ``tokengate_http_requests_total{route="/auth/check"}`` per request, a masked 500 or a 503 for what raises;
@@ -25,10 +25,8 @@ from typing import Final
 from aiohttp import hdrs, web
 
 from tokengate.doors import forward_auth
-from tokengate.doors.forward_auth import BadQuestion, CheckQuestion
 from tokengate.doors.headers import NO_STORE
-from tokengate.doors.responses import error_response, refusal_response
-from tokengate.gate import PRINCIPAL_PREFIX, Admission, Refusal
+from tokengate.gate import PRINCIPAL_PREFIX
 from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, failure_response
 from tokengate.runtime import RUNTIME, Runtime
 
@@ -82,31 +80,11 @@ class FastForwardAuth:
 
 
 def check(runtime: Runtime, request: web.BaseRequest) -> web.Response | Awaitable[web.Response]:
-    """``forward_auth.answer_check`` for the query-string form: a response, or an awaitable of one when the
-    gate must ask the database."""
+    """The query-string form's answer, as the generic route gives it (``forward_auth.answer_check``)."""
     query = request.query
-    try:
-        question = forward_auth.check_question(query.get("resource"), query.get("access"), query.get("projectId"))
-    except BadQuestion as problem:
-        return error_response(400, str(problem), "BAD_REQUEST")
-    gate = runtime.gate
-    try:
-        admitted = gate.admit(request)
-    except Refusal as refusal:
-        return refusal_response(refusal)
-    if isinstance(admitted, Admission):
-        return forward_auth.answer(question, admitted, gate.usage)
-    return _answer_when_admitted(runtime, question, admitted)
-
-
-async def _answer_when_admitted(
-    runtime: Runtime, question: CheckQuestion, admitted: Awaitable[Admission]
-) -> web.Response:
-    try:
-        admission = await admitted
-    except Refusal as refusal:
-        return refusal_response(refusal)
-    return forward_auth.answer(question, admission, runtime.gate.usage)
+    return forward_auth.answer_check(
+        runtime.gate, request, query.get("resource"), query.get("access"), query.get("projectId")
+    )
 
 
 def install(server: web.Server, app: web.Application) -> None:

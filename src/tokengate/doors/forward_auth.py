@@ -6,6 +6,7 @@ naming what is required when the token may not; 400 for a question that cannot b
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.doors.responses import error_response, refusal_response
-from tokengate.gate import Admission, Refusal, single_header
+from tokengate.gate import Admission, Gate, Refusal, single_header
 from tokengate.policy import USER, Principal
 from tokengate.runtime import RUNTIME
 from tokengate.usage import UsageRecorder
@@ -77,26 +78,43 @@ def answer(question: CheckQuestion, admission: Admission, usage: UsageRecorder) 
     return web.Response(status=200, headers=principal_headers(principal))
 
 
-async def answer_check(
-    request: web.Request, resource: str | None, access: str | None, project_id: str | None
-) -> web.Response:
+def answer_check(
+    gate: Gate, request: web.BaseRequest, resource: str | None, access: str | None, project_id: str | None
+) -> web.Response | Awaitable[web.Response]:
+    """The answer to a check: a response, or an awaitable of one when the gate must ask the database (so the
+    fast door, doors/fast_forward_auth.py, answers a cached token without a coroutine)."""
     try:
         question = check_question(resource, access, project_id)
     except BadQuestion as problem:
         return error_response(400, str(problem), "BAD_REQUEST")
-    gate = request.app[RUNTIME].gate
     try:
         admitted = gate.admit(request)
-        admission = admitted if isinstance(admitted, Admission) else await admitted
+    except Refusal as refusal:
+        return refusal_response(refusal)
+    if isinstance(admitted, Admission):
+        return answer(question, admitted, gate.usage)
+    return _answer_when_admitted(gate, question, admitted)
+
+
+async def _answer_when_admitted(gate: Gate, question: CheckQuestion, admitted: Awaitable[Admission]) -> web.Response:
+    try:
+        admission = await admitted
     except Refusal as refusal:
         return refusal_response(refusal)
     return answer(question, admission, gate.usage)
 
 
+async def responded(answered: web.Response | Awaitable[web.Response]) -> web.Response:
+    return answered if isinstance(answered, web.Response) else await answered
+
+
 async def auth_check(request: web.Request) -> web.Response:
     """``/auth/check?resource=R&access=A&projectId=P`` (nginx auth_request, Traefik ForwardAuth)."""
     query = request.query
-    return await answer_check(request, query.get("resource"), query.get("access"), query.get("projectId"))
+    gate = request.app[RUNTIME].gate
+    return await responded(
+        answer_check(gate, request, query.get("resource"), query.get("access"), query.get("projectId"))
+    )
 
 
 async def auth_check_by_headers(request: web.Request) -> web.Response:
@@ -106,7 +124,7 @@ async def auth_check_by_headers(request: web.Request) -> web.Response:
         question = [single_header(request, name) for name in QUESTION_HEADERS]
     except Refusal as refusal:
         return refusal_response(refusal)
-    return await answer_check(request, *question)
+    return await responded(answer_check(request.app[RUNTIME].gate, request, *question))
 
 
 def add_routes(app: web.Application) -> None:
