@@ -76,9 +76,9 @@ class Query:
 schema = strawberry.Schema(query=Query)
 
 
-def create_app() -> web.Application:
+def create_app(served: strawberry.Schema = schema) -> web.Application:
     app = web.Application()
-    app.router.add_route("*", "/graphql", GraphQLView(schema=schema))
+    app.router.add_route("*", "/graphql", GraphQLView(schema=served))
     return app
 
 

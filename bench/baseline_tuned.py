@@ -16,8 +16,7 @@ from enum import Enum
 import strawberry
 import uvloop
 from aiohttp import web
-from baseline_strawberry import Access, Decision, Plan, PrincipalKind, Resource  # shared by both anchors
-from strawberry.aiohttp.views import GraphQLView
+from baseline_strawberry import Access, Decision, Plan, PrincipalKind, Resource, create_app  # shared by both anchors
 from strawberry.extensions import ParserCache, ValidationCache
 
 LISTED_TOKENS = 50
@@ -127,19 +126,15 @@ schema = strawberry.Schema(
 )
 
 
-def create_app() -> web.Application:
-    app = web.Application()
-    app.router.add_route("*", "/graphql", GraphQLView(schema=schema))
-    return app
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8103)
     parser.add_argument("--scenario", choices=("c", "e"), default="c", help="informational: one schema serves both")
     args = parser.parse_args()
-    web.run_app(create_app(), host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop())
+    web.run_app(
+        create_app(schema), host=args.host, port=args.port, print=None, access_log=None, loop=uvloop.new_event_loop()
+    )
 
 
 if __name__ == "__main__":
