@@ -90,9 +90,7 @@ async def cli(database: str, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-async def test_graphql_and_cli_changes_state_the_same_notices_and_leave_caches_equal(
-    database, server, second, heard
-):
+async def test_graphql_and_cli_changes_state_the_same_notices_and_leave_caches_equal(database, server, second, heard):
     admin = await server.bootstrap()
     account = admin.account_id
     by_graphql = await calls.created(server, admin.token, name="by graphql")

@@ -41,7 +41,6 @@ def freeze(server: Server) -> FrozenClock:
     return clock
 
 
-
 async def serve(database: str, tmp_path: Path, limits: Limits, **options: Any) -> AsyncIterator[Server]:
     config = make_config(tmp_path, trusted_proxies=LOOPBACK, limits=limits)
     async for server in start_server(database, config, **options):

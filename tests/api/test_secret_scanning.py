@@ -74,10 +74,16 @@ async def test_a_signed_report_revokes_the_token_and_answers_true_positive(scann
     status, answer = await post(scanned, body, signed(body))
     assert status == 200
     assert answer == [
-        {"token_hash": hashlib.sha256(leaked.secret.encode()).hexdigest(), "token_type": "tokengate_service_token",
-         "label": "true_positive"},
-        {"token_hash": hashlib.sha256(not_ours.encode()).hexdigest(), "token_type": "tokengate_service_token",
-         "label": "false_positive"},
+        {
+            "token_hash": hashlib.sha256(leaked.secret.encode()).hexdigest(),
+            "token_type": "tokengate_service_token",
+            "label": "true_positive",
+        },
+        {
+            "token_hash": hashlib.sha256(not_ours.encode()).hexdigest(),
+            "token_type": "tokengate_service_token",
+            "label": "false_positive",
+        },
     ]
     assert not await calls.works(scanned, leaked.secret)
     (event,) = await leak_reports(scanned, admin.token)

@@ -64,7 +64,9 @@ async def test_at_most_five_addresses_are_kept(proxied):
     admin = await proxied.bootstrap()
     token = await calls.created(proxied, admin.token)
     for n in range(1, 8):
-        assert (await proxied.gql(calls.VIEWER, token=token.secret, headers=from_address(f"203.0.113.{n}"))).status == 200
+        assert (
+            await proxied.gql(calls.VIEWER, token=token.secret, headers=from_address(f"203.0.113.{n}"))
+        ).status == 200
         if n == 3:
             await proxied.runtime.gate.usage.flush()
     await proxied.runtime.gate.usage.flush()

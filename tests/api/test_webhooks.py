@@ -13,7 +13,7 @@ from tests.conftest import Server
 from tokengate.config import WebhookTiming, parse_secret_keys
 from tokengate.webhook_events import verify_signature
 
-PROJECT = 'mutation($name: String!) { createProject(name: $name) { id } }'
+PROJECT = "mutation($name: String!) { createProject(name: $name) { id } }"
 
 
 async def test_a_change_is_delivered_once_as_a_signed_cloud_event(database, tmp_path):
@@ -114,9 +114,7 @@ async def test_two_instances_never_deliver_one_event_twice(database, tmp_path):
     ):
         admin = await a.bootstrap()
         webhook = await hooks.created(a, admin.token, receiver.url, ["project.created"])
-        changes = [
-            server.gql(PROJECT, {"name": f"p{n}"}, token=admin.token) for n in range(20) for server in (a, b)
-        ]
+        changes = [server.gql(PROJECT, {"name": f"p{n}"}, token=admin.token) for n in range(20) for server in (a, b)]
         for reply in await asyncio.gather(*changes):
             assert reply.errors == []
         # Both workers are also made to claim at the same moment, over and over, while the others run.
@@ -163,7 +161,9 @@ async def test_a_delivery_that_fails_past_the_window_marks_the_webhook_failing_u
 
 
 async def audited(server: Server, caller: str, action: str) -> list[str]:
-    reply = await server.gql("{ account { auditLog(first: 100) { edges { node { action targetId } } } } }", token=caller)
+    reply = await server.gql(
+        "{ account { auditLog(first: 100) { edges { node { action targetId } } } } }", token=caller
+    )
     return [e["node"]["targetId"] for e in reply.data["account"]["auditLog"]["edges"] if e["node"]["action"] == action]
 
 

@@ -102,14 +102,17 @@ async def test_generated_client_drives_a_live_server(server, generated_client):
     created, rotated, deleted = result["created"], result["rotated"], result["deleted"]
     old_secret, new_secret = result["secrets"]
     scoped = [{"permission_set": "JOB_ADMIN", "all_projects": False, "project_ids": [project["id"]]}]
-    assert created == {
-        "id": "stk_" + old_secret[4:20],  # ids name their type (the key inside the secret follows the prefix)
-        "name": "scheduler",
-        "display_prefix": old_secret[:8] + "…",
-        "format": "V2",
-        "state": "ACTIVE",
-        "grants": scoped,
-    }
+    assert (
+        created
+        == {
+            "id": "stk_" + old_secret[4:20],  # ids name their type (the key inside the secret follows the prefix)
+            "name": "scheduler",
+            "display_prefix": old_secret[:8] + "…",
+            "format": "V2",
+            "state": "ACTIVE",
+            "grants": scoped,
+        }
+    )
     assert result["created_whoami"] == {"kind": "SERVICE_TOKEN", "token_id": created["id"]}
     assert result["forbidden"] == ["FORBIDDEN"]
 

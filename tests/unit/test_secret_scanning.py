@@ -70,7 +70,13 @@ def test_a_report_is_a_bounded_list_of_matches():
     (match,) = parse_report(b'[{"token":"tgs_x","type":"tokengate","url":"https://github.com/a/b","source":"content"}]')
     assert (match.token, match.type, match.url) == ("tgs_x", "tokengate", "https://github.com/a/b")
     assert "tgs_x" not in repr(match)
-    for body in (b"{}", b"[1]", b'[{"type":"t"}]', b"not json", json.dumps([{"token": "t"}] * (MAX_MATCHES + 1)).encode()):
+    for body in (
+        b"{}",
+        b"[1]",
+        b'[{"type":"t"}]',
+        b"not json",
+        json.dumps([{"token": "t"}] * (MAX_MATCHES + 1)).encode(),
+    ):
         with pytest.raises(ReportProblem):
             parse_report(body)
 

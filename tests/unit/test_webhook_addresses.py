@@ -8,11 +8,34 @@ from tokengate.errors import InvalidInput
 from tokengate.webhook_addresses import address_refusal, checked_webhook_url, origin
 
 REFUSED = [
-    "127.0.0.1", "127.255.255.254", "10.0.0.1", "172.16.5.4", "172.31.255.255", "192.168.0.1", "169.254.169.254",
-    "100.64.0.1", "0.0.0.0",  # noqa: S104
-    "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255", "192.0.2.1",
-    "198.18.0.1", "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "fec0::1", "2001:db8::1",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+    "127.0.0.1",
+    "127.255.255.254",
+    "10.0.0.1",
+    "172.16.5.4",
+    "172.31.255.255",
+    "192.168.0.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",  # noqa: S104
+    "224.0.0.1",
+    "239.255.255.250",
+    "240.0.0.1",
+    "255.255.255.255",
+    "192.0.2.1",
+    "198.18.0.1",
+    "::",
+    "::1",
+    "fe80::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "ff02::1",
+    "fec0::1",
+    "2001:db8::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "64:ff9b::7f00:1",
+    "2002:7f00:1::1",
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",
 ]
 PUBLIC = ["93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700::1", "2a00:1450:4001:80b::200e", "172.32.0.1", "11.0.0.1"]
 
@@ -38,10 +61,21 @@ def test_what_is_not_an_address_is_refused():
 @pytest.mark.parametrize(
     "url",
     [
-        "https://10.0.0.1/x", "https://[::1]/x", "https://localhost/x", "https://LOCALHOST./x", "https://a.localhost/x",
-        "http://hooks.example.com/x", "ftp://hooks.example.com/x", "https://user:pw@hooks.example.com/x",
-        "https://hooks.example.com/x#frag", "https://hooks.example.com:0/x", "https://hooks.example.com:99999/x",
-        "https:///x", "", "https://hooks.example.com/a b", "https://" + "a" * 2048 + ".com/",
+        "https://10.0.0.1/x",
+        "https://[::1]/x",
+        "https://localhost/x",
+        "https://LOCALHOST./x",
+        "https://a.localhost/x",
+        "http://hooks.example.com/x",
+        "ftp://hooks.example.com/x",
+        "https://user:pw@hooks.example.com/x",
+        "https://hooks.example.com/x#frag",
+        "https://hooks.example.com:0/x",
+        "https://hooks.example.com:99999/x",
+        "https:///x",
+        "",
+        "https://hooks.example.com/a b",
+        "https://" + "a" * 2048 + ".com/",
     ],
 )
 def test_urls_refused_without_the_flag(url):

@@ -44,12 +44,21 @@ def test_an_action_added_later_is_matched_by_its_family_and_by_everything():
 def test_the_body_is_a_cloud_event():
     when = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     body = cloud_event(
-        event_id="audit-7", event_type="project.created", account_id="acc_1", subject="prj_1", time=when,
+        event_id="audit-7",
+        event_type="project.created",
+        account_id="acc_1",
+        subject="prj_1",
+        time=when,
         data={"actor": "cli"},
     )
     assert json.loads(body) == {
-        "specversion": "1.0", "id": "audit-7", "source": "/accounts/acc_1", "type": "project.created",
-        "time": "2026-12-01T10:00:00Z", "datacontenttype": "application/json", "subject": "prj_1",
+        "specversion": "1.0",
+        "id": "audit-7",
+        "source": "/accounts/acc_1",
+        "type": "project.created",
+        "time": "2026-12-01T10:00:00Z",
+        "datacontenttype": "application/json",
+        "subject": "prj_1",
         "data": {"actor": "cli"},
     }
 
