@@ -166,6 +166,13 @@ class Gate:
         except NotAnAddress:
             raise not_an_address() from None
 
+    def admit_report(self, request: web.BaseRequest) -> str | None:
+        """A secret-scanning report's client address, its report spent from that address's budget before its
+        body is read; ``Refusal`` (400, 429)."""
+        client_addr = self.client_address(request)
+        self._spend(self.throttle.secret_scanning, address_key(client_addr))
+        return client_addr
+
     def admit(
         self, request: web.BaseRequest, anonymous_allowed: Callable[[], bool] | None = None
     ) -> Admission | Awaitable[Admission]:

@@ -273,11 +273,15 @@ async def read_body(request: web.Request) -> bytes:
         raise raised(
             text=refusal_body(refusal).decode(), content_type="application/json", headers=refusal.headers
         ) from None
+    return await read_in_time(request, runtime.config.limits.body_timeout)
+
+
+async def read_in_time(request: web.Request, seconds: float) -> bytes:
+    """The request's body, or 408 when it does not arrive within ``seconds``."""
     if request.content.is_eof():  # the whole body has arrived (a small one, with the headers): nothing to wait for
         return await request.read()
-    timeout = runtime.config.limits.body_timeout
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             return await request.read()
     except TimeoutError:
         raise web.HTTPRequestTimeout(
