@@ -1,4 +1,4 @@
-"""`make bench-abuse`: the attacks of issue 13, one phase each, against a steady legitimate client.
+"""`make bench-abuse`: the attacks of issues 13 and 20, one phase each, against a steady legitimate client.
 
 tokengate runs with its default limits, pinned to core 0 (its embedded PostgreSQL with it). Every client is a
 separate process pinned to core 1: the legitimate client from 127.0.0.1, sending a steady mix (open loop, so
@@ -20,10 +20,16 @@ Phases (two attacker connections unless said):
   leak-reports      reportLeakedToken x 50 aliases of hint-matching legacy tokens, no credentials
   slow-connections  60 connections: 20 silent, 20 trickling headers, 20 trickling a 1 MB body (10 of them
                     with the attacker's token, so that only the body timeout can stop them) (30 s)
+  float-pages       50 aliases of serviceTokenConnection(first: $n) { ... usage(days: $d) } with $n = 100.0 and
+                    $d = 90.0 (floats graphql-core runs as Ints), with an ACCOUNT_VIEWER token; the account holds
+                    100 service tokens, so each request would answer 5,000 tokens and 450,000 days of usage
+  scanning-flood    POST /secret-scanning/github with ~480 KB reports signed by a key that is not GitHub's
+                    (each would be hashed and ECDSA-checked), naming a configured key id
 
 Options: --duration (15 s a phase), --slow-duration (30 s), --rate (legitimate requests/s, 100), --only
-a,b (phase names). Results: bench/results/abuse-<stamp>.{json,md}. tests/api/test_bench_abuse.py runs the
-client and one attack in-process for a second, so this script keeps to the API.
+a,b (phase names; quiet always runs first). Results: bench/results/abuse-<stamp>.{json,md}.
+tests/api/test_bench_abuse.py runs the client and one attack in-process for a second, so this script keeps to
+the API.
 """
 
 from __future__ import annotations
@@ -56,6 +62,15 @@ ALIASED_CHECKS = " ".join(f"a{i}: checks(requests: $r) {{ allowed reason }}" for
 CHECKS = "query($r: [CheckInput!]!) { " + ALIASED_CHECKS + " }"
 SCHEMA = "__schema { types { name fields { name args { name } type { name } } } }"
 SCHEMA_ALIASES = "{ " + " ".join(f"s{i}: {SCHEMA}" for i in range(50)) + " }"
+PAGE_ALIASES = " ".join(
+    f"p{i}: serviceTokenConnection(first: $n) {{ edges {{ node {{ id name usage(days: $d) {{ day count }} }} }} }}"
+    for i in range(50)
+)
+FLOAT_PAGES = "query($n: Int, $d: Int!) { account { " + PAGE_ALIASES + " } }"
+FLOAT_PAGE_TOKENS = 100  # service tokens in the account: a page of 100 is full
+SCANNING_ROUTE = "/secret-scanning/github"
+SCANNING_KEY_ID = "bench-github-key"  # the id of the key tokengate is configured with (GitHub publishes its ids)
+SCANNING_BODY_BYTES = 480_000
 SLOW_BODY_HEAD = (
     b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
 )
@@ -69,6 +84,8 @@ PHASES = (
     "legacy-hints",
     "leak-reports",
     "slow-connections",
+    "float-pages",
+    "scanning-flood",
 )
 DESCRIPTIONS = {
     "quiet": "no attack",
@@ -80,6 +97,8 @@ DESCRIPTIONS = {
     "legacy-hints": "40-hex tokens matching a stored hint, 20/s",
     "leak-reports": "reportLeakedToken x 50 aliases, hint-matching, no credentials",
     "slow-connections": "60 slow connections: silent, trickled headers, trickled 1 MB body",
+    "float-pages": "serviceTokenConnection(first: 100.0) { … usage(days: 90.0) } x 50 aliases, ACCOUNT_VIEWER token",
+    "scanning-flood": "POST /secret-scanning/github, ~480 KB reports with a forged signature",
 }
 
 
@@ -92,6 +111,7 @@ class Secrets:
     v2_token: str
     legacy_token: str
     viewer_token: str
+    reader_token: str  # ACCOUNT_VIEWER: reads the account's service tokens
 
 
 @dataclass
@@ -161,6 +181,42 @@ def hint_matching(legacy_token: str) -> str:
     return legacy_token[:8] + "".join(random.choices("0123456789abcdef", k=32))
 
 
+def forged_scanning_report() -> tuple[bytes, dict[str, str]]:
+    """A ~480 KB report (well-formed tokens' shapes, no real token) signed by the attacker's own P-256 key under
+    the configured key id: a valid signature encoding that does not verify, so without a limit the server hashes
+    the whole body and runs ECDSA every time."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    item = '{"token":"%s","type":"tokengate_service_token","url":"https://github.com/x/y/blob/1/a","source":"content"}'
+    items: list[str] = []
+    size = 2
+    while size < SCANNING_BODY_BYTES:
+        items.append(item % well_formed_unknown_token())
+        size += len(items[-1]) + 1
+    body = ("[" + ",".join(items) + "]").encode()
+    signature = ec.generate_private_key(ec.SECP256R1()).sign(body, ec.ECDSA(hashes.SHA256()))
+    return body, {
+        "Content-Type": "application/json",
+        "Github-Public-Key-Identifier": SCANNING_KEY_ID,
+        "Github-Public-Key-Signature": base64.b64encode(signature).decode(),
+    }
+
+
+def scanning_keys_file(directory: Path) -> Path:
+    """A ``public_keys`` document as GitHub publishes it, holding a key nobody in the run signs with."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    path = directory / "github-public-keys.json"
+    path.write_text(json.dumps({"public_keys": [{"key_identifier": SCANNING_KEY_ID, "key": pem, "is_current": True}]}))
+    return path
+
+
 # --------------------------------------------------------------------------- clients
 
 
@@ -216,8 +272,9 @@ async def timed_request(report: AttackReport, send: Callable[[], Any]) -> None:
     report.sent += 1
     try:
         async with send() as response:
-            await response.read()
-            report.statuses[str(response.status)] += 1
+            body = await response.read()
+            refused = response.status == 200 and b'"code":"BAD_USER_INPUT"' in body  # over the cost budget
+            report.statuses[f"{response.status} BAD_USER_INPUT" if refused else str(response.status)] += 1
     except (aiohttp.ClientError, TimeoutError) as problem:
         report.statuses[type(problem).__name__] += 1
         await asyncio.sleep(0.01)  # a refused connection must not spin
@@ -309,6 +366,13 @@ async def attack(name: str, secrets: Secrets, duration: float, address: str = AT
         return await flood(secrets, duration, reports, address=address)
     if name == "slow-connections":
         return await slow_connections(secrets, duration, address)
+    if name == "float-pages":
+        body = json.dumps({"query": FLOAT_PAGES, "variables": {"n": 100.0, "d": 90.0}})
+        return await flood(secrets, duration, lambda c: post(c, secrets, body, secrets.reader_token), address=address)
+    if name == "scanning-flood":
+        report_body, headers = forged_scanning_report()
+        url = secrets.url + SCANNING_ROUTE
+        return await flood(secrets, duration, lambda c: c.post(url, data=report_body, headers=headers), address=address)
     raise SystemExit(f"unknown phase {name!r}: one of {', '.join(PHASES)}")
 
 
@@ -434,9 +498,10 @@ def run_main(args: argparse.Namespace) -> int:
     if phases[0] != "quiet":
         phases.insert(0, "quiet")  # every verdict compares with the quiet p99
     env_info = environment()
-    env = tokengate_env(capacity=False)  # the defaults a deployment keeps
     rows: list[dict[str, Any]] = []
     with temporary_dir("tokengate-abuse-") as data_dir, Processes(RESULTS / "logs") as procs:
+        # The defaults a deployment keeps, with GitHub's secret-scanning intake open.
+        env = tokengate_env({"TOKENGATE_GITHUB_SCANNING_KEYS": str(scanning_keys_file(data_dir))}, capacity=False)
         server = start_tokengate(procs, "tokengate", data_dir, env, cpu=SERVER_CPU)
         seeded = bootstrap(data_dir, env, "Abuse")
         project = create_project(server.graphql, seeded["token"], "jobs")
@@ -446,6 +511,13 @@ def run_main(args: argparse.Namespace) -> int:
         _, viewer = create_service_token(
             server.graphql, seeded["token"], "viewer", [{"permissionSet": "JOB_VIEWER", "allProjects": True}]
         )
+        _, reader = create_service_token(
+            server.graphql, seeded["token"], "reader", [{"permissionSet": "ACCOUNT_VIEWER"}]
+        )
+        for number in range(FLOAT_PAGE_TOKENS - 3):  # 100 in all: a page of 100 is full
+            create_service_token(
+                server.graphql, seeded["token"], f"ci {number}", [{"permissionSet": "JOB_VIEWER", "allProjects": True}]
+            )
         legacy = cli_json(
             [
                 "import-legacy-token",
@@ -456,7 +528,7 @@ def run_main(args: argparse.Namespace) -> int:
         )["token"]
         secrets_file = data_dir / "secrets.json"
         secrets_file.touch(mode=0o600)
-        secrets_file.write_text(json.dumps(asdict(Secrets(server.url, project, v2, legacy, viewer))))
+        secrets_file.write_text(json.dumps(asdict(Secrets(server.url, project, v2, legacy, viewer, reader))))
         pg_cpus = postgres_cpus(data_dir)
         log("warm-up: the legitimate client for 3 s (caches, the legacy token's first argon2id), not measured")
         warm = [sys.executable, __file__, "client", "--secrets", str(secrets_file), "--duration", "3"]

@@ -3,9 +3,9 @@
 ``Gate.admit`` reads the ``Authorization`` header, authenticates its token (from the principal cache
 without a coroutine when it can, else from the database), counts and times the outcome, and checks the
 account's IP restrictions for the client's address. It returns an ``Admission`` or raises a ``Refusal``
-that says what happened (401, 403, 429, 503); each door renders a refusal its own way. When the answer is
-known from memory, ``admit`` returns a plain value, not a coroutine: the forward-auth hot path awaits
-nothing.
+that says what happened (400 for a forwarded client address that is not one, 401, 403, 429, 503); each door
+renders a refusal its own way. When the answer is known from memory, ``admit`` returns a plain value, not a
+coroutine: the forward-auth hot path awaits nothing.
 
 Rates (limits.py) are spent on the way: every request from the client's address, a request without
 credentials from the anonymous budget of its address (before its document is parsed), and every admitted
@@ -26,7 +26,7 @@ from tokengate import tokens
 from tokengate.authentication import Authenticator, DatabaseUnavailable
 from tokengate.config import Config
 from tokengate.errors import Unauthenticated
-from tokengate.forwarded import client_address
+from tokengate.forwarded import NotAnAddress, client_address
 from tokengate.ip_guard import IpGuard
 from tokengate.legacy_verifier import VerifierBusy
 from tokengate.limits import Buckets, OverLimit, Throttle, address_key
@@ -77,6 +77,12 @@ def single_header(request: web.BaseRequest, name: str) -> str | None:
     if len(values) > 1:
         raise repeated_header(name)
     return values[0] if values else None
+
+
+def not_an_address() -> Refusal:
+    """Behind a trusted proxy, the ``X-Forwarded-For`` item that names the client is not an address: the
+    request is refused rather than credited to the proxy (forwarded.py)."""
+    return Refusal(400, "BAD_REQUEST", NotAnAddress.MESSAGE)
 
 
 def forwarded_for(request: web.BaseRequest) -> str | None:
@@ -153,7 +159,19 @@ class Gate:
             raise rate_limited(over) from None
 
     def client_address(self, request: web.BaseRequest) -> str | None:
-        return client_address(request.remote, forwarded_for(request), self.trusted_proxies)
+        """The request's client address (forwarded.py), or ``Refusal`` (400) when a trusted proxy forwarded an
+        item that is not an address in the client's place."""
+        try:
+            return client_address(request.remote, forwarded_for(request), self.trusted_proxies)
+        except NotAnAddress:
+            raise not_an_address() from None
+
+    def admit_report(self, request: web.BaseRequest) -> str | None:
+        """A secret-scanning report's client address, its report spent from that address's budget before its
+        body is read; ``Refusal`` (400, 429)."""
+        client_addr = self.client_address(request)
+        self._spend(self.throttle.secret_scanning, address_key(client_addr))
+        return client_addr
 
     def admit(
         self, request: web.BaseRequest, anonymous_allowed: Callable[[], bool] | None = None

@@ -61,6 +61,7 @@ class Limits:
     anonymous: Rate = Rate(2, 20)  # requests without credentials per client address (introspection, leak reports)
     failures: Rate = Rate(5, 50)  # failed authentications that cost a database query or argon2id, per address
     cost: Rate = Rate(2000, 20_000)  # GraphQL cost points per principal (anonymous: per address)
+    secret_scanning: Rate = Rate(10, 100)  # reports to /secret-scanning/github per client address
     cost_budget: int = 10_000  # the most one GraphQL request may cost
     max_tokens_per_account: int = 1000  # usable service tokens per account
     legacy_verifications: int = 4  # argon2id verifications running or queued at once; past it 503
@@ -87,6 +88,7 @@ SETTINGS: Final[dict[str, str]] = {
     "anonymous": "TOKENGATE_RATE_ANONYMOUS",
     "failures": "TOKENGATE_RATE_FAILURES",
     "cost": "TOKENGATE_RATE_COST",
+    "secret_scanning": "TOKENGATE_RATE_SECRET_SCANNING",
     "cost_budget": "TOKENGATE_COST_BUDGET",
     "max_tokens_per_account": "TOKENGATE_MAX_TOKENS_PER_ACCOUNT",
     "legacy_verifications": "TOKENGATE_LEGACY_VERIFICATIONS",
@@ -241,6 +243,7 @@ class Throttle:
         self.anonymous = Buckets("anonymous", limits.anonymous, clock)
         self.failures = Buckets("failures", limits.failures, clock)
         self.cost = Buckets("cost", limits.cost, clock)
+        self.secret_scanning = Buckets("secret_scanning", limits.secret_scanning, clock)
         self.refused: dict[str, int] = {}
 
     def count(self, reason: str) -> None:

@@ -260,7 +260,7 @@ def serve(app: web.Application, config: Config, host: str, port: int, loop: asyn
 async def read_body(request: web.Request) -> bytes:
     """The request's body, or 408 when it does not arrive within the body timeout. Refused before it is read:
     a body without credentials larger than a public document could be (401), and a request whose payer is out
-    of a budget already (429, ``Gate.before_body``)."""
+    of a budget already (429, ``Gate.before_body``), or whose forwarded client address is not one (400)."""
     if "Authorization" not in request.headers and (request.content_length or 0) > ANONYMOUS_MAX_BODY_BYTES:
         raise web.HTTPUnauthorized(
             text=ANONYMOUS_TOO_LARGE, content_type="application/json", headers={"WWW-Authenticate": "Bearer"}
@@ -269,14 +269,19 @@ async def read_body(request: web.Request) -> bytes:
     try:
         runtime.gate.before_body(request)
     except Refusal as refusal:
-        raise web.HTTPTooManyRequests(
+        raised = web.HTTPBadRequest if refusal.status == 400 else web.HTTPTooManyRequests
+        raise raised(
             text=refusal_body(refusal).decode(), content_type="application/json", headers=refusal.headers
         ) from None
+    return await read_in_time(request, runtime.config.limits.body_timeout)
+
+
+async def read_in_time(request: web.Request, seconds: float) -> bytes:
+    """The request's body, or 408 when it does not arrive within ``seconds``."""
     if request.content.is_eof():  # the whole body has arrived (a small one, with the headers): nothing to wait for
         return await request.read()
-    timeout = runtime.config.limits.body_timeout
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             return await request.read()
     except TimeoutError:
         raise web.HTTPRequestTimeout(

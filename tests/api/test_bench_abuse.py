@@ -14,7 +14,10 @@ import pytest
 
 from tests.api.service_token_calls import created, grant
 from tests.api.test_graphql import create_project
+from tests.conftest import make_config, start_server
+from tokengate.limits import Limits, Rate
 from tokengate.policy import Grant
+from tokengate.secret_scanning import MAX_REPORT_BYTES
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -35,10 +38,11 @@ async def test_the_abuse_bench_runs_against_this_build(server, abuse):
     project = await create_project(server, admin.token)
     v2 = await created(server, admin.token, "legit", grants=[grant("JOB_ADMIN")])
     viewer = await created(server, admin.token, "viewer", grants=[grant("JOB_VIEWER")])
+    reader = await created(server, admin.token, "reader", grants=[grant("ACCOUNT_VIEWER")])
     legacy = await server.import_legacy_token(
         admin.account_id, "legacy user", datetime(2022, 3, 1, tzinfo=UTC), [Grant("JOB_ADMIN")]
     )
-    secrets = abuse.Secrets(server.url, project, v2.secret, legacy, viewer.secret)
+    secrets = abuse.Secrets(server.url, project, v2.secret, legacy, viewer.secret, reader.secret)
 
     legit, attacked = await asyncio.gather(abuse.legit(secrets, 1.0, 60), abuse.attack("unknown-ids", secrets, 1.0))
     summary = legit.summary()
@@ -52,3 +56,16 @@ async def test_the_abuse_bench_runs_against_this_build(server, abuse):
         assert all(not status.startswith("5") or status == "503" for status in report.statuses), (phase, report)
     slow = await abuse.slow_connections(secrets, 0.5, abuse.ATTACKER_ADDRESS, each=2)
     assert slow.sent == 6, slow
+
+
+async def test_the_scanning_flood_of_the_abuse_bench_is_refused_past_its_rate(database, tmp_path, abuse):
+    limits = Limits(secret_scanning=Rate(0.01, 3))  # a burst of three, then next to nothing
+    config = make_config(tmp_path, github_scanning_keys=abuse.scanning_keys_file(tmp_path), limits=limits)
+    async for server in start_server(database, config):
+        secrets = abuse.Secrets(server.url, "", "", "", "", "")
+        body, _ = abuse.forged_scanning_report()
+        assert len(body) <= MAX_REPORT_BYTES
+        report = await abuse.attack("scanning-flood", secrets, 2.0)
+        # The forged signature is checked (401) until the address's burst is spent, then refused unread (429).
+        assert report.statuses["401"] == 3 and report.statuses["429"] > 0, report.statuses
+        assert set(report.statuses) == {"401", "429"}, report.statuses

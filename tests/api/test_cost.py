@@ -7,14 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from graphql import get_introspection_query
+from graphql import GraphQLInt, Undefined, coerce_input_value, get_introspection_query
 
 from tests.api.query_log import QueryLog
 from tests.api.service_token_calls import REPORT
 from tests.api.test_overload import freeze, serve
+from tests.conftest import make_config, start_server, store_service_token
 from tokengate.api import queries as query_resolvers
 from tokengate.api.offload import WORKER
 from tokengate.limits import Limits, Rate
+from tokengate.policy import Grant
+from tokengate.trusted_documents import parse_manifest
 
 CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed reason } }"
 REQUESTS = [{"resource": "JOBS", "access": "READ"}] * 1000
@@ -197,3 +200,100 @@ def test_a_cost_too_nested_to_follow_is_over_budget(tmp_path: Path):
     document = parse("{ ...F0 } " + chain + f" fragment F{depth} on Query {{ __typename }}", max_tokens=10**6)
     with pytest.raises(CostUnknown):
         operation_cost(CORE_SCHEMA, document, document.definitions[0], None)
+
+
+# Issue 20: a page size sent as a float variable was costed as 1 and run by graphql-core as the Int it coerces to.
+PAGES = (
+    "query($n: Int, $d: Int!) { account { "
+    + " ".join(
+        f"a{i}: serviceTokenConnection(first: $n) {{ edges {{ node {{ id name usage(days: $d) {{ day count }} }} }} }}"
+        for i in range(50)
+    )
+    + " } }"
+)
+
+
+async def read_only_token_of_an_account_with_tokens(server, count: int) -> str:
+    seeded = await server.bootstrap()
+    for number in range(count):
+        await store_service_token(server, seeded.account_id, [Grant("JOB_VIEWER")], name=f"svc{number}")
+    return await store_service_token(server, seeded.account_id, [Grant("ACCOUNT_VIEWER")], name="reader")
+
+
+def test_graphql_core_coerces_an_integral_float_to_an_int():
+    """What the attack relies on: JSON's 100.0 (and 1e2) is a valid Int, executed as 100."""
+    assert coerce_input_value(100.0, GraphQLInt) == 100 and type(coerce_input_value(1e2, GraphQLInt)) is int
+    assert coerce_input_value(100.5, GraphQLInt) is Undefined
+
+
+async def test_a_page_size_sent_as_a_float_costs_what_it_is_run_as(database, tmp_path):
+    async for server in serve(database, tmp_path, Limits(cost_budget=400)):
+        reader = await read_only_token_of_an_account_with_tokens(server, 3)
+        page = "query($n: Int) { account { serviceTokenConnection(first: $n) { edges { node { id } } } } }"
+        # The precondition: the float runs as the page size it coerces to (two of the four tokens).
+        reply = await server.gql(page, {"n": 2.0}, token=reader)
+        assert reply.errors == [] and len(reply.data["account"]["serviceTokenConnection"]["edges"]) == 2
+        audit = "query($n: Int) { account { auditLog(first: $n) { edges { node { id action } } } } }"
+        for n in (80, 80.0, 8e1):  # account 1, and 80 items of five points: one over the budget, as an int
+            reply = await server.gql(audit, {"n": n}, token=reader)
+            assert reply.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "cost": 401, "budget": 400}, n
+
+
+async def test_fifty_pages_of_usage_with_float_variables_are_refused_like_ints(server):
+    reader = await read_only_token_of_an_account_with_tokens(server, 3)
+    # Small, the document runs, and the floats are the Ints they coerce to: 2 tokens a page, 3 days each.
+    reply = await server.gql(PAGES, {"n": 2.0, "d": 3.0}, token=reader)
+    assert reply.errors == [], reply.body
+    edges = reply.data["account"]["a49"]["edges"]
+    assert len(edges) == 2 and len(edges[0]["node"]["usage"]) == 3
+    refused = {}
+    for variables in ({"n": 100, "d": 90}, {"n": 100.0, "d": 90.0}, {"n": 1e2, "d": 9e1}):
+        reply = await server.gql(PAGES, variables, token=reader)
+        assert reply.status == 200 and reply.data is None and reply.codes == ["BAD_USER_INPUT"], variables
+        refused[json.dumps(variables)] = reply.errors[0]["extensions"]
+    assert len({json.dumps(extensions) for extensions in refused.values()}) == 1, refused
+    assert next(iter(refused.values()))["cost"] > BUDGET
+
+
+async def test_a_trusted_document_taking_the_page_size_is_costed_on_its_coerced_variables(database, tmp_path):
+    manifest = json.dumps({"pages-v1": PAGES})
+    config = make_config(tmp_path, trusted_documents=parse_manifest(manifest))
+    async for trusted in start_server(database, config):
+        reader = await read_only_token_of_an_account_with_tokens(trusted, 3)
+
+        async def by_id(variables: dict, server=trusted, token=reader) -> dict:
+            payload = {"documentId": "pages-v1", "variables": variables}
+            headers = {"Authorization": f"Bearer {token}"}
+            async with server.session.post(server.url + "/graphql", json=payload, headers=headers) as response:
+                assert response.status == 200
+                return await response.json()
+
+        body = await by_id({"n": 2.0, "d": 1.0})  # the precondition: it runs, with the floats as Ints
+        assert "errors" not in body and len(body["data"]["account"]["a0"]["edges"]) == 2
+        for variables in ({"n": 100, "d": 90}, {"n": 100.0, "d": 90.0}):
+            body = await by_id(variables)
+            assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "data" not in body, variables
+            assert body["errors"][0]["extensions"]["cost"] > BUDGET
+
+
+def test_the_cost_is_computed_on_coerced_variables_and_defaults():
+    from graphql import parse
+
+    from tokengate.api.cost import operation_cost
+    from tokengate.api.operations import CORE_SCHEMA
+
+    document = parse(PAGES)
+    operation = document.definitions[0]
+
+    def cost(variables: dict) -> int:
+        return operation_cost(CORE_SCHEMA, document, operation, variables)
+
+    assert cost({"n": 100.0, "d": 90.0}) == cost({"n": 100, "d": 90}) > 100 * BUDGET
+    assert cost({"n": 7.0, "d": 3.0}) == cost({"n": 7, "d": 3})
+    assert cost({"d": 3}) == cost({"n": 50, "d": 3})  # absent: the argument's default page of 50
+    assert cost({"n": "100", "d": True}) == cost({"d": 3.5})  # will not coerce (refused when run): no size from it
+    defaulted = parse("query($n: Int = 80) { account { auditLog(first: $n) { edges { node { id } } } } }")
+    assert operation_cost(CORE_SCHEMA, defaulted, defaulted.definitions[0], {}) == 1 + 80 * 4
+    checks = parse(CHECKS)
+    one = {"resource": "JOBS", "access": "READ"}
+    assert operation_cost(CORE_SCHEMA, checks, checks.definitions[0], {"r": one}) == 3  # a list of one, coerced

@@ -17,7 +17,7 @@ from tests.api.query_log import QueryLog
 from tests.api.service_token_calls import DELETE, VIEWER, created, grant
 from tests.conftest import Server, make_config, start_server, store_service_token
 from tokengate import tokens
-from tokengate.limits import Limits, Rate
+from tokengate.limits import Buckets, Limits, Rate
 from tokengate.policy import Grant
 
 INTROSPECTION = "{ __schema { queryType { name } } }"
@@ -36,8 +36,9 @@ class FrozenClock:
 def freeze(server: Server) -> FrozenClock:
     clock = FrozenClock()
     throttle = server.runtime.gate.throttle
-    for buckets in (throttle.address, throttle.principal, throttle.anonymous, throttle.failures, throttle.cost):
-        buckets.clock = clock
+    for buckets in vars(throttle).values():
+        if isinstance(buckets, Buckets):
+            buckets.clock = clock
     return clock
 
 

@@ -14,8 +14,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.api import service_token_calls as calls
+from tests.api.conftest import LOOPBACK, from_address
+from tests.api.test_overload import freeze
 from tests.conftest import Server, make_config, start_server
 from tokengate import tokens
+from tokengate.limits import Limits, Rate
 from tokengate.secret_scanning import MAX_MATCHES, MAX_REPORT_BYTES
 
 ROUTE = "/secret-scanning/github"
@@ -154,3 +157,39 @@ async def test_the_door_is_closed_until_keys_are_configured(server):
     body = report("tgs_x")
     status, answer = await post(server, body, signed(body))
     assert status == 404 and answer["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_flood_from_one_address_is_refused_before_its_body_and_github_still_gets_through(database, tmp_path):
+    """Issue 20: 1,379 reports a second of 485 kB, each hashed and ECDSA-checked, were never refused."""
+    limits = Limits(secret_scanning=Rate(1, 3), cost=Rate(0, 1))
+    config = make_config(tmp_path, github_scanning_keys=keys_file(tmp_path), trusted_proxies=LOOPBACK, limits=limits)
+    async for server in start_server(database, config):
+        freeze(server)
+        admin = await server.bootstrap()
+        leaked = await calls.created(server, admin.token)
+        junk = b"[" + b'{"token":"tgs_x","type":"t","url":"u","source":"content"},' * 8000 + b"{}]"
+        assert 400_000 < len(junk) <= MAX_REPORT_BYTES
+        forged = {**signed(b"something else"), **from_address("198.51.100.66")}
+        flood = [(await post(server, junk, forged))[0] for _ in range(6)]
+        assert flood == [401, 401, 401, 429, 429, 429]  # the burst of 3, then refused
+        async with server.session.post(server.url + ROUTE, data=junk, headers=forged) as response:
+            assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+            assert (await response.json())["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert server.runtime.gate.throttle.refused["secret_scanning"] == 4
+        # GitHub, from its own address, is not slowed by that flood.
+        body = report(leaked.secret)
+        status, answer = await post(server, body, {**signed(body), **from_address("192.30.252.1")})
+        assert status == 200 and answer[0]["label"] == "true_positive"
+        assert not await calls.works(server, leaked.secret)
+        client = await server.pool.fetchval(
+            "SELECT client_addr FROM audit_events WHERE action = 'service_token.leak_reported'"
+        )
+        assert str(client) == "192.30.252.1"
+        # Behind the trusted proxy, a forwarded client that is not an address is refused here too.
+        headers = {**signed(body), "X-Forwarded-For": "192.30.252.1, x"}
+        status, answer = await post(server, body, headers)
+        assert status == 400 and answer["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_reports_have_a_rate_limit_by_default():
+    assert Limits().secret_scanning.enabled

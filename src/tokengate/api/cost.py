@@ -1,6 +1,6 @@
-"""What a GraphQL operation costs: computed once, on the validated document and its variables, before any
-resolver runs; over the budget, the request is answered BAD_USER_INPUT with ``extensions.cost`` and
-``extensions.budget`` and nothing executes.
+"""What a GraphQL operation costs: computed once, on the validated document and its variables as graphql-core
+will coerce them (``100.0`` sent for an ``Int`` is 100), before any resolver runs; over the budget, the request
+is answered BAD_USER_INPUT with ``extensions.cost`` and ``extensions.budget`` and nothing executes.
 
     cost(field) = size * (own cost + cost of its selections)
 
@@ -39,12 +39,16 @@ from graphql import (
     Undefined,
     ValueNode,
     VariableNode,
+    coerce_input_literal,
+    coerce_input_value,
     get_named_type,
     get_nullable_type,
     is_input_object_type,
+    is_input_type,
     is_interface_type,
     is_list_type,
     is_object_type,
+    type_from_ast,
     value_from_ast_untyped,
 )
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
@@ -143,11 +147,9 @@ class _Costing:
     ):
         self.schema = schema
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        self.variables = dict(variables)
-        for definition in operation.variable_definitions or ():
-            name = definition.variable.name.value
-            if name not in self.variables and definition.default_value is not None:
-                self.variables[name] = value_from_ast_untyped(definition.default_value)
+        self.sent = variables
+        self.definitions = {d.variable.name.value: d for d in operation.variable_definitions or ()}
+        self.variables: dict[str, Any] = {}  # coerced as execution will coerce them, each when first read
         self.estimates = {**introspection_sizes(schema), **LIST_ESTIMATES}
         self.fragment_costs: dict[tuple[str, bool], float] = {}
 
@@ -222,16 +224,38 @@ class _Costing:
                 return self.value(argument.value)
         return Undefined
 
+    def variable(self, name: str) -> Any:
+        """The value of ``$name`` as graphql-core will coerce it (``100.0`` for an ``Int`` is 100: costing the
+        text sent would let a float pass as a size of 1), Undefined when it will not coerce (then the request is
+        refused before any resolver runs). A list's items are left as sent: its length is what counts, and
+        graphql-core makes a single item a list of one."""
+        if name in self.variables:
+            return self.variables[name]
+        value: Any = Undefined
+        definition = self.definitions.get(name)
+        input_type = type_from_ast(self.schema, definition.type) if definition is not None else None
+        if definition is not None and is_input_type(input_type):
+            if name not in self.sent:
+                if definition.default_value is not None:
+                    value = coerce_input_literal(definition.default_value, input_type)  # type: ignore[arg-type]
+            elif is_list_type(get_nullable_type(input_type)) and self.sent[name] is not None:  # type: ignore[arg-type]
+                sent = self.sent[name]
+                value = sent if isinstance(sent, list) else [sent]
+            else:
+                value = coerce_input_value(self.sent[name], input_type)  # type: ignore[arg-type]
+        self.variables[name] = value
+        return value
+
     def value(self, node: ValueNode) -> Any:
         if isinstance(node, VariableNode):
-            return self.variables.get(node.name.value, Undefined)
+            return self.variable(node.name.value)
         if isinstance(node, ListValueNode):
             return list(node.values)  # its length is what counts
         if isinstance(node, IntValueNode):
             return int(node.value)  # validated: a 32-bit Int
         if isinstance(node, NullValueNode):
             return None
-        return value_from_ast_untyped(node, self.variables)
+        return value_from_ast_untyped(node, self.sent)
 
 
 def operation_cost(

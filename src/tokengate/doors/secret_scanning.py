@@ -2,7 +2,10 @@
 
 Verify the signature over the raw body (401 and nothing revoked when it is missing or wrong), revoke each valid
 token as ``reportLeakedToken`` does (audited ``service_token.leak_reported`` with the URL GitHub found it at),
-and answer GitHub's feedback list. 404 while ``TOKENGATE_GITHUB_SCANNING_KEYS`` is not set.
+and answer GitHub's feedback list. 404 while ``TOKENGATE_GITHUB_SCANNING_KEYS`` is not set. Each client address
+may send ``TOKENGATE_RATE_SECRET_SCANNING`` reports a second (limits.py; past it 429 with ``Retry-After``, before
+the body is read or any signature checked); a body is at most ``MAX_REPORT_BYTES`` and must arrive within the
+body timeout.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from pathlib import Path
 from aiohttp import web
 
 from tokengate import secret_scanning
-from tokengate.doors.responses import error_response, json_response
+from tokengate.doors.responses import error_response, json_response, refusal_response
+from tokengate.gate import Refusal
 from tokengate.runtime import RUNTIME
 from tokengate.secret_scanning import KeysProblem, PublicKeys
 from tokengate.services import Actor, service_tokens
+from tokengate.serving import read_in_time
 
 log = logging.getLogger("tokengate.secret_scanning")
 
@@ -63,9 +68,14 @@ async def github_report(request: web.Request) -> web.Response:
     keys = request.app[SCANNING_KEYS]
     if not keys.configured:
         return error_response(404, "secret scanning intake is not configured", "NOT_FOUND")
+    runtime = request.app[RUNTIME]
+    try:
+        client_addr = runtime.gate.admit_report(request)
+    except Refusal as refusal:
+        return refusal_response(refusal)
     if request.content_length is not None and request.content_length > secret_scanning.MAX_REPORT_BYTES:
         return error_response(413, f"a report is at most {secret_scanning.MAX_REPORT_BYTES} bytes", "BAD_REQUEST")
-    body = await request.read()
+    body = await read_in_time(request, runtime.config.limits.body_timeout)
     if len(body) > secret_scanning.MAX_REPORT_BYTES:
         return error_response(413, f"a report is at most {secret_scanning.MAX_REPORT_BYTES} bytes", "BAD_REQUEST")
     headers = request.headers
@@ -86,8 +96,7 @@ async def github_report(request: web.Request) -> web.Response:
         matches = secret_scanning.parse_report(body)
     except secret_scanning.ReportProblem as problem:
         return error_response(400, str(problem), "BAD_REQUEST")
-    runtime = request.app[RUNTIME]
-    actor = Actor(REPORTER, "secret_scanning", runtime.gate.client_address(request))
+    actor = Actor(REPORTER, "secret_scanning", client_addr)
     answers = []
     for match in matches:
         known = await service_tokens.report_found(runtime.backend, actor, match.token, match.url)
