@@ -29,7 +29,8 @@ from tokengate.api.usage import DailyUsage, UsageBatch
 from tokengate.api.user_tokens import UserToken, user_tokens_of
 from tokengate.api.webhooks import Webhook, webhooks_of_account
 from tokengate.catalog import CATALOG
-from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal
+from tokengate.errors import Forbidden
+from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal, power_refusal
 from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
@@ -118,13 +119,21 @@ class User(Node):
     license: License  # type: ignore[valid-type]
     grants: list[GrantView]
     state: UserState  # type: ignore[valid-type]
+    held: strawberry.Private[tuple[Grant, ...]] = ()  # the grants as policy reads them
 
     @requires(
         Resource.MEMBERS,
         Access.READ,
-        description="The user's personal tokens, oldest first (deleted and expired ones with their state).",
+        description="The user's personal tokens, oldest first (deleted and expired ones with their state). "
+        "Another user's only to a caller who could delete them: one who could take away everything the user "
+        "holds (FORBIDDEN otherwise).",
     )
     async def tokens(self, info: Info) -> list[UserToken] | None:
+        caller = info.context.caller
+        if caller.user_id != str(self.id):
+            refusal = power_refusal(caller, self.held)
+            if refusal is not None:
+                raise Forbidden(f"listing another user's personal tokens needs what deleting them needs: {refusal}")
         return await user_tokens_of(info.context.pool, str(self.id))
 
 
@@ -139,6 +148,7 @@ async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]
             license=License(r.license),
             grants=grants[r.id],
             state=UserState(r.state.upper()),
+            held=tuple(found.get(r.id, [])),
         )
         for r in rows
     ]
