@@ -150,6 +150,12 @@ class Principal:
         return f"service_token:{self.token_id} ({self.display_prefix})"
 
 
+def may_read_project(principal: Principal, project_id: str) -> bool:
+    """Whether the principal may see a project of its account (its name, its id in a grant): PROJECTS:READ
+    there. What ``Account.projects`` lists, and what a grant shown to the principal names."""
+    return principal.permissions.allows("PROJECTS", "READ", project_id)
+
+
 class GrantProblem(InvalidInput):
     """A grant list that breaks the catalog's rules (BAD_USER_INPUT)."""
 
