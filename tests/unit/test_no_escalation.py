@@ -1,5 +1,7 @@
-"""No escalation, table-driven over every permission set and scope of the matrix: a giver may give a set to a
-user only if it holds ACCOUNT_ADMIN or already holds every (resource, access) of the set on the same scope.
+"""No escalation, both ways, table-driven over every permission set and scope of the matrix: a giver may give a
+set to a user, or take it away, only if it holds ACCOUNT_ADMIN or already holds every (resource, access) of the
+set on the same scope; a license change may give or take only what the giver holds; and a Hypothesis property
+over random callers and changes: nothing allowed moves a (resource, access, scope) the caller lacks.
 
 The oracle reads the reference matrix itself (not policy.py): a project resource is held on a scope when the
 giver's set gives it at that level and the giver's grant covers that scope (all projects covers every project;
