@@ -150,6 +150,12 @@ class Principal:
         return f"service_token:{self.token_id} ({self.display_prefix})"
 
 
+def may_read_project(principal: Principal, project_id: str) -> bool:
+    """Whether the principal may see a project of its account (its name, its id in a grant): PROJECTS:READ
+    there. What ``Account.projects`` lists, and what a grant shown to the principal names."""
+    return principal.permissions.allows("PROJECTS", "READ", project_id)
+
+
 class GrantProblem(InvalidInput):
     """A grant list that breaks the catalog's rules (BAD_USER_INPUT)."""
 
@@ -293,29 +299,6 @@ def grant_denial(giver: Principal, grant: Grant, catalog: Catalog = CATALOG) -> 
     return _first_missing(giver, grant, catalog.permission_sets[grant.permission_set].access.items(), catalog)
 
 
-def license_widening_denial(
-    giver: Principal, grants: Sequence[Grant], old_license: str, new_license: str, catalog: Catalog = CATALOG
-) -> str | None:
-    """What the giver lacks that a new license would unlock in grants the user keeps, or None: a license is a
-    limit, so changing it must not hand out access the giver could not have given as a grant."""
-    if holds_account_admin(giver):
-        return None
-    for grant in grants:
-        permission_set = catalog.permission_sets.get(grant.permission_set)
-        if permission_set is None:
-            continue
-        widened = [
-            (resource, _ACCESS_OF_LEVEL[new])
-            for resource, access in permission_set.access.items()
-            if (new := min(ACCESS_LEVELS[access], license_cap(new_license, resource)))
-            > min(ACCESS_LEVELS[access], license_cap(old_license, resource))
-        ]
-        missing = _first_missing(giver, grant, widened, catalog)
-        if missing is not None:
-            return missing
-    return None
-
-
 _ACCESS_OF_LEVEL: Final = {level: access for access, level in ACCESS_LEVELS.items()}
 
 
@@ -353,39 +336,138 @@ def givable_sets(
     return answers
 
 
-def require_no_escalation(giver: Principal | None, grants: Sequence[Grant], catalog: Catalog = CATALOG) -> None:
-    """Raise ``Forbidden`` naming the first missing ``RESOURCE:ACCESS`` unless the giver may give every grant;
-    the operator (None) may give anything."""
-    if giver is None:
-        return
-    for grant in grants:
-        refusal = giving_refusal(giver, grant, catalog)
-        if refusal is not None:
-            raise Forbidden(refusal)
-
-
-def require_license_change(
-    giver: Principal | None, kept_grants: Sequence[Grant], old_license: str | None, new_license: str
-) -> None:
-    """Setting or changing a license needs LICENSES:WRITE; on an existing user it must not unlock, in the grants
-    the user keeps, more than the giver holds."""
-    require(giver, "LICENSES", "WRITE")
-    if giver is None or old_license is None:
-        return
-    missing = license_widening_denial(giver, kept_grants, old_license, new_license)
-    if missing is not None:
-        raise Forbidden(f"a {new_license} license would give this user {missing}, which you do not hold")
-
-
 def require_not_self(giver: Principal | None, user_id: str) -> None:
     """Nobody changes their own grants or license (nor deactivates themselves)."""
     if giver is not None and giver.user_id == user_id:
         raise Forbidden("you cannot change your own grants, license or state")
 
 
-def require_may_manage(giver: Principal | None, target_grants: Sequence[Grant]) -> None:
-    """A user who holds ACCOUNT_ADMIN is changed or deactivated only by an ACCOUNT_ADMIN (or the operator)."""
-    if giver is None or holds_account_admin(giver):
+# Taking away is scoped like giving (contract, "Additions of 2026-12-06"): one rule decides every change of a
+# person's grants and license, from createUser (nothing before) to deactivation (nothing after).
+
+ONLY_AN_ACCOUNT_ADMIN: Final = f"only an {ACCOUNT_ADMIN} may change or deactivate a user who holds {ACCOUNT_ADMIN}"
+
+Unit = tuple[str, str | None]  # (permission set, project id; None: every project, or the account)
+
+
+def _units(grant: Grant, catalog: Catalog) -> tuple[Unit, ...]:
+    """A grant as (set, scope) units: one for all projects (and for an account-level set), else one per project."""
+    permission_set = catalog.permission_sets.get(grant.permission_set)
+    if grant.all_projects or (permission_set is not None and permission_set.is_account_level):
+        return ((grant.permission_set, None),)
+    return tuple((grant.permission_set, project_id) for project_id in grant.project_ids)
+
+
+def _part(grant: Grant, others: set[Unit], in_others: bool, catalog: Catalog) -> Grant | None:
+    """The part of ``grant`` on the scopes where ``others`` hold its set too (``in_others``) or do not, as a grant
+    (None: no such part): what a new grant list keeps of an old grant, adds to the old list, or no longer holds."""
+    units = [unit for unit in _units(grant, catalog) if (unit in others) is in_others]
+    if not units:
+        return None
+    if units[0][1] is None:
+        return Grant(grant.permission_set, True, ())
+    return Grant(grant.permission_set, False, tuple(project_id for _, project_id in units if project_id is not None))
+
+
+def _scope_of(grant: Grant, catalog: Catalog) -> str:
+    permission_set = catalog.permission_sets.get(grant.permission_set)
+    if permission_set is not None and permission_set.is_account_level:
+        return "on the account"
+    if grant.all_projects:
+        return "for all projects"
+    return ("on project " if len(grant.project_ids) == 1 else "on projects ") + ", ".join(grant.project_ids)
+
+
+def _license_change_denial(
+    giver: Principal, kept: Sequence[Grant], old_license: str, new_license: str, catalog: Catalog
+) -> str | None:
+    """What a license change gives or takes, in the grants the user keeps, that the giver does not hold there:
+    a license is a limit, so moving it hands out or removes access as a grant would."""
+    for grant in kept:
+        permission_set = catalog.permission_sets.get(grant.permission_set)
+        if permission_set is None:
+            continue
+        gained: list[tuple[str, str]] = []
+        lost: list[tuple[str, str]] = []
+        for resource, access in permission_set.access.items():
+            before = min(ACCESS_LEVELS[access], license_cap(old_license, resource))
+            after = min(ACCESS_LEVELS[access], license_cap(new_license, resource))
+            if after > before:
+                gained.append((resource, _ACCESS_OF_LEVEL[after]))
+            elif after < before:
+                lost.append((resource, _ACCESS_OF_LEVEL[before]))
+        for pairs, what in ((gained, "give this user"), (lost, "take from this user")):
+            missing = _first_missing(giver, grant, pairs, catalog)
+            if missing is not None:
+                return f"a {new_license} license would {what} {missing}, which you do not hold"
+    return None
+
+
+def change_refusal(
+    giver: Principal,
+    old_grants: Sequence[Grant],
+    new_grants: Sequence[Grant],
+    old_license: str | None = None,
+    new_license: str | None = None,
+    catalog: Catalog = CATALOG,
+) -> str | None:
+    """Why ``giver`` may not take a user from ``old_grants`` (under ``old_license``; None: a new user) to
+    ``new_grants`` (under ``new_license``; None: unchanged), or None. The one rule of giving and taking away:
+
+    - an ACCOUNT_ADMIN may make any change (checked first, so nothing below binds it);
+    - a user who holds ACCOUNT_ADMIN is changed by an ACCOUNT_ADMIN only;
+    - what the change adds (a set on a scope the user did not hold it on) must be one the giver could give
+      (``giving_refusal``), and so must what it removes (a set on a scope the user no longer holds it on);
+    - a license change must not give or take, in the grants the user keeps, access the giver does not hold there.
+
+    Grants the user keeps on the same scope are neither given nor taken: a project admin changes the part of
+    a person on its projects and leaves the rest as it is. Deactivating a person, or deleting its personal token
+    (which carries all it holds), is taking everything away: ``new_grants`` empty.
+    """
+    if holds_account_admin(giver):
+        return None
+    if any(grant.permission_set == ACCOUNT_ADMIN for grant in old_grants):
+        return ONLY_AN_ACCOUNT_ADMIN
+    old_units = {unit for grant in old_grants for unit in _units(grant, catalog)}
+    new_units = {unit for grant in new_grants for unit in _units(grant, catalog)}
+    for grant in new_grants:
+        added = _part(grant, old_units, False, catalog)
+        refusal = giving_refusal(giver, added, catalog) if added is not None else None
+        if refusal is not None:
+            return refusal
+    for grant in old_grants:
+        removed = _part(grant, new_units, False, catalog)
+        missing = grant_denial(giver, removed, catalog) if removed is not None else None
+        if removed is not None and missing is not None:
+            return (
+                f"taking away {removed.permission_set} {_scope_of(removed, catalog)} requires {missing}, "
+                "which you do not hold"
+            )
+    if old_license is not None and new_license is not None and new_license != old_license:
+        kept = [part for grant in old_grants if (part := _part(grant, new_units, True, catalog)) is not None]
+        return _license_change_denial(giver, kept, old_license, new_license, catalog)
+    return None
+
+
+def require_change(
+    giver: Principal | None,
+    old_grants: Sequence[Grant],
+    new_grants: Sequence[Grant],
+    old_license: str | None = None,
+    new_license: str | None = None,
+) -> None:
+    """Raise ``Forbidden`` with ``change_refusal``'s reason; setting a license (``new_license``) needs
+    LICENSES:WRITE first. The operator (None) may make any change."""
+    if giver is None:
         return
-    if any(grant.permission_set == ACCOUNT_ADMIN for grant in target_grants):
-        raise Forbidden(f"only an {ACCOUNT_ADMIN} may change or deactivate a user who holds {ACCOUNT_ADMIN}")
+    if new_license is not None:
+        require(giver, "LICENSES", "WRITE")
+    refusal = change_refusal(giver, old_grants, new_grants, old_license, new_license)
+    if refusal is not None:
+        raise Forbidden(refusal)
+
+
+def power_refusal(giver: Principal, held: Sequence[Grant]) -> str | None:
+    """Why ``giver`` may not take away everything a person holds (deactivate it, delete or list its personal
+    tokens, which carry it all), or None."""
+    return change_refusal(giver, held, ())

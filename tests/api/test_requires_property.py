@@ -7,8 +7,10 @@ The oracle is the reference permission matrix (not tokengate's policy module): a
 Every ``@requires`` in the schema is on an account resource, which needs no project (asserted below: a field
 on a project resource needs the oracle to learn which project it is about).
 
-Run sizes: 200 generated queries and 100 generated mutations, and 100 sequences of member changes (each with its own freshly stored token and
-grant set), against one throwaway account on a server of its own.
+Run sizes: 200 generated queries and 100 generated mutations, 100 sequences of member changes that must give
+nothing the caller lacks, and 80 sequences of updateUser/deactivateUser/deleteUserToken on people the account admin
+made that must take away nothing the caller lacks (each with its own freshly stored token and grant set), against
+one throwaway account on a server of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from graphql import (
     is_object_type,
     parse,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
 
@@ -321,3 +323,110 @@ def test_no_sequence_of_member_changes_gives_what_the_caller_lacks(live_server):
     property_holds()
     # Both sides were exercised: changes given by callers who are not account admins, and changes refused.
     assert seen["given"] > 0 and seen["refused"] > 0 and seen["by_user"] > 0, seen
+
+
+# --- ...nor takes away what the caller lacks: updateUser, deactivateUser, deleteUserToken (issue 20) ----------
+
+REMOVAL_EXAMPLES = 80
+DEACTIVATE_MEMBER = "mutation($id: ID!) { deactivateUser(id: $id) { id } }"
+DELETE_USER_TOKEN = "mutation($id: ID!) { deleteUserToken(id: $id) { id } }"
+ACTIONS = ("update", "deactivate", "delete_token")
+
+
+async def still_held(server: Any, user_id: str, token: str, projects: list[str]) -> set[tuple[str, str, str]]:
+    """What the user holds through its personal token now: nothing once deactivated or the token deleted."""
+    active = await server.pool.fetchval(
+        "SELECT u.state = 'active' AND t.state = 'active' FROM users u JOIN tokens t ON t.user_id = u.id "
+        "WHERE u.id = $1 AND t.id = $2",
+        user_id,
+        token[4:20],
+    )
+    grants, license_ = await stored_user(server, user_id)
+    return holdings(grants, license_, projects) if active else set()
+
+
+def test_no_sequence_of_member_changes_takes_away_what_the_caller_lacks(live_server):
+    live = live_server
+    admin = live.run(live.server.bootstrap("Removal", "ENTERPRISE_PLUS"))
+    projects = [live.run(create_project(live.server, admin.token, f"p{i}")) for i in range(2)]
+    p0, p1 = projects
+    seen = {"taken": 0, "refused": 0}
+    counter = iter(range(10**9))
+    step = st.tuples(
+        st.sampled_from(ACTIONS),
+        st.integers(min_value=0, max_value=10),  # which target
+        st.sampled_from(LICENSES) | st.none(),
+        grant_sets(projects) | st.none(),
+    )
+
+    def run(server: Any, query: str, variables: dict[str, Any], token: str) -> Any:
+        reply = live.run(server.gql(query, variables, token=token))
+        assert reply.status == 200 and "INTERNAL_SERVER_ERROR" not in reply.codes, reply.body
+        return reply
+
+    @settings(FUZZ_SETTINGS, max_examples=REMOVAL_EXAMPLES)
+    @given(
+        caller_grants=grant_sets(projects),
+        caller_license=st.sampled_from(LICENSES) | st.none(),  # None: a service token
+        targets=st.lists(st.tuples(st.sampled_from(LICENSES), grant_sets(projects)), min_size=1, max_size=3),
+        steps=st.lists(step, min_size=1, max_size=4),
+    )
+    # The attack of issue 20 (an ADMIN of one project against more than it holds), and what it may still do.
+    @example(
+        caller_grants=[Grant("ADMIN", False, (p0,))],
+        caller_license="DEVELOPER",
+        targets=[
+            ("DEVELOPER", [Grant("ADMIN", False, (p1,))]),
+            ("DEVELOPER", [Grant("JOB_ADMIN")]),
+            ("DEVELOPER", [Grant("SECURITY_ADMIN")]),
+        ],
+        steps=[
+            ("update", 0, None, []),
+            ("deactivate", 1, None, None),
+            ("update", 2, "READ_ONLY", None),
+            ("delete_token", 2, None, None),
+        ],
+    )
+    @example(
+        caller_grants=[Grant("ADMIN", False, (p0,))],
+        caller_license=None,
+        targets=[("DEVELOPER", [Grant("JOB_VIEWER", False, (p0,))])] * 3,
+        steps=[("update", 0, None, []), ("deactivate", 1, None, None), ("delete_token", 2, None, None)],
+    )
+    def property_holds(caller_grants, caller_license, targets, steps) -> None:
+        server = live.server
+        made: list[tuple[str, str]] = []
+        for license_, grants in targets:  # people the account admin made, each signed in
+            variables = {"email": f"r{next(counter)}@acme.test", "license": license_, "grants": as_input(grants)}
+            user_id = run(server, CREATE_MEMBER, variables, admin.token).data["createUser"]["id"]
+            made.append((user_id, live.run(server.issue_user_token(user_id))))
+        before = {user_id: live.run(still_held(server, user_id, token, projects)) for user_id, token in made}
+        if caller_license is None:
+            caller = live.run(store_service_token(server, admin.account_id, caller_grants))
+        else:
+            variables = {"email": f"c{next(counter)}@acme.test", "license": caller_license}
+            reply = run(server, CREATE_MEMBER, {**variables, "grants": as_input(caller_grants)}, admin.token)
+            caller = live.run(server.issue_user_token(reply.data["createUser"]["id"]))
+        for action, pick, license_, grants in steps:
+            user_id, token = made[pick % len(made)]
+            if action == "update":
+                variables = {"id": user_id, "license": license_, "grants": None if grants is None else as_input(grants)}
+                reply = run(server, UPDATE_MEMBER, variables, caller)
+            elif action == "deactivate":
+                reply = run(server, DEACTIVATE_MEMBER, {"id": user_id}, caller)
+            else:
+                reply = run(server, DELETE_USER_TOKEN, {"id": token[4:20]}, caller)
+            seen["refused"] += bool(reply.errors)
+        if caller_license != "READ_ONLY" and any(g.permission_set == "ACCOUNT_ADMIN" for g in caller_grants):
+            return
+        lacked = holdings(caller_grants, caller_license, projects)
+        for user_id, token in made:
+            after = live.run(still_held(server, user_id, token, projects))
+            taken, given_ = before[user_id] - after, after - before[user_id]
+            assert not taken - lacked, (caller_grants, caller_license, targets, steps, sorted(taken - lacked)[:5])
+            assert not given_ - lacked, (caller_grants, caller_license, targets, steps, sorted(given_ - lacked)[:5])
+            seen["taken"] += bool(taken)
+
+    property_holds()
+    # Both sides were exercised: access taken away by callers who are not account admins, and changes refused.
+    assert seen["taken"] > 0 and seen["refused"] > 0, seen

@@ -3,7 +3,8 @@
 The same account is listed both ways (``service_tokens_of_account`` then ``service_tokens_with_grants``, the
 path the connection and the mutations still take): tokens, order, grants in their order, the granted projects
 in the grant's order (an id no project has left out, a repeated id repeated), each grant's last use to the
-microsecond, deleted tokens only when asked; on a session in another time zone too.
+microsecond, deleted tokens only when asked; on a session in another time zone too; and for a caller who may
+read some of the projects only, the same projects left out both ways.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 
 from tests.api import service_token_calls as calls
 from tokengate.api import types
+from tokengate.policy import SERVICE_TOKEN, Grant, Principal
 from tokengate.store import token_listing
 from tokengate.store import tokens as token_store
 
@@ -26,14 +28,30 @@ def without_usage_batch(listed: list[types.ServiceToken]) -> list[types.ServiceT
     return [dataclasses.replace(token, usage_batch=None) for token in listed]
 
 
-async def four_queries(conn, account_id: str, include_deleted: bool) -> list[types.ServiceToken]:
-    records = await token_store.service_tokens_of_account(conn, account_id, include_deleted)
-    return without_usage_batch(await types.service_tokens_with_grants(SimpleNamespace(pool=conn), records))
+async def four_queries(conn, caller: Principal, include_deleted: bool) -> list[types.ServiceToken]:
+    records = await token_store.service_tokens_of_account(conn, caller.account_id, include_deleted)
+    context = SimpleNamespace(pool=conn, caller=caller)
+    return without_usage_batch(await types.service_tokens_with_grants(context, records))
 
 
-async def one_query(conn, account_id: str, include_deleted: bool) -> list[types.ServiceToken]:
-    listed = await token_listing.service_tokens_with_grants(conn, account_id, include_deleted)
-    return without_usage_batch(types.listed_service_tokens(listed))
+async def one_query(conn, caller: Principal, include_deleted: bool) -> list[types.ServiceToken]:
+    listed = await token_listing.service_tokens_with_grants(conn, caller.account_id, include_deleted)
+    return without_usage_batch(types.listed_service_tokens(caller, listed))
+
+
+def caller_of(account_id: str, projects: list[str], grants: list[Grant]) -> Principal:
+    return Principal(
+        SERVICE_TOKEN,
+        "tok",
+        "tgs_tok",
+        account_id,
+        "Acme",
+        "ENTERPRISE",
+        None,
+        None,
+        tuple(grants),
+        frozenset(projects),
+    )
 
 
 async def test_one_query_lists_what_four_did(server):
@@ -71,12 +89,17 @@ async def test_one_query_lists_what_four_did(server):
         "WHERE token_id = (SELECT id FROM tokens WHERE name = 'none-used')",
         projects[1],
     )
+    account_admin = caller_of(admin.account_id, projects, [Grant("ACCOUNT_ADMIN")])
+    reads_one = caller_of(admin.account_id, projects, [Grant("JOB_VIEWER", False, (projects[0],))])
     async with pool.acquire() as conn:
+        partly = await one_query(conn, reads_one, False)
+        assert partly == await four_queries(conn, reads_one, False)
+        assert [[p.id for g in t.grants for p in g.projects] for t in partly] == [[], [projects[0]], []]
         for zone in ("UTC", "Pacific/Chatham"):
             await conn.execute(f"SET TIME ZONE '{zone}'")
             for include_deleted in (False, True):
-                listed = await one_query(conn, admin.account_id, include_deleted)
-                assert listed == await four_queries(conn, admin.account_id, include_deleted), (zone, include_deleted)
+                listed = await one_query(conn, account_admin, include_deleted)
+                assert listed == await four_queries(conn, account_admin, include_deleted), (zone, include_deleted)
                 assert [t.name for t in listed] == ["all", "two", "none-used"] + (
                     ["deleted"] if include_deleted else []
                 )

@@ -1,5 +1,7 @@
-"""No escalation, table-driven over every permission set and scope of the matrix: a giver may give a set to a
-user only if it holds ACCOUNT_ADMIN or already holds every (resource, access) of the set on the same scope.
+"""No escalation, both ways, table-driven over every permission set and scope of the matrix: a giver may give a
+set to a user, or take it away, only if it holds ACCOUNT_ADMIN or already holds every (resource, access) of the
+set on the same scope; a license change may give or take only what the giver holds; and a Hypothesis property
+over random callers and changes: nothing allowed moves a (resource, access, scope) the caller lacks.
 
 The oracle reads the reference matrix itself (not policy.py): a project resource is held on a scope when the
 giver's set gives it at that level and the giver's grant covers that scope (all projects covers every project;
@@ -9,6 +11,8 @@ a grant on project A covers A only); an account resource is held account-wide by
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.unit.test_policy import LEVEL, ROWS, SETS, matrix_level
 from tokengate.catalog import ACCOUNT_RESOURCES, CATALOG
@@ -19,12 +23,10 @@ from tokengate.policy import (
     Grant,
     GrantProblem,
     Principal,
+    change_refusal,
     givable_sets,
     grant_denial,
-    license_widening_denial,
-    require_license_change,
-    require_may_manage,
-    require_no_escalation,
+    require_change,
     require_not_self,
 )
 
@@ -65,13 +67,13 @@ def giver_holds(giver: Grant, resource: str, access: str, project: str | None) -
     return project is not None and project in giver.project_ids
 
 
-def may_give(giver: Grant, given: Grant) -> bool:
+def may_give(giver: Grant, to_give: Grant) -> bool:
     if giver.permission_set == "ACCOUNT_ADMIN":
         return True
-    projects = (None,) if given.all_projects else given.project_ids
+    projects = (None,) if to_give.all_projects else to_give.project_ids
     return all(
         giver_holds(giver, resource, access, None if resource in ACCOUNT_RESOURCES else project)
-        for resource, access in GIVES[given.permission_set]
+        for resource, access in GIVES[to_give.permission_set]
         for project in projects
     )
 
@@ -83,19 +85,19 @@ GIVERS = [grant for permission_set in SETS for grant in scopes_of(permission_set
 def test_every_set_on_every_scope_is_given_only_by_who_holds_all_of_it(giver):
     caller = principal([giver])
     for permission_set in SETS:
-        for given in scopes_of(permission_set):
-            denial = grant_denial(caller, given)
-            assert (denial is None) is may_give(giver, given), (giver, given, denial)
+        for to_give in scopes_of(permission_set):
+            denial = grant_denial(caller, to_give)
+            assert (denial is None) is may_give(giver, to_give), (giver, to_give, denial)
             if denial is not None:  # names a RESOURCE:ACCESS the set gives and the giver lacks there
                 pair = denial.split(" ")[0]
                 resource, access = pair.split(":")
-                assert (resource, access) in GIVES[given.permission_set], denial
+                assert (resource, access) in GIVES[to_give.permission_set], denial
                 assert matrix_level(giver.permission_set, resource) < LEVEL[access] or resource not in ACCOUNT_RESOURCES
 
 
 def test_the_matrix_makes_the_table_worth_having():
     # Both answers occur for most givers, and every set can be given by someone other than ACCOUNT_ADMIN.
-    outcomes = {(giver, given): may_give(giver, given) for giver in GIVERS for s in SETS for given in scopes_of(s)}
+    outcomes = {(giver, g): may_give(giver, g) for giver in GIVERS for s in SETS for g in scopes_of(s)}
     assert sum(outcomes.values()) > len(GIVERS) and not all(outcomes.values())
     # The holes of the issue: none of these may give ACCOUNT_ADMIN.
     admin = Grant("ACCOUNT_ADMIN", True, ())
@@ -110,14 +112,15 @@ def test_the_matrix_makes_the_table_worth_having():
 
 def test_the_first_missing_access_is_named():
     with pytest.raises(Forbidden) as refused:
-        require_no_escalation(principal([Grant("SECURITY_ADMIN")]), [Grant("ACCOUNT_ADMIN")])
+        require_change(principal([Grant("SECURITY_ADMIN")]), (), [Grant("ACCOUNT_ADMIN")])
     assert str(refused.value) == (
         "giving ACCOUNT_ADMIN requires ACCOUNT_SETTINGS:WRITE on the account, which you do not hold"
     )
     with pytest.raises(Forbidden) as refused:
-        require_no_escalation(principal([Grant("ADMIN", False, ("prj_a",))]), [Grant("JOB_ADMIN", False, ("prj_b",))])
+        require_change(principal([Grant("ADMIN", False, ("prj_a",))]), (), [Grant("JOB_ADMIN", False, ("prj_b",))])
     assert "on project prj_b" in str(refused.value)
-    require_no_escalation(None, [Grant("ACCOUNT_ADMIN")])  # the operator at the command line
+    require_change(None, (), [Grant("ACCOUNT_ADMIN")])  # the operator at the command line
+    require_change(None, [Grant("ACCOUNT_ADMIN")], [], "DEVELOPER", "READ_ONLY")
 
 
 def test_the_givers_license_limits_what_it_holds():
@@ -131,18 +134,34 @@ def test_the_givers_license_limits_what_it_holds():
     assert grant_denial(principal([Grant("ACCOUNT_ADMIN")], "IT", USER), Grant("DEVELOPER")) is None
 
 
-def test_a_license_needs_licenses_write_and_may_not_unlock_more_than_the_giver_holds():
+def test_a_license_needs_licenses_write_and_may_not_give_or_take_more_than_the_giver_holds():
     with pytest.raises(Forbidden, match="requires LICENSES:WRITE"):
-        require_license_change(principal([Grant("JOB_ADMIN")]), (), None, "DEVELOPER")
+        require_change(principal([Grant("JOB_ADMIN")]), (), [], None, "DEVELOPER")
     security_admin = principal([Grant("SECURITY_ADMIN")])
-    require_license_change(security_admin, (), None, "DEVELOPER")  # createUser: grants are checked on their own
-    # READ_ONLY -> DEVELOPER on a user holding ADMIN would unlock project writes the giver lacks.
-    assert license_widening_denial(security_admin, [Grant("ADMIN")], "READ_ONLY", "DEVELOPER") is not None
-    with pytest.raises(Forbidden, match="would give this user"):
-        require_license_change(security_admin, [Grant("ADMIN")], "READ_ONLY", "DEVELOPER")
-    # Narrowing unlocks nothing, and the giver holding it all may widen.
-    assert license_widening_denial(security_admin, [Grant("ADMIN")], "DEVELOPER", "READ_ONLY") is None
-    assert license_widening_denial(principal([Grant("ADMIN")]), [Grant("ADMIN")], "READ_ONLY", "DEVELOPER") is None
+    require_change(security_admin, (), [], None, "DEVELOPER")  # createUser: grants are checked on their own
+    # READ_ONLY -> DEVELOPER on a user holding ADMIN would unlock access the giver lacks...
+    kept = [Grant("ADMIN")]
+    assert "would give this user" in (change_refusal(security_admin, kept, kept, "READ_ONLY", "DEVELOPER") or "")
+    with pytest.raises(Forbidden, match="would give this user CONNECTIONS:READ on the account"):
+        require_change(security_admin, kept, kept, "READ_ONLY", "DEVELOPER")
+    # ...and DEVELOPER -> READ_ONLY would take them away: the same power is needed (issue 20).
+    refusal = change_refusal(security_admin, kept, kept, "DEVELOPER", "READ_ONLY")
+    assert (
+        refusal
+        == "a READ_ONLY license would take from this user CONNECTIONS:READ on the account, which you do not hold"
+    )
+    holds_connections = principal([Grant("SECURITY_ADMIN"), Grant("ANALYST", False, ("prj_a",))])
+    job_admin = [Grant("JOB_ADMIN")]
+    refusal = change_refusal(holds_connections, job_admin, job_admin, "DEVELOPER", "READ_ONLY")
+    assert (
+        refusal
+        == "a READ_ONLY license would take from this user CREDENTIALS:WRITE for all projects, which you do not hold"
+    )
+    # The giver holding it all may move the license both ways; a license that changes nothing in the kept
+    # grants needs LICENSES:WRITE only.
+    assert change_refusal(principal([Grant("ADMIN")]), kept, kept, "READ_ONLY", "DEVELOPER") is None
+    assert change_refusal(principal([Grant("ADMIN")]), kept, kept, "DEVELOPER", "READ_ONLY") is None
+    assert change_refusal(security_admin, [], [], "DEVELOPER", "READ_ONLY") is None
     assert CATALOG.permission_sets["ADMIN"].level == "PROJECT"
 
 
@@ -151,10 +170,18 @@ def test_nobody_changes_themselves_and_only_an_account_admin_changes_one():
     with pytest.raises(Forbidden):
         require_not_self(me, "usr_giver")
     require_not_self(me, "usr_other")
-    with pytest.raises(Forbidden):
-        require_may_manage(principal([Grant("SECURITY_ADMIN")]), [Grant("ACCOUNT_ADMIN")])
-    require_may_manage(principal([Grant("SECURITY_ADMIN")]), [Grant("MEMBER")])
-    require_may_manage(me, [Grant("ACCOUNT_ADMIN")])
+    target = [Grant("ACCOUNT_ADMIN")]
+    for change in ([], target, [*target, Grant("JOB_VIEWER")]):  # taken away, left alone, added to
+        assert change_refusal(principal([Grant("SECURITY_ADMIN")]), target, change) == (
+            "only an ACCOUNT_ADMIN may change or deactivate a user who holds ACCOUNT_ADMIN"
+        )
+        assert change_refusal(me, target, change) is None
+    assert change_refusal(principal([Grant("SECURITY_ADMIN")]), [Grant("SECURITY_ADMIN")], []) is None
+    assert change_refusal(principal([Grant("SECURITY_ADMIN")]), [Grant("MEMBER")], []) == (
+        "taking away MEMBER on the account requires ACCOUNT_SETTINGS:WRITE on the account, which you do not hold"
+    )
+    # An ACCOUNT_ADMIN grant under a READ_ONLY license is not an account admin's power, but is protected as one.
+    assert change_refusal(principal([Grant("ACCOUNT_ADMIN")], "READ_ONLY", USER), target, []) is not None
 
 
 @pytest.mark.parametrize("giver", GIVERS, ids=lambda g: f"{g.permission_set}@{g.project_ids or 'all'}")
@@ -167,7 +194,7 @@ def test_what_a_form_is_told_it_may_give_is_what_the_mutations_accept(giver):
             everywhere = scope is None or SET_LEVEL[permission_set] == "ACCOUNT"
             grant = Grant(permission_set, everywhere, () if everywhere else tuple(scope))
             try:
-                require_no_escalation(caller, [grant])
+                require_change(caller, (), [grant])
             except Forbidden as refused:
                 assert refusal == str(refused), (giver, scope, permission_set)
             else:
@@ -181,3 +208,174 @@ def test_givable_sets_take_the_accounts_projects_only():
     for scope, message in (([], "must not be empty"), (["prj_a", "prj_other"], "unknown project prj_other")):
         with pytest.raises(GrantProblem, match=message):
             givable_sets(project_admin, scope)
+
+
+# --- taking away is scoped like giving (issue 20) -----------------------------------------------------------
+
+KEPT = Grant("ADMIN", True, ())  # what the target keeps: a set almost nobody here could give, left alone
+
+
+@pytest.mark.parametrize("giver", GIVERS, ids=lambda g: f"{g.permission_set}@{g.project_ids or 'all'}")
+def test_every_set_on_every_scope_is_taken_away_only_by_who_could_give_it(giver):
+    caller = principal([giver])
+    for permission_set in SETS:
+        for removed in scopes_of(permission_set):
+            only_by_an_account_admin = permission_set == "ACCOUNT_ADMIN" and giver.permission_set != "ACCOUNT_ADMIN"
+            allowed = may_give(giver, removed) and not only_by_an_account_admin
+            kept = [KEPT] if removed != KEPT else []
+            for refusal in (
+                change_refusal(caller, [*kept, removed], kept),  # updateUser: that grant removed, the rest kept
+                change_refusal(caller, [removed], []),  # deactivateUser, deleteUserToken: everything taken
+            ):
+                assert (refusal is None) is allowed, (giver, removed, refusal)
+                if refusal is not None and permission_set != "ACCOUNT_ADMIN":
+                    assert refusal.startswith(f"taking away {permission_set} "), refusal
+                    resource, access = refusal.split(" requires ")[1].split(" ")[0].split(":")
+                    assert (resource, access) in GIVES[permission_set], refusal
+
+
+def test_taking_away_part_of_a_grants_scope_needs_that_part_only():
+    project_admin = principal([Grant("ADMIN", False, ("prj_a",))])
+    both = [Grant("JOB_VIEWER", False, ("prj_a", "prj_b"))]
+    assert change_refusal(project_admin, both, [Grant("JOB_VIEWER", False, ("prj_b",))]) is None
+    assert change_refusal(project_admin, both, [Grant("JOB_VIEWER", False, ("prj_b", "prj_a"))]) is None  # reordered
+    refusal = change_refusal(project_admin, both, [Grant("JOB_VIEWER", False, ("prj_a",))])
+    assert refusal == (
+        "taking away JOB_VIEWER on project prj_b requires ENV_VARS:READ on project prj_b, which you do not hold"
+    )
+    # Narrowing "all projects" to one project takes away "all projects".
+    refusal = change_refusal(project_admin, [Grant("JOB_VIEWER")], [Grant("JOB_VIEWER", False, ("prj_a",))])
+    assert refusal is not None and refusal.startswith("taking away JOB_VIEWER for all projects requires ")
+
+
+def test_the_holes_of_issue_20_are_closed_and_a_project_admin_keeps_its_own_project():
+    """ADMIN on prj_a: what the attack did, refused; what it may do on prj_a, allowed."""
+    lead = principal([Grant("ADMIN", False, ("prj_a",))], "DEVELOPER", USER)
+    admin_b = [Grant("ADMIN", False, ("prj_b",))]
+    assert change_refusal(lead, admin_b, []) == (
+        "taking away ADMIN on project prj_b requires CREDENTIALS:WRITE on project prj_b, which you do not hold"
+    )
+    assert change_refusal(lead, [Grant("JOB_ADMIN")], []) == (
+        "taking away JOB_ADMIN for all projects requires CREDENTIALS:WRITE for all projects, which you do not hold"
+    )
+    security = [Grant("SECURITY_ADMIN")]
+    assert change_refusal(lead, security, security, "DEVELOPER", "READ_ONLY") == (
+        "a READ_ONLY license would take from this user AUDIT_LOG:READ on the account, which you do not hold"
+    )
+    assert change_refusal(lead, security, []) is not None  # deactivating, or deleting its personal token
+    assert change_refusal(lead, [Grant("ACCOUNT_ADMIN")], []) == (
+        "only an ACCOUNT_ADMIN may change or deactivate a user who holds ACCOUNT_ADMIN"
+    )
+    # Allowed: JOB_VIEWER on prj_a taken away, a person holding only prj_a's part deactivated, and the prj_a part
+    # of someone who also holds ADMIN on prj_b changed while that stays as it is.
+    viewer_a = Grant("JOB_VIEWER", False, ("prj_a",))
+    assert change_refusal(lead, [viewer_a], []) is None
+    assert change_refusal(lead, [*admin_b, viewer_a], admin_b) is None
+    assert change_refusal(lead, [*admin_b, viewer_a], [*admin_b, Grant("JOB_ADMIN", False, ("prj_a",))]) is None
+    # An account admin may do all of it.
+    account_admin = principal([Grant("ACCOUNT_ADMIN")], "IT", USER)
+    for old, new, licenses in (
+        (admin_b, [], ()),
+        (security, security, ("DEVELOPER", "READ_ONLY")),
+        ([Grant("ACCOUNT_ADMIN")], [], ()),
+    ):
+        assert change_refusal(account_admin, old, new, *licenses) is None
+
+
+LICENSE_CAPS = {"DEVELOPER": (2, 2), "READ_ONLY": (0, 1), "IT": (2, 0)}  # (account, project) from the README
+
+
+def license_level(level: int, license_: str, resource: str) -> int:
+    account, project = LICENSE_CAPS[license_]
+    return min(level, account if resource in ACCOUNT_RESOURCES else project)
+
+
+@pytest.mark.parametrize("giver", GIVERS, ids=lambda g: f"{g.permission_set}@{g.project_ids or 'all'}")
+def test_a_license_change_gives_or_takes_only_what_the_giver_holds_in_the_grants_kept(giver):
+    caller = principal([giver])
+    for permission_set in SETS:
+        if permission_set == "ACCOUNT_ADMIN":
+            continue
+        for kept in scopes_of(permission_set):
+            for old in LICENSE_CAPS:
+                for new in LICENSE_CAPS:
+                    needed = [
+                        (resource, max(before, after))
+                        for resource, access in GIVES[permission_set]
+                        if (before := license_level(LEVEL[access], old, resource))
+                        != (after := license_level(LEVEL[access], new, resource))
+                    ]
+                    projects = (None,) if kept.all_projects else kept.project_ids
+                    allowed = giver.permission_set == "ACCOUNT_ADMIN" or all(
+                        giver_holds(giver, resource, access, project)
+                        for resource, level in needed
+                        for access in [next(a for a, n in LEVEL.items() if n == level)]
+                        for project in ((None,) if resource in ACCOUNT_RESOURCES else projects)
+                    )
+                    refusal = change_refusal(caller, [kept], [kept], old, new)
+                    assert (refusal is None) is allowed, (giver, kept, old, new, refusal)
+
+
+# The property: no change a policy allows moves, from or to a user, a (resource, access, scope) the caller lacks.
+
+ALL = "all"
+
+
+def holdings(grants: list[Grant], license_: str | None) -> set[tuple[str, str, str]]:
+    """(resource, access, scope) from the reference matrix: scope "account" for account resources, else each
+    project, and "all" when the grant covers every project."""
+    held: set[tuple[str, str, str]] = set()
+    for grant in grants:
+        for resource, access in GIVES[grant.permission_set]:
+            level = LEVEL[access] if license_ is None else license_level(LEVEL[access], license_, resource)
+            everywhere = grant.all_projects or SET_LEVEL[grant.permission_set] == "ACCOUNT"
+            if resource in ACCOUNT_RESOURCES:
+                scopes = ["account"]
+            else:
+                scopes = [*PROJECTS, ALL] if everywhere else list(grant.project_ids)
+            held.update((resource, a, scope) for a, n in LEVEL.items() if level >= n for scope in scopes)
+    return held
+
+
+def any_grant() -> st.SearchStrategy[Grant]:
+    def on_scope(permission_set: str) -> st.SearchStrategy[Grant]:
+        if SET_LEVEL[permission_set] == "ACCOUNT":
+            return st.just(Grant(permission_set, True, ()))
+        listed = st.lists(st.sampled_from(PROJECTS), min_size=1, max_size=2, unique=True)
+        return st.just(Grant(permission_set, True, ())) | listed.map(lambda p: Grant(permission_set, False, tuple(p)))
+
+    return st.sampled_from(SETS).flatmap(on_scope)
+
+
+GRANT_LISTS = st.lists(any_grant(), max_size=4)
+LICENSE_OR_NONE = st.sampled_from(sorted(LICENSE_CAPS)) | st.none()
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(
+    caller_grants=GRANT_LISTS,
+    caller_license=LICENSE_OR_NONE,  # None: a service token
+    old=GRANT_LISTS,
+    new=GRANT_LISTS | st.none(),  # None: grants left as they are
+    old_license=st.sampled_from(sorted(LICENSE_CAPS)),
+    new_license=LICENSE_OR_NONE,  # None: license left as it is
+)
+def test_no_allowed_change_gives_or_takes_what_the_caller_lacks(
+    caller_grants, caller_license, old, new, old_license, new_license
+):
+    kind = SERVICE_TOKEN if caller_license is None else USER
+    caller = principal(caller_grants, caller_license, kind)
+    after = old if new is None else new
+    refusal = change_refusal(caller, old, after, old_license, new_license)
+    if refusal is not None or (
+        caller_license != "READ_ONLY" and any(g.permission_set == "ACCOUNT_ADMIN" for g in caller_grants)
+    ):
+        return
+    before_held = holdings(old, old_license)
+    after_held = holdings(after, new_license or old_license)
+    lacked = holdings(caller_grants, caller_license)
+    assert not (before_held - after_held) - lacked, "took away what the caller lacks"
+    assert not (after_held - before_held) - lacked, "gave what the caller lacks"
+    # Taking everything away (deactivation, deleting the person's personal token) is the same rule.
+    if change_refusal(caller, old, []) is None:
+        assert not before_held - lacked

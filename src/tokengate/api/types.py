@@ -29,7 +29,8 @@ from tokengate.api.usage import DailyUsage, UsageBatch
 from tokengate.api.user_tokens import UserToken, user_tokens_of
 from tokengate.api.webhooks import Webhook, webhooks_of_account
 from tokengate.catalog import CATALOG
-from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal
+from tokengate.errors import Forbidden
+from tokengate.policy import SERVICE_TOKEN, Decision, Grant, Principal, may_read_project, power_refusal
 from tokengate.store import grants as grant_store
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store import projects as project_store
@@ -67,7 +68,8 @@ class GrantView:
     permission_set: PermissionSetKey  # type: ignore[valid-type]
     all_projects: bool
     projects: list[Project] = strawberry.field(
-        description="The listed projects; empty when the grant covers all projects."
+        description="The listed projects the caller may read (PROJECTS:READ there, as `Account.projects` "
+        "answers); the others are left out. Empty when the grant covers all projects."
     )
     last_used_at: datetime | None = strawberry.field(
         default=None,
@@ -77,13 +79,16 @@ class GrantView:
 
 
 async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -> dict[str, list[GrantView]]:
-    """Grants of several owners with their projects, from one query for all the projects.
+    """Grants of several owners with the projects the caller may read, from one query for all the projects.
 
     Lists batch by construction (one query per kind of thing, whatever the length) rather than through
     DataLoaders, and hand grants and projects to Strawberry as plain values: a list of 50 tokens then
     resolves without a future per key and a coroutine per token and per grant.
     """
-    project_ids = list({p for grants in held.values() for grant in grants for p in grant.project_ids})
+    caller = context.caller
+    project_ids = list(
+        {p for grants in held.values() for grant in grants for p in grant.project_ids if may_read_project(caller, p)}
+    )
     rows = await project_store.projects_by_ids(context.pool, project_ids) if project_ids else {}
     grant_ids = [grant.id for grants in held.values() for grant in grants if grant.id is not None]
     last_used = await usage_store.grants_last_used(context.pool, grant_ids) if grant_ids else {}
@@ -101,13 +106,17 @@ async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -
     }
 
 
-def listed_grant_view(listed: token_listing.ListedGrant) -> GrantView:
+def listed_grant_view(caller: Principal, listed: token_listing.ListedGrant) -> GrantView:
     """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it."""
     grant, names = listed.grant, listed.project_names
     return GrantView(
         permission_set=PermissionSetKey(grant.permission_set),
         all_projects=grant.all_projects,
-        projects=[Project(id=strawberry.ID(p), name=names[p]) for p in grant.project_ids if p in names],
+        projects=[
+            Project(id=strawberry.ID(p), name=names[p])
+            for p in grant.project_ids
+            if p in names and may_read_project(caller, p)
+        ],
         last_used_at=listed.last_used_at,
     )
 
@@ -118,13 +127,21 @@ class User(Node):
     license: License  # type: ignore[valid-type]
     grants: list[GrantView]
     state: UserState  # type: ignore[valid-type]
+    held: strawberry.Private[tuple[Grant, ...]] = ()  # the grants as policy reads them
 
     @requires(
         Resource.MEMBERS,
         Access.READ,
-        description="The user's personal tokens, oldest first (deleted and expired ones with their state).",
+        description="The user's personal tokens, oldest first (deleted and expired ones with their state). "
+        "Another user's only to a caller who could delete them: one who could take away everything the user "
+        "holds (FORBIDDEN otherwise).",
     )
     async def tokens(self, info: Info) -> list[UserToken] | None:
+        caller = info.context.caller
+        if caller.user_id != str(self.id):
+            refusal = power_refusal(caller, self.held)
+            if refusal is not None:
+                raise Forbidden(f"listing another user's personal tokens needs what deleting them needs: {refusal}")
         return await user_tokens_of(info.context.pool, str(self.id))
 
 
@@ -139,6 +156,7 @@ async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]
             license=License(r.license),
             grants=grants[r.id],
             state=UserState(r.state.upper()),
+            held=tuple(found.get(r.id, [])),
         )
         for r in rows
     ]
@@ -202,10 +220,12 @@ async def service_tokens_with_grants(context: Context, records: list[TokenRecord
     return [ServiceToken.of(record, grants[record.id], usage) for record in records]
 
 
-def listed_service_tokens(listed: list[token_listing.ListedToken]) -> list[ServiceToken]:
+def listed_service_tokens(caller: Principal, listed: list[token_listing.ListedToken]) -> list[ServiceToken]:
     """``Account.serviceTokens``'s one query as GraphQL tokens, with one usage read for all, when it is asked."""
     usage = UsageBatch(token.record.id for token in listed)
-    return [ServiceToken.of(token.record, [listed_grant_view(g) for g in token.grants], usage) for token in listed]
+    return [
+        ServiceToken.of(token.record, [listed_grant_view(caller, g) for g in token.grants], usage) for token in listed
+    ]
 
 
 async def service_token_with_grants(context: Context, record: TokenRecord) -> ServiceToken:
@@ -255,9 +275,9 @@ class Account(Node):
 
     @strawberry.field(description="The projects the caller may read (PROJECTS:READ there).")
     async def projects(self, info: Info) -> list[Project]:
-        permissions = info.context.caller.permissions
+        caller = info.context.caller
         rows = await project_store.list_projects(info.context.pool, str(self.id))
-        return [Project.of(row) for row in rows if permissions.allows("PROJECTS", "READ", row.id)]
+        return [Project.of(row) for row in rows if may_read_project(caller, row.id)]
 
     @requires(Resource.MEMBERS, Access.READ)
     async def members(self, info: Info) -> list[User] | None:
@@ -270,7 +290,7 @@ class Account(Node):
     )
     async def service_tokens(self, info: Info, include_deleted: bool | None = False) -> list[ServiceToken] | None:
         listed = await token_listing.service_tokens_with_grants(info.context.pool, str(self.id), bool(include_deleted))
-        return listed_service_tokens(listed)
+        return listed_service_tokens(info.context.caller, listed)
 
     @requires(
         Resource.SERVICE_TOKENS,

@@ -12,8 +12,9 @@ from tokengate import tokens
 from tokengate.errors import Forbidden, InvalidInput, NotFound
 from tokengate.lifetimes import creator_expiry, token_expiry
 from tokengate.notices import TokenChanged
-from tokengate.policy import USER, require, require_account
+from tokengate.policy import USER, require, require_account, require_change
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
+from tokengate.services.users import locked_user
 from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
@@ -71,16 +72,19 @@ async def create(
 
 async def delete(backend: Backend, actor: Actor, account_id: str, token_id: str) -> TokenRecord:
     """Delete one of the caller's own personal tokens, or, with MEMBERS:WRITE, one of another user of the
-    account; invalid at once on every instance. A service token's id, or another account's, is not found.
-    Deleting a deleted token returns it unchanged, audited once."""
+    account whose every grant the caller could take away (the token carries them all: ``change_refusal``);
+    invalid at once on every instance. A service token's id, or another account's, is not found. Deleting a
+    deleted token returns it unchanged, audited once."""
     require_account(actor.principal, account_id)
     async with backend.change(actor) as work:
         existing = await token_store.token_by_id(work.conn, account_id, token_id)
         if existing is None or existing.kind != "user":
             raise NotFound(USER_TOKEN)
         principal = actor.principal
-        if principal is None or principal.user_id != existing.user_id:
+        if principal is not None and principal.user_id != existing.user_id:
             require(principal, "MEMBERS", "WRITE")
+            _, held = await locked_user(work, account_id, existing.user_id or "")
+            require_change(principal, held, ())
         deleted = await token_store.delete_user_token(work.conn, account_id, token_id)
         if deleted is None:
             return existing

@@ -13,9 +13,7 @@ from tokengate.policy import (
     check_grants,
     require,
     require_account,
-    require_license_change,
-    require_may_manage,
-    require_no_escalation,
+    require_change,
     require_not_self,
 )
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
@@ -49,10 +47,10 @@ async def create(
     require(actor.principal, "MEMBERS", "WRITE")
     email = checked_email(email)
     checked_license(license_)
-    require_license_change(actor.principal, (), None, license_)
+    require(actor.principal, "LICENSES", "WRITE")
     async with backend.change(actor) as work:
         checked = await account_grants(work, account_id, grants)
-        require_no_escalation(actor.principal, checked)
+        require_change(actor.principal, (), checked, None, license_)
         try:
             user = await user_store.create_user(work.conn, tokens.new_id("usr"), account_id, email, license_)
         except user_store.DuplicateEmail:
@@ -64,7 +62,8 @@ async def create(
     return user
 
 
-async def _locked_user(work: UnitOfWork, account_id: str, user_id: str) -> tuple[UserRow, list[Grant]]:
+async def locked_user(work: UnitOfWork, account_id: str, user_id: str) -> tuple[UserRow, list[Grant]]:
+    """The account's user, locked until the change ends (its grants cannot change meanwhile), and its grants."""
     user = await user_store.lock_user(work.conn, account_id, user_id)
     if user is None:
         raise NotFound(USER)
@@ -82,24 +81,21 @@ async def update(
 ) -> UserRow:
     """Change a member's license and/or replace its grants; holds from the next request on every instance.
 
-    Nobody changes their own; only an ACCOUNT_ADMIN changes an ACCOUNT_ADMIN; the new grants must be ones the
-    caller could give, and a license change needs LICENSES:WRITE and may not unlock more than the caller holds.
+    Nobody changes their own; the rest is policy's ``change_refusal``: only an ACCOUNT_ADMIN changes an
+    ACCOUNT_ADMIN, what is added and what is taken away must be what the caller could give on that scope, and a
+    license change needs LICENSES:WRITE and may not give or take more than the caller holds.
     """
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     if license_ is not None:
         checked_license(license_)
     async with backend.change(actor) as work:
-        user, held = await _locked_user(work, account_id, user_id)
+        user, held = await locked_user(work, account_id, user_id)
         if license_ is None and grants is None:
             return user
         require_not_self(actor.principal, user.id)
-        require_may_manage(actor.principal, held)
         checked = await account_grants(work, account_id, grants) if grants is not None else None
-        if checked is not None:
-            require_no_escalation(actor.principal, checked)
-        if license_ is not None:  # new grants passed the rule above; kept ones must not be widened past it
-            require_license_change(actor.principal, held if checked is None else (), user.license, license_)
+        require_change(actor.principal, held, held if checked is None else checked, user.license, license_)
         changes: dict[str, object] = {}
         if license_ is not None and license_ != user.license:
             user = await user_store.set_license(work.conn, user.id, license_)
@@ -114,13 +110,14 @@ async def update(
 
 async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: str) -> UserRow:
     """Switch a member off: every personal token of the user is refused at once on every instance; service
-    tokens the user created keep working (they belong to the account). Deactivating twice changes nothing."""
+    tokens the user created keep working (they belong to the account). Deactivating twice changes nothing.
+    It takes away everything the user holds: the caller must be able to take each of it away (``change_refusal``)."""
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     async with backend.change(actor) as work:
-        user, held = await _locked_user(work, account_id, user_id)
+        user, held = await locked_user(work, account_id, user_id)
         require_not_self(actor.principal, user.id)
-        require_may_manage(actor.principal, held)
+        require_change(actor.principal, held, ())
         deactivated = await user_store.deactivate_user(work.conn, user.id)
         if deactivated is None:
             return user
