@@ -78,7 +78,7 @@ class WebhookDeliveryConnection:
     page_info: PageInfo
 
 
-@strawberry.type(description="Where the account's events are POSTed, signed (see README, Events and webhooks).")
+@strawberry.type(description="Where the account's events are POSTed, signed (see docs/webhooks.md).")
 class Webhook(Node):
     url: str
     description: str
