@@ -17,6 +17,7 @@ from tests.api import webhook_calls as hooks
 from tests.api.test_auth_check import check
 from tests.api.webhook_calls import events_server, receiving
 from tests.conftest import Server
+from tests.unit.test_webhook_verifiers import python_verifier
 from tokengate.store import webhooks as webhook_store
 from tokengate.store.audit import AuditEntry
 
@@ -48,7 +49,7 @@ async def test_a_rotation_by_a_service_token_says_every_id_as_graphql_prints_it(
 
         # The event: subject, target, the new token's id and the actor, each as GraphQL printed them.
         (received,) = await receiver.wait_for(1, "service_token.rotated")
-        assert received.signed_by(webhook.secret)
+        assert python_verifier()(received.headers["Tokengate-Signature"], received.body, webhook.secret)
         event = received.event
         assert event["subject"] == ci.id and event["data"]["target_id"] == ci.id
         assert event["data"]["details"]["new_token_id"] == rotated.id
