@@ -31,7 +31,7 @@ from tokengate.ip_guard import IpGuard
 from tokengate.legacy_verifier import VerifierBusy
 from tokengate.limits import Buckets, OverLimit, Throttle, address_key
 from tokengate.observability import Metrics
-from tokengate.policy import USER, Principal
+from tokengate.policy import Principal
 from tokengate.store import DATABASE_UNAVAILABLE
 from tokengate.usage import UsageRecorder
 
@@ -106,7 +106,7 @@ def verifier_busy() -> Refusal:
 
 def principal_key(principal: Principal) -> str:
     """Who pays a principal's rates: the user (all of its personal tokens), or the service token."""
-    return f"user:{principal.user_id}" if principal.kind == USER else f"service_token:{principal.token_id}"
+    return principal.name
 
 
 def payer(principal: Principal | None, client_addr: str | None) -> str:

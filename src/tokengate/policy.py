@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from tokengate import global_ids
 from tokengate.catalog import ACCESS_LEVELS, CATALOG, READ, Catalog, is_account_resource
 from tokengate.errors import Forbidden, InvalidInput, NotFound, PlanRestricted
 from tokengate.validation import shown
@@ -143,11 +144,19 @@ class Principal:
         return self.permissions.decide(resource, access, project_id)
 
     @property
-    def actor(self) -> str:
-        """How the audit log names this principal (never a secret)."""
+    def name(self) -> str:
+        """The principal alone, in its stored form (``user:usr_…``, ``service_token:<row key>``): what rate
+        limits key on and ``X-Tokengate-Principal`` says."""
         if self.kind == USER:
-            return f"user:{self.user_id}"
-        return f"service_token:{self.token_id} ({self.display_prefix})"
+            return global_ids.actor_name(global_ids.USER_ACTOR, str(self.user_id), printed=False)
+        return global_ids.actor_name(global_ids.SERVICE_TOKEN_ACTOR, self.token_id, printed=False)
+
+    @property
+    def actor(self) -> str:
+        """How the audit log stores this principal (never a secret); ``global_ids.printed_actor`` prints it."""
+        if self.kind == USER:
+            return self.name
+        return global_ids.actor_name(global_ids.SERVICE_TOKEN_ACTOR, self.token_id, self.display_prefix, printed=False)
 
 
 def may_read_project(principal: Principal, project_id: str) -> bool:

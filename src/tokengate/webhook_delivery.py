@@ -122,11 +122,16 @@ class WebhookSender:
             self.session = None
 
     def body_of(self, claimed: ClaimedDelivery) -> bytes:
-        # Targets as the API prints them (a token's stk_/utk_ id), as the audit log's targetId shows them.
+        # Ids as the API prints them (a token's stk_/utk_ id), as the audit log shows them: the outbox holds
+        # what the audit table holds (a token's row key in target and actor; bare ids in older details).
         subject = global_ids.audit_target_id(claimed.event_type, claimed.subject) if claimed.subject else None
-        data = claimed.data
+        data = dict(claimed.data)
         if data.get("target_id"):
-            data = {**data, "target_id": global_ids.audit_target_id(claimed.event_type, str(data["target_id"]))}
+            data["target_id"] = global_ids.audit_target_id(claimed.event_type, str(data["target_id"]))
+        if isinstance(data.get("actor"), str):
+            data["actor"] = global_ids.printed_actor(data["actor"])
+        if isinstance(data.get("details"), dict):
+            data["details"] = global_ids.printed_details(data["details"])
         return webhook_events.cloud_event(
             event_id=claimed.event_id,
             event_type=claimed.event_type,

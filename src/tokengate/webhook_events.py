@@ -113,22 +113,34 @@ def signature_header(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def verify_signature(
-    header: str, secret: str, body: bytes, now: float, tolerance: int = SIGNATURE_TOLERANCE_SECONDS
+    header: str | None, secret: str, body: bytes, now: float, tolerance: int = SIGNATURE_TOLERANCE_SECONDS
 ) -> bool:
-    """What a receiver checks: a ``v1`` signature of this body under the secret, made within ``tolerance``
-    seconds of ``now`` (an old signature replayed is refused)."""
+    """What a receiver checks: one ``v1`` signature of this body under the secret (several may be sent: any
+    one matching is enough), made within ``tolerance`` seconds of ``now`` (an old signature replayed is
+    refused). Anything malformed is False, never an exception: no ``t``, two ``t``, a ``t`` that is not a
+    plain number, no ``v1``, a ``v1`` that is not 64 hex digits. The same rules as docs/webhooks.md's."""
     timestamp: int | None = None
     candidates: list[str] = []
-    for part in header.split(","):
+    for part in (header or "").split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t":
+            if timestamp is not None or not _is_number(value):
+                return False
             timestamp = int(value)
-        elif name == "v1":
+        elif name == "v1" and _is_hex_digest(value):
             candidates.append(value)
     if timestamp is None or abs(now - timestamp) > tolerance:
         return False
     expected = signature(secret, timestamp, body)
     return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+
+
+def _is_number(text: str) -> bool:
+    return 0 < len(text) <= 12 and text.isascii() and text.isdigit()
+
+
+def _is_hex_digest(text: str) -> bool:
+    return len(text) == 64 and all(character in "0123456789abcdef" for character in text)
 
 
 def new_signing_secret() -> str:

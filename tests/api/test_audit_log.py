@@ -112,7 +112,10 @@ async def perform_every_audited_action(server: Server) -> tuple[Seeded, str, lis
     assert reply.status == 401
     expected.append(
         Expected(
-            "service_token.expired_on_use", f"service_token:{expired[4:20]} ({expired[:8]}…)", "graphql", "192.0.2.78"
+            "service_token.expired_on_use",
+            f"service_token:stk_{expired[4:20]} ({expired[:8]}…)",
+            "graphql",
+            "192.0.2.78",
         )
     )
 
@@ -122,7 +125,7 @@ async def perform_every_audited_action(server: Server) -> tuple[Seeded, str, lis
     expected.append(Expected("legacy_token.imported", cli, "cli", None))
 
     service = await store_service_token(server, admin.account_id, [Grant("SECURITY_ADMIN")])
-    as_service = f"service_token:{service[4:20]} ({service[:8]}…)"
+    as_service = f"service_token:stk_{service[4:20]} ({service[:8]}…)"  # its id as GraphQL prints it
     reply = await server.gql(
         'mutation { setIpRestrictions(enabled: true, rules: [{name: "office", type: ALLOW, cidrs: ["203.0.113.0/24"]}]) { enabled } }',
         token=service,

@@ -70,13 +70,16 @@ async def test_each_filter_keeps_exactly_the_matching_events_newest_first(proxie
     as_admin = f"user:{admin.user_id}"
     assert await kept({"actor": as_admin}) == [n for n in nodes if n["actor"] == as_admin]
     assert len(await kept({"actor": as_admin})) == 6
-    # A service token by its listed actor text, or by its id alone (without the display prefix).
-    listed = f"service_token:{service[4:20]} ({service[:8]}…)"
+    # A service token by its listed actor text, or by its id alone (without the display prefix), the id as
+    # GraphQL prints it (stk_) or bare, as printed before.
+    listed = f"service_token:stk_{service[4:20]} ({service[:8]}…)"
     by_service = [n for n in nodes if n["actor"] == listed]
     assert [n["action"] for n in by_service] == ["ip_restrictions.updated"]
     assert await kept({"actor": listed}) == by_service
+    assert await kept({"actor": f"service_token:stk_{service[4:20]}"}) == by_service
     assert await kept({"actor": f"service_token:{service[4:20]}"}) == by_service
     assert await kept({"actor": f"service_token:{service[4:19]}"}) == []  # not a prefix match either
+    assert await kept({"actor": f"service_token:stk_{service[4:19]}"}) == []
 
     about_account = [n for n in nodes if n["targetId"] == admin.account_id]
     assert about_account and await kept({"targetId": admin.account_id}) == about_account

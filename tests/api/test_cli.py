@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.api import service_token_calls as calls
 from tests.conftest import CAPTURED_OUTPUT, ISSUED_SECRETS, TEST_SECRET_KEY, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,36 @@ async def test_bootstrap_and_issue_user_token(database, server):
         ("user_token.created", "cli"),
         ("user_token.created", "cli"),
     ]
+
+
+async def test_the_command_line_prints_ids_as_graphql_does_and_takes_them_printed_or_bare(database, server):
+    admin = await server.bootstrap()
+    tokens = [await calls.created(server, admin.token, name=f"ci {n}") for n in range(2)]
+    printed, bare = tokens[0].id, tokens[1].key  # stk_… as GraphQL prints it; bare, as it was printed before
+    assert printed.startswith("stk_") and not bare.startswith("stk_")
+    for given, token in ((printed, tokens[0]), (bare, tokens[1])):
+        result = tokengate(
+            "delete-service-token", "--account-id", admin.account_id, "--id", given, env=external(database)
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"id": token.id, "state": "DELETED"}  # printed with its prefix
+    listed = await server.gql(calls.LIST, {"all": True}, token=admin.token)
+    assert {t["id"]: t["state"] for t in listed.data["account"]["serviceTokens"]} == {
+        tokens[0].id: "DELETED",
+        tokens[1].id: "DELETED",
+    }
+    # What the command line did reads back with the same ids, by either form of the filter.
+    audit = (
+        "query($t: ID) { account { auditLog(filter: {targetId: $t}) { edges { node { action actor targetId } } } } }"
+    )
+    for target in (tokens[0].id, tokens[0].key):
+        reply = await server.gql(audit, {"t": target}, token=admin.token)
+        nodes = [edge["node"] for edge in reply.data["account"]["auditLog"]["edges"]]
+        assert nodes[0] == {"action": "service_token.deleted", "actor": "cli", "targetId": tokens[0].id}
+    imported = ["import-legacy-token", "--name", "old", "--created-at", "2022-03-01T12:00:00Z", "--grant", "job_viewer"]
+    legacy = tokengate(*imported, "--account-id", admin.account_id, env=external(database))
+    assert legacy.returncode == 0, legacy.stderr
+    assert json.loads(legacy.stdout)["id"].startswith("stk_")
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,54 @@ def test_audit_targets_get_the_prefix_of_their_token_kind():
     assert global_ids.audit_target_id("user_token.created", KEY) == "utk_" + KEY
     assert global_ids.audit_target_id("user.created", "usr_" + KEY) == "usr_" + KEY
     assert global_ids.audit_target_id("ip_restrictions.updated", "acc_" + KEY) == "acc_" + KEY
+
+
+def test_one_function_spells_every_actor_stored_and_printed():
+    stored = global_ids.actor_name("service_token", KEY, "tgs_AbCd…", printed=False)
+    assert stored == f"service_token:{KEY} (tgs_AbCd…)"  # what the audit table has always held
+    assert global_ids.actor_name("service_token", KEY, printed=False) == f"service_token:{KEY}"  # the header's
+    assert (
+        global_ids.actor_name("service_token", KEY, "tgs_AbCd…", printed=True) == f"service_token:stk_{KEY} (tgs_AbCd…)"
+    )
+    assert global_ids.actor_name("user", "usr_" + KEY, printed=True) == f"user:usr_{KEY}"
+    # Printing is idempotent, and leaves every other actor as it is.
+    assert global_ids.printed_actor(stored) == f"service_token:stk_{KEY} (tgs_AbCd…)"
+    assert global_ids.printed_actor(global_ids.printed_actor(stored)) == global_ids.printed_actor(stored)
+    assert global_ids.printed_actor(f"service_token:{KEY}") == f"service_token:stk_{KEY}"
+    for other in (f"user:usr_{KEY}", "cli", "anonymous", "tokengate", "github_secret_scanning", "service_token:x"):
+        assert global_ids.printed_actor(other) == other
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        f"service_token:stk_{KEY}",
+        f"service_token:{KEY}",
+        f"service_token:stk_{KEY} (tgs_AbCd…)",
+        f"service_token:{KEY} (tgs_AbCd…)",
+    ],
+)
+def test_the_audit_filter_takes_an_actor_printed_or_bare_and_compares_the_stored_form(given):
+    assert global_ids.stored_actor(given) == f"service_token:{KEY}"
+
+
+@pytest.mark.parametrize(
+    "given", [f"user:usr_{KEY}", "cli", f"service_token:utk_{KEY}", f"service_token:{KEY[:-1]}", "service_token:"]
+)
+def test_any_other_actor_filter_is_compared_as_given(given):
+    assert global_ids.stored_actor(given) == given
+
+
+def test_details_print_ids_with_their_prefix_whether_recorded_bare_or_printed():
+    old = {"new_token_id": KEY, "from_format": "v2", "delivery_id": "12", "new_delivery_id": "13", "event_id": "x"}
+    printed = global_ids.printed_details(old)
+    assert printed == {
+        "new_token_id": "stk_" + KEY,
+        "from_format": "v2",
+        "delivery_id": "whd_12",
+        "new_delivery_id": "whd_13",
+        "event_id": "x",
+    }
+    assert global_ids.printed_details(printed) == printed
+    untouched = {"name": KEY, "grants": ["JOB_ADMIN"], "new_token_id": None}
+    assert global_ids.printed_details(untouched) is untouched

@@ -45,8 +45,8 @@ def decode_cursor(cursor: str) -> int:
 class AuditEvent(Node):
     action: str
     actor: str = strawberry.field(
-        description="user:<user id>, service_token:<token id> (<display prefix>), cli, github_secret_scanning "
-        "or tokengate."
+        description="user:<user id>, service_token:<token id: stk_…> (<display prefix>), cli, anonymous, "
+        "github_secret_scanning or tokengate."
     )
     source: str = strawberry.field(
         description="graphql, cli, secret_scanning (GitHub's reports) or system (the server's own jobs)."
@@ -61,14 +61,14 @@ class AuditEvent(Node):
         return cls(
             id=strawberry.ID(global_ids.audit_event_id(row.id)),
             action=row.action,
-            actor=row.actor,
+            actor=global_ids.printed_actor(row.actor),
             source=row.source,
             client_address=row.client_addr,
             target_id=strawberry.ID(global_ids.audit_target_id(row.action, row.target_id))
             if row.target_id is not None
             else None,
             occurred_at=row.occurred_at,
-            details=row.details,
+            details=global_ids.printed_details(row.details),
         )
 
 
@@ -100,7 +100,7 @@ class AuditLogFilter:
     actor: str | None = strawberry.field(
         default=None,
         description="Exactly this actor as listed (user:<user id>, cli, ...); a service token also by "
-        "service_token:<token id> alone, without its display prefix.",
+        "service_token:<token id> alone, without its display prefix, its id printed (stk_…) or bare.",
     )
     target_id: strawberry.ID | None = strawberry.field(default=None, description="Events about this id.")
     since: datetime | None = strawberry.field(
@@ -131,6 +131,11 @@ def _target_key(target: str | None) -> str | None:
     return global_ids.audit_target_key(target) if target is not None else None
 
 
+def _stored_actor(actor: str | None) -> str | None:
+    # actors are printed with a token's stk_ id; the table holds its row key (and the filter took that before)
+    return global_ids.stored_actor(actor) if actor is not None else None
+
+
 def checked_filter(given: AuditLogFilter | None) -> AuditFilter:
     """The filter as the store reads it; BAD_USER_INPUT for an empty or over-long text, or an empty range."""
     if given is None:
@@ -140,7 +145,7 @@ def checked_filter(given: AuditLogFilter | None) -> AuditFilter:
         raise InvalidInput("filter.until must be later than filter.since")
     return AuditFilter(
         action=_matched_text(given.action, "action"),
-        actor=_matched_text(given.actor, "actor"),
+        actor=_stored_actor(_matched_text(given.actor, "actor")),
         target_id=_target_key(_matched_text(given.target_id, "targetId")),
         since=since,
         until=until,

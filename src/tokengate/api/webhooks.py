@@ -8,6 +8,7 @@ from enum import Enum
 
 import strawberry
 
+from tokengate import global_ids
 from tokengate.api.audit_log import PageInfo
 from tokengate.api.context import Info
 from tokengate.api.cursors import NEWEST, decode_cursor, encode_cursor
@@ -21,7 +22,7 @@ from tokengate.store.webhooks import DeliveryRow, WebhookRow
 
 MAX_PAGE_SIZE = 100
 CURSOR_KIND = "delivery"
-DELIVERY_ID_PREFIX = "whd_"  # ids carry their type, as Node ids do
+DELIVERY_ID_PREFIX = global_ids.WEBHOOK_DELIVERY_PREFIX  # ids carry their type, as Node ids do
 NOT_A_CURSOR = "after: not a cursor from this delivery log (use pageInfo.endCursor)"
 
 
@@ -50,7 +51,7 @@ class WebhookDelivery:
     @classmethod
     def of(cls, row: DeliveryRow) -> WebhookDelivery:
         return cls(
-            id=strawberry.ID(f"{DELIVERY_ID_PREFIX}{row.id}"),
+            id=strawberry.ID(global_ids.webhook_delivery_id(row.id)),
             event_id=row.event_id,
             event_type=row.event_type,
             status=WebhookDeliveryStatus(row.status),
@@ -77,7 +78,7 @@ class WebhookDeliveryConnection:
     page_info: PageInfo
 
 
-@strawberry.type(description="Where the account's events are POSTed, signed (see README, Events and webhooks).")
+@strawberry.type(description="Where the account's events are POSTed, signed (see docs/webhooks.md).")
 class Webhook(Node):
     url: str
     description: str

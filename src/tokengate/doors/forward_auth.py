@@ -15,7 +15,7 @@ from aiohttp import web
 from tokengate.catalog import ACCESS_LEVELS, READ, RESOURCES
 from tokengate.doors.responses import error_response, refusal_response
 from tokengate.gate import Admission, Gate, Refusal, single_header
-from tokengate.policy import USER, Principal
+from tokengate.policy import Principal
 from tokengate.runtime import RUNTIME
 from tokengate.usage import UsageRecorder
 from tokengate.validation import shown
@@ -57,10 +57,9 @@ def check_question(resource: str | None, access: str | None, project_id: str | N
 
 def principal_headers(principal: Principal) -> dict[str, str]:
     """What a gateway passes upstream: ids only, never a secret (the display prefix is not ASCII-only)."""
-    name = f"user:{principal.user_id}" if principal.kind == USER else f"service_token:{principal.token_id}"
     return {
         "X-Tokengate-Account-Id": principal.account_id,
-        "X-Tokengate-Principal": name,
+        "X-Tokengate-Principal": principal.name,  # the documented form: a service token's row key, no stk_
         "X-Tokengate-Principal-Kind": principal.kind,
     }
 

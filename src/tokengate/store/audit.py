@@ -52,7 +52,8 @@ class AuditEntry:
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     """Which events a page lists; None leaves that side open. ``actor`` matches the recorded actor, or its
-    principal alone (``service_token:<id>`` for ``service_token:<id> (<display prefix>)``)."""
+    principal alone (``service_token:<id>`` for ``service_token:<id> (<display prefix>)``), in the stored form
+    (a token's row key: ``global_ids.stored_actor`` turns the printed ``stk_`` form into it)."""
 
     action: str | None = None
     actor: str | None = None
