@@ -81,14 +81,16 @@ async def find_credential(
 
 
 def never_authenticates(stored: Credential | None, proved: bool, audited: bool, now: datetime) -> bool:
-    """May this v2 id be remembered as one that cannot authenticate? Unknown and deleted ids, whoever presents
-    them; an expired one once its first refused use is audited. Never an active token's id: ids are public
-    (audit log, gateway headers), and a wrong secret must not lock the real token out."""
-    if stored is None or stored.state == "deleted":
+    """May this v2 text be remembered as one that cannot authenticate? Any text that proves no stored token (an
+    unknown id, or a real id with a wrong secret: alike, so that the answer says nothing about which ids exist),
+    a deleted token's, and an expired one's once its first refused use is audited. What is remembered is the
+    keyed hash of the whole text, never the id: ids are public (audit log, gateway headers), and a wrong secret
+    sent with a live token's id must not refuse the live token's own text."""
+    if stored is None or not proved or stored.state == "deleted":
         return True
     if credential_state(stored, now) != "EXPIRED":
         return False
-    return stored.expiry_audited or stored.kind != "service" or (proved and audited)
+    return stored.expiry_audited or stored.kind != "service" or audited
 
 
 # Called with the credential of an expired service token at its first refused use (services audit it).
@@ -200,7 +202,7 @@ class Authenticator:
             raise Unauthenticated(f"malformed token: {error}", "malformed") from None
         if not self.cache_trusted():
             return parsed, None
-        if parsed.format == "v2" and self.cache.known_invalid(parsed.lookup):
+        if parsed.format == "v2" and self.cache.known_invalid(self._alias(parsed)):
             raise Unauthenticated(INVALID)
         entry = self._cached(parsed, self.cache.get)
         if entry is None:
@@ -285,7 +287,7 @@ class Authenticator:
             if audited and self.on_expired_use is not None:
                 await self.on_expired_use(credential, client_addr)
             if parsed.format == "v2" and never_authenticates(stored, credential is not None, audited, now):
-                self.cache.note_invalid(parsed.lookup)
+                self.cache.note_invalid(self._alias(parsed))
             raise Unauthenticated(INVALID)
         self.last_used.note(credential.id, now)
         principal = principal_from_credential(credential)

@@ -11,10 +11,13 @@ Every entry is also found through an alias, the keyed hash of the token's text u
 (never the text itself): a legacy token has no id in its text, and for a v2 token it spares parsing the text
 and checking its checksum on every request (the hash is what proves the text anyway).
 
-It also remembers token ids that cannot authenticate (unknown, deleted, or expired and already audited), so a
-client repeating one costs no query: ids are 16 random base62 characters drawn when a token is created, so an
-id unknown now is not issued later (odds 62^-16 per token), and deleted or expired tokens never come back.
-The TTL only bounds how long such an answer is kept; a change to the token (a NOTIFY) drops it at once.
+It also remembers token texts that cannot authenticate (an unknown id, a wrong secret for a real id, a deleted
+token, an expired one already audited), by the same keyed hash, so a client repeating one costs no query: ids
+are 16 random base62 characters drawn when a token is created, so an id unknown now is not issued later (odds
+62^-16 per token), a token's secret never changes, and deleted or expired tokens never come back. The text, not
+the id, is what is remembered: ids are public, an unknown id and a real one with a wrong secret are answered
+alike, and a wrong secret sent with a live token's id never refuses the live token's own text. The TTL only
+bounds how long such an answer is kept.
 
 A read from the database that started before an invalidation must not be cached after it (the change
 committed after the read began; its notice has already dropped what the cache held): ``generation`` is taken
@@ -77,7 +80,7 @@ class PrincipalCache:
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         self._by_account: dict[str, OrderedDict[str, None]] = {}  # each account's keys, least recent first
         self._aliases: dict[bytes, str] = {}
-        self._invalid: OrderedDict[str, float] = OrderedDict()  # token id -> when it was found not to authenticate
+        self._invalid: OrderedDict[bytes, float] = OrderedDict()  # keyed hash of a text -> when it failed
         self._generation = 0  # counts invalidations
         self._changed: OrderedDict[tuple[str, str], int] = OrderedDict()  # ("token"|"user"|"account", id) -> when
         self._flushed_at = 0  # the generation of the last flush (or of the oldest change forgotten)
@@ -135,7 +138,6 @@ class PrincipalCache:
     def put(self, token_id: str, token_hash: bytes, principal: Principal, alias: bytes | None = None) -> None:
         if token_id in self._entries:
             self._drop(token_id)
-        self._invalid.pop(token_id, None)
         account_id = principal.account_id
         while len(self._entries) >= self.max_size:
             self._evict_for(account_id)
@@ -191,7 +193,6 @@ class PrincipalCache:
 
     def invalidate_token(self, token_id: str) -> None:
         self._note_change("token", token_id)
-        self._invalid.pop(token_id, None)
         if self._drop(token_id) is not None:
             self.stats.invalidations += 1
 
@@ -220,20 +221,21 @@ class PrincipalCache:
         self._invalid.clear()
         self.stats.flushes += 1
 
-    def note_invalid(self, token_id: str) -> None:
-        """Remember that ``token_id`` cannot authenticate (unknown, deleted, or expired and audited)."""
-        self._invalid[token_id] = self.clock()
-        self._invalid.move_to_end(token_id)
+    def note_invalid(self, text_hash: bytes) -> None:
+        """Remember that the token text whose keyed hash is ``text_hash`` cannot authenticate."""
+        self._invalid[text_hash] = self.clock()
+        self._invalid.move_to_end(text_hash)
         if len(self._invalid) > INVALID_IDS_SIZE:
             self._invalid.popitem(last=False)
 
-    def known_invalid(self, token_id: str) -> bool:
-        """True when ``token_id`` was found not to authenticate within the last ``INVALID_IDS_TTL_SECONDS``."""
-        noted = self._invalid.get(token_id)
+    def known_invalid(self, text_hash: bytes) -> bool:
+        """True when the text with this keyed hash was found not to authenticate within the last
+        ``INVALID_IDS_TTL_SECONDS``."""
+        noted = self._invalid.get(text_hash)
         if noted is None:
             return False
         if self.clock() - noted > INVALID_IDS_TTL_SECONDS:
-            del self._invalid[token_id]
+            del self._invalid[text_hash]
             return False
         self.stats.invalid_hits += 1
         return True

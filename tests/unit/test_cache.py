@@ -123,27 +123,26 @@ def test_a_legacy_entry_is_found_by_its_alias_and_forgotten_with_it():
     assert cache.aliased(b"keyed-hash") is None
 
 
-def test_ids_that_cannot_authenticate_are_remembered_for_a_while():
+def test_texts_that_cannot_authenticate_are_remembered_for_a_while():
     clock = Clock()
     cache = PrincipalCache(clock=clock)
-    cache.note_invalid("unknown")
-    assert cache.known_invalid("unknown") and not cache.known_invalid("other")
+    cache.note_invalid(b"hash of an unknown text")
+    assert cache.known_invalid(b"hash of an unknown text") and not cache.known_invalid(b"hash of another")
     clock.now += 61
-    assert not cache.known_invalid("unknown")  # the TTL bounds how long the answer is kept
-    cache.note_invalid("deleted")
-    cache.invalidate_token("deleted")  # a change to the token (a NOTIFY) drops the answer at once
-    assert not cache.known_invalid("deleted")
-    cache.note_invalid("valid-now")
-    cache.put("valid-now", b"h", principal("valid-now"))
-    assert not cache.known_invalid("valid-now")
+    assert not cache.known_invalid(b"hash of an unknown text")  # the TTL bounds how long the answer is kept
+    # What is remembered can never authenticate later (an id not issued, a secret that is not the token's, a
+    # deleted or expired token): a flush forgets it anyway, a change to a token need not.
+    cache.note_invalid(b"hash of a deleted token's text")
+    cache.clear()
+    assert not cache.known_invalid(b"hash of a deleted token's text")
 
 
-def test_the_ids_remembered_are_bounded():
+def test_the_texts_remembered_are_bounded():
     cache = PrincipalCache()
     for i in range(INVALID_IDS_SIZE + 10):
-        cache.note_invalid(f"id{i}")
+        cache.note_invalid(f"id{i}".encode())
     assert cache.invalid_ids() == INVALID_IDS_SIZE
-    assert not cache.known_invalid("id0") and cache.known_invalid(f"id{INVALID_IDS_SIZE + 9}")
+    assert not cache.known_invalid(b"id0") and cache.known_invalid(f"id{INVALID_IDS_SIZE + 9}".encode())
 
 
 def test_a_notice_after_a_read_began_marks_what_it_concerns_as_changed():
