@@ -32,6 +32,13 @@ async def behind_holding_proxy(database, tmp_path) -> AsyncIterator[tuple[Server
             yield server, proxy
 
 
+@pytest.fixture
+async def elsewhere(database, tmp_path) -> AsyncIterator[Server]:
+    """Another instance on the same database, reaching it directly."""
+    async for server in start_server(database, make_config(tmp_path / "elsewhere")):
+        yield server
+
+
 async def first_use_racing(
     server: Server,
     proxy: HoldingProxy,
@@ -76,6 +83,32 @@ async def test_a_token_deleted_while_its_first_use_is_read_is_refused_from_then_
     await first_use_racing(server, proxy, token.key, lambda: server.gql(calls.VIEWER, token=token.secret), delete)
     assert token.key not in cache_of(server).token_ids()
     assert (await server.gql(calls.VIEWER, token=token.secret)).status == 401
+
+
+async def test_a_token_deleted_through_another_instance_while_its_first_use_is_read_is_refused_from_then_on(
+    behind_holding_proxy, elsewhere
+):
+    server, proxy = behind_holding_proxy
+    admin = await server.bootstrap()
+    token = await calls.created(server, admin.token, "deleted elsewhere")
+    # Notices reach an instance in commit order on its one LISTEN connection: once the canary, deleted after the
+    # token, is gone from this instance's cache, the token's notice has been applied here too.
+    canary = await calls.created(server, admin.token, "canary")
+    assert await calls.works(server, canary.secret) and canary.key in cache_of(server).token_ids()
+
+    async def delete_elsewhere() -> None:
+        for deleted in (token, canary):
+            reply = await elsewhere.gql(calls.DELETE, {"id": deleted.id}, token=admin.token)
+            assert reply.errors == [], reply.body
+        async with asyncio.timeout(DEADLINE):
+            while canary.key in cache_of(server).token_ids():
+                await asyncio.sleep(0.01)
+
+    def use() -> Awaitable[Reply]:
+        return server.gql(calls.VIEWER, token=token.secret)
+
+    await first_use_racing(server, proxy, token.key, use, delete_elsewhere)
+    assert (await use()).status == 401
 
 
 async def test_a_user_deactivated_while_their_tokens_first_use_is_read_is_refused_from_then_on(behind_holding_proxy):
