@@ -81,14 +81,16 @@ async def find_credential(
 
 
 def never_authenticates(stored: Credential | None, proved: bool, audited: bool, now: datetime) -> bool:
-    """May this v2 id be remembered as one that cannot authenticate? Unknown and deleted ids, whoever presents
-    them; an expired one once its first refused use is audited. Never an active token's id: ids are public
-    (audit log, gateway headers), and a wrong secret must not lock the real token out."""
-    if stored is None or stored.state == "deleted":
+    """May this v2 text be remembered as one that cannot authenticate? Any text that proves no stored token (an
+    unknown id, or a real id with a wrong secret: alike, so that the answer says nothing about which ids exist),
+    a deleted token's, and an expired one's once its first refused use is audited. What is remembered is the
+    keyed hash of the whole text, never the id: ids are public (audit log, gateway headers), and a wrong secret
+    sent with a live token's id must not refuse the live token's own text."""
+    if stored is None or not proved or stored.state == "deleted":
         return True
     if credential_state(stored, now) != "EXPIRED":
         return False
-    return stored.expiry_audited or stored.kind != "service" or (proved and audited)
+    return stored.expiry_audited or stored.kind != "service" or audited
 
 
 # Called with the credential of an expired service token at its first refused use (services audit it).
@@ -200,7 +202,7 @@ class Authenticator:
             raise Unauthenticated(f"malformed token: {error}", "malformed") from None
         if not self.cache_trusted():
             return parsed, None
-        if parsed.format == "v2" and self.cache.known_invalid(parsed.lookup):
+        if parsed.format == "v2" and self.cache.known_invalid(self._alias(parsed)):
             raise Unauthenticated(INVALID)
         entry = self._cached(parsed, self.cache.get)
         if entry is None:
@@ -252,15 +254,26 @@ class Authenticator:
         if not done.cancelled():
             done.exception()  # retrieved here too: every waiter may have gone
 
+    async def _read(self, parsed: tokens.ParsedToken) -> tuple[Credential | None, Credential | None]:
+        """The stored token the text names (v2; None for a legacy text), and the one it proves (None: none)."""
+        if parsed.format == "v2":
+            stored = await token_store.credential_by_id(self.pool, parsed.lookup)
+            return stored, stored if stored is not None and proves_v2(parsed, stored, self.keys) else None
+        return None, await find_credential(self.pool, self.keys, parsed, self.verify_legacy)
+
+    def _changed_since(self, generation: int, credential: Credential) -> bool:
+        return self.cache.changed_since(generation, credential.id, credential.user_id, credential.account_id)
+
     async def _validate(self, parsed: tokens.ParsedToken, client_addr: str | None) -> Principal:
         now = datetime.now(UTC)
-        stored: Credential | None = None
         try:
-            if parsed.format == "v2":
-                stored = await token_store.credential_by_id(self.pool, parsed.lookup)
-                credential = stored if stored is not None and proves_v2(parsed, stored, self.keys) else None
-            else:
-                credential = await find_credential(self.pool, self.keys, parsed, self.verify_legacy)
+            generation = self.cache.generation()
+            stored, credential = await self._read(parsed)
+            if credential is not None and self._changed_since(generation, credential):
+                # A notice about this token arrived while it was read: the change committed after the read began,
+                # so the read may predate it. Read again, now that the notice has been applied.
+                generation = self.cache.generation()
+                stored, credential = await self._read(parsed)
         except DATABASE_UNAVAILABLE:
             stale = self._cached(parsed, self.cache.peek)
             principal = self._from_entry(parsed, stale.token_hash, stale.principal, now) if stale else None
@@ -274,18 +287,20 @@ class Authenticator:
             if audited and self.on_expired_use is not None:
                 await self.on_expired_use(credential, client_addr)
             if parsed.format == "v2" and never_authenticates(stored, credential is not None, audited, now):
-                self.cache.note_invalid(parsed.lookup)
+                self.cache.note_invalid(self._alias(parsed))
             raise Unauthenticated(INVALID)
         self.last_used.note(credential.id, now)
         principal = principal_from_credential(credential)
-        if parsed.format == "v2":
+        alias = self._alias(parsed)
+        token_hash = alias  # a legacy token's entry is proved by the keyed hash of its text
+        if parsed.format == "v2":  # only the first use per instance (and TTL) pays argon2id, for a legacy one
             token_hash = credential.hash
             if credential.key_id != self.newest_key_id:
                 token_hash = await self._rehash(parsed.text, credential)
-            self.cache.put(credential.id, token_hash, principal, alias=self._alias(parsed))
-        else:  # only the first use per instance (and TTL) pays argon2id
-            alias = self._alias(parsed)
-            self.cache.put(credential.id, alias, principal, alias=alias)
+        # Answered from this read, but kept only if no notice about the token arrived since it began: a cached
+        # principal never outlives a change that committed after its read.
+        if not self._changed_since(generation, credential):
+            self.cache.put(credential.id, token_hash, principal, alias=alias)
         return principal
 
     async def _rehash(self, text: str, credential: Credential) -> bytes:

@@ -11,10 +11,19 @@ Every entry is also found through an alias, the keyed hash of the token's text u
 (never the text itself): a legacy token has no id in its text, and for a v2 token it spares parsing the text
 and checking its checksum on every request (the hash is what proves the text anyway).
 
-It also remembers token ids that cannot authenticate (unknown, deleted, or expired and already audited), so a
-client repeating one costs no query: ids are 16 random base62 characters drawn when a token is created, so an
-id unknown now is not issued later (odds 62^-16 per token), and deleted or expired tokens never come back.
-The TTL only bounds how long such an answer is kept; a change to the token (a NOTIFY) drops it at once.
+It also remembers token texts that cannot authenticate (an unknown id, a wrong secret for a real id, a deleted
+token, an expired one already audited), by the same keyed hash, so a client repeating one costs no query: ids
+are 16 random base62 characters drawn when a token is created, so an id unknown now is not issued later (odds
+62^-16 per token), a token's secret never changes, and deleted or expired tokens never come back. The text, not
+the id, is what is remembered: ids are public, an unknown id and a real one with a wrong secret are answered
+alike, and a wrong secret sent with a live token's id never refuses the live token's own text. The TTL only
+bounds how long such an answer is kept.
+
+A read from the database that started before an invalidation must not be cached after it (the change
+committed after the read began; its notice has already dropped what the cache held): ``generation`` is taken
+before the read, and ``changed_since`` then says whether a notice about that token, its user or its account, or
+a flush, arrived meanwhile. The record of recent invalidations is bounded; what falls out of it counts as a
+flush for reads older than it, so the answer errs towards "changed" (one more query), never the other way.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ MAX_TTL_SECONDS = 60.0
 ACCOUNT_SHARE = 0.25  # of a full cache, the most one account keeps by evicting other accounts' entries
 INVALID_IDS_SIZE = 10_000
 INVALID_IDS_TTL_SECONDS = 60.0
+RECENT_CHANGES_SIZE = 10_000  # invalidations remembered for reads under way; older ones count as a flush
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,10 @@ class PrincipalCache:
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         self._by_account: dict[str, OrderedDict[str, None]] = {}  # each account's keys, least recent first
         self._aliases: dict[bytes, str] = {}
-        self._invalid: OrderedDict[str, float] = OrderedDict()  # token id -> when it was found not to authenticate
+        self._invalid: OrderedDict[bytes, float] = OrderedDict()  # keyed hash of a text -> when it failed
+        self._generation = 0  # counts invalidations
+        self._changed: OrderedDict[tuple[str, str], int] = OrderedDict()  # ("token"|"user"|"account", id) -> when
+        self._flushed_at = 0  # the generation of the last flush (or of the oldest change forgotten)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -125,7 +138,6 @@ class PrincipalCache:
     def put(self, token_id: str, token_hash: bytes, principal: Principal, alias: bytes | None = None) -> None:
         if token_id in self._entries:
             self._drop(token_id)
-        self._invalid.pop(token_id, None)
         account_id = principal.account_id
         while len(self._entries) >= self.max_size:
             self._evict_for(account_id)
@@ -157,12 +169,34 @@ class PrincipalCache:
             del self._aliases[entry.alias]
         return entry
 
+    def generation(self) -> int:
+        """Where the invalidations stand now: taken before reading a credential, for ``changed_since``."""
+        return self._generation
+
+    def changed_since(self, generation: int, token_id: str, user_id: str | None, account_id: str) -> bool:
+        """Did a notice that concerns this token (the token, its user, its account) or a flush arrive after
+        ``generation`` was taken? Then what was read before it may be stale and is not to be cached."""
+        if self._flushed_at > generation:
+            return True
+        keys = [("token", token_id), ("account", account_id)]
+        if user_id is not None:
+            keys.append(("user", user_id))
+        return any(self._changed.get(key, 0) > generation for key in keys)
+
+    def _note_change(self, kind: str, key: str) -> None:
+        self._generation += 1
+        self._changed[(kind, key)] = self._generation
+        self._changed.move_to_end((kind, key))
+        if len(self._changed) > RECENT_CHANGES_SIZE:
+            _, forgotten = self._changed.popitem(last=False)
+            self._flushed_at = max(self._flushed_at, forgotten)
+
     def invalidate_token(self, token_id: str) -> None:
-        self._invalid.pop(token_id, None)
+        self._note_change("token", token_id)
         if self._drop(token_id) is not None:
             self.stats.invalidations += 1
 
-    def invalidate_where(self, matches: Callable[[Principal], bool]) -> None:
+    def _invalidate_where(self, matches: Callable[[Principal], bool]) -> None:
         """Drop every entry whose principal matches (account- or user-wide changes; rare)."""
         doomed = [key for key, entry in self._entries.items() if matches(entry.principal)]
         for key in doomed:
@@ -170,32 +204,38 @@ class PrincipalCache:
         self.stats.invalidations += len(doomed)
 
     def invalidate_account(self, account_id: str) -> None:
-        self.invalidate_where(lambda principal: principal.account_id == account_id)
+        self._note_change("account", account_id)
+        self._invalidate_where(lambda principal: principal.account_id == account_id)
 
     def invalidate_user(self, user_id: str) -> None:
-        self.invalidate_where(lambda principal: principal.user_id == user_id)
+        self._note_change("user", user_id)
+        self._invalidate_where(lambda principal: principal.user_id == user_id)
 
     def clear(self) -> None:
+        self._generation += 1
+        self._flushed_at = self._generation
+        self._changed.clear()
         self._entries.clear()
         self._by_account.clear()
         self._aliases.clear()
         self._invalid.clear()
         self.stats.flushes += 1
 
-    def note_invalid(self, token_id: str) -> None:
-        """Remember that ``token_id`` cannot authenticate (unknown, deleted, or expired and audited)."""
-        self._invalid[token_id] = self.clock()
-        self._invalid.move_to_end(token_id)
+    def note_invalid(self, text_hash: bytes) -> None:
+        """Remember that the token text whose keyed hash is ``text_hash`` cannot authenticate."""
+        self._invalid[text_hash] = self.clock()
+        self._invalid.move_to_end(text_hash)
         if len(self._invalid) > INVALID_IDS_SIZE:
             self._invalid.popitem(last=False)
 
-    def known_invalid(self, token_id: str) -> bool:
-        """True when ``token_id`` was found not to authenticate within the last ``INVALID_IDS_TTL_SECONDS``."""
-        noted = self._invalid.get(token_id)
+    def known_invalid(self, text_hash: bytes) -> bool:
+        """True when the text with this keyed hash was found not to authenticate within the last
+        ``INVALID_IDS_TTL_SECONDS``."""
+        noted = self._invalid.get(text_hash)
         if noted is None:
             return False
         if self.clock() - noted > INVALID_IDS_TTL_SECONDS:
-            del self._invalid[token_id]
+            del self._invalid[text_hash]
             return False
         self.stats.invalid_hits += 1
         return True

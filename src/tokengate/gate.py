@@ -9,8 +9,10 @@ coroutine: the forward-auth hot path awaits nothing.
 
 Rates (limits.py) are spent on the way: every request from the client's address, a request without
 credentials from the anonymous budget of its address (before its document is parsed), and every admitted
-request from its principal's budget. A token the cache cannot answer is looked up only while its address has
-failed authentications left, and charged one when it fails. Past a budget: 429.
+request from its principal's budget. A well-formed token that does not authenticate costs its address one
+failed authentication, whether memory or the database said so (an unknown id and a real id with a wrong secret
+cost the same); a token the cache cannot answer is looked up only while its address has failures left. Past a
+budget: 429.
 """
 
 from __future__ import annotations
@@ -190,6 +192,9 @@ class Gate:
                 return self._admitted(request, principal, client_addr, started)
             parsed, principal = self.authenticator.from_memory(text)
         except Unauthenticated as refusal:
+            if refusal.outcome == "invalid":  # a well-formed token refused from memory: a failure as from the database
+                self._require_failures_left(address)
+                self.throttle.failures.charge(address, 1)
             self._refused(refusal, started)
             if header is None and anonymous_allowed is not None:
                 self._spend(self.throttle.anonymous, address)  # before the document is parsed
@@ -199,12 +204,15 @@ class Gate:
         if principal is None:
             # Past the budget of failures, no query at all (nor argon2id); a failure is charged once known, so
             # concurrent first uses of a valid token do not spend it.
-            try:
-                self.throttle.require(self.throttle.failures, address)
-            except OverLimit as over:
-                raise rate_limited(over) from None
+            self._require_failures_left(address)
             return self._admit_from_database(request, parsed, client_addr, address, started)
         return self._admitted(request, principal, client_addr, started)
+
+    def _require_failures_left(self, address: str) -> None:
+        try:
+            self.throttle.require(self.throttle.failures, address)
+        except OverLimit as over:
+            raise rate_limited(over) from None
 
     def before_body(self, request: web.BaseRequest) -> None:
         """Refuse (429), before its body is read, a request whose payer is already out of a budget ``admit`` or

@@ -3,16 +3,20 @@
 One rule for service tokens (create, rotate) and personal tokens: an expiry asked for must be in the future,
 within the policy's maximum lifetime, and no later than the token making the call expires; without one the
 token gets the earliest of those bounds, or none at all.
+
+And one rule for every change a token makes to a token (create, rotate, edit, set grants): it may not leave a
+token with more power than before that also expires later than the calling token (``require_lifetime_bound``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from tokengate.errors import InvalidInput
-from tokengate.policy import Principal
+from tokengate.errors import Forbidden, InvalidInput
+from tokengate.policy import Grant, Principal, added_power
 
 DEFAULT_USER_TOKEN_MAX_LIFETIME_DAYS: Final = 90
 MAX_LIFETIME_DAYS: Final = 36500  # a hundred years: beyond it "lifetime" means nothing
@@ -92,3 +96,36 @@ def token_expiry(
         raise InvalidInput("the account's token policy requires an expiry: give expiresAt")
     bounds = [bound for bound in (still_running, latest, creator_expires_at) if bound is not None]
     return min(bounds) if bounds else None
+
+
+def lifetime_bound_denial(
+    bound: datetime | None, expires_at: datetime | None, before: Sequence[Grant], after: Sequence[Grant]
+) -> str | None:
+    """Why a change made by a token that expires at ``bound`` may not leave a token expiring at ``expires_at``
+    (None: never) holding ``after`` where it held ``before`` (nothing, for a new token), or None when it may: a
+    token may give power only to tokens that expire no later than itself, so that nothing it does outlives it.
+    An unexpiring caller (``bound`` None) is not bounded; taking power away, or keeping it, always may."""
+    if bound is None or (expires_at is not None and expires_at <= bound):
+        return None
+    added = added_power(before, after)
+    if added is None:
+        return None
+    lives = "never expires" if expires_at is None else f"expires at {expires_at.isoformat()}"
+    return (
+        f"this would give {added} to a token that {lives}, later than the calling token "
+        f"({bound.isoformat()}): a token may give power only to tokens that expire no later than itself"
+    )
+
+
+def require_lifetime_bound(
+    actor: Principal | None,
+    kind: str,
+    expires_at: datetime | None,
+    before: Sequence[Grant],
+    after: Sequence[Grant],
+) -> None:
+    """``Forbidden`` when the calling principal's change to a token of ``kind`` breaks ``lifetime_bound_denial``;
+    the caller's expiry bounds tokens of its own kind (``creator_expiry``)."""
+    denial = lifetime_bound_denial(creator_expiry(actor, kind), expires_at, before, after)
+    if denial is not None:
+        raise Forbidden(denial)

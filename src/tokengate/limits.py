@@ -59,7 +59,7 @@ class Limits:
     address: Rate = Rate(1000, 2000)  # requests per client address (/graphql, /auth/check)
     principal: Rate = Rate(500, 1000)  # requests per principal (a service token, or a user)
     anonymous: Rate = Rate(2, 20)  # requests without credentials per client address (introspection, leak reports)
-    failures: Rate = Rate(5, 50)  # failed authentications that cost a database query or argon2id, per address
+    failures: Rate = Rate(5, 50)  # refused well-formed tokens (from memory or the database alike), per address
     cost: Rate = Rate(2000, 20_000)  # GraphQL cost points per principal (anonymous: per address)
     secret_scanning: Rate = Rate(10, 100)  # reports to /secret-scanning/github per client address
     cost_budget: int = 10_000  # the most one GraphQL request may cost

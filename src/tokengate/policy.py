@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from tokengate import global_ids
 from tokengate.catalog import ACCESS_LEVELS, CATALOG, READ, Catalog, is_account_resource
@@ -282,7 +282,13 @@ def _scope(resource: str, project_id: str | None) -> str:
     return "for all projects" if project_id is None else f"on project {project_id}"
 
 
-def _first_missing(giver: Principal, grant: Grant, needed: Iterable[tuple[str, str]], catalog: Catalog) -> str | None:
+class Holder(Protocol):
+    """What can be asked whether it holds an access: a principal, or bare compiled permissions."""
+
+    def decide(self, resource: str, access: str, project_id: str | None = None) -> Decision: ...
+
+
+def _first_missing(giver: Holder, grant: Grant, needed: Iterable[tuple[str, str]], catalog: Catalog) -> str | None:
     """The first ``RESOURCE:ACCESS scope`` of ``needed`` (pairs of the grant's set) that the giver lacks on the
     grant's scope: account resources account-wide, project resources on every project the grant covers."""
     permission_set = catalog.permission_sets[grant.permission_set]
@@ -343,6 +349,22 @@ def givable_sets(
         everywhere = not scope or permission_set.is_account_level
         answers.append((key, giving_refusal(giver, Grant(key, everywhere, () if everywhere else scope), catalog)))
     return answers
+
+
+def added_power(before: Sequence[Grant], after: Sequence[Grant], catalog: Catalog = CATALOG) -> str | None:
+    """The first ``RESOURCE:ACCESS scope`` that a service token holding ``after`` has and one holding ``before``
+    has not, or None when ``after`` gives nothing more: the no-escalation comparison (``grant_denial``'s), with the
+    token's old grants in the giver's place. Same sets on fewer projects, or a narrower set, add nothing; a set
+    on all projects adds what a list of projects lacks (the projects made later)."""
+    held = Permissions(before, None, catalog)
+    for grant in after:
+        permission_set = catalog.permission_sets.get(grant.permission_set)
+        if permission_set is None:
+            continue
+        missing = _first_missing(held, grant, permission_set.access.items(), catalog)
+        if missing is not None:
+            return missing
+    return None
 
 
 def require_not_self(giver: Principal | None, user_id: str) -> None:

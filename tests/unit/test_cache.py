@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.cache import INVALID_IDS_SIZE, MAX_TTL_SECONDS, PrincipalCache
+from tokengate.cache import INVALID_IDS_SIZE, MAX_TTL_SECONDS, RECENT_CHANGES_SIZE, PrincipalCache
 from tokengate.policy import Grant, Principal
 
 
@@ -123,24 +123,58 @@ def test_a_legacy_entry_is_found_by_its_alias_and_forgotten_with_it():
     assert cache.aliased(b"keyed-hash") is None
 
 
-def test_ids_that_cannot_authenticate_are_remembered_for_a_while():
+def test_texts_that_cannot_authenticate_are_remembered_for_a_while():
     clock = Clock()
     cache = PrincipalCache(clock=clock)
-    cache.note_invalid("unknown")
-    assert cache.known_invalid("unknown") and not cache.known_invalid("other")
+    cache.note_invalid(b"hash of an unknown text")
+    assert cache.known_invalid(b"hash of an unknown text") and not cache.known_invalid(b"hash of another")
     clock.now += 61
-    assert not cache.known_invalid("unknown")  # the TTL bounds how long the answer is kept
-    cache.note_invalid("deleted")
-    cache.invalidate_token("deleted")  # a change to the token (a NOTIFY) drops the answer at once
-    assert not cache.known_invalid("deleted")
-    cache.note_invalid("valid-now")
-    cache.put("valid-now", b"h", principal("valid-now"))
-    assert not cache.known_invalid("valid-now")
+    assert not cache.known_invalid(b"hash of an unknown text")  # the TTL bounds how long the answer is kept
+    # What is remembered can never authenticate later (an id not issued, a secret that is not the token's, a
+    # deleted or expired token): a flush forgets it anyway, a change to a token need not.
+    cache.note_invalid(b"hash of a deleted token's text")
+    cache.clear()
+    assert not cache.known_invalid(b"hash of a deleted token's text")
 
 
-def test_the_ids_remembered_are_bounded():
+def test_the_texts_remembered_are_bounded():
     cache = PrincipalCache()
     for i in range(INVALID_IDS_SIZE + 10):
-        cache.note_invalid(f"id{i}")
+        cache.note_invalid(f"id{i}".encode())
     assert cache.invalid_ids() == INVALID_IDS_SIZE
-    assert not cache.known_invalid("id0") and cache.known_invalid(f"id{INVALID_IDS_SIZE + 9}")
+    assert not cache.known_invalid(b"id0") and cache.known_invalid(f"id{INVALID_IDS_SIZE + 9}".encode())
+
+
+def test_a_notice_after_a_read_began_marks_what_it_concerns_as_changed():
+    cache = PrincipalCache()
+    read_began = cache.generation()
+    assert not cache.changed_since(read_began, "tok1", "usr1", "acc1")
+    cache.invalidate_token("tok2")  # another token: nothing read about tok1 is stale
+    assert not cache.changed_since(read_began, "tok1", "usr1", "acc1")
+    cache.invalidate_token("tok1")
+    assert cache.changed_since(read_began, "tok1", "usr1", "acc1")
+    after = cache.generation()  # a read that began after the notice saw the change
+    assert not cache.changed_since(after, "tok1", "usr1", "acc1")
+    # A user's and an account's notices concern every token of theirs, cached or not.
+    cache.invalidate_user("usr1")
+    assert cache.changed_since(after, "tok1", "usr1", "acc1") and not cache.changed_since(after, "tok3", None, "acc1")
+    later = cache.generation()
+    cache.invalidate_account("acc1")
+    assert cache.changed_since(later, "tok3", None, "acc1") and not cache.changed_since(later, "tok4", None, "acc2")
+    # A flush (the listener reconnected, or an unreadable notice) concerns everything.
+    flushed = cache.generation()
+    cache.clear()
+    assert cache.changed_since(flushed, "tok9", None, "acc9")
+
+
+def test_the_changes_remembered_are_bounded_and_what_falls_out_counts_as_changed():
+    cache = PrincipalCache()
+    read_began = cache.generation()
+    cache.invalidate_token("early")
+    for i in range(RECENT_CHANGES_SIZE):
+        cache.invalidate_token(f"tok{i}")
+    assert len(cache._changed) == RECENT_CHANGES_SIZE
+    # "early" is forgotten: a read older than it cannot know, so every token it read counts as changed ...
+    assert cache.changed_since(read_began, "early", None, "acc") and cache.changed_since(read_began, "x", None, "acc")
+    # ... while a read that began after it is judged on what is remembered.
+    assert not cache.changed_since(read_began + 1, "x", None, "acc")

@@ -10,7 +10,7 @@ from typing import Literal
 from tokengate import tokens
 from tokengate.authentication import credential_state, find_credential, principal_from_credential
 from tokengate.errors import InvalidInput, NotFound, QuotaExceeded
-from tokengate.lifetimes import creator_expiry, token_expiry
+from tokengate.lifetimes import creator_expiry, require_lifetime_bound, token_expiry
 from tokengate.notices import TokenChanged
 from tokengate.policy import SERVICE_TOKEN as POLICY_SERVICE_TOKEN
 from tokengate.policy import Grant, check_service_token_grants, require_account, require_token_admin
@@ -124,6 +124,7 @@ async def create(
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
         expires_at = await service_token_expiry(work, account_id, expires_at)
+        require_lifetime_bound(work.actor.principal, POLICY_SERVICE_TOKEN, expires_at, (), checked)
         await check_token_quota(work, backend, account_id)
         created = await store_service_token(work, backend.newest_key, account_id, name, checked, expires_at)
         await work.audit(
@@ -169,6 +170,7 @@ async def rotate(
         await check_token_quota(work, backend, account_id, expiring=int(revoke_old_in_seconds == 0 and still_usable))
         grants = (await grant_store.grants_for_tokens(work.conn, [old.id])).get(old.id, [])
         expiry = await service_token_expiry(work, account_id, expires_at, inherited=old.expires_at)
+        require_lifetime_bound(work.actor.principal, POLICY_SERVICE_TOKEN, expiry, (), grants)
         created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, expiry, old.id)
         if revoke_old_in_seconds is not None:
             old = await token_store.expire_within(work.conn, old.id, revoke_old_in_seconds)
@@ -183,6 +185,13 @@ async def rotate(
             expires_at=expiry.isoformat() if expiry else None,
         )
     return replace(created, replaced=old)
+
+
+async def _require_lifetime_bound(work: UnitOfWork, record: TokenRecord, grants: Sequence[Grant]) -> None:
+    """An edit of a token's grants by a token that expires keeps the lifetime bound (``require_lifetime_bound``):
+    compared with what the token holds now, read under its row lock."""
+    held = (await grant_store.grants_for_tokens(work.conn, [record.id])).get(record.id, [])
+    require_lifetime_bound(work.actor.principal, POLICY_SERVICE_TOKEN, record.expires_at, held, grants)
 
 
 async def update(
@@ -202,6 +211,8 @@ async def update(
         record = await _locked_active(work, account_id, token_id, "changed")
         if new_name is None and checked is None:
             return record
+        if checked is not None:
+            await _require_lifetime_bound(work, record, checked)
         changes: dict[str, object] = {}
         if new_name is not None:
             record = await token_store.rename_token(work.conn, token_id, new_name)
@@ -227,6 +238,7 @@ async def set_grants(
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
         record = await _locked_active(work, account_id, token_id, "changed")
+        await _require_lifetime_bound(work, record, checked)
         if not await grant_store.sync_token_grants(work.conn, account_id, token_id, checked):
             return record
         await work.audit(account_id, "service_token.updated", token_id, grants=_sets(checked))
