@@ -82,3 +82,28 @@ async def test_an_unexpiring_token_and_a_person_are_not_bounded(server):
     # A person's personal token (which always expires) edits the account's service tokens unbounded, as it creates
     # them: service tokens belong to the account, not to the person.
     assert await set_grants(server, admin.token, victim.id, ACCOUNT_ADMIN) == []
+
+
+async def test_an_expiring_token_cannot_give_a_person_power_their_later_personal_tokens_would_carry(server):
+    """Grants given to a person reach their personal tokens (90 days by default): an expiring caller gives them only
+    while none of those tokens outlives it."""
+    from tests.api.test_members import UPDATE_USER, grants_of, signed_in
+
+    admin = await server.bootstrap()
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+    actor = await store_service_token(server, admin.account_id, [Grant("ACCOUNT_ADMIN")], expires_at=in_an_hour)
+    person, personal = await signed_in(server, admin, "p@acme.test", "DEVELOPER", JOB_VIEWER)
+    expiry = await server.pool.fetchval("SELECT expires_at FROM tokens WHERE user_id = $1", person)
+    assert expiry > in_an_hour  # the person's token outlives the caller
+    # Precondition: the one-hour token may change this person's grants at all (taking away is allowed).
+    reply = await server.gql(UPDATE_USER, {"id": person, "grants": []}, token=actor)
+    assert reply.errors == [], reply.body
+    reply = await server.gql(UPDATE_USER, {"id": person, "grants": ACCOUNT_ADMIN}, token=actor)
+    assert reply.codes == ["FORBIDDEN"], reply.body
+    assert "personal token" in reply.errors[0]["message"], reply.body
+    assert await grants_of(server, person) == []
+    # Without a personal token that outlives the caller, giving is allowed.
+    await server.pool.execute("UPDATE tokens SET state = 'deleted', deleted_at = now() WHERE user_id = $1", person)
+    reply = await server.gql(UPDATE_USER, {"id": person, "grants": JOB_VIEWER}, token=actor)
+    assert reply.errors == [], reply.body
+    assert personal  # issued and shown to no one else

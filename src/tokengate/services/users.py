@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from tokengate import tokens
 from tokengate.catalog import LICENSES
-from tokengate.errors import InvalidInput, NotFound
+from tokengate.errors import Forbidden, InvalidInput, NotFound
+from tokengate.lifetimes import lifetime_bound_denial
 from tokengate.notices import UserChanged
 from tokengate.policy import (
     Grant,
@@ -96,6 +98,8 @@ async def update(
         require_not_self(actor.principal, user.id)
         checked = await account_grants(work, account_id, grants) if grants is not None else None
         require_change(actor.principal, held, held if checked is None else checked, user.license, license_)
+        if checked is not None:
+            await _require_tokens_lifetime_bound(work, user.id, held, checked)
         changes: dict[str, object] = {}
         if license_ is not None and license_ != user.license:
             user = await user_store.set_license(work.conn, user.id, license_)
@@ -106,6 +110,24 @@ async def update(
         await work.audit(account_id, "user.updated", user.id, **changes)
         await work.notify(UserChanged(user.id))
     return user
+
+
+async def _require_tokens_lifetime_bound(
+    work: UnitOfWork, user_id: str, held: Sequence[Grant], grants: Sequence[Grant]
+) -> None:
+    """Grants given to a person reach their personal tokens: a calling token that expires may give them only while
+    each of those tokens expires no later than itself (``lifetime_bound_denial``, as for a service token's edit)."""
+    principal = work.actor.principal
+    bound = principal.expires_at if principal is not None else None
+    if bound is None:
+        return
+    now = datetime.now(UTC)
+    owned = (await token_store.user_tokens_of_users(work.conn, [user_id]))[user_id]
+    for record in owned:
+        if tokens.token_state(record.state, record.expires_at, now) == "ACTIVE":
+            denial = lifetime_bound_denial(bound, record.expires_at, held, grants)
+            if denial is not None:
+                raise Forbidden(denial.replace("to a token", "through a personal token of this user to a token", 1))
 
 
 async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: str) -> UserRow:
