@@ -34,7 +34,7 @@ class WebhookTiming:
     retry_window_seconds: float = 24 * 3600.0  # then the delivery fails and the webhook is marked failing
     request_timeout_seconds: float = 10.0
     lease_seconds: float = 60.0  # a claimed row's lease: longer than any request may take
-    notice_interval_seconds: float = 300.0  # expiry and disuse notices
+    notice_interval_seconds: float = 300.0  # expiry and disuse notices (TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,27 @@ def parse_origins(text: str) -> tuple[str, ...]:
             raise ConfigError(f"TOKENGATE_CORS_ORIGINS: {origin!r} is not an exact origin like https://app.example.com")
         origins.append(origin)
     return tuple(origins)
+
+
+MAX_NOTICE_INTERVAL_SECONDS = 86_400.0
+
+
+def parse_notice_interval(text: str | None) -> float:
+    """``TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS``: seconds between two rounds of the expiry and disuse notices
+    (default 300); more than 0, at most a day."""
+    default = WebhookTiming.notice_interval_seconds
+    if text is None or not text.strip():
+        return default
+    try:
+        seconds = float(text.strip())
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_NOTICE_INTERVAL_SECONDS:  # NaN and infinities fail here too
+        raise ConfigError(
+            f"TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS must be a number of seconds above 0 and at most "
+            f"{MAX_NOTICE_INTERVAL_SECONDS:g} (default {default:g})"
+        )
+    return seconds
 
 
 def parse_secret_keys(text: str) -> tuple[bytes, ...]:
@@ -159,6 +180,9 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         trusted_documents=load_trusted_documents(env.get("TOKENGATE_TRUSTED_DOCUMENTS")),
         webhook_allow_private=_flag(env.get("TOKENGATE_WEBHOOK_ALLOW_PRIVATE"), False),
         github_scanning_keys=checked_scanning_keys(Path(scanning_keys)) if scanning_keys else None,
+        webhook_timing=WebhookTiming(
+            notice_interval_seconds=parse_notice_interval(env.get("TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS"))
+        ),
         limits=limits,
     )
 

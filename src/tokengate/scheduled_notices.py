@@ -66,14 +66,17 @@ class NoticeJob:
         return NoticeRound(noted, queued)
 
     async def _reseal(self, conn: asyncpg.Connection) -> None:
-        """Signing secrets sealed under an older server key move to the newest (see "Rotating the server key")."""
+        """Signing secrets sealed under an older server key move to the newest (see "Rotating the server key"),
+        and so do rotated-out secrets still signing, so that they keep signing after the older key is gone."""
         newest = self.keys[0]
-        for webhook_id, sealed, key_id in await webhook_store.sealed_under_older_keys(conn, tokens.key_id(newest)):
-            secret = unseal_secret(sealed, key_id, self.keys)
-            if secret is None:
-                continue  # under a key no longer configured: its deliveries say so
-            resealed, new_key_id = seal_secret(secret, newest)
-            await webhook_store.reseal(conn, webhook_id, sealed, resealed, new_key_id)
+        for previous in (False, True):
+            older = await webhook_store.sealed_under_older_keys(conn, tokens.key_id(newest), previous)
+            for webhook_id, sealed, key_id in older:
+                secret = unseal_secret(sealed, key_id, self.keys)
+                if secret is None:
+                    continue  # under a key no longer configured: its deliveries say so
+                resealed, new_key_id = seal_secret(secret, newest)
+                await webhook_store.reseal(conn, webhook_id, sealed, resealed, new_key_id, previous)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="scheduled-notices")

@@ -2,14 +2,21 @@
 
 A webhook URL is https (plain http only where the operator allows private networks), without credentials in
 it, to a host that is not an address of this machine or its networks. The address rule is checked twice: on
-the URL when a webhook is saved (an IP literal, or a ``localhost`` name), and on every address the sender
-connects to, after DNS (webhook_delivery.py), so a name that resolves, or is later re-pointed, to a private
-address is refused as well.
+the URL when a webhook is saved (an IP literal in any of the forms resolvers accept, or a ``localhost`` name),
+and on every address the sender connects to, after DNS (webhook_delivery.py), so a name that resolves, or is
+later re-pointed, to a private address is refused as well.
+
+IPv4 literals are read as ``inet_aton`` and the WHATWG URL parser read them: one to four parts, each decimal,
+octal (``0177``) or hexadecimal (``0x7f``), the last filling the bytes left (``127.1``, ``2130706433``), with
+or without a trailing dot. A host whose last label is a number but which is no address in any form is
+refused too: no DNS name ends in a numeric label, and resolvers disagree on what such a host means.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -92,6 +99,54 @@ def _is_local_name(host: str) -> bool:
     return name == "localhost" or name.endswith(".localhost")
 
 
+_NUMBER: Final = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
+# Full stops other than "." that IDNA (and so the HTTP client) maps to one.
+_DOTS: Final = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+def _number(part: str) -> int | None:
+    """One part of an IPv4 literal as inet_aton reads it: 0x hexadecimal, 0 octal, else decimal."""
+    if not _NUMBER.fullmatch(part):
+        return None
+    if part[:2].lower() == "0x":
+        return int(part[2:] or "0", 16)
+    if len(part) > 1 and part[0] == "0":
+        return int(part, 8) if all(digit in "01234567" for digit in part) else None
+    return int(part)
+
+
+def numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a host written in any numeric form means (``0x7f.1``, ``0177.0.0.1``, ``127.1``,
+    ``2130706433``, ``127.0.0.1.``), as resolvers and URL parsers read it; None when it is not one."""
+    name = host[:-1] if host.endswith(".") else host
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = [_number(part) for part in parts]
+    if any(number is None for number in numbers):
+        return None
+    *leading, last = [number for number in numbers if number is not None]
+    if any(number > 255 for number in leading) or last >= 256 ** (5 - len(parts)):
+        return None
+    value = last
+    for index, number in enumerate(leading):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+def _host_literal(host: str) -> IPAddress | None:
+    """The address a URL's host names without DNS (an IPv6 literal, or IPv4 in any numeric form), or None."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return numeric_ipv4(host)
+
+
+def _ends_in_number(host: str) -> bool:
+    labels = [label for label in host.split(".") if label]
+    return bool(labels) and _NUMBER.fullmatch(labels[-1]) is not None
+
+
 def checked_webhook_url(url: str, allow_private: bool = False) -> str:
     """The URL a webhook is sent to, or ``InvalidInput`` saying what is wrong with it.
 
@@ -121,12 +176,13 @@ def checked_webhook_url(url: str, allow_private: bool = False) -> str:
     if any(ord(character) < 33 or ord(character) == 127 for character in text):
         raise InvalidInput("url must not contain spaces or control characters")
     if not allow_private:
+        # As the HTTP client will see it: full-width digits and other compatibility forms folded (IDNA does).
+        host = unicodedata.normalize("NFKC", host).translate(_DOTS).lower()
         if _is_local_name(host):
             raise InvalidInput("url must not point to this machine (localhost)")
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        literal = _host_literal(host)
+        if literal is None and _ends_in_number(host):
+            raise InvalidInput("url host ends in a number but is not an IP address in any form")
         refusal = address_refusal(literal) if literal is not None else None
         if refusal is not None:
             raise InvalidInput(f"url must point to a public address: {refusal}")

@@ -6,6 +6,10 @@ exponential backoff until the retry window (24 h) has passed; then the delivery 
 failing (audited). The next success clears the mark. Changes made on this instance wake the worker at once;
 other instances' are found by a poll every second.
 
+Before sending, the event is checked against what the webhook's owner may read at that moment
+(webhook_events.delivery_refusal): one it may not is recorded as skipped and not sent, and the actor's client
+address is left out unless the owner reads the audit log.
+
 The sender refuses, at connect time, every address that is not public (webhook_addresses.py), whatever DNS
 answered, unless the operator allows private networks; redirects are not followed, the response body is read
 at most ``MAX_RESPONSE_BYTES`` and then dropped, and every request has a short timeout.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import socket
@@ -30,13 +35,17 @@ import asyncpg
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 
 from tokengate import global_ids, webhook_events
+from tokengate.authentication import credential_state, principal_from_credential
 from tokengate.background import stop_task
 from tokengate.config import WebhookTiming
 from tokengate.errors import InvalidInput
+from tokengate.policy import USER, Principal
 from tokengate.services import Backend
 from tokengate.services import webhooks as webhook_service
-from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.store import DATABASE_UNAVAILABLE, Executor
+from tokengate.store import tokens as token_store
 from tokengate.store import webhooks as webhook_store
+from tokengate.store.grants import grants_from_document
 from tokengate.store.webhooks import ClaimedDelivery
 from tokengate.webhook_addresses import address_refusal, checked_webhook_url, origin
 
@@ -68,6 +77,58 @@ def guarded_socket(allow_private: bool) -> SocketFactoryType:
         return socket.socket(family=family, type=type_, proto=proto)
 
     return create
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose reading a webhook carries, as of now: a principal, None for the operator (who reads everything),
+    or ``gone`` saying why there is no one any more."""
+
+    principal: Principal | None
+    gone: str | None = None
+
+    def refusal(self, claimed: ClaimedDelivery) -> str | None:
+        """Why this event may not be sent to the webhook now, or None."""
+        if self.gone is not None:
+            return f"not sent: {self.gone}"
+        return webhook_events.delivery_refusal(self.principal, claimed.event_type, claimed.subject)
+
+
+OwnerKey = tuple[str, str | None, str | None]  # account, owner user, owner token
+
+
+async def load_owner(db: Executor, key: OwnerKey) -> Owner:
+    """The owner of a webhook with its grants of the moment (a deactivated user, or a deleted or expired service
+    token, is gone)."""
+    account_id, user_id, token_id = key
+    if token_id is not None:
+        credential = await token_store.credential_of_token(db, token_id)
+        if (
+            credential is None
+            or credential.account_id != account_id
+            or credential_state(credential, datetime.now(UTC)) != "ACTIVE"
+        ):
+            return Owner(None, "the webhook's owner, a service token, is deleted or expired")
+        return Owner(principal_from_credential(credential))
+    if user_id is not None:
+        row = await webhook_store.owner_user(db, user_id)
+        if row is None or row["account_id"] != account_id:
+            return Owner(None, "the webhook's owner, a user, is deactivated")
+        return Owner(
+            Principal(
+                kind=USER,
+                token_id="",
+                display_prefix="",
+                account_id=account_id,
+                account_name=row["account_name"],
+                account_plan=row["account_plan"],
+                user_id=user_id,
+                license=row["license"],
+                grants=grants_from_document(row["grants"]),
+                project_ids=frozenset(row["project_ids"]),
+            )
+        )
+    return Owner(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +211,16 @@ class WebhookSender:
         secret = webhook_events.unseal_secret(claimed.sealed_secret, claimed.secret_key_id, self.keys)
         if secret is None:
             return Outcome(None, None, "the signing secret was sealed under a server key that is no longer configured")
+        previous = None
+        if claimed.previous_sealed_secret is not None and claimed.previous_secret_key_id is not None:
+            # Rotated out but still in its window; under a server key no longer configured, it just does not sign.
+            previous = webhook_events.unseal_secret(
+                claimed.previous_sealed_secret, claimed.previous_secret_key_id, self.keys
+            )
         body = self.body_of(claimed)
         headers = {
             "Content-Type": webhook_events.CONTENT_TYPE,
-            webhook_events.SIGNATURE_HEADER: webhook_events.signature_header(secret, int(time.time()), body),
+            webhook_events.SIGNATURE_HEADER: webhook_events.signature_header(secret, int(time.time()), body, previous),
         }
         started = time.perf_counter()
         try:
@@ -175,6 +242,10 @@ class WebhookSender:
         if 300 <= status < 400:
             return Outcome(status, latency, f"HTTP {status}: redirects are not followed")
         return Outcome(status, latency, f"HTTP {status}")
+
+
+def _owner_key(claimed: ClaimedDelivery) -> OwnerKey:
+    return (claimed.account_id, claimed.owner_user_id, claimed.owner_token_id)
 
 
 def _since(started: float) -> int:
@@ -234,16 +305,37 @@ class DeliveryWorker:
                 self._wake.clear()
 
     async def deliver_due(self) -> int:
-        """Claim the due rows (at most ``BATCH``), send them concurrently, record each outcome."""
+        """Claim the due rows (at most ``BATCH``), read their webhooks' owners, send what each owner may read
+        concurrently, record each outcome."""
         claims = await webhook_store.claim_due(self.pool, BATCH, self.timing.lease_seconds)
         for claimed in claims:
             self._in_flight[claimed.id] = claimed
-        await asyncio.gather(*(self._deliver(claimed) for claimed in claims))
+        try:
+            owners: dict[OwnerKey, Owner] = {}
+            for key in {_owner_key(claimed) for claimed in claims}:
+                owners[key] = await load_owner(self.pool, key)
+        except Exception:  # cancelled instead: stop() hands back what is in flight
+            for claimed in claims:
+                self._in_flight.pop(claimed.id, None)
+            with contextlib.suppress(*DATABASE_UNAVAILABLE, asyncpg.PostgresError):
+                await webhook_store.release(self.pool, claims)
+            raise
+        await asyncio.gather(*(self._deliver(claimed, owners[_owner_key(claimed)]) for claimed in claims))
         return len(claims)
 
-    async def _deliver(self, claimed: ClaimedDelivery) -> None:
-        """Send one claimed row and record the outcome. Cancelled (the instance stops), it stays in flight for
-        ``stop`` to hand back."""
+    async def _deliver(self, claimed: ClaimedDelivery, owner: Owner) -> None:
+        """Send one claimed row, if its owner may read it, and record the outcome. Cancelled (the instance
+        stops), it stays in flight for ``stop`` to hand back."""
+        refusal = owner.refusal(claimed)
+        if refusal is not None:
+            try:
+                await webhook_store.mark_skipped(self.pool, claimed, refusal)
+            except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as problem:
+                log.warning("could not record webhook delivery %s: %s", claimed.id, type(problem).__name__)
+            self._in_flight.pop(claimed.id, None)
+            log.debug("webhook delivery %s (%s) skipped: %s", claimed.id, claimed.event_type, refusal)
+            return
+        claimed = dataclasses.replace(claimed, data=dict(webhook_events.visible_data(owner.principal, claimed.data)))
         try:
             outcome = await self.sender.send(claimed)
         except Exception:  # a bug here, not the receiver's fault: recorded and retried like a failure

@@ -5,6 +5,13 @@ Every audit action is an event type (``service_token.created``, ``user.created``
 action a change audits against the subscriptions (``webhook_event_patterns`` in sql/007_events.sql), so an
 action added anywhere later is an event without being listed here. The server's scheduled notices add the
 types in ``NOTICE_EVENTS``.
+
+A webhook shows only what its owner (the principal that created it, or last changed its URL or events) may
+read: each family of events needs the READ that the GraphQL read of the same data needs (``READ_OF_FAMILY``;
+``AUDIT_LOG`` for a family not listed, since the audit log reads every audited change), on the event's
+project for project events, and the actor's client address needs ``AUDIT_LOG:READ``. Checked when a webhook
+subscribes (an explicit type or family the owner may not read is refused; ``*`` means every event the owner
+may read) and again, against the owner's grants of the moment, before every delivery.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ import nacl.exceptions
 import nacl.secret
 
 from tokengate import tokens
+from tokengate.catalog import READ
 from tokengate.errors import InvalidInput
+from tokengate.policy import Principal
 from tokengate.validation import shown
 
 SERVICE_TOKEN_EXPIRING: Final = "service_token.expiring"
@@ -31,6 +40,8 @@ USER_TOKEN_EXPIRING: Final = "user_token.expiring"
 NOTICE_EVENTS: Final = (SERVICE_TOKEN_EXPIRING, SERVICE_TOKEN_EXPIRED, USER_TOKEN_EXPIRING, SERVICE_TOKEN_UNUSED)
 EXPIRY_NOTICE_DAYS: Final = (30, 7, 1)  # each notice once, the nearest threshold not yet passed
 UNUSED_NOTICE_DAYS: Final = 90
+
+TEST_EVENT: Final = "webhook.test"  # sendTestWebhookEvent: to one webhook, whatever it subscribes to
 
 EVERY_EVENT: Final = "*"
 MAX_SUBSCRIPTIONS: Final = 100
@@ -73,6 +84,76 @@ def subscribed(events: Iterable[str], event_type: str) -> bool:
     return not set(patterns_for(event_type)).isdisjoint(events)
 
 
+# What reading each family of events needs: the READ of the GraphQL field that shows the same data.
+READ_OF_FAMILY: Final[dict[str, str]] = {
+    "service_token": "SERVICE_TOKENS",  # Account.serviceTokens
+    "legacy_token": "SERVICE_TOKENS",  # an imported service token
+    "user": "MEMBERS",  # Account.members (grants, license, state)
+    "user_token": "MEMBERS",  # User.tokens
+    "ip_restrictions": "IP_RESTRICTIONS",  # Account.ipRestrictions
+    "token_policy": "ACCOUNT_SETTINGS",  # Account.tokenPolicy
+    "webhook": "WEBHOOKS",  # Account.webhooks and their delivery logs
+    "project": "PROJECTS",  # Account.projects: PROJECTS:READ on the event's project
+}
+PROJECT_FAMILIES: Final = frozenset({"project"})  # events about one project (their subject): read there
+EVERY_CHANGE_READ: Final = "AUDIT_LOG"  # the audit log reads every audited change: a family not listed above
+CLIENT_ADDRESS_READ: Final = "AUDIT_LOG"  # the actor's client address is the audit log's
+
+
+def family_of(name: str) -> str:
+    """``service_token`` for ``service_token.created`` and for ``service_token.*``."""
+    return name.split(".", 1)[0]
+
+
+def read_needed(name: str) -> str:
+    """The resource whose READ an event type (or family) needs."""
+    return READ_OF_FAMILY.get(family_of(name), EVERY_CHANGE_READ)
+
+
+def _reads_somewhere(owner: Principal, resource: str) -> bool:
+    if owner.decide(resource, READ).allowed:
+        return True
+    return any(owner.decide(resource, READ, project_id).allowed for project_id in owner.project_ids)
+
+
+def subscription_refusal(owner: Principal | None, name: str) -> str | None:
+    """Why the owner may not subscribe to this event type or family, or None. ``*`` is always allowed: it
+    subscribes to what the owner may read. A project family is allowed when the owner reads some project
+    (each event is checked on its own project at delivery). None (the operator) reads everything."""
+    if owner is None or name == EVERY_EVENT:
+        return None
+    resource = read_needed(name)
+    if family_of(name) in PROJECT_FAMILIES:
+        allowed = _reads_somewhere(owner, resource)
+    else:
+        allowed = owner.decide(resource, READ).allowed
+    if allowed:
+        return None
+    return f"events: {shown(name)} requires {resource}:{READ}, which you do not hold"
+
+
+def delivery_refusal(owner: Principal | None, event_type: str, subject: str | None) -> str | None:
+    """Why an event may not be sent to a webhook of this owner now, or None: the owner's READ of the event's
+    data, on the event's project for project events."""
+    if owner is None:
+        return None
+    resource = read_needed(event_type)
+    project_id = subject if family_of(event_type) in PROJECT_FAMILIES else None
+    if family_of(event_type) in PROJECT_FAMILIES and not project_id:
+        return f"not sent: {event_type} names no project"
+    if owner.decide(resource, READ, project_id).allowed:
+        return None
+    where = f" on project {project_id}" if project_id else ""
+    return f"not sent: the webhook's owner may no longer read {event_type} ({resource}:{READ}{where})"
+
+
+def visible_data(owner: Principal | None, data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An event's ``data`` as its owner may read it: the client address only with the audit log's READ."""
+    if owner is None or data.get("client_address") is None or owner.decide(CLIENT_ADDRESS_READ, READ).allowed:
+        return data
+    return {**data, "client_address": None}
+
+
 def rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -107,9 +188,13 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), str(timestamp).encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
-def signature_header(secret: str, timestamp: int, body: bytes) -> str:
-    """``t=<unix time>,v1=<signature>``: the value of ``Tokengate-Signature``."""
-    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
+def signature_header(secret: str, timestamp: int, body: bytes, previous: str | None = None) -> str:
+    """``t=<unix time>,v1=<signature>``: the value of ``Tokengate-Signature``. While a rotated-out secret still
+    signs, its signature follows the new one's: ``t=…,v1=<new>,v1=<previous>`` (a receiver accepts any)."""
+    header = f"t={timestamp},v1={signature(secret, timestamp, body)}"
+    if previous is not None:
+        header += f",v1={signature(previous, timestamp, body)}"
+    return header
 
 
 def verify_signature(

@@ -105,6 +105,8 @@ def webhook_text_calls(token_id: str, grants: Any) -> dict[str, tuple[str, Any]]
         "Mutation.updateWebhook.description": (hooks.UPDATE, lambda bad: {"id": "whk_x", "description": bad}),
         "Mutation.deleteWebhook.id": (hooks.DELETE, lambda bad: {"id": bad}),
         "Mutation.redeliverWebhookEvent.id": (hooks.REDELIVER, lambda bad: {"id": bad}),
+        "Mutation.sendTestWebhookEvent.id": (hooks.SEND_TEST, lambda bad: {"id": bad}),
+        "Mutation.rotateWebhookSecret.id": (hooks.ROTATE_SECRET, lambda bad: {"id": bad}),
         "Mutation.setServiceTokenGrants.id": (SET_GRANTS, lambda bad: {"id": bad, "grants": []}),
         "Mutation.setServiceTokenGrants.grants.projectIds": (
             SET_GRANTS,

@@ -4,12 +4,16 @@ job runs twice and on two instances at once; tokens not due, deleted or far from
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tests.api import webhook_calls as hooks
 from tests.api.webhook_calls import events_server, receiving
-from tests.conftest import TEST_ACTOR, Server, store_service_token
+from tests.conftest import TEST_ACTOR, TEST_LIMITS, TEST_SECRET_KEY, Server, start_server, store_service_token
 from tokengate import tokens
+from tokengate.config import ConfigError, WebhookTiming, load_config
 from tokengate.policy import Grant
 from tokengate.store import tokens as token_store
 
@@ -96,3 +100,33 @@ async def test_a_round_is_skipped_while_another_instance_runs_one(database, tmp_
             await holder.execute("SELECT pg_advisory_xact_lock($1)", 0x746F6B6E)
             assert await b.runtime.notices.run_once() is None
         assert await b.runtime.notices.run_once() is not None
+
+
+def env_config(tmp_path, **env: str):
+    return load_config(
+        tmp_path, {"TOKENGATE_SECRET_KEY": TEST_SECRET_KEY, "TOKENGATE_DATABASE_URL": "postgresql://unused", **env}
+    )
+
+
+async def test_the_notice_interval_is_set_from_the_environment(database, tmp_path):
+    assert env_config(tmp_path / "default").webhook_timing.notice_interval_seconds == 300
+    config = env_config(tmp_path, TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS="0.5", TOKENGATE_WEBHOOK_ALLOW_PRIVATE="true")
+    assert config.webhook_timing.notice_interval_seconds == 0.5
+    config = dataclasses.replace(
+        config, limits=TEST_LIMITS, webhook_timing=dataclasses.replace(config.webhook_timing, poll_seconds=0.2)
+    )
+    async with receiving() as receiver:
+        async for server in start_server(database, config):
+            admin = await server.bootstrap()
+            await hooks.created(server, admin.token, receiver.url, ["service_token.expiring"])
+            soon = await service_token_expiring_in(server, admin.account_id, 6, "in 6 days")
+            # No round is run by hand: the server's own job, every half second, sends the notice.
+            (received,) = await receiver.wait_for(1, seconds=10)
+            assert received.event["subject"] == f"stk_{soon}"
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "nan", "inf", "86401"])
+def test_a_notice_interval_that_is_not_a_positive_number_of_seconds_up_to_a_day_is_refused(tmp_path, value):
+    with pytest.raises(ConfigError, match="TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS"):
+        env_config(tmp_path, TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS=value)
+    assert WebhookTiming().notice_interval_seconds == 300

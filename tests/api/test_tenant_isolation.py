@@ -145,6 +145,12 @@ ID_CALLS: dict[str, IdCall] = {
     "Mutation.redeliverWebhookEvent.id": IdCall(
         hooks.REDELIVER, lambda the_id, mine: {"id": the_id}, "delivery", "NOT_FOUND"
     ),
+    "Mutation.sendTestWebhookEvent.id": IdCall(
+        hooks.SEND_TEST, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"
+    ),
+    "Mutation.rotateWebhookSecret.id": IdCall(
+        hooks.ROTATE_SECRET, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"
+    ),
     "Mutation.deleteWebhook.id": IdCall(hooks.DELETE, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"),
 }
 

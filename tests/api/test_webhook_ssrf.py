@@ -38,12 +38,22 @@ PRIVATE_URLS = [
     "https://api.localhost/hook",
     "http://hooks.example.com/hook",  # plain http
 ]
+# Numeric spellings of loopback that resolvers read as 127.0.0.1 or 0.0.0.0 (inet_aton), and a trailing dot.
+LOOPBACK_SPELLINGS = [
+    "https://2130706433/hook",
+    "https://0x7f.1/hook",
+    "https://0177.0.0.1/hook",
+    "https://127.1/hook",
+    "https://0/hook",
+    "https://127.0.0.1./hook",
+    "https://localhost./hook",
+]
 NEVER_SENT = ["service_token.unused"]  # nothing in these tests makes that event, so nothing is sent anywhere
 
 
 async def test_a_private_range_url_is_refused_without_the_operator_flag(server):
     admin = await server.bootstrap()
-    for url in PRIVATE_URLS:
+    for url in PRIVATE_URLS + LOOPBACK_SPELLINGS:
         reply = await hooks.create(server, admin.token, url, NEVER_SENT)
         assert reply.codes == ["BAD_USER_INPUT"], url
         assert reply.data == {"createWebhook": None}

@@ -27,6 +27,9 @@ UPDATE = """mutation($id: ID!, $url: String, $events: [String!], $description: S
   updateWebhook(id: $id, url: $url, events: $events, description: $description) { id url events description } }"""
 DELETE = "mutation($id: ID!) { deleteWebhook(id: $id) { id } }"
 REDELIVER = "mutation($id: ID!) { redeliverWebhookEvent(id: $id) { id eventId status attempts } }"
+SEND_TEST = "mutation($id: ID!) { sendTestWebhookEvent(id: $id) { id eventId eventType status attempts } }"
+ROTATE_SECRET = """mutation($id: ID!, $seconds: Int) { rotateWebhookSecret(id: $id, expiresPreviousInSeconds: $seconds) {
+  secret webhook { id previousSecretExpiresAt } } }"""
 LIST = "{ account { webhooks { id url events description failingSince } } }"
 DELIVERIES = """query($first: Int, $after: String) { account { webhooks { id failingSince
   deliveries(first: $first, after: $after) {

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from tokengate import global_ids
-from tokengate.webhook_events import NOTICE_EVENTS
+from tokengate.webhook_events import NOTICE_EVENTS, TEST_EVENT
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "tokengate"
@@ -129,4 +129,5 @@ def test_each_example_is_an_event_of_its_type_with_documented_details_and_prefix
         for text in [*_ids(event["data"]), event["subject"]]:
             parsed = global_ids.parse(text)
             assert parsed is None or parsed.type != global_ids.ANY_TOKEN, f"{event_type}: bare id {text}"
-        assert event["id"].startswith("notice-" if event_type in NOTICE_EVENTS else "audit-")
+        prefix = "notice-" if event_type in NOTICE_EVENTS else "test-" if event_type == TEST_EVENT else "audit-"
+        assert event["id"].startswith(prefix)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tokengate.errors import InvalidInput
@@ -100,3 +102,50 @@ def test_a_public_url_is_kept_as_given():
 def test_the_origin_drops_the_path_that_may_hold_a_secret():
     assert origin("https://hooks.slack.example/services/T0/B0/XXXX?x=1") == "https://hooks.slack.example"
     assert origin("http://[::1]:9000/a") == "http://[::1]:9000"
+
+
+# Other spellings of loopback and "this host": inet_aton (what resolvers and the HTTP client's connect use)
+# reads each as an address of 127.0.0.0/8 or 0.0.0.0.
+LOOPBACK_SPELLINGS = {
+    "2130706433": "127.0.0.1",
+    "0x7f.1": "127.0.0.1",
+    "0177.0.0.1": "127.0.0.1",
+    "127.1": "127.0.0.1",
+    "127.0.1": "127.0.0.1",
+    "0x7f000001": "127.0.0.1",
+    "017700000001": "127.0.0.1",
+    "0X7F.0.0.1": "127.0.0.1",
+    "0": "0.0.0.0",  # noqa: S104
+}
+
+
+@pytest.mark.parametrize(("host", "address"), LOOPBACK_SPELLINGS.items())
+def test_numeric_spellings_of_loopback_are_refused_when_saved(host, address):
+    # Precondition: the resolver's parser reads this host as the loopback (or "this host") address.
+    assert socket.inet_ntoa(socket.inet_aton(host)) == address
+    with pytest.raises(InvalidInput, match="public address"):
+        checked_webhook_url(f"https://{host}/x")
+    with pytest.raises(InvalidInput, match="public address"):
+        checked_webhook_url(f"https://{host}:8443/x")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1.", "localhost.", "LocalHost.", "0x7f.1.", "\uff11\uff12\uff17.0.0.1"])
+def test_a_trailing_dot_or_full_width_digits_do_not_hide_loopback(host):
+    with pytest.raises(InvalidInput):
+        checked_webhook_url(f"https://{host}/x")
+
+
+@pytest.mark.parametrize("host", ["1.2.3.4.5", "256.1.1.1", "09.1.1.1", "4294967296", "127.0.0.1.."])
+def test_a_host_ending_in_a_number_that_is_no_address_is_refused(host):
+    with pytest.raises(InvalidInput, match="ends in a number"):
+        checked_webhook_url(f"https://{host}/x")
+
+
+@pytest.mark.parametrize("host", ["134744072", "0x8.0x8.0x8.0x8", "8.8.8.8.", "1e100.net", "hooks.example.com."])
+def test_public_hosts_in_any_form_pass(host):
+    assert checked_webhook_url(f"https://{host}/x") == f"https://{host}/x"
+
+
+def test_the_operator_flag_still_allows_every_spelling():
+    for host in LOOPBACK_SPELLINGS:
+        assert checked_webhook_url(f"http://{host}:9000/x", allow_private=True) == f"http://{host}:9000/x"

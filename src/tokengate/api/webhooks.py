@@ -31,6 +31,9 @@ class WebhookDeliveryStatus(Enum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    SKIPPED = strawberry.enum_value(
+        "skipped", description="Not sent: the webhook's owner may not read this event (error says why)."
+    )
 
 
 @strawberry.type(description="One event sent (or to be sent) to a webhook: the delivery log's entry.")
@@ -83,11 +86,15 @@ class Webhook(Node):
     url: str
     description: str
     events: list[str] = strawberry.field(
-        description="Event types (service_token.created), families (service_token.*) or * for every event."
+        description="Event types (service_token.created), families (service_token.*) or * for every event; "
+        "only events the webhook's owner (who created it or last changed its URL or events) may read are sent."
     )
     created_at: datetime
     failing_since: datetime | None = strawberry.field(
         description="Set when a delivery gave up after 24 hours of retries; cleared by the next delivery."
+    )
+    previous_secret_expires_at: datetime | None = strawberry.field(
+        description="After rotateWebhookSecret: until then deliveries are signed with the previous secret too."
     )
 
     @classmethod
@@ -99,6 +106,7 @@ class Webhook(Node):
             events=list(row.events),
             created_at=row.created_at,
             failing_since=row.failing_since,
+            previous_secret_expires_at=row.previous_secret_expires_at,
         )
 
     @strawberry.field(
@@ -156,7 +164,8 @@ class WebhookMutations:
         Resource.WEBHOOKS,
         Access.WRITE,
         description="A webhook for the account's events; its signing secret is in this answer only. https only "
-        "(and never to private or loopback addresses) unless the operator allows private networks.",
+        "(and never to private or loopback addresses) unless the operator allows private networks. Only event "
+        "types the caller may read can be subscribed to; * means every event the caller may read.",
     )
     async def create_webhook(
         self, info: Info, url: str, events: list[str], description: str | None = ""
@@ -212,3 +221,35 @@ class WebhookMutations:
             context.backend, context.actor, context.caller.account_id, _delivery_id(id)
         )
         return WebhookDelivery.of(row)
+
+    @requires(
+        Resource.WEBHOOKS,
+        Access.WRITE,
+        description="Queue a webhook.test event to this webhook only (whatever it subscribes to): its delivery.",
+    )
+    async def send_test_webhook_event(self, info: Info, id: strawberry.ID) -> WebhookDelivery | None:
+        context = info.context
+        row = await webhook_service.send_test_event(context.backend, context.actor, context.caller.account_id, str(id))
+        return WebhookDelivery.of(row)
+
+    @requires(
+        Resource.WEBHOOKS,
+        Access.WRITE,
+        description="A new signing secret, in this answer only. The previous one keeps signing for "
+        "expiresPreviousInSeconds (0 to 604800; 0: it stops at once): until then Tokengate-Signature carries "
+        "both signatures, t=…,v1=<new>,v1=<previous>.",
+    )
+    async def rotate_webhook_secret(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        expires_previous_in_seconds: int | None = webhook_service.DEFAULT_PREVIOUS_SECRET_SECONDS,
+    ) -> WebhookWithSecret | None:
+        context = info.context
+        seconds = webhook_service.DEFAULT_PREVIOUS_SECRET_SECONDS
+        if expires_previous_in_seconds is not None:
+            seconds = expires_previous_in_seconds
+        rotated = await webhook_service.rotate_secret(
+            context.backend, context.actor, context.caller.account_id, str(id), seconds
+        )
+        return WebhookWithSecret(webhook=Webhook.of(rotated.webhook), secret=rotated.secret)

@@ -131,8 +131,9 @@ async def _require_tokens_lifetime_bound(
 
 
 async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: str) -> UserRow:
-    """Switch a member off: every personal token of the user is refused at once on every instance; service
-    tokens the user created keep working (they belong to the account). Deactivating twice changes nothing.
+    """Switch a member off: every personal token of the user is refused at once on every instance (each audited
+    ``user_token.deleted``, with ``reason`` ``user.deactivated``, after ``user.deactivated``); service tokens the
+    user created keep working (they belong to the account). Deactivating twice changes nothing.
     It takes away everything the user holds: the caller must be able to take each of it away (``change_refusal``)."""
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
@@ -145,5 +146,7 @@ async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: s
             return user
         revoked = await token_store.delete_tokens_of_user(work.conn, user.id)
         await work.audit(account_id, "user.deactivated", user.id, revoked_tokens=len(revoked))
+        for token_id in revoked:  # what deleteUserToken records, so user_token.* receivers hear of each
+            await work.audit(account_id, "user_token.deleted", token_id, user_id=user.id, reason="user.deactivated")
         await work.notify(UserChanged(user.id))
     return deactivated

@@ -1,27 +1,40 @@
-"""Webhooks: create, update, delete, redeliver an event; and what the delivery worker records as the server.
+"""Webhooks: create, update, delete, redeliver an event, send a test event, rotate the signing secret; and what
+the delivery worker records as the server.
 
-The signing secret is made here, returned once by ``create``, and stored sealed under the server key
-(webhook_events.seal_secret): the server signs with it, so it cannot be a hash. Audit details name the URL by
-its origin only (a path may hold a receiver's own secret).
+The signing secret is made here, returned once by ``create`` and ``rotate_secret``, and stored sealed under the
+server key (webhook_events.seal_secret): the server signs with it, so it cannot be a hash. Audit details name
+the URL by its origin only (a path may hold a receiver's own secret).
+
+A webhook shows only what its owner may read (webhook_events.py): the caller that creates it, or changes its
+URL or events, becomes its owner, and may subscribe only to event types and families it may read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from tokengate import tokens
-from tokengate.errors import InvalidInput, NotFound
-from tokengate.policy import require, require_account
+from tokengate.errors import Forbidden, InvalidInput, NotFound
+from tokengate.policy import SERVICE_TOKEN, Principal, require, require_account
 from tokengate.services.unit_of_work import Actor, Backend
 from tokengate.store import webhooks as webhook_store
 from tokengate.store.webhooks import ClaimedDelivery, DeliveryRow, WebhookRow
 from tokengate.webhook_addresses import checked_webhook_url, origin
-from tokengate.webhook_events import checked_event_names, new_signing_secret, seal_secret
+from tokengate.webhook_events import (
+    TEST_EVENT,
+    checked_event_names,
+    new_signing_secret,
+    seal_secret,
+    subscription_refusal,
+)
 
 MAX_WEBHOOKS_PER_ACCOUNT: Final = 20
 MAX_DESCRIPTION_LENGTH: Final = 1000
+DEFAULT_PREVIOUS_SECRET_SECONDS: Final = 86_400  # a rotated-out secret keeps signing for a day by default
+MAX_PREVIOUS_SECRET_SECONDS: Final = 7 * 86_400
 WEBHOOK: Final = "webhook"
 # The server itself, for what its jobs record (a delivery given up, an endpoint back).
 SYSTEM: Final = Actor(name="tokengate", source="system")
@@ -48,6 +61,24 @@ def _authorize(actor: Actor, account_id: str) -> None:
     require(actor.principal, "WEBHOOKS", "WRITE")
 
 
+def owned_by(principal: Principal | None) -> tuple[str | None, str | None]:
+    """The owner columns of a webhook this principal creates or re-points: (user, service token); the operator
+    (None) is neither."""
+    if principal is None:
+        return (None, None)
+    if principal.kind == SERVICE_TOKEN:
+        return (None, principal.token_id)
+    return (principal.user_id, None)
+
+
+def require_readable(principal: Principal | None, events: Sequence[str]) -> None:
+    """``Forbidden`` naming the first event type or family the caller, the webhook's owner to be, may not read."""
+    for name in events:
+        refusal = subscription_refusal(principal, name)
+        if refusal is not None:
+            raise Forbidden(refusal)
+
+
 async def create(
     backend: Backend,
     actor: Actor,
@@ -61,6 +92,7 @@ async def create(
     _authorize(actor, account_id)
     url = checked_webhook_url(url, allow_private)
     subscribed = checked_event_names(events)
+    require_readable(actor.principal, subscribed)
     description = checked_description(description)
     secret = new_signing_secret()
     sealed, key_id = seal_secret(secret, backend.newest_key)
@@ -69,7 +101,16 @@ async def create(
         if await webhook_store.count_of_account(work.conn, account_id) >= MAX_WEBHOOKS_PER_ACCOUNT:
             raise InvalidInput(f"an account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks")
         row = await webhook_store.insert_webhook(
-            work.conn, tokens.new_id("whk"), account_id, url, description, subscribed, sealed, key_id, actor.name
+            work.conn,
+            tokens.new_id("whk"),
+            account_id,
+            url,
+            description,
+            subscribed,
+            sealed,
+            key_id,
+            actor.name,
+            owned_by(actor.principal),
         )
         await work.audit(account_id, "webhook.created", row.id, url=origin(url), events=list(subscribed))
     return CreatedWebhook(row, secret)
@@ -86,7 +127,8 @@ async def update(
     allow_private: bool = False,
 ) -> WebhookRow:
     """Change the URL, the events and/or the description (the secret stays); a change that changes nothing
-    is not audited."""
+    is not audited. Who changes the URL or the events becomes the webhook's owner: every event it subscribes
+    to must be one the caller may read (else an event could be re-pointed to a receiver of the caller's)."""
     _authorize(actor, account_id)
     new_url = checked_webhook_url(url, allow_private) if url is not None else None
     new_events = checked_event_names(events) if events is not None else None
@@ -100,7 +142,13 @@ async def update(
         wanted_description = new_description if new_description is not None else current.description
         if (wanted_url, wanted_events, wanted_description) == (current.url, current.events, current.description):
             return current
-        row = await webhook_store.update_webhook(work.conn, webhook_id, wanted_url, wanted_description, wanted_events)
+        owner = (current.owner_user_id, current.owner_token_id)
+        if (wanted_url, wanted_events) != (current.url, current.events):
+            require_readable(actor.principal, wanted_events)
+            owner = owned_by(actor.principal)
+        row = await webhook_store.update_webhook(
+            work.conn, webhook_id, wanted_url, wanted_description, wanted_events, owner
+        )
         changes: dict[str, object] = {}
         if row.url != current.url:
             changes["url"] = origin(row.url)
@@ -139,6 +187,61 @@ async def redeliver(backend: Backend, actor: Actor, account_id: str, delivery_id
             event_id=row.event_id,
         )
     return row
+
+
+async def send_test_event(backend: Backend, actor: Actor, account_id: str, webhook_id: str) -> DeliveryRow:
+    """Queue a ``webhook.test`` event to this webhook only, whatever it subscribes to: its delivery."""
+    _authorize(actor, account_id)
+    async with backend.change(actor) as work:
+        webhook = await webhook_store.lock_webhook(work.conn, account_id, webhook_id)
+        if webhook is None:
+            raise NotFound(WEBHOOK)
+        data = {
+            "account_id": account_id,
+            "actor": actor.name,
+            "source": actor.source,
+            "client_address": actor.client_addr,
+            "target_id": webhook_id,
+            "details": {"message": "a test event, sent by sendTestWebhookEvent"},
+        }
+        event_id = "test-" + tokens.random_base62(tokens.ID_LENGTH)
+        row = await webhook_store.queue_test_event(work.conn, webhook, event_id, TEST_EVENT, data)
+        work.events_queued += 1
+        await work.audit(account_id, "webhook.test_sent", webhook_id, delivery_id=str(row.id), event_id=event_id)
+    return row
+
+
+def checked_previous_seconds(seconds: int) -> int:
+    if not 0 <= seconds <= MAX_PREVIOUS_SECRET_SECONDS:
+        raise InvalidInput(f"expiresPreviousInSeconds must be between 0 and {MAX_PREVIOUS_SECRET_SECONDS}")
+    return seconds
+
+
+async def rotate_secret(
+    backend: Backend,
+    actor: Actor,
+    account_id: str,
+    webhook_id: str,
+    previous_seconds: int = DEFAULT_PREVIOUS_SECRET_SECONDS,
+) -> CreatedWebhook:
+    """A new signing secret, returned once; the one it replaces keeps signing (deliveries carry both
+    signatures) for ``previous_seconds`` (0: it stops at once). A secret rotated out earlier stops now."""
+    _authorize(actor, account_id)
+    previous_seconds = checked_previous_seconds(previous_seconds)
+    secret = new_signing_secret()
+    sealed, key_id = seal_secret(secret, backend.newest_key)
+    until = datetime.now(UTC) + timedelta(seconds=previous_seconds) if previous_seconds else None
+    async with backend.change(actor) as work:
+        row = await webhook_store.rotate_secret(work.conn, account_id, webhook_id, sealed, key_id, until)
+        if row is None:
+            raise NotFound(WEBHOOK)
+        await work.audit(
+            account_id,
+            "webhook.secret_rotated",
+            webhook_id,
+            previous_expires_at=until.isoformat() if until is not None else None,
+        )
+    return CreatedWebhook(row, secret)
 
 
 async def give_up(

@@ -48,6 +48,7 @@ JOIN accounts a ON a.id = t.account_id
 LEFT JOIN users u ON u.id = t.user_id
 """
 CREDENTIAL_BY_ID = CREDENTIAL_SELECT + " WHERE t.id = $1 AND t.format = 'v2'"
+CREDENTIAL_OF_TOKEN = CREDENTIAL_SELECT + " WHERE t.id = $1"  # either format: a webhook owner's grants
 CREDENTIALS_BY_HINT = CREDENTIAL_SELECT + " WHERE t.lookup_hint = $1 AND t.format = 'legacy'"
 
 
@@ -140,6 +141,12 @@ async def insert_token(
 
 async def credential_by_id(db: Executor, token_id: str) -> Credential | None:
     row = await db.fetchrow(CREDENTIAL_BY_ID, token_id)
+    return _credential(row) if row else None
+
+
+async def credential_of_token(db: Executor, token_id: str) -> Credential | None:
+    """The stored token by its row key, whichever its format (not for authentication: that proves the text)."""
+    row = await db.fetchrow(CREDENTIAL_OF_TOKEN, token_id)
     return _credential(row) if row else None
 
 

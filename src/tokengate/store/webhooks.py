@@ -11,7 +11,9 @@ from tokengate.store import Executor, audit
 from tokengate.store.audit import AuditEntry
 from tokengate.store.tokens import USABLE
 
-WEBHOOK_COLUMNS = "id, account_id, url, description, events, created_at, created_by, failing_since"
+WEBHOOK_COLUMNS = """id, account_id, url, description, events, created_at, created_by, failing_since,
+owner_user_id, owner_token_id,
+CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_expires_at"""
 
 # The audit event and, in the same statement, one outbox row per webhook of the account subscribed to its
 # action: an account without webhooks pays an index probe inside the audit insert, not another round trip.
@@ -28,8 +30,9 @@ FROM event e JOIN webhooks w ON w.account_id = $1 AND w.events && webhook_event_
 )
 INSERT_WEBHOOK = (
     """
-INSERT INTO webhooks (id, account_id, url, description, events, sealed_secret, secret_key_id, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING """
+INSERT INTO webhooks (id, account_id, url, description, events, sealed_secret, secret_key_id, created_by,
+                      owner_user_id, owner_token_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING """
     + WEBHOOK_COLUMNS
 )
 OF_ACCOUNT = "SELECT " + WEBHOOK_COLUMNS + " FROM webhooks WHERE account_id = $1 ORDER BY created_at, id"
@@ -37,7 +40,18 @@ COUNT_OF_ACCOUNT = "SELECT count(*) FROM webhooks WHERE account_id = $1"
 # The row lock serialises updates and deletions of one webhook.
 FOR_UPDATE = "SELECT " + WEBHOOK_COLUMNS + " FROM webhooks WHERE account_id = $1 AND id = $2 FOR UPDATE"
 UPDATE_WEBHOOK = (
-    "UPDATE webhooks SET url = $2, description = $3, events = $4 WHERE id = $1 RETURNING " + WEBHOOK_COLUMNS
+    "UPDATE webhooks SET url = $2, description = $3, events = $4, owner_user_id = $5, owner_token_id = $6 "
+    "WHERE id = $1 RETURNING " + WEBHOOK_COLUMNS
+)
+# The new secret signs from now on; the one it replaces also signs until $5 (NULL: from now on it does not).
+ROTATE_SECRET = (
+    """
+UPDATE webhooks SET previous_sealed_secret = CASE WHEN $5::timestamptz IS NOT NULL THEN sealed_secret END,
+                    previous_secret_key_id = CASE WHEN $5::timestamptz IS NOT NULL THEN secret_key_id END,
+                    previous_secret_expires_at = $5::timestamptz,
+                    sealed_secret = $3, secret_key_id = $4
+WHERE account_id = $1 AND id = $2 RETURNING """
+    + WEBHOOK_COLUMNS
 )
 DELETE_WEBHOOK = "DELETE FROM webhooks WHERE account_id = $1 AND id = $2 RETURNING " + WEBHOOK_COLUMNS
 SET_FAILING = "UPDATE webhooks SET failing_since = now() WHERE id = $1 AND failing_since IS NULL RETURNING account_id"
@@ -45,8 +59,17 @@ CLEAR_FAILING = (
     "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL RETURNING account_id"
 )
 SEALED_UNDER_OLDER_KEYS = "SELECT id, sealed_secret, secret_key_id FROM webhooks WHERE secret_key_id <> $1 LIMIT 1000"
+# Rotated-out secrets still signing, likewise.
+PREVIOUS_UNDER_OLDER_KEYS = """
+SELECT id, previous_sealed_secret, previous_secret_key_id FROM webhooks
+WHERE previous_secret_key_id <> $1 AND previous_secret_expires_at > now() LIMIT 1000
+"""
 # Compare-and-set: of two instances re-sealing one secret, one writes.
 RESEAL = "UPDATE webhooks SET sealed_secret = $3, secret_key_id = $4 WHERE id = $1 AND sealed_secret = $2"
+RESEAL_PREVIOUS = """
+UPDATE webhooks SET previous_sealed_secret = $3, previous_secret_key_id = $4
+WHERE id = $1 AND previous_sealed_secret = $2
+"""
 
 DELIVERY_COLUMNS = """
 id, webhook_id, event_id, event_type, status, attempts, response_status, latency_ms, last_error, created_at,
@@ -58,6 +81,13 @@ DELIVERY_PAGE = (
     + " FROM webhook_deliveries WHERE webhook_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
 )
 HAS_DELIVERY = "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2)"
+# sendTestWebhookEvent: a webhook.test event queued to this webhook only, whatever it subscribes to.
+QUEUE_TEST = (
+    """
+INSERT INTO webhook_deliveries (webhook_id, account_id, event_id, event_type, subject, occurred_at, data)
+VALUES ($1, $2, $3, $4, $1, now(), $5::jsonb) RETURNING """
+    + DELIVERY_COLUMNS
+)
 # A new pending row for the same event (the same CloudEvents id, so receivers can tell it is a repeat).
 REDELIVER = (
     """
@@ -78,7 +108,28 @@ FROM (SELECT id FROM webhook_deliveries
      webhooks AS w
 WHERE d.id = due.id AND w.id = d.webhook_id
 RETURNING d.id, d.webhook_id, d.account_id, d.event_id, d.event_type, d.subject, d.occurred_at, d.data::text AS data,
-          d.attempts, d.created_at, w.url, w.sealed_secret, w.secret_key_id, w.failing_since IS NOT NULL AS failing
+          d.attempts, d.created_at, w.url, w.sealed_secret, w.secret_key_id, w.failing_since IS NOT NULL AS failing,
+          w.owner_user_id, w.owner_token_id,
+          CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_sealed_secret END AS previous_sealed_secret,
+          CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret_key_id END AS previous_secret_key_id
+"""
+# An event the webhook's owner may not read is not sent (webhook_events.delivery_refusal): recorded as skipped,
+# with no attempt counted.
+SKIPPED = """
+UPDATE webhook_deliveries SET status = 'skipped', locked_until = NULL, attempts = attempts - 1,
+       last_attempt_at = NULL, last_error = $3
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+"""
+# What the owner of a webhook may read, as of now: an active user's license and grants, with the account's
+# projects (a service token owner is read like a token being authenticated: store/tokens.CREDENTIAL_SELECT).
+OWNER_USER = """
+SELECT u.account_id, a.name AS account_name, a.plan AS account_plan, u.license,
+       ARRAY(SELECT p.id FROM projects p WHERE p.account_id = u.account_id) AS project_ids,
+       (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids, g.id)
+                        ORDER BY g.position, g.id)::text
+          FROM grants g WHERE g.user_id = u.id) AS grants
+FROM users u JOIN accounts a ON a.id = u.account_id
+WHERE u.id = $1 AND u.state = 'active'
 """
 # Every result is written only by the claim that made this attempt (attempts is the fencing token).
 DELIVERED = """
@@ -174,6 +225,9 @@ class WebhookRow:
     created_at: datetime
     created_by: str
     failing_since: datetime | None
+    owner_user_id: str | None = None  # the owner whose reading the webhook carries; both None: the operator
+    owner_token_id: str | None = None
+    previous_secret_expires_at: datetime | None = None  # the previous signing secret signs too until then
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +236,7 @@ class DeliveryRow:
     webhook_id: str
     event_id: str
     event_type: str
-    status: str  # pending | delivered | failed
+    status: str  # pending | delivered | failed | skipped
     attempts: int
     response_status: int | None
     latency_ms: int | None
@@ -212,6 +266,10 @@ class ClaimedDelivery:
     sealed_secret: bytes
     secret_key_id: str
     failing: bool
+    owner_user_id: str | None = None
+    owner_token_id: str | None = None
+    previous_sealed_secret: bytes | None = None  # while a rotated-out secret still signs
+    previous_secret_key_id: str | None = None
 
     def __repr__(self) -> str:  # the URL's path may hold a secret; the sealed secret is no one's business
         return f"ClaimedDelivery(id={self.id!r}, webhook_id={self.webhook_id!r}, attempts={self.attempts!r})"
@@ -250,6 +308,7 @@ async def insert_webhook(
     sealed_secret: bytes,
     secret_key_id: str,
     created_by: str,
+    owner: tuple[str | None, str | None] = (None, None),
 ) -> WebhookRow:
     row = await db.fetchrow(
         INSERT_WEBHOOK,
@@ -261,6 +320,7 @@ async def insert_webhook(
         sealed_secret,
         secret_key_id,
         created_by,
+        *owner,
     )
     return _webhook(row)
 
@@ -280,9 +340,30 @@ async def lock_webhook(db: Executor, account_id: str, webhook_id: str) -> Webhoo
 
 
 async def update_webhook(
-    db: Executor, webhook_id: str, url: str, description: str, events: tuple[str, ...]
+    db: Executor,
+    webhook_id: str,
+    url: str,
+    description: str,
+    events: tuple[str, ...],
+    owner: tuple[str | None, str | None],
 ) -> WebhookRow:
-    return _webhook(await db.fetchrow(UPDATE_WEBHOOK, webhook_id, url, description, list(events)))
+    return _webhook(await db.fetchrow(UPDATE_WEBHOOK, webhook_id, url, description, list(events), *owner))
+
+
+async def rotate_secret(
+    db: Executor, account_id: str, webhook_id: str, sealed: bytes, key_id: str, previous_until: datetime | None
+) -> WebhookRow | None:
+    """The webhook signs with the new sealed secret; the current one keeps signing until ``previous_until``
+    (None: not at all). None for unknown and foreign ids alike."""
+    row = await db.fetchrow(ROTATE_SECRET, account_id, webhook_id, sealed, key_id, previous_until)
+    return _webhook(row) if row else None
+
+
+async def queue_test_event(
+    db: Executor, webhook: WebhookRow, event_id: str, event_type: str, data: dict[str, Any]
+) -> DeliveryRow:
+    row = await db.fetchrow(QUEUE_TEST, webhook.id, webhook.account_id, event_id, event_type, json.dumps(data))
+    return _delivery(row)
 
 
 async def delete_webhook(db: Executor, account_id: str, webhook_id: str) -> WebhookRow | None:
@@ -301,15 +382,16 @@ async def clear_failing(db: Executor, webhook_id: str) -> str | None:
     return await db.fetchval(CLEAR_FAILING, webhook_id)
 
 
-async def sealed_under_older_keys(db: Executor, newest_key_id: str) -> list[tuple[str, bytes, str]]:
-    return [
-        (row["id"], row["sealed_secret"], row["secret_key_id"])
-        for row in await db.fetch(SEALED_UNDER_OLDER_KEYS, newest_key_id)
-    ]
+async def sealed_under_older_keys(
+    db: Executor, newest_key_id: str, previous: bool = False
+) -> list[tuple[str, bytes, str]]:
+    """Signing secrets (``previous``: rotated-out ones still signing) sealed under an older server key."""
+    query = PREVIOUS_UNDER_OLDER_KEYS if previous else SEALED_UNDER_OLDER_KEYS
+    return [(row[0], row[1], row[2]) for row in await db.fetch(query, newest_key_id)]
 
 
-async def reseal(db: Executor, webhook_id: str, old: bytes, sealed: bytes, key_id: str) -> bool:
-    return await db.execute(RESEAL, webhook_id, old, sealed, key_id) == "UPDATE 1"
+async def reseal(db: Executor, webhook_id: str, old: bytes, sealed: bytes, key_id: str, previous: bool = False) -> bool:
+    return await db.execute(RESEAL_PREVIOUS if previous else RESEAL, webhook_id, old, sealed, key_id) == "UPDATE 1"
 
 
 async def deliveries_page(db: Executor, webhook_id: str, before_id: int, limit: int) -> list[DeliveryRow]:
@@ -334,6 +416,15 @@ async def claim_due(db: Executor, limit: int, lease_seconds: float) -> list[Clai
 
 async def mark_delivered(db: Executor, claimed: ClaimedDelivery, response_status: int, latency_ms: int) -> bool:
     return await db.execute(DELIVERED, claimed.id, claimed.attempts, response_status, latency_ms) == "UPDATE 1"
+
+
+async def mark_skipped(db: Executor, claimed: ClaimedDelivery, reason: str) -> bool:
+    return await db.execute(SKIPPED, claimed.id, claimed.attempts, reason) == "UPDATE 1"
+
+
+async def owner_user(db: Executor, user_id: str) -> Any:
+    """The row OWNER_USER reads for an active user; None for a deactivated (or unknown) one."""
+    return await db.fetchrow(OWNER_USER, user_id)
 
 
 async def schedule_retry(

@@ -31,7 +31,7 @@ const DELETE_MUTATION = `mutation SettingsDeleteWebhook($id: ID!) { deleteWebhoo
 const REDELIVER_MUTATION = `mutation SettingsRedeliver($id: ID!) { redeliverWebhookEvent(id: $id) { id status } }`;
 // The event families a form offers (any other type can be typed); '*' is every event.
 const FAMILIES = [
-  ['*', 'Every event', 'everything below, and any event a later version adds'],
+  ['*', 'Every event', 'everything below you may read, and any event a later version adds'],
   ['service_token.*', 'Service tokens', 'created, rotated, updated, deleted, leaked; expiring, expired, unused'],
   ['user_token.*', 'Personal tokens', 'created, deleted, leaked; expiring'],
   ['user.*', 'Members', 'created, updated, deactivated'],
@@ -39,9 +39,9 @@ const FAMILIES = [
   ['ip_restrictions.*', 'IP restrictions', 'updated'],
   ['token_policy.*', 'Token policy', 'updated'],
   ['legacy_token.*', 'Legacy tokens', 'imported'],
-  ['webhook.*', 'Webhooks', 'created, updated, deleted, redelivered, failing, recovered'],
+  ['webhook.*', 'Webhooks', 'created, updated, deleted, redelivered, failing, recovered, test_sent, secret_rotated'],
 ];
-const STATUS_LABELS = { PENDING: 'Pending', DELIVERED: 'Delivered', FAILED: 'Failed' };
+const STATUS_LABELS = { PENDING: 'Pending', DELIVERED: 'Delivered', FAILED: 'Failed', SKIPPED: 'Not sent' };
 const WHAT = { what: 'webhooks', missing: 'This webhook or delivery no longer exists. The list has been refreshed.' };
 const REFRESHES = [1000, 2000, 4000];  // after a redelivery: look again while a delivery is pending
 
