@@ -7,6 +7,7 @@ Their output goes to a log file of the test, shown whole when a program exits or
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import signal
@@ -149,3 +150,12 @@ def assert_no_secret_in(log: Path, secrets: Sequence[str]) -> None:
     text = log_text(log)
     leaked = [secret[:8] for secret in secrets if any(part in text for part in secret_parts(secret))]
     assert not leaked, f"token secrets found in {log.name} (prefixes): {leaked}"
+
+
+def tokengate_cli(command: Sequence[str], *args: str, env: Mapping[str, str], cwd: Path | None = None) -> Any:
+    """One ``tokengate`` command (``command``: the script, or ``python -m tokengate``); its JSON answer."""
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=120, env=without_tokengate_settings(env), cwd=cwd
+    )
+    assert done.returncode == 0, f"tokengate {args[0]} exited with {done.returncode}:\n{done.stderr}"
+    return json.loads(done.stdout)
