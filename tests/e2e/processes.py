@@ -42,12 +42,17 @@ def give_to_service_user(path: Path) -> None:
         os.chown(path, account.pw_uid, account.pw_gid)
 
 
-def without_tokengate_settings(extra: Mapping[str, str] = {}) -> dict[str, str]:
-    """This process's environment without the developer's own TOKENGATE_*/DATABASE_URL settings, plus ``extra``."""
+# Settings of this process a tokengate child must not inherit: the developer's own database and keys, and
+# anything that would make a venv's python import another tree than its own.
+NOT_INHERITED = ("DATABASE_URL", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without TOKENGATE_* and ``NOT_INHERITED``, plus ``extra``."""
     kept = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("TOKENGATE_") and name != "DATABASE_URL"
+        if not name.startswith("TOKENGATE_") and name not in NOT_INHERITED
     }
     return {**kept, **extra}
 
@@ -123,12 +128,20 @@ async def running(
 
 @asynccontextmanager
 async def tokengate_serve(
-    command: Sequence[str], workdir: Path, env: Mapping[str, str], *, name: str = "tokengate", **popen: Any
+    command: Sequence[str],
+    workdir: Path,
+    env: Mapping[str, str],
+    *,
+    name: str = "tokengate",
+    data_dir: Path | None = None,
+    **popen: Any,
 ) -> AsyncIterator[str]:
     """``<command> serve`` on a loopback port of its own (``command``: the ``tokengate`` script, or ``python -m
-    tokengate``), its log at DEBUG in ``workdir/<name>.log``; yields its URL once ``/readyz`` answers 200."""
+    tokengate``), its log at DEBUG in ``workdir/<name>.log``; yields its URL once ``/readyz`` answers 200.
+    ``data_dir`` (default ``workdir/<name>-data``) holds the embedded database when ``env`` names none."""
     port = free_port()
-    argv = [*command, "serve", "--host", LOOPBACK, "--port", str(port), "--data-dir", str(workdir / f"{name}-data")]
+    data_dir = data_dir or workdir / f"{name}-data"
+    argv = [*command, "serve", "--host", LOOPBACK, "--port", str(port), "--data-dir", str(data_dir)]
     url = f"http://{LOOPBACK}:{port}"
     log = workdir / f"{name}.log"
     async with running(
@@ -139,7 +152,7 @@ async def tokengate_serve(
         ready_url=url + "/readyz",
         stop_signal=signal.SIGTERM,
         seconds=120,
-        env=without_tokengate_settings(env),
+        env=child_environment(env),
         **popen,
     ):
         yield url
@@ -155,7 +168,7 @@ def assert_no_secret_in(log: Path, secrets: Sequence[str]) -> None:
 def tokengate_cli(command: Sequence[str], *args: str, env: Mapping[str, str], cwd: Path | None = None) -> Any:
     """One ``tokengate`` command (``command``: the script, or ``python -m tokengate``); its JSON answer."""
     done = subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=120, env=without_tokengate_settings(env), cwd=cwd
+        [*command, *args], capture_output=True, text=True, timeout=120, env=child_environment(env), cwd=cwd
     )
     assert done.returncode == 0, f"tokengate {args[0]} exited with {done.returncode}:\n{done.stderr}"
     return json.loads(done.stdout)
