@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine: `make serve` and `make test`.
-# `make e2e` drives the real tools (chromium, nginx, node) and installs them when missing.
+# `make e2e` drives the real tools (chromium, nginx, caddy, pgbouncer, postgresql, node) and installs them when missing.
 # Dependencies come from the lock files in .ci/locks/ (compiled from pyproject.toml by `make lock`).
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +12,9 @@ E2E_LOCK := $(LOCKS)/e2e.lock
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 E2E_STAMP := $(VENV)/.installed-e2e
-E2E_DEBIAN_PACKAGES := chromium nginx
+# caddy: the Caddy gateway test; pgbouncer and postgresql: PgBouncer in front of a cluster of the tests' own
+# (tests/e2e/pgbouncer.py).
+E2E_DEBIAN_PACKAGES := chromium nginx caddy pgbouncer postgresql
 # Node.js and npm for the GraphQL clients of tests/e2e/node; installed from Debian only when no node/npm is on PATH
 # (a machine may have them from elsewhere, and Debian's npm package conflicts with such a nodejs).
 E2E_NODE_DEBIAN_PACKAGES := nodejs npm

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import Server, free_port, make_config, start_server
+from tests.e2e import pgbouncer as pooling
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "e2e-artifacts"
@@ -85,3 +87,24 @@ async def loopback_site() -> AsyncIterator[Callable[[Handler, int | None], Await
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def postgres_cluster() -> AsyncIterator[pooling.Cluster]:
+    """Debian's PostgreSQL in a temporary directory, for the tests that put PgBouncer in front of it."""
+    async with pooling.postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def pgbouncer(postgres_cluster: pooling.Cluster) -> AsyncIterator[Callable[..., Awaitable[pooling.Bouncer]]]:
+    """``await pgbouncer("session" | "transaction", pool_size=40)``: a PgBouncer in that pool mode in front of a
+    fresh database of this test (every call: another PgBouncer, the same database); stopped after the test."""
+    database = await postgres_cluster.create_database()
+    async with AsyncExitStack() as stack:
+
+        async def start(mode: str, **settings: int) -> pooling.Bouncer:
+            return await stack.enter_async_context(pooling.pgbouncer(postgres_cluster, database, mode, **settings))
+
+        yield start
+    await postgres_cluster.drop_database(database)

@@ -1,51 +1,49 @@
 """A real nginx in front of a service, asking tokengate through `auth_request`, configured with the very
-snippet the README shows (read from README.md here, so the two cannot drift apart)."""
+snippet docs/gateways.md shows (read from there, so the two cannot drift apart)."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from tests.api.test_observability import metric
-from tests.conftest import Server, free_port, make_config, start_server, store_service_token
+from tests.conftest import free_port, make_config, start_server, store_service_token
+from tests.e2e.gateways import (
+    FORGED_IDENTITY,
+    Gateway,
+    documented_config,
+    identity,
+    identity_received,
+    port_of,
+    protected_service,
+)
+from tests.e2e.processes import running
 from tokengate.policy import Grant
 
-ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-# The README's example addresses, and what this test puts in their place.
-README_TOKENGATE = "server 127.0.0.1:8080;"
-README_LISTEN = "listen 80;"
-README_UPSTREAM = "proxy_pass http://127.0.0.1:9000;"
-
-
-def readme_nginx_snippet() -> str:
-    blocks = re.findall(r"```nginx\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
-    assert len(blocks) == 1, "README.md should show exactly one ```nginx block: the gateway configuration"
-    return blocks[0]
+# The documented example addresses, and what this test puts in their place.
+DOC_TOKENGATE = "server 127.0.0.1:8080;"
+DOC_LISTEN = "listen 80;"
+DOC_UPSTREAM = "proxy_pass http://127.0.0.1:9000;"
 
 
 def nginx_conf(workdir: Path, *, listen: int, tokengate: int, upstream: int) -> str:
-    """The README snippet on this test's ports, inside the minimal main/events/http frame nginx needs."""
-    snippet = readme_nginx_snippet()
-    for readme_text, ours in [
-        (README_TOKENGATE, f"server 127.0.0.1:{tokengate};"),
-        (README_LISTEN, f"listen 127.0.0.1:{listen};"),
-        (README_UPSTREAM, f"proxy_pass http://127.0.0.1:{upstream};"),
-    ]:
-        assert snippet.count(readme_text) == 1, f"the README nginx snippet no longer has {readme_text!r} once"
-        snippet = snippet.replace(readme_text, ours)
+    """The documented snippet on this test's ports, inside the minimal main/events/http frame nginx needs."""
+    snippet = documented_config(
+        "nginx",
+        [
+            (DOC_TOKENGATE, f"server 127.0.0.1:{tokengate};"),
+            (DOC_LISTEN, f"listen 127.0.0.1:{listen};"),
+            (DOC_UPSTREAM, f"proxy_pass http://127.0.0.1:{upstream};"),
+        ],
+    )
     temp = {name: workdir / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
     return "\n".join(
         [
@@ -65,51 +63,10 @@ def nginx_conf(workdir: Path, *, listen: int, tokengate: int, upstream: int) -> 
     )
 
 
-@dataclass
-class Gateway:
-    url: str
-    tokengate: Server
-    upstream_seen: list[dict[str, Any]] = field(default_factory=list)
-
-    async def get(self, path: str, token: str | None = None, **headers: str) -> tuple[int, Any, Any]:
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        async with self.tokengate.session.get(self.url + path, headers=headers) as response:
-            body = await response.json() if response.content_type == "application/json" else await response.text()
-            return response.status, body, response.headers
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
-
-async def wait_listening(port: int, process: subprocess.Popen, error_log: Path) -> None:
-    for _ in range(100):
-        if process.poll() is not None:
-            log = error_log.read_text() if error_log.exists() else ""
-            raise AssertionError(f"nginx exited with {process.returncode}:\n{log}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise AssertionError("nginx did not start listening")
-
-
 @pytest.fixture
 async def gateway(database: str, tmp_path: Path, loopback_site) -> AsyncIterator[Gateway]:
-    seen: list[dict[str, Any]] = []
-
-    async def echo(request: web.Request) -> web.Response:
-        """The protected service: says what reached it."""
-        seen.append({"path": request.path, **request.headers})
-        return web.json_response({"path": request.path, "headers": dict(request.headers)})
-
-    upstream = await loopback_site(echo)
-    # As the README says: tokengate trusts the gateway's X-Forwarded-For.
+    upstream, seen = await protected_service(loopback_site)
+    # As the docs say: tokengate trusts the gateway's X-Forwarded-For.
     config = make_config(tmp_path, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
     async for tokengate in start_server(database, config):
         workdir = tmp_path / "nginx"
@@ -120,20 +77,12 @@ async def gateway(database: str, tmp_path: Path, loopback_site) -> AsyncIterator
             nginx_conf(workdir, listen=listen, tokengate=port_of(tokengate.url), upstream=port_of(upstream)),
             encoding="utf-8",
         )
-        command = [NGINX, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)]
+        log = workdir / "error.log"
+        command = [NGINX, "-p", str(workdir), "-e", str(log), "-c", str(conf)]
         checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-        assert checked.returncode == 0, f"nginx refused the README configuration:\n{checked.stderr}"
-        process = subprocess.Popen([*command, "-g", "daemon off;"])
-        try:
-            await wait_listening(listen, process, workdir / "error.log")
+        assert checked.returncode == 0, f"nginx refused the documented configuration:\n{checked.stderr}"
+        async with running("nginx", [*command, "-g", "daemon off;"], port=listen, log=log):
             yield Gateway(f"http://127.0.0.1:{listen}", tokengate, seen)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 async def test_permitted_tokens_reach_the_service_with_who_is_calling(gateway):
@@ -141,10 +90,11 @@ async def test_permitted_tokens_reach_the_service_with_who_is_calling(gateway):
     job_viewer = await store_service_token(gateway.tokengate, seeded.account_id, [Grant("JOB_VIEWER")])
 
     # A client cannot pose as someone else: the gateway always overwrites these headers.
-    status, body, _ = await gateway.get("/jobs/42", job_viewer, **{"X-Tokengate-Principal": "user:usr_forged"})
+    status, body, _ = await gateway.get("/jobs/42", job_viewer, **FORGED_IDENTITY)
     assert status == 200 and body["path"] == "/jobs/42"
-    assert body["headers"]["X-Tokengate-Account-Id"] == seeded.account_id
-    assert body["headers"]["X-Tokengate-Principal"] == f"service_token:{job_viewer[4:20]}"
+    assert identity_received(gateway.upstream_seen[0]) == identity(
+        seeded.account_id, f"service_token:{job_viewer[4:20]}", "SERVICE_TOKEN"
+    )
 
     status, body, _ = await gateway.get("/jobs/", seeded.token)  # the admin's personal token: JOBS:WRITE
     assert status == 200 and body["headers"]["X-Tokengate-Principal"] == f"user:{seeded.user_id}"
