@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from tokengate import tokens
 from tokengate.catalog import LICENSES
 from tokengate.errors import Forbidden, InvalidInput, NotFound
-from tokengate.lifetimes import lifetime_bound_denial
+from tokengate.lifetimes import creator_expiry, lifetime_bound_denial
 from tokengate.notices import UserChanged
 from tokengate.policy import (
+    SERVICE_TOKEN,
     Grant,
     check_grants,
     require,
@@ -115,10 +116,11 @@ async def update(
 async def _require_tokens_lifetime_bound(
     work: UnitOfWork, user_id: str, held: Sequence[Grant], grants: Sequence[Grant]
 ) -> None:
-    """Grants given to a person reach their personal tokens: a calling token that expires may give them only while
-    each of those tokens expires no later than itself (``lifetime_bound_denial``, as for a service token's edit)."""
-    principal = work.actor.principal
-    bound = principal.expires_at if principal is not None else None
+    """Grants given to a person reach their personal tokens: a calling service token that expires may give them
+    only while each of those tokens expires no later than itself (``lifetime_bound_denial``, as for a service
+    token's edit). A person acting through a personal token is bounded no more than on service tokens
+    (``creator_expiry``): people's tokens all expire, and an admin must be able to give a newer member grants."""
+    bound = creator_expiry(work.actor.principal, SERVICE_TOKEN)
     if bound is None:
         return
     now = datetime.now(UTC)
