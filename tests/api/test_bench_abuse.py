@@ -42,7 +42,8 @@ async def test_the_abuse_bench_runs_against_this_build(server, abuse):
 
     legit, attacked = await asyncio.gather(abuse.legit(secrets, 1.0, 60), abuse.attack("unknown-ids", secrets, 1.0))
     summary = legit.summary()
-    assert summary["errors"] == 0 and summary["answered"] >= 50, summary
+    # Every request the client sent was answered, and right (how many it sent in the second is the machine's).
+    assert summary["sent"] > 0 and summary["errors"] == 0 and summary["answered"] == summary["sent"], summary
     assert set(attacked.statuses) <= {"401", "429"} and attacked.sent > 0, attacked.statuses
     for phase in abuse.PHASES:
         if phase in ("quiet", "unknown-ids", "slow-connections"):
