@@ -18,6 +18,11 @@ static data), e/e' and d/a; c/b is printed for continuity with the first benchma
 Each scenario is checked with one real request before and after it is loaded (HTTP 200 and the expected
 JSON), warmed up, then measured; a wrong answer fails the scenario and the run (exit 1).
 
+--check (the test suite's smoke run, tests/bench/test_bench_smoke.py): every scenario started and its answer
+checked before and after a short wrk run (--duration, no warm-up), which may complete any number of
+requests, none at all on a busy machine: it fails on a wrong answer (or a non-2xx under load), never on
+speed. No figure comes of it: no ratios, results in bench/results/bench-check-latest.json.
+
 Options (or the environment): --duration (BENCH_DURATION, 10 s), --warmup (BENCH_WARMUP, 3 s),
 --connections (BENCH_CONNECTIONS, 32), --threads (BENCH_THREADS, 1), --only a,c, --update-readme
 (rewrite the table in README.md), --profile (py-spy flame graph of tokengate per scenario, when
@@ -101,12 +106,13 @@ LIST_QUERY = (
     "{ account { serviceTokens { id name displayPrefix grants { permissionSet allProjects projects { id name } } } } }"
 )
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+CHECK_NOTE = "A check run (`--check`): answers verified around a short load; the figures mean nothing."
 
 
 @dataclass
 class Outcome:
     key: str
-    status: str = "skipped"  # measured | failed | skipped
+    status: str = "skipped"  # measured | checked (--check) | failed | skipped
     reason: str | None = None
     result: WrkResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -122,9 +128,18 @@ class Outcome:
 
 
 class Bench:
-    def __init__(self, wrk: str, load: Load, procs: Processes, scratch: Path, profile: bool, wanted: set[str]):
+    def __init__(
+        self,
+        wrk: str,
+        load: Load,
+        procs: Processes,
+        scratch: Path,
+        profile: bool,
+        wanted: set[str],
+        check: bool = False,
+    ):
         self.wrk, self.load, self.procs, self.scratch = wrk, load, procs, scratch
-        self.profile, self.wanted = profile, wanted
+        self.profile, self.wanted, self.check = profile, wanted, check
         self.outcomes = {key: Outcome(key) for key in TITLES}
 
     def run(self, key: str, body: Callable[[Outcome], None]) -> None:
@@ -135,7 +150,7 @@ class Bench:
         log(f"{TITLES[key]} ...")
         try:
             body(outcome)
-            outcome.status = "measured"
+            outcome.status = "checked" if self.check else "measured"
         except BenchError as problem:
             outcome.status, outcome.reason = "failed", str(problem)
             log(f"  FAILED: {problem}")
@@ -144,12 +159,16 @@ class Bench:
         self, outcome: Outcome, url: str, script: Path | None, verify: Callable[[], None], server: Child
     ) -> None:
         verify()  # one real request: a benchmark of error responses is worthless
-        run_wrk(self.wrk, url, script, self.load, self.load.warmup)
-        result = run_wrk(self.wrk, url, script, self.load, self.load.duration)
+        if not self.check:
+            run_wrk(self.wrk, url, script, self.load, self.load.warmup)
+        result = run_wrk(self.wrk, url, script, self.load, self.load.duration, require_requests=not self.check)
         verify()  # and still right after the load
         if server.proc.poll() is not None:
             raise BenchError(f"{server.name} died during the run:\n{server.tail()}")
         outcome.result = result
+        if self.check:
+            outcome.notes.append(f"answered right before and after {result.requests} requests under load")
+            return
         log(f"  {result.requests_per_s:,.0f} req/s  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms")
         if result.socket_errors:
             outcome.notes.append(f"wrk socket errors: {result.socket_errors}")
@@ -455,19 +474,23 @@ def scenario_cells(outcome: Outcome) -> list[str]:
 
 
 def status_text(outcome: Outcome) -> str:
-    if outcome.status == "measured":
+    if outcome.status in ("measured", "checked"):
         return "; ".join(outcome.notes)
     return f"{outcome.status}: {outcome.reason}" if outcome.reason else outcome.status
 
 
-def markdown(outcomes: dict[str, Outcome], ratio_rows: list[dict[str, Any]], env: dict[str, Any], load: Load) -> str:
+def markdown(
+    outcomes: dict[str, Outcome], ratio_rows: list[dict[str, Any]], env: dict[str, Any], load: Load, check: bool = False
+) -> str:
     lines = [
+        *([CHECK_NOTE, ""] if check else []),
         "| scenario | req/s | p50 ms | p99 ms | note |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
     for key, outcome in outcomes.items():
         lines.append(f"| {TITLES[key]} | " + " | ".join(scenario_cells(outcome)) + f" | {status_text(outcome)} |")
-    lines += ["", "| ratio | value | target | stretch | verdict |", "| --- | ---: | ---: | ---: | --- |"]
+    if ratio_rows:
+        lines += ["", "| ratio | value | target | stretch | verdict |", "| --- | ---: | ---: | ---: | --- |"]
     for row in ratio_rows:
         value = f"{row['value']:.2f}" if row["value"] is not None else "—"
         stretch = f"≥ {row['stretch']}" if row["stretch"] is not None else "—"
@@ -477,8 +500,9 @@ def markdown(outcomes: dict[str, Outcome], ratio_rows: list[dict[str, Any]], env
         "",
         f"`make bench` at {env['git']}, {env['when']}: {env['cpu']}, {env['cores']} cores, "
         f"server on core {SERVER_CPU} and wrk on core {CLIENT_CPU} ({'pinned' if env['pinned'] else 'NOT pinned'}), "
-        f"wrk -t{load.threads} -c{load.connections} -d{load.duration}s after a {load.warmup}s warm-up; "
-        f"Python {env['python']}, strawberry-graphql {versions['strawberry-graphql']}, "
+        f"wrk -t{load.threads} -c{load.connections} -d{load.duration}s "
+        + ("without warm-up; " if check else f"after a {load.warmup}s warm-up; ")
+        + f"Python {env['python']}, strawberry-graphql {versions['strawberry-graphql']}, "
         f"aiohttp {versions['aiohttp']}; {env['database']} PostgreSQL"
         + (
             f" pinned with tokengate to core(s) {env['embedded_postgres_cpus']}"
@@ -528,7 +552,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(TITLES)), help="scenarios, e.g. a,c")
     parser.add_argument("--update-readme", action="store_true", help="rewrite the Performance table in README.md")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graph per tokengate scenario")
+    parser.add_argument("--check", action="store_true", help="answers checked around a short load, no figures")
     args = parser.parse_args()
+    if args.check and (args.update_readme or args.profile):
+        parser.error("--check makes no figures: it takes neither --update-readme nor --profile")
     args.only = {key.strip() for key in args.only.split(",") if key.strip()}
     if not args.only <= set(TITLES):
         parser.error(f"--only takes scenarios among {', '.join(TITLES)}")
@@ -548,15 +575,15 @@ def main() -> int:
     started = time.monotonic()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with temporary_dir("tokengate-bench-scratch-") as scratch, Processes(RESULTS / "logs") as procs:
-        bench = Bench(wrk, load, procs, scratch, args.profile, args.only)
+        bench = Bench(wrk, load, procs, scratch, args.profile, args.only, args.check)
         bench.run("a", lambda outcome: scenario_a(bench, outcome))
         bench.run("a'", lambda outcome: scenario_a_low_level(bench, outcome))
         bench.run("b", lambda outcome: scenario_b(bench, outcome))
         bench.run("b'", lambda outcome: scenario_b_tuned(bench, outcome))
         bench.run("e'", lambda outcome: scenario_e_tuned(bench, outcome))
         env.update(tokengate_scenarios(bench))
-    ratio_rows = ratios(bench.outcomes)
-    table = markdown(bench.outcomes, ratio_rows, env, load)
+    ratio_rows = [] if args.check else ratios(bench.outcomes)
+    table = markdown(bench.outcomes, ratio_rows, env, load, args.check)
     payload = {
         "environment": env,
         "load": load.__dict__,
@@ -565,7 +592,7 @@ def main() -> int:
         "ratios": ratio_rows,
         "seconds": round(time.monotonic() - started, 1),
     }
-    json_path, md_path = write_results("bench", payload, table)
+    json_path, md_path = write_results("bench-check" if args.check else "bench", payload, table)
     print()
     print(console(bench.outcomes, ratio_rows))
     print()

@@ -27,26 +27,39 @@ async def second(database, tmp_path) -> AsyncIterator[Server]:
         yield server
 
 
+MARKER = "tests/api/test_changes.py: end of batch"  # published by the test itself, after the changes it reads
+END = object()
+
+
 @dataclass
 class Heard:
     """Every notice published on the database, as a listener on another connection receives it."""
 
-    queue: asyncio.Queue[notices.Notice | None]
+    queue: asyncio.Queue[object]
+    connection: asyncpg.Connection
 
-    async def next_batch(self, settle: float = 0.3) -> list[notices.Notice | None]:
-        batch = [await asyncio.wait_for(self.queue.get(), 10)]
-        await asyncio.sleep(settle)
-        while not self.queue.empty():
-            batch.append(self.queue.get_nowait())
+    async def next_batch(self) -> list[notices.Notice | None]:
+        """The notices of every change committed so far: those before a marker the test publishes now, since
+        PostgreSQL delivers notifications in the order their transactions committed."""
+        await self.connection.execute("SELECT pg_notify($1, $2)", CHANNEL, MARKER)
+        batch: list[notices.Notice | None] = []
+        while (notice := await asyncio.wait_for(self.queue.get(), 10)) is not END:
+            assert notice is None or isinstance(notice, notices.Notice)
+            batch.append(notice)
         return batch
 
 
 @pytest.fixture
 async def heard(database) -> AsyncIterator[Heard]:
     connection = await asyncpg.connect(database)
-    queue: asyncio.Queue[notices.Notice | None] = asyncio.Queue()
-    await connection.add_listener(CHANNEL, lambda *args: queue.put_nowait(notices.decode(args[-1])))
-    yield Heard(queue)
+    queue: asyncio.Queue[object] = asyncio.Queue()
+
+    def hear(*args: object) -> None:
+        payload = str(args[-1])
+        queue.put_nowait(END if payload == MARKER else notices.decode(payload))
+
+    await connection.add_listener(CHANNEL, hear)
+    yield Heard(queue, connection)
     await connection.close()
 
 
@@ -76,8 +89,8 @@ async def warm(servers: tuple[Server, ...], secrets: list[str]) -> None:
 
 
 async def settled(a: Server, b: Server) -> tuple[frozenset[str], frozenset[str]]:
-    """Both instances' caches once B has applied what A published (polling; at most 2 s)."""
-    for _ in range(200):
+    """Both instances' caches once B has applied what A published (polling; at most 10 s)."""
+    for _ in range(1000):
         if cached(a) == cached(b):
             return cached(a)
         await asyncio.sleep(0.01)

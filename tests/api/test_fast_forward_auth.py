@@ -275,7 +275,7 @@ async def test_concurrent_first_uses_wait_for_the_database_in_the_fast_door(data
             assert all(("x-tokengate-account-id", admin.account_id) in a.headers for a in answers)
 
 
-async def until_refused(door: Door, token: str, status: int, seconds: float = 3.0) -> None:
+async def until_refused(door: Door, token: str, status: int, seconds: float = 10.0) -> None:
     """Wait until ``door`` refuses ``token`` with ``status`` (the other instance learns a change by NOTIFY)."""
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -277,10 +277,11 @@ async def test_rotation_with_a_revoke_window_stops_the_old_token_after_it(server
     admin = await server.bootstrap()
     old = await created(server, admin.token)
     before = datetime.now(UTC)
-    new = await rotated(server, admin.token, old.id, revoke=1)
+    # A window of a few seconds: both tokens must be seen working inside it, however busy the machine.
+    new = await rotated(server, admin.token, old.id, revoke=3)
     tokens_now = await listed(server, admin.token)
     expires = datetime.fromisoformat(tokens_now[old.id]["expiresAt"])
-    assert before < expires <= datetime.now(UTC) + timedelta(seconds=1)
+    assert before < expires <= datetime.now(UTC) + timedelta(seconds=3)
     assert await works(server, old.secret) and await works(server, new.secret)
     await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.2)
     assert not await works(server, old.secret)
@@ -361,13 +362,17 @@ async def test_deletion_holds_on_every_running_instance(server, database, tmp_pa
     token = await created(server, admin.token)
     async for other in start_server(database, make_config(tmp_path)):
         assert await works(other, token.secret)
+        cache = other.runtime.authenticator.cache
+        invalidations = cache.stats.invalidations
         await server.gql(DELETE, {"id": token.id}, token=admin.token)
         # The other instance hears of it through NOTIFY, which can arrive just after the next request: allow
-        # it the notice's delivery time (tests/api/test_cache_and_invalidation.py), never the cache's TTL.
-        deadline = time.monotonic() + 1.0
+        # it the notice's delivery (generously), never the cache's TTL, and see that the notice did it.
+        assert cache.ttl > 10  # the entry cannot age out within the deadline
+        deadline = time.monotonic() + 10.0
         while await works(other, token.secret):
             assert time.monotonic() < deadline, "the other instance still accepts the deleted token"
             await asyncio.sleep(0.01)
+        assert cache.stats.invalidations > invalidations
 
 
 # --- expiry ----------------------------------------------------------------------------------------------
@@ -438,12 +443,10 @@ async def test_last_use_of_many_requests_is_one_statement(server):
     created_tokens = [await created(server, admin.token, f"t{i}") for i in range(5)]
     recorder = server.runtime.authenticator.last_used
     await recorder.stop()  # no periodic flush during the test: it flushes by hand
-    started = time.perf_counter()
     for token in created_tokens:
         for _ in range(3):
             assert await works(server, token.secret)
     assert len(recorder.pending) == 5  # fifteen uses, five pending entries
-    assert time.perf_counter() - started < 10
     assert await recorder.flush() == 5
     unused = await server.pool.fetchval(
         "SELECT count(*) FROM tokens WHERE kind = 'service' AND last_used_at IS NULL AND account_id = $1",

@@ -7,6 +7,7 @@ FORBIDDEN is shown in words when it refuses anyway. Every change is checked thro
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from tests.api import service_token_calls as calls
@@ -109,8 +110,25 @@ async def test_an_admin_invites_edits_and_deactivates_members(server: Server, br
     await page.keyboard.press("Escape")
     await expect(confirm).to_be_hidden()
     await expect(deactivate).to_be_focused()
+    # The browser fires `close` a task after the dialog closed (focus is back at once), so a person quick enough
+    # opens it again before that event arrives; on a busy machine it came while the member's token count was
+    # on its way, and the page forgot whom the dialog was for (the count never showed). That order, made
+    # certain: the count held back, the late `close` delivered, then the count.
+    counting, count_free = asyncio.Event(), asyncio.Event()
+
+    async def count_held(route) -> None:
+        if "SettingsMemberTokens" in (route.request.post_data or ""):
+            counting.set()
+            await count_free.wait()
+        await route.continue_()
+
+    await page.route("**/graphql", count_held)
     await page.keyboard.press("Enter")
     await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await asyncio.wait_for(counting.wait(), 30)
+    await confirm.evaluate("(dialog) => dialog.dispatchEvent(new Event('close'))")  # the first closing's, late
+    count_free.set()
+    await expect(confirm).to_be_visible()
     await expect(confirm.locator("#deactivate-stops")).to_have_text(
         "Their 1 active personal token stops working at once, on every tokengate instance, and they cannot sign in again."
     )

@@ -9,6 +9,7 @@ deleted and an imported legacy one; each answer is what the API's own filter ret
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from tests.api import service_token_calls as calls
@@ -144,5 +145,52 @@ async def test_the_usage_sparkline_and_every_filter(server: Server, browser: Bro
     await page.keyboard.press("Space")
     await expect(page.locator("#empty-filtered")).to_be_visible()
     await expect(page.locator("#empty-filtered")).to_have_text("No service tokens match the filter.")
+    assert watch.problems == []
+    await page.context.close()
+
+
+# Counts the page's GraphQL answers once the page has read them (every continuation of that read runs in the
+# same microtask checkpoint, so when a later evaluate sees the count, the page has also drawn the answer).
+COUNT_READ_ANSWERS = """
+window.answersRead = 0;
+const fetchOriginal = window.fetch;
+window.fetch = (...args) => fetchOriginal(...args).then((response) => {
+  const json = response.json.bind(response);
+  response.json = () => json().finally(() => { window.answersRead += 1; });
+  return response;
+});
+"""
+
+
+async def test_the_last_filter_is_shown_when_an_earlier_answer_comes_back_after_it(server: Server, browser: Browser):
+    admin = await server.bootstrap("Acme", "ENTERPRISE", "admin@acme.example")
+    await calls.created(server, admin.token, "airflow", grants=[calls.grant("JOB_VIEWER")])
+    await server.import_legacy_token(
+        admin.account_id, "legacy loader", datetime(2022, 3, 1, tzinfo=UTC), [Grant("JOB_VIEWER")]
+    )
+    page, watch = await open_settings(browser, server, PATH)
+    await page.add_init_script(COUNT_READ_ANSWERS)
+    await page.reload()
+    await sign_in(page, admin.token, HEADING)
+    assert await shown(page) == ["airflow", "legacy loader"]
+
+    # "Legacy format" checked, then unchecked at once: the answer to the first comes back after the second's.
+    release = asyncio.Event()
+
+    async def legacy_answer_late(route) -> None:
+        if '"format":"LEGACY"' in (route.request.post_data or ""):
+            await release.wait()
+        await route.continue_()
+
+    await page.route("**/graphql", legacy_answer_late)
+    read_before = await page.evaluate("window.answersRead")
+    legacy = page.get_by_label("Legacy format")
+    await legacy.check()
+    await legacy.uncheck()
+    await page.wait_for_function("(before) => window.answersRead === before + 1", arg=read_before)  # the second's
+    release.set()
+    await page.wait_for_function("(before) => window.answersRead === before + 2", arg=read_before)  # the late one
+    assert await shown(page) == ["airflow", "legacy loader"]  # the filter as it stands: unchecked
+    await expect(page.locator("#match-line")).to_have_text("2 tokens, active and expired.")
     assert watch.problems == []
     await page.context.close()

@@ -80,7 +80,7 @@ async def test_one_navigation_and_one_sign_in_for_every_page(behind_proxy: Serve
 
     await sign_in(page, admin.token, "Service Tokens")
     navigation = page.get_by_role("navigation", name="Account settings")
-    assert await navigation.get_by_role("link").all_inner_texts() == [p.title for p in SETTINGS_PAGES]
+    await expect(navigation.get_by_role("link")).to_have_text([p.title for p in SETTINGS_PAGES])
 
     for settings_page in SETTINGS_PAGES:
         await navigation.get_by_role("link", name=settings_page.title, exact=True).click()

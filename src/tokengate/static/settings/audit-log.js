@@ -45,6 +45,7 @@ async function start(session) {
 }
 
 function stop() {
+  latestPage += 1;  // a load still under way shows nothing once signed out
   Object.assign(state, { session: null, filter: null, cursors: [null], page: null });
   $('audit-filter').reset();
   $('audit-rows').replaceChildren();
@@ -72,18 +73,26 @@ async function fetchPage(first, after, filter) {
   }
 }
 
+let latestPage = 0;
+
+// Filters applied or cleared while a page loads start another load; answers may come back in any order, and
+// only the latest load is shown (and ends busy).
 async function showPage(cursors) {
+  const load = ++latestPage;
   $('audit-view').setAttribute('aria-busy', 'true');  // until render(): the list is being replaced
   const buttons = [$('older-page'), $('newer-page')];
   for (const button of buttons) button.disabled = true;
+  let page = null;
   try {
-    state.page = await fetchPage(PAGE_SIZE, cursors[cursors.length - 1], state.filter);
+    page = await fetchPage(PAGE_SIZE, cursors[cursors.length - 1], state.filter);
+    if (load !== latestPage) return;
     state.cursors = cursors;
     pageAlert('');
   } catch (error) {
-    state.page = null;
+    if (load !== latestPage) return;
     pageAlert(describeError(error, WHAT));
   }
+  state.page = page;
   render();
 }
 

@@ -62,11 +62,15 @@ function visible(node) {
 }
 
 // `fallback()`: where focus goes when the opener is gone (a re-rendered row) and has no twin on the new row.
+// The browser fires `close` a task after the dialog closed (and puts focus back at once), so a person quick
+// enough (Escape, then Enter on the same button) opens it again before that event arrives: such a late event
+// belongs to the closing before, and must not forget what the new opening set up.
 export function wireDialog(dialog, { onClose = null, fallback = () => null } = {}) {
   for (const button of dialog.querySelectorAll('[data-close]')) {
     button.addEventListener('click', () => dialog.close());
   }
   dialog.addEventListener('close', () => {
+    if (dialog.open) return;  // opened again since: this close is over
     if (onClose) onClose();
     const back = dialog.returnFocusTo;
     dialog.returnFocusTo = null;

@@ -139,6 +139,7 @@ function answerLockOut(proceed) {
 // will refuse them as a lock-out, still wants to send them (the server's message then says why).
 async function mayLockOut(enabled, rules, opener) {
   if (!lockOut(enabled, rules, state.clientAddress)) return true;
+  answerLockOut(false);  // a question still open (its dialog closed, its late close event not come yet): no
   $('lockout-why').textContent = `Your address ${state.clientAddress || '(unknown)'} would be ${verdictOf(rules).text}.`;
   openDialog($('lockout-dialog'), opener);
   $('lockout-back').focus();  // the safe choice first

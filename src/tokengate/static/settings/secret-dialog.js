@@ -25,8 +25,16 @@ async function copySecret() {
 }
 
 // `fallback()`: where focus goes when the dialog closes and what opened it is gone (see wireDialog).
+// The secret goes as the dialog closes, not a task later with its `close` event (when whatever reads the page
+// next may already have read it): at once on Done, and at the end of the closing task however else it
+// closes (Escape, signing out), unless it was opened again with a new secret meanwhile.
 export function wireSecretDialog({ fallback }) {
-  wireDialog($('secret-dialog'), { fallback, onClose: forgetSecret });
+  const dialog = $('secret-dialog');
+  wireDialog(dialog, { fallback });
+  $('secret-done').addEventListener('click', forgetSecret);
+  new MutationObserver(() => {
+    if (!dialog.open) forgetSecret();
+  }).observe(dialog, { attributeFilter: ['open'] });
   $('copy-secret').addEventListener('click', copySecret);
 }
 

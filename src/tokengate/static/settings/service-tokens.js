@@ -90,6 +90,7 @@ async function start(session) {
 }
 
 function stop() {
+  latestLoad += 1;  // a load still under way shows nothing once signed out
   Object.assign(state, { session: null, account: null, tokens: [], filter: null, cursors: [null], page: null });
   $('token-filter').reset();
   $('token-rows').replaceChildren();
@@ -110,17 +111,24 @@ async function loadCatalog() {
 
 // ---------------------------------------------------------------- the list
 
-// The page shown again (after a change), or the page `cursors` leads to.
+let latestLoad = 0;
+
+// The page shown again (after a change), or the page `cursors` leads to. Filters changed quickly start loads
+// that overlap, and their answers may come back in any order: only the latest load is shown (and ends busy);
+// false when this one was not.
 async function loadTokens(cursors = state.cursors) {
+  const load = ++latestLoad;
   $('tokens-view').setAttribute('aria-busy', 'true');
   try {
     const data = await call(TOKENS_QUERY, { first: PAGE_SIZE, after: cursors[cursors.length - 1], filter: state.filter });
+    if (load !== latestLoad) return false;
     const connection = data.account.serviceTokenConnection;
     state.tokens = connection.edges.map((edge) => edge.node);
     state.page = { totalCount: connection.totalCount, ...connection.pageInfo };
     state.cursors = cursors;
     pageAlert('');
   } catch (error) {
+    if (load !== latestLoad) return false;
     if (error instanceof ApiError && error.code === 'BAD_USER_INPUT' && cursors.length > 1) {
       return loadTokens([null]);  // the token a page starts after is gone: start again from the first page
     }
@@ -129,7 +137,7 @@ async function loadTokens(cursors = state.cursors) {
     pageAlert(describeError(error, { doing: 'viewing' }));
   }
   renderTokens();
-  return undefined;
+  return true;
 }
 
 const STATE_LABELS = { ACTIVE: 'Active', EXPIRED: 'Expired', DELETED: 'Deleted' };
@@ -222,8 +230,7 @@ async function applyFilter() {
     $('filter-error').textContent = problem.message;
     return;
   }
-  await loadTokens([null]);
-  if (state.page) announce($('match-line').textContent);
+  if ((await loadTokens([null])) && state.page) announce($('match-line').textContent);
 }
 
 function tokenById(id) {
