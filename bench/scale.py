@@ -5,7 +5,7 @@
 1. loads 1,000 valid v2 service tokens (with grants: one project grant each, an account-wide second one
    for about a third; 100 tokens and 5 projects per account) by COPY, printing the insert rate;
 2. validates --samples random tokens never validated before, one at a time, through
-   ``tokengate.authentication.Authenticator(pool, keys).authenticate(text)`` against the database — the cold path:
+   ``tokengate.auth.credentials.Authenticator(pool, keys).authenticate(text)`` against the database — the cold path:
    a token validated once cannot be in any cache keyed by token id — after a short warm-up on other tokens;
 3. loads up to 1,000,000 and validates --samples other never-seen tokens the same way;
 4. prints the cost at each size and the ratio (target: at most 1.3x, on the median).
@@ -42,7 +42,7 @@ from common import (
 )
 from loading import TOKENS_PER_ACCOUNT, LoadStats, TokenFactory, create_accounts, load_tokens
 
-from tokengate.authentication import Authenticator
+from tokengate.auth.credentials import Authenticator
 from tokengate.config import load_config
 from tokengate.store.migrations import migrate
 

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from tokengate import tokens
+from tokengate.core import tokens
 
 REQUIRED_RATIO = 1000
 

@@ -24,12 +24,13 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from tokengate import serving, tokens
 from tokengate.app import create_app
 from tokengate.config import Config, parse_secret_keys
-from tokengate.limits import Limits, Rate
-from tokengate.observability import AccessLog
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.limits import Limits, Rate
+from tokengate.core.policy import Grant
+from tokengate.http import serving
+from tokengate.http.observability import AccessLog
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import OPERATOR, Actor, accounts, service_tokens, user_tokens
 from tokengate.store.migrations import migrate

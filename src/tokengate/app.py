@@ -8,27 +8,27 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 
-from tokengate import db
-from tokengate.api.documents import DocumentCache
-from tokengate.authentication import Authenticator, LastUsedRecorder
-from tokengate.cache import PrincipalCache
+from tokengate.auth.credentials import Authenticator, LastUsedRecorder
+from tokengate.auth.gate import Gate
+from tokengate.auth.ip_guard import IpGuard, database_loader
+from tokengate.auth.legacy_verifier import LegacyVerifier
+from tokengate.auth.listener import CacheInvalidator, InvalidationListener
+from tokengate.auth.principal_cache import PrincipalCache
 from tokengate.config import Config
-from tokengate.doors import forward_auth, graphql, headers, health, pages, secret_scanning
-from tokengate.doors.protocol_errors import answer_protocol_errors_in_json
-from tokengate.gate import Gate
-from tokengate.invalidation import CacheInvalidator, InvalidationListener
-from tokengate.ip_guard import IpGuard, database_loader
-from tokengate.legacy_verifier import LegacyVerifier
-from tokengate.limits import Throttle
-from tokengate.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
-from tokengate.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
+from tokengate.core.limits import Throttle
+from tokengate.graphql.engine.documents import DocumentCache
+from tokengate.http import forward_auth, graphql, headers, health, pages, secret_scanning
+from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
+from tokengate.http.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
+from tokengate.http.protocol_errors import answer_protocol_errors_in_json
+from tokengate.jobs.token_notices import NoticeJob
+from tokengate.jobs.usage_recorder import UsageRecorder
+from tokengate.jobs.webhook_delivery import DeliveryWorker, WebhookSender
 from tokengate.runtime import RUNTIME, Runtime
-from tokengate.scheduled_notices import NoticeJob
 from tokengate.services import Backend
 from tokengate.services.service_tokens import audit_expired_use
+from tokengate.store import database as db
 from tokengate.store.migrations import migrate
-from tokengate.usage import UsageRecorder
-from tokengate.webhook_delivery import DeliveryWorker, WebhookSender
 
 
 def create_app(

@@ -14,12 +14,12 @@ from typing import Any, NoReturn
 
 import asyncpg
 
-from tokengate import db, global_ids, tokens
-from tokengate.catalog import PERMISSION_SET_KEYS, PLANS
 from tokengate.config import Config, ConfigError, load_config
-from tokengate.errors import DomainError, NotFound
-from tokengate.observability import AccessLog, configure_logging
-from tokengate.policy import Grant
+from tokengate.core import global_ids, tokens
+from tokengate.core.catalog import PERMISSION_SET_KEYS, PLANS
+from tokengate.core.errors import DomainError, NotFound
+from tokengate.core.policy import Grant
+from tokengate.http.observability import AccessLog, configure_logging
 from tokengate.services import (
     OPERATOR,
     Backend,
@@ -30,6 +30,7 @@ from tokengate.services import (
     user_tokens,
     users,
 )
+from tokengate.store import database as db
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
@@ -294,8 +295,8 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 def _serve(config: Config, args: argparse.Namespace) -> None:
-    from tokengate import serving
     from tokengate.app import create_app
+    from tokengate.http import serving
 
     configure_logging(args.log_format, args.log_level)
     logging.getLogger("tokengate").info("serving http://%s:%s/graphql", args.host, args.port)
@@ -307,7 +308,7 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "export-schema":
-        from tokengate.api.schema import sdl
+        from tokengate.graphql.schema.schema import sdl
 
         sys.stdout.write(sdl())
         return 0

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokengate.limits import Limits, limits_from_env
-from tokengate.secret_scanning import KeysProblem, load_public_keys
-from tokengate.tokens import derive_key, random_base62
-from tokengate.trusted_documents import ManifestError, TrustedDocuments, parse_manifest
+from tokengate.core.leak_reports import KeysProblem, load_public_keys
+from tokengate.core.limits import Limits, limits_from_env
+from tokengate.core.tokens import derive_key, random_base62
+from tokengate.core.trusted_documents import ManifestError, TrustedDocuments, parse_manifest
 
 DEFAULT_DATA_DIR = Path(".tokengate")
 KEY_FILE = "secret.key"

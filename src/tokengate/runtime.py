@@ -7,16 +7,16 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from tokengate.api.documents import DocumentCache
-from tokengate.authentication import Authenticator
+from tokengate.auth.credentials import Authenticator
+from tokengate.auth.gate import Gate
+from tokengate.auth.ip_guard import IpGuard
+from tokengate.auth.listener import CacheInvalidator, InvalidationListener
 from tokengate.config import Config
-from tokengate.gate import Gate
-from tokengate.invalidation import CacheInvalidator, InvalidationListener
-from tokengate.ip_guard import IpGuard
-from tokengate.observability import Metrics
-from tokengate.scheduled_notices import NoticeJob
+from tokengate.graphql.engine.documents import DocumentCache
+from tokengate.http.observability import Metrics
+from tokengate.jobs.token_notices import NoticeJob
+from tokengate.jobs.webhook_delivery import DeliveryWorker
 from tokengate.services import Backend
-from tokengate.webhook_delivery import DeliveryWorker
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from graphql import GraphQLInputType, get_named_type, is_input_object_type, is_object_type
 
-from tokengate.api.schema import schema
+from tokengate.graphql.schema.schema import schema
 
 
 def _leaves(type_: GraphQLInputType, path: str, scalars: frozenset[str], out: set[str]) -> None:

@@ -17,7 +17,7 @@ import pytest
 from tests.api import service_token_calls as calls
 from tests.api.conftest import from_address
 from tests.conftest import Seeded, Server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 from tokengate.services import OPERATOR
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "tokengate"

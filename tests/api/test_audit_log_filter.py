@@ -15,7 +15,7 @@ import pytest
 from tests.api.conftest import from_address
 from tests.api.test_audit_log import perform_every_audited_action
 from tests.conftest import Server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 FILTERED = """
 query($first: Int, $after: String, $filter: AuditLogFilter) {

@@ -8,7 +8,7 @@ import pytest
 
 from tests.api.conftest import from_address
 from tests.conftest import store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 CREATE_PROJECT = "mutation($name: String!) { createProject(name: $name) { id } }"
 

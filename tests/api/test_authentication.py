@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import make_config, start_server, store_service_token
-from tokengate import tokens
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.policy import Grant
 
 VIEWER = "{ viewer { kind account { plan } } }"
 

@@ -15,9 +15,9 @@ import pytest
 from tests.api.service_token_calls import created, grant
 from tests.api.test_graphql import create_project
 from tests.conftest import make_config, start_server
-from tokengate.limits import Limits, Rate
-from tokengate.policy import Grant
-from tokengate.secret_scanning import MAX_REPORT_BYTES
+from tokengate.core.leak_reports import MAX_REPORT_BYTES
+from tokengate.core.limits import Limits, Rate
+from tokengate.core.policy import Grant
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

@@ -12,7 +12,7 @@ import pytest
 from tests.api import service_token_calls as calls
 from tests.api.query_log import QueryLog
 from tests.conftest import make_config, start_server
-from tokengate.limits import Limits, Rate
+from tokengate.core.limits import Limits, Rate
 
 CHECK = "query($p: ID) { check(resource: JOBS, access: WRITE, projectId: $p) { allowed } }"
 
@@ -69,7 +69,7 @@ async def test_wrong_secret_for_a_cached_id_is_refused(server):
     admin = await server.bootstrap()
     created = await calls.created(server, admin.token)
     assert (await server.gql(calls.VIEWER, token=created.secret)).status == 200
-    from tokengate import tokens
+    from tokengate.core import tokens
 
     body = created.secret[:20] + tokens.random_base62(32)
     assert (await server.gql(calls.VIEWER, token=body + tokens.checksum(body))).status == 401

@@ -14,7 +14,7 @@ import pytest
 from tests.api import service_token_calls as calls
 from tests.api.test_cli import external, tokengate
 from tests.conftest import Server, make_config, start_server
-from tokengate import notices
+from tokengate.core import invalidations as notices
 from tokengate.store.notify import CHANNEL
 
 IP_RULES = """mutation($enabled: Boolean!) { setIpRestrictions(enabled: $enabled, rules: [

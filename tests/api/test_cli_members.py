@@ -9,7 +9,7 @@ import sys
 
 from tests.api.test_cli import external, tokengate
 from tests.conftest import CAPTURED_OUTPUT, ISSUED_SECRETS
-from tokengate import tokens
+from tokengate.core import tokens
 
 
 async def test_deactivate_user_stops_its_tokens_on_the_running_server(database, server):

@@ -79,9 +79,9 @@ from tests.api.test_execution_differential import (
 )
 from tests.api.test_requires_property import CUSTOM_SCALARS
 from tests.conftest import Server
-from tokengate.api import compiled
-from tokengate.api.documents import Document, parsed_document
-from tokengate.api.schema import schema as tokengate_schema
+from tokengate.graphql.engine import compiled
+from tokengate.graphql.engine.documents import Document, parsed_document
+from tokengate.graphql.schema.schema import schema as tokengate_schema
 
 CORE_SCHEMA: GraphQLSchema = tokengate_schema._schema
 QUERY_EXAMPLES = 150
@@ -733,10 +733,10 @@ def test_an_unverified_graphql_core_disables_the_plans_with_one_warning(monkeypa
     monkeypatch.setattr(graphql, "version_info", (3, 4, 0, "final", 0))
     monkeypatch.setattr(graphql, "version", "3.4.0")
     try:
-        with caplog.at_level("WARNING", logger="tokengate.api.compiled"):
+        with caplog.at_level("WARNING", logger="tokengate.graphql.engine.compiled"):
             assert compiled.execute_compiled(CORE_SCHEMA, document, None, None, None) is None
             assert compiled.execute_compiled(CORE_SCHEMA, document, None, None, None) is None
-        warnings = [r.getMessage() for r in caplog.records if r.name == "tokengate.api.compiled"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "tokengate.graphql.engine.compiled"]
         assert len(warnings) == 1 and "3.4.0 is outside the verified range" in warnings[0], warnings
     finally:
         compiled.plan_problem.cache_clear()
@@ -777,7 +777,7 @@ async def test_a_document_the_compiler_fails_on_runs_on_graphql_core(
 
     monkeypatch.setattr(compiled.OperationPlan, "__init__", broken)
     query = "{ account { name } unplanned: viewer { kind } }"
-    with caplog.at_level("WARNING", logger="tokengate.api.compiled"):
+    with caplog.at_level("WARNING", logger="tokengate.graphql.engine.compiled"):
         reply = await server.gql(query, token=seeded.token)
     assert reply.status == 200 and reply.data == {"account": {"name": "Unplanned"}, "unplanned": {"kind": "USER"}}
     assert str(compiled.plan_for(CORE_SCHEMA, server.runtime.documents.get(query), None)) == (

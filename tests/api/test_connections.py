@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from tests.api.conftest import LOOPBACK
 from tests.conftest import Server, make_config, start_server
-from tokengate.limits import Limits, Rate
+from tokengate.core.limits import Limits, Rate
 
 FAST = Limits(header_timeout=0.5, body_timeout=0.5)  # where the client outlasts the deadline by seconds
 PATIENT = Limits(header_timeout=2.0)  # where the test must do something before the deadline

@@ -13,11 +13,11 @@ from tests.api.query_log import QueryLog
 from tests.api.service_token_calls import REPORT
 from tests.api.test_overload import freeze, serve
 from tests.conftest import make_config, start_server, store_service_token
-from tokengate.api import queries as query_resolvers
-from tokengate.api.offload import WORKER
-from tokengate.limits import Limits, Rate
-from tokengate.policy import Grant
-from tokengate.trusted_documents import parse_manifest
+from tokengate.core.limits import Limits, Rate
+from tokengate.core.policy import Grant
+from tokengate.core.trusted_documents import parse_manifest
+from tokengate.graphql.engine.offload import WORKER
+from tokengate.graphql.schema import queries as query_resolvers
 
 CHECKS = "query($r: [CheckInput!]!) { checks(requests: $r) { allowed reason } }"
 REQUESTS = [{"resource": "JOBS", "access": "READ"}] * 1000
@@ -168,8 +168,8 @@ async def test_fragments_nested_past_what_validation_can_follow_are_a_client_err
 def test_the_cost_of_the_documented_queries_fits_the_budget():
     from graphql import parse
 
-    from tokengate.api.cost import operation_cost
-    from tokengate.api.operations import CORE_SCHEMA
+    from tokengate.graphql.engine.cost import operation_cost
+    from tokengate.graphql.engine.operations import CORE_SCHEMA
 
     def cost(text: str, variables: dict | None = None) -> int:
         document = parse(text)
@@ -192,8 +192,8 @@ def test_the_cost_of_the_documented_queries_fits_the_budget():
 def test_a_cost_too_nested_to_follow_is_over_budget(tmp_path: Path):
     from graphql import parse
 
-    from tokengate.api.cost import CostUnknown, operation_cost
-    from tokengate.api.operations import CORE_SCHEMA
+    from tokengate.graphql.engine.cost import CostUnknown, operation_cost
+    from tokengate.graphql.engine.operations import CORE_SCHEMA
 
     depth = 3000
     chain = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(depth))
@@ -279,8 +279,8 @@ async def test_a_trusted_document_taking_the_page_size_is_costed_on_its_coerced_
 def test_the_cost_is_computed_on_coerced_variables_and_defaults():
     from graphql import parse
 
-    from tokengate.api.cost import operation_cost
-    from tokengate.api.operations import CORE_SCHEMA
+    from tokengate.graphql.engine.cost import operation_cost
+    from tokengate.graphql.engine.operations import CORE_SCHEMA
 
     document = parse(PAGES)
     operation = document.definitions[0]

@@ -20,8 +20,8 @@ from tests.api.test_graphql import create_project
 from tests.api.test_requires_property import FUZZ_SETTINGS, as_input, grant_sets, holdings
 from tests.api.test_set_service_token_grants import SET
 from tests.conftest import store_service_token
-from tokengate.catalog import CATALOG
-from tokengate.policy import Grant
+from tokengate.core.catalog import CATALOG
+from tokengate.core.policy import Grant
 
 EXAMPLES = 60
 PLAN = "ENTERPRISE_PLUS"

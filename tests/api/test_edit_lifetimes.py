@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from tests.api import service_token_calls as calls
 from tests.api.test_set_service_token_grants import SET
 from tests.conftest import Server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 JOB_VIEWER = [calls.grant("JOB_VIEWER")]
 ACCOUNT_ADMIN = [calls.grant("ACCOUNT_ADMIN")]

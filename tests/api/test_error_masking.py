@@ -10,8 +10,8 @@ import pytest
 from tests.api.service_token_calls import DELETE, create, grant
 from tests.api.test_graphql import CREATE_PROJECT
 from tests.conftest import store_service_token
-from tokengate.doors import forward_auth
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
+from tokengate.http import forward_auth
 from tokengate.store import projects as project_store
 from tokengate.store import token_listing
 

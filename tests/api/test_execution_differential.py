@@ -38,9 +38,9 @@ from tests.api.live_server import LiveServer
 from tests.api.test_graphql import create_project
 from tests.api.test_requires_property import CUSTOM_SCALARS
 from tests.conftest import Server, store_service_token
-from tokengate.api.execution import FastExecutionContext
-from tokengate.api.schema import schema as tokengate_schema
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
+from tokengate.graphql.engine.execution import FastExecutionContext
+from tokengate.graphql.schema.schema import schema as tokengate_schema
 from tokengate.services import OPERATOR, service_tokens
 from tokengate.services import users as users_service
 
@@ -65,7 +65,7 @@ async def graphql_context(server: Server, token: str, client_addr: str = CLIENT_
     then stops the background writer of ``lastUsedAt`` after writing what it holds: no request authenticates
     after the contexts are built, so ``lastUsedAt`` cannot change between the two executions compared.
     """
-    from tokengate.api.context import Context
+    from tokengate.graphql.schema.context import Context
 
     runtime = server.runtime
     principal = await runtime.authenticator.authenticate(token, client_addr=client_addr)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from tests.api.query_log import QueryLog
 from tests.api.test_overload import check, freeze, serve, unknown_token, with_other_secret
 from tests.conftest import Server, store_service_token
-from tokengate.limits import Limits, Rate, address_key
-from tokengate.policy import Grant
+from tokengate.core.limits import Limits, Rate, address_key
+from tokengate.core.policy import Grant
 
 BUDGET = 3
 ATTEMPTS = 6

@@ -12,9 +12,9 @@ import pytest
 from tests.api import webhook_calls as hooks
 from tests.api.webhook_calls import events_server, receiving
 from tests.conftest import TEST_ACTOR, TEST_LIMITS, TEST_SECRET_KEY, Server, start_server, store_service_token
-from tokengate import tokens
 from tokengate.config import ConfigError, WebhookTiming, load_config
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.policy import Grant
 from tokengate.store import tokens as token_store
 
 JOBS = [Grant("JOB_ADMIN")]

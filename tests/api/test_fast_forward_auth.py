@@ -29,14 +29,14 @@ from yarl import URL
 
 from tests.api.conftest import LOOPBACK, from_address
 from tests.conftest import CAPTURED_OUTPUT, Server, free_port, make_config, store_service_token
-from tokengate import serving, tokens
 from tokengate.app import create_app
-from tokengate.authentication import DatabaseUnavailable
+from tokengate.auth.credentials import DatabaseUnavailable
 from tokengate.config import Config
-from tokengate.doors import fast_forward_auth, forward_auth
-from tokengate.limits import Limits, Rate
-from tokengate.observability import AccessLog
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.limits import Limits, Rate
+from tokengate.core.policy import Grant
+from tokengate.http import fast_forward_auth, forward_auth, serving
+from tokengate.http.observability import AccessLog
 from tokengate.runtime import RUNTIME
 
 CREATE_PROJECT = "mutation($name: String!) { createProject(name: $name) { id } }"

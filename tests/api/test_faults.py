@@ -23,7 +23,7 @@ import pytest
 from tests.api.service_token_calls import VIEWER, created, grant, works
 from tests.api.test_graphql import CREATE_PROJECT, create_project
 from tests.conftest import Server, make_config, start_server
-from tokengate.ip_guard import DEFAULT_TTL_SECONDS
+from tokengate.auth.ip_guard import DEFAULT_TTL_SECONDS
 from tokengate.store.migrations import migrate
 
 RECOVERY_SECONDS = 15.0  # generous: it takes well under a second (printed), the bound is for a busy machine

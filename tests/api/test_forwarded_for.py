@@ -15,7 +15,7 @@ from tests.api import service_token_calls as calls
 from tests.api.conftest import from_address
 from tests.api.test_overload import freeze, serve
 from tests.conftest import Server
-from tokengate.limits import Limits, Rate
+from tokengate.core.limits import Limits, Rate
 
 SET = "mutation($rules: [IpRuleInput!]!) { setIpRestrictions(enabled: true, rules: $rules) { enabled } }"
 VIEWER = "{ viewer { kind clientAddress } }"

@@ -10,8 +10,8 @@ from tests.api.service_token_calls import grant
 from tests.api.test_graphql import CREATE_USER
 from tests.api.test_members import account, signed_in, user_rows  # noqa: F401 (the fixture)
 from tests.conftest import Server, store_service_token
-from tokengate.catalog import CATALOG
-from tokengate.policy import Grant
+from tokengate.core.catalog import CATALOG
+from tokengate.core.policy import Grant
 
 GIVABLE = "query($p: [ID!]) { givablePermissionSets(projectIds: $p) { key allowed reason } }"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 CREATE_PROJECT = "mutation($name: String!) { createProject(name: $name) { id name } }"
 CREATE_USER = """

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.api.test_graphql import create_project
 from tests.conftest import Server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 GR = "application/graphql-response+json"
 APOLLO_ACCEPT = "application/graphql-response+json,application/json;q=0.9"  # what Apollo Client 4 sends

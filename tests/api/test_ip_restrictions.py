@@ -7,7 +7,7 @@ import json
 
 from tests.api.conftest import from_address
 from tests.conftest import make_config, start_server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 SET = """
 mutation($enabled: Boolean!, $rules: [IpRuleInput!]!) {

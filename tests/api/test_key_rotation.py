@@ -10,8 +10,8 @@ import json
 from tests.api.service_token_calls import created, works
 from tests.api.test_cli import external, tokengate
 from tests.conftest import TEST_SECRET_KEY, make_config, start_server
-from tokengate import tokens
 from tokengate.config import parse_secret_keys
+from tokengate.core import tokens
 from tokengate.store import tokens as token_store
 
 OLD = TEST_SECRET_KEY  # what the `server` fixture hashes with

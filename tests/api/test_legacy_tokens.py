@@ -7,7 +7,7 @@ import json
 from tests.api.service_token_calls import DELETE, listed, rotated, row_key, works
 from tests.api.test_cli import external, tokengate
 from tests.api.test_graphql import create_project
-from tokengate import tokens
+from tokengate.core import tokens
 
 SECRET = "3f9a0c1d" + "5e7b2a4c6d8e0f1a3b5c7d9e1f2a4b6c"
 

@@ -7,10 +7,10 @@ import logging
 
 from graphql import get_introspection_query
 
-from tokengate.api.audit_log import MAX_PAGE_SIZE
-from tokengate.api.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
-from tokengate.doors.graphql import MAX_BODY_BYTES
-from tokengate.gate import MAX_AUTHORIZATION_LENGTH
+from tokengate.auth.gate import MAX_AUTHORIZATION_LENGTH
+from tokengate.graphql.engine.document_limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from tokengate.graphql.schema.audit_log import MAX_PAGE_SIZE
+from tokengate.http.graphql import MAX_BODY_BYTES
 
 
 async def test_full_introspection_query_works_without_credentials(server):
@@ -171,7 +171,7 @@ async def test_an_anonymous_megabyte_query_is_refused_unparsed_while_healthz_ans
     from graphql import parse
     from graphql.language.lexer import Lexer
 
-    from tokengate.api.limits import ANONYMOUS_MAX_BODY_BYTES, ANONYMOUS_MAX_LENGTH
+    from tokengate.graphql.engine.document_limits import ANONYMOUS_MAX_BODY_BYTES, ANONYMOUS_MAX_LENGTH
 
     documents = megabyte_documents()
     # The attack is real: every document fits in a body the server accepts, is far longer than what an

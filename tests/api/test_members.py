@@ -11,7 +11,7 @@ import pytest
 from tests.api.service_token_calls import grant
 from tests.api.test_graphql import CREATE_USER, create_project
 from tests.conftest import Seeded, Server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 UPDATE_USER = """
 mutation($id: ID!, $license: License, $grants: [GrantInput!]) {

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from tests.api.service_token_calls import DELETE, created, listed, rotated, row_key
 from tests.api.test_graphql import create_project
 from tests.conftest import Server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 NODE = """query($id: ID!) { node(id: $id) { __typename id
   ... on ServiceToken { name state } ... on User { email } ... on Project { name } ... on Account { name }

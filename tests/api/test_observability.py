@@ -8,7 +8,7 @@ import logging
 import re
 
 from tests.conftest import make_config, start_server
-from tokengate.observability import AccessLog, JsonFormatter
+from tokengate.http.observability import AccessLog, JsonFormatter
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -31,7 +31,7 @@ async def test_metrics_count_requests_denials_and_pool(server):
     await server.gql("{ viewer { kind } }")  # 401
     await server.gql('mutation { createProject(name: "p") { id } }', token=seeded.token)
     from tests.conftest import store_service_token
-    from tokengate.policy import Grant
+    from tokengate.core.policy import Grant
 
     viewer_token = await store_service_token(server, seeded.account_id, [Grant("JOB_VIEWER")])
     await server.gql("{ account { members { id } } }", token=viewer_token)

@@ -16,9 +16,9 @@ from tests.api.conftest import LOOPBACK, from_address
 from tests.api.query_log import QueryLog
 from tests.api.service_token_calls import DELETE, VIEWER, created, grant
 from tests.conftest import Server, make_config, start_server, store_service_token
-from tokengate import tokens
-from tokengate.limits import Buckets, Limits, Rate
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.limits import Buckets, Limits, Rate
+from tokengate.core.policy import Grant
 
 INTROSPECTION = "{ __schema { queryType { name } } }"
 

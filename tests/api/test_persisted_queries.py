@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from tests.conftest import Server, make_config, start_server
-from tokengate.trusted_documents import document_hash, parse_manifest
+from tokengate.core.trusted_documents import document_hash, parse_manifest
 
 GR = "application/graphql-response+json"
 VIEWER = "query Viewer { viewer { kind } }"
@@ -102,7 +102,7 @@ async def test_an_anonymous_sender_registers_only_what_it_may_run(server):
 
 
 def test_the_apq_store_is_bounded_in_entries_and_characters():
-    from tokengate.api.documents import PersistedQueries
+    from tokengate.graphql.engine.documents import PersistedQueries
 
     store = PersistedQueries(max_entries=3, max_characters=100)
     for number in range(5):

@@ -13,7 +13,7 @@ from tests.api.service_token_calls import grant
 from tests.api.test_cache_and_invalidation import eventually, learnt_by_notice
 from tests.api.test_graphql import CREATE_USER
 from tests.conftest import Server, make_config, start_server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 TOKEN_FIELDS = "id name displayPrefix state createdAt lastUsedAt expiresAt"
 CREATE_USER_TOKEN = (

@@ -6,7 +6,7 @@ import asyncio
 
 from tests.api.service_token_calls import DELETE, create, created, listed, rotate
 from tests.api.test_overload import serve
-from tokengate.limits import Limits
+from tokengate.core.limits import Limits
 
 QUOTA = Limits(max_tokens_per_account=3)
 

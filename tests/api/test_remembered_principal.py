@@ -11,8 +11,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import store_service_token
-from tokengate import tokens
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.policy import Grant
 
 WHO = "{ viewer { kind } }"
 

@@ -16,7 +16,7 @@ from tests.api.service_token_calls import grant
 from tests.api.test_graphql import CREATE_USER, create_project
 from tests.api.test_members import DEACTIVATE, UPDATE_USER, grants_of, make_user, signed_in
 from tests.conftest import Seeded, Server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 DELETE_USER_TOKEN = "mutation($id: ID!) { deleteUserToken(id: $id) { id state } }"
 MEMBER_TOKENS = "{ account { members { id tokens { id state } } } }"

@@ -44,8 +44,8 @@ from tests.api.live_server import LiveServer
 from tests.api.test_graphql import create_project
 from tests.conftest import store_service_token
 from tests.store.test_migrations import reference
-from tokengate.catalog import is_account_resource
-from tokengate.policy import Grant
+from tokengate.core.catalog import is_account_resource
+from tokengate.core.policy import Grant
 
 SDL = (Path(__file__).resolve().parents[2] / "schema.graphql").read_text(encoding="utf-8")
 SCHEMA = build_schema(SDL)

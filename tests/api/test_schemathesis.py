@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 
 from tests.api.test_graphql import create_project
 from tests.api.test_requires_property import secrets_in
-from tokengate.errors import CONTRACT_CODES as EXPECTED_CODES
+from tokengate.core.errors import CONTRACT_CODES as EXPECTED_CODES
 
 VALID_PER_OPERATION = 35
 INVALID_PER_OPERATION = 10

@@ -17,9 +17,9 @@ from tests.api import service_token_calls as calls
 from tests.api.conftest import LOOPBACK, from_address
 from tests.api.test_overload import freeze
 from tests.conftest import Server, make_config, start_server
-from tokengate import tokens
-from tokengate.limits import Limits, Rate
-from tokengate.secret_scanning import MAX_MATCHES, MAX_REPORT_BYTES
+from tokengate.core import tokens
+from tokengate.core.leak_reports import MAX_MATCHES, MAX_REPORT_BYTES
+from tokengate.core.limits import Limits, Rate
 
 ROUTE = "/secret-scanning/github"
 KEY_ID = "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c"

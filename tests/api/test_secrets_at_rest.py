@@ -14,7 +14,7 @@ import pytest
 from tests.api.service_token_calls import REPORT, created, grant, rotated
 from tests.api.test_graphql import create_project
 from tests.conftest import secret_parts
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 ALL_TABLES = """
 SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables

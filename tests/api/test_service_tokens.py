@@ -24,8 +24,8 @@ from tests.api.service_token_calls import (
 from tests.api.test_graphql import CREATE_USER, create_project
 from tests.conftest import make_config, start_server, store_service_token
 from tests.store.test_migrations import reference
-from tokengate import tokens
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.policy import Grant
 from tokengate.store import users as user_store
 
 PLANS = ["DEVELOPER", "STARTER", "TEAM", "ENTERPRISE", "ENTERPRISE_PLUS"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tokengate.doors.pages import SETTINGS_PAGES, SETTINGS_TEMPLATES, STATIC_DIR
+from tokengate.http.pages import SETTINGS_PAGES, SETTINGS_TEMPLATES, STATIC_DIR
 
 PAGE = "/settings/service-tokens"
 PAGES = [page.path for page in SETTINGS_PAGES]

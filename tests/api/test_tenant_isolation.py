@@ -33,9 +33,9 @@ from tests.api.test_bad_input import (
 )
 from tests.api.test_graphql import CREATE_USER, create_project
 from tests.conftest import Server
-from tokengate import tokens
-from tokengate.api import connections
-from tokengate.api.audit_log import encode_cursor
+from tokengate.core import tokens
+from tokengate.graphql.schema import connections
+from tokengate.graphql.schema.audit_log import encode_cursor
 
 UPDATE_USER = "mutation($id: ID!, $license: License, $grants: [GrantInput!]) { updateUser(id: $id, license: $license, grants: $grants) { id } }"
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from tests.api import service_token_calls as calls
-from tokengate.api import types
-from tokengate.policy import SERVICE_TOKEN, Grant, Principal
+from tokengate.core.policy import SERVICE_TOKEN, Grant, Principal
+from tokengate.graphql.schema import types
 from tokengate.store import token_listing
 from tokengate.store import tokens as token_store
 

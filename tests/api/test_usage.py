@@ -11,7 +11,7 @@ from tests.api import service_token_calls as calls
 from tests.api.conftest import from_address
 from tests.api.query_log import QueryLog
 from tests.conftest import Server, make_config, start_server, store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 USAGE = """{ account { serviceTokens { id lastUsedFrom usage(days: 3) { day count }
   grants { permissionSet lastUsedAt } } } }"""

@@ -7,7 +7,7 @@ import pytest
 
 from tests.api.conftest import from_address
 from tests.conftest import store_service_token
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 ADDRESS = "{ viewer { kind clientAddress } }"
 SET_RULES = """mutation($rules: [IpRuleInput!]!) {

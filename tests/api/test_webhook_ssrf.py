@@ -16,9 +16,15 @@ from tests.api import webhook_calls as hooks
 from tests.api.webhook_calls import FAST, events_server, receiving
 from tests.conftest import TEST_SECRET_KEY
 from tokengate.config import parse_secret_keys
+from tokengate.core.webhook_events import seal_secret
+from tokengate.jobs.webhook_delivery import (
+    REFUSED_ADDRESS,
+    Outcome,
+    RefusedAddress,
+    WebhookSender,
+    guarded_socket,
+)
 from tokengate.store.webhooks import ClaimedDelivery
-from tokengate.webhook_delivery import REFUSED_ADDRESS, Outcome, RefusedAddress, WebhookSender, guarded_socket
-from tokengate.webhook_events import seal_secret
 
 KEYS = parse_secret_keys(TEST_SECRET_KEY)
 PRIVATE_URLS = [

@@ -12,7 +12,7 @@ from tests.api import webhook_calls as hooks
 from tests.api.test_webhooks import audited
 from tests.api.webhook_calls import events_server, receiving
 from tests.conftest import Server
-from tokengate.webhook_events import SIGNATURE_HEADER, verify_signature
+from tokengate.core.webhook_events import SIGNATURE_HEADER, verify_signature
 
 PROJECT = "mutation($name: String!) { createProject(name: $name) { id } }"
 

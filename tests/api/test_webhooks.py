@@ -13,7 +13,7 @@ from tests.api import webhook_calls as hooks
 from tests.api.webhook_calls import Receiver, events_server, receiving
 from tests.conftest import Server
 from tokengate.config import WebhookTiming, parse_secret_keys
-from tokengate.webhook_events import verify_signature
+from tokengate.core.webhook_events import verify_signature
 
 PROJECT = "mutation($name: String!) { createProject(name: $name) { id } }"
 

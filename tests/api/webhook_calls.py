@@ -15,7 +15,7 @@ from aiohttp import web
 
 from tests.conftest import Reply, Server, free_port, make_config, start_server
 from tokengate.config import Config, WebhookTiming
-from tokengate.webhook_events import SIGNATURE_HEADER, verify_signature
+from tokengate.core.webhook_events import SIGNATURE_HEADER, verify_signature
 
 # Fast enough for tests: retries from 0.2 s doubling to 1 s, an idle poll every 0.2 s.
 FAST = WebhookTiming(poll_seconds=0.2, retry_first_seconds=0.2, retry_max_seconds=1.0, request_timeout_seconds=3.0)

@@ -1,5 +1,5 @@
 """Cases on which the IP restrictions page's decisions (static/settings/ip-rules.js) must agree with the
-server's (tokengate.ip_rules): how CIDR and address texts parse, and which rule decides for an address.
+server's (tokengate.core.ip_rules): how CIDR and address texts parse, and which rule decides for an address.
 
 Each case carries the server's answer; the page's module answers the same inputs in Chromium.
 """
@@ -10,7 +10,7 @@ import ipaddress
 import random
 from typing import Any
 
-from tokengate.ip_rules import IpPolicy, IpRuleProblem, check_ip_rules, parse_address, parse_cidr
+from tokengate.core.ip_rules import IpPolicy, IpRuleProblem, check_ip_rules, parse_address, parse_cidr
 
 # Forms a person may type, including every corner of Python's parser the page has to follow.
 TRICKY_TEXTS = [

@@ -25,7 +25,7 @@ from tests.e2e.gateways import (
     protected_service,
 )
 from tests.e2e.processes import running
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # The documented example addresses, and what this test puts in their place.

@@ -24,7 +24,7 @@ from tests.e2e.gateways import (
     protected_service,
 )
 from tests.e2e.processes import running
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
 # The documented example addresses, and what this test puts in their place.

@@ -4,7 +4,7 @@ save the server would refuse, and then the server's own refusal when the person 
 is checked through the API as well; a refused one changed nothing.
 
 The page predicts lock-outs with static/settings/ip-rules.js: that module answers a few thousand parsing and
-decision cases exactly as tokengate.ip_rules does.
+decision cases exactly as tokengate.core.ip_rules does.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from tests.api import service_token_calls as calls
 from tests.conftest import Server, store_service_token
 from tests.e2e.settings_browser import Browser, Page, assert_accessible, expect, open_settings, screenshots, sign_in
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 
 PATH = "/settings/service-tokens"
 HEADING = "Service Tokens"

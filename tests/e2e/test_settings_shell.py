@@ -27,7 +27,7 @@ from tests.e2e.settings_browser import (
     screenshots,
     sign_in,
 )
-from tokengate.doors.pages import SETTINGS_PAGES
+from tokengate.http.pages import SETTINGS_PAGES
 
 HEADINGS = {
     "service-tokens": "Service Tokens",

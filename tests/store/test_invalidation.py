@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tokengate.invalidation import InvalidationListener
-from tokengate.notices import AccountChanged, TokenChanged
+from tokengate.auth.listener import InvalidationListener
+from tokengate.core.invalidations import AccountChanged, TokenChanged
 from tokengate.store.notify import publish
 
 

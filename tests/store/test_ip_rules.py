@@ -9,10 +9,10 @@ import json
 import asyncpg
 
 from tests.conftest import TEST_SECRET_KEY
-from tokengate import tokens
 from tokengate.config import parse_secret_keys
-from tokengate.ip_rules import check_ip_rules
-from tokengate.notices import IpRulesChanged
+from tokengate.core import tokens
+from tokengate.core.invalidations import IpRulesChanged
+from tokengate.core.ip_rules import check_ip_rules
 from tokengate.services import OPERATOR, Backend
 from tokengate.services import ip_restrictions as ip_restriction_service
 from tokengate.store import accounts as account_store

@@ -9,9 +9,10 @@ import asyncpg
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
-from tokengate import notices, tokens
 from tokengate.config import parse_secret_keys
-from tokengate.notices import AccountChanged, TokenChanged
+from tokengate.core import invalidations as notices
+from tokengate.core import tokens
+from tokengate.core.invalidations import AccountChanged, TokenChanged
 from tokengate.services import OPERATOR, Backend
 from tokengate.store import accounts as account_store
 from tokengate.store.notify import CHANNEL

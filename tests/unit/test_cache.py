@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.cache import INVALID_IDS_SIZE, MAX_TTL_SECONDS, RECENT_CHANGES_SIZE, PrincipalCache
-from tokengate.policy import Grant, Principal
+from tokengate.auth.principal_cache import (
+    INVALID_IDS_SIZE,
+    MAX_TTL_SECONDS,
+    RECENT_CHANGES_SIZE,
+    PrincipalCache,
+)
+from tokengate.core.policy import Grant, Principal
 
 
 def principal(token_id: str, account_id: str = "acc_1", user_id: str | None = None) -> Principal:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tokengate.catalog import ACCOUNT_RESOURCES, CATALOG, PROJECT_RESOURCES, RESOURCES
+from tokengate.core.catalog import ACCOUNT_RESOURCES, CATALOG, PROJECT_RESOURCES, RESOURCES
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 BUNDLED = Path(__file__).resolve().parents[2] / "src" / "tokengate" / "reference"

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.unit.test_no_escalation import GIVERS, GIVES, giver_holds, principal
-from tokengate.catalog import ACCOUNT_RESOURCES
-from tokengate.errors import Forbidden
-from tokengate.lifetimes import lifetime_bound_denial, require_lifetime_bound
-from tokengate.policy import SERVICE_TOKEN, USER, Grant, added_power
+from tokengate.core.catalog import ACCOUNT_RESOURCES
+from tokengate.core.errors import Forbidden
+from tokengate.core.lifetimes import lifetime_bound_denial, require_lifetime_bound
+from tokengate.core.policy import SERVICE_TOKEN, USER, Grant, added_power
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -14,8 +14,8 @@ import json
 import re
 from pathlib import Path
 
-from tokengate import global_ids
-from tokengate.webhook_events import NOTICE_EVENTS, TEST_EVENT
+from tokengate.core import global_ids
+from tokengate.core.webhook_events import NOTICE_EVENTS, TEST_EVENT
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "tokengate"

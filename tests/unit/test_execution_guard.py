@@ -10,9 +10,13 @@ import pytest
 from graphql.execution import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from tokengate.api import execution
-from tokengate.api.execution import FastExecutionContext, execution_context_class, fast_path_problem
-from tokengate.api.operations import EXECUTOR
+from tokengate.graphql.engine import execution
+from tokengate.graphql.engine.execution import (
+    FastExecutionContext,
+    execution_context_class,
+    fast_path_problem,
+)
+from tokengate.graphql.engine.operations import EXECUTOR
 
 
 def test_the_installed_graphql_core_is_verified_and_requests_use_the_fast_path():
@@ -51,8 +55,8 @@ def changed_execute_field(self, parent_type, source, field_nodes, path):  # the 
 )
 def test_a_changed_graphql_core_falls_back_to_plain_execution_with_one_warning(fresh_choice, caplog, change, reason):
     change(fresh_choice)
-    with caplog.at_level(logging.WARNING, logger="tokengate.api.execution"):
+    with caplog.at_level(logging.WARNING, logger="tokengate.graphql.engine.execution"):
         assert execution_context_class() is StrawberryGraphQLCoreExecutionContext
         assert execution_context_class() is StrawberryGraphQLCoreExecutionContext
-    warnings = [r.getMessage() for r in caplog.records if r.name == "tokengate.api.execution"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tokengate.graphql.engine.execution"]
     assert len(warnings) == 1 and reason in warnings[0], warnings

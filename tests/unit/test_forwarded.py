@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from tokengate.forwarded import NotAnAddress, client_address, forwarded_item
+from tokengate.core.forwarded import NotAnAddress, client_address, forwarded_item
 
 PROXY = "10.0.0.2"
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8")]

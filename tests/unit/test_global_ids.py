@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate import global_ids, tokens
-from tokengate.global_ids import GlobalId
+from tokengate.core import global_ids, tokens
+from tokengate.core.global_ids import GlobalId
 
 KEY = "AbCdEfGh12345678"
 

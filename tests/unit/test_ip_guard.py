@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
-from tokengate.ip_guard import IpGuard
-from tokengate.ip_rules import IpPolicy, IpRule
+from tokengate.auth.ip_guard import IpGuard
+from tokengate.core.ip_rules import IpPolicy, IpRule
 
 ALLOW_OFFICE = IpPolicy([IpRule("office", "ALLOW", (ipaddress.ip_network("203.0.113.0/24"),))])
 

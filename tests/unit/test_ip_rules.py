@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from tokengate.forwarded import client_address
-from tokengate.ip_rules import IpPolicy, IpRule, IpRuleProblem, check_ip_rules, parse_cidr
+from tokengate.core.forwarded import client_address
+from tokengate.core.ip_rules import IpPolicy, IpRule, IpRuleProblem, check_ip_rules, parse_cidr
 
 
 def rule(name: str, type_: str, *cidrs: str) -> IpRule:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tokengate.errors import InvalidInput
-from tokengate.lifetimes import TokenPolicy, as_utc, check_token_policy, token_expiry
+from tokengate.core.errors import InvalidInput
+from tokengate.core.lifetimes import TokenPolicy, as_utc, check_token_policy, token_expiry
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

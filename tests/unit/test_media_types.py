@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.media_types import GRAPHQL_RESPONSE, JSON, response_media_type
+from tokengate.core.media_types import GRAPHQL_RESPONSE, JSON, response_media_type
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_policy import LEVEL, ROWS, SETS, matrix_level
-from tokengate.catalog import ACCOUNT_RESOURCES, CATALOG
-from tokengate.errors import Forbidden
-from tokengate.policy import (
+from tokengate.core.catalog import ACCOUNT_RESOURCES, CATALOG
+from tokengate.core.errors import Forbidden
+from tokengate.core.policy import (
     SERVICE_TOKEN,
     USER,
     Grant,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tokengate.catalog import ACCOUNT_RESOURCES, CATALOG, PROJECT_RESOURCES, RESOURCES
-from tokengate.policy import Grant, GrantProblem, Permissions, PlanRestriction, check_grants, check_plan
+from tokengate.core.catalog import ACCOUNT_RESOURCES, CATALOG, PROJECT_RESOURCES, RESOURCES
+from tokengate.core.policy import Grant, GrantProblem, Permissions, PlanRestriction, check_grants, check_plan
 
 MATRIX = Path(__file__).resolve().parents[2] / "src" / "tokengate" / "reference" / "permission-matrix.csv"
 ROWS = list(csv.DictReader(MATRIX.open(encoding="utf-8")))

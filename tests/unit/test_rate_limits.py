@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tokengate.limits import (
+from tokengate.core.limits import (
     Buckets,
     Limits,
     OverLimit,

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tokengate.secret_scanning import (
+from tokengate.core.leak_reports import (
     MAX_MATCHES,
     KeysProblem,
     ReportProblem,

@@ -8,8 +8,8 @@ from unittest import mock
 
 import pytest
 
-from tokengate import tokens
-from tokengate.tokens import BASE62, MalformedToken, checksum, issue_token, parse_token
+from tokengate.core import tokens
+from tokengate.core.tokens import BASE62, MalformedToken, checksum, issue_token, parse_token
 
 KEY = tokens.derive_key("k" * 40)
 

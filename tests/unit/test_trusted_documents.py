@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tokengate.config import ConfigError, load_trusted_documents
-from tokengate.trusted_documents import ManifestError, document_hash, parse_manifest
+from tokengate.core.trusted_documents import ManifestError, document_hash, parse_manifest
 
 VIEWER = "query Viewer { viewer { id } }"
 

@@ -17,7 +17,7 @@ def strict_modules() -> list[str]:
 
 def test_strict_module_list_names_existing_files():
     modules = strict_modules()
-    assert {"src/tokengate/catalog.py", "src/tokengate/tokens.py"} <= set(modules)
+    assert {"src/tokengate/core/catalog.py", "src/tokengate/core/tokens.py"} <= set(modules)
     assert all((ROOT / module).is_file() for module in modules), modules
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tokengate import usage
-from tokengate.usage import UsageRecorder, token_uses
+from tokengate.jobs import usage_recorder as usage
+from tokengate.jobs.usage_recorder import UsageRecorder, token_uses
 
 
 def test_addresses_come_newest_first_and_distinct_with_the_counts():

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from tokengate.errors import InvalidInput
-from tokengate.webhook_addresses import address_refusal, checked_webhook_url, origin
+from tokengate.core.errors import InvalidInput
+from tokengate.core.webhook_addresses import address_refusal, checked_webhook_url, origin
 
 REFUSED = [
     "127.0.0.1",

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from tokengate.config import parse_secret_keys
-from tokengate.errors import InvalidInput
-from tokengate.policy import SERVICE_TOKEN, Grant, Principal
-from tokengate.webhook_events import (
+from tokengate.core.errors import InvalidInput
+from tokengate.core.policy import SERVICE_TOKEN, Grant, Principal
+from tokengate.core.webhook_events import (
     READ_OF_FAMILY,
     checked_event_names,
     cloud_event,

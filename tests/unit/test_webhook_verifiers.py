@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tokengate import webhook_events
-from tokengate.webhook_events import cloud_event, new_signing_secret, signature, signature_header
+from tokengate.core import webhook_events
+from tokengate.core.webhook_events import cloud_event, new_signing_secret, signature, signature_header
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SECRET = new_signing_secret()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tokengate import tokens
-from tokengate.catalog import PLANS
-from tokengate.errors import Forbidden, InvalidInput
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.catalog import PLANS
+from tokengate.core.errors import Forbidden, InvalidInput
+from tokengate.core.policy import Grant
+from tokengate.core.validation import checked_email, checked_name
 from tokengate.services import user_tokens
 from tokengate.services.unit_of_work import Actor, Backend
 from tokengate.store import accounts as account_store
@@ -13,7 +14,6 @@ from tokengate.store import grants as grant_store
 from tokengate.store import users as user_store
 from tokengate.store.accounts import AccountRow
 from tokengate.store.users import UserRow
-from tokengate.validation import checked_email, checked_name
 
 FIRST_ADMIN_LICENSE = "DEVELOPER"
 FIRST_ADMIN_GRANTS = (Grant("ACCOUNT_ADMIN", True, ()),)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tokengate import tokens
-from tokengate.errors import InvalidInput
-from tokengate.ip_rules import IpPolicy, check_ip_rules
-from tokengate.notices import IpRulesChanged
-from tokengate.policy import require, require_account
+from tokengate.core import tokens
+from tokengate.core.errors import InvalidInput
+from tokengate.core.invalidations import IpRulesChanged
+from tokengate.core.ip_rules import IpPolicy, check_ip_rules
+from tokengate.core.policy import require, require_account
 from tokengate.services.unit_of_work import Actor, Backend
 from tokengate.store import ip_rules as ip_rule_store
 from tokengate.store.ip_rules import IpSettings

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from tokengate import tokens
-from tokengate.notices import AccountChanged
-from tokengate.policy import require, require_account
+from tokengate.core import tokens
+from tokengate.core.invalidations import AccountChanged
+from tokengate.core.policy import require, require_account
+from tokengate.core.validation import checked_name
 from tokengate.services.unit_of_work import Actor, Backend
 from tokengate.store import projects as project_store
 from tokengate.store.projects import ProjectRow
-from tokengate.validation import checked_name
 
 
 async def create(backend: Backend, actor: Actor, account_id: str, name: str) -> ProjectRow:

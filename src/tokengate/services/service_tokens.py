@@ -7,13 +7,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from tokengate import tokens
-from tokengate.authentication import credential_state, find_credential, principal_from_credential
-from tokengate.errors import InvalidInput, NotFound, QuotaExceeded
-from tokengate.lifetimes import creator_expiry, require_lifetime_bound, token_expiry
-from tokengate.notices import TokenChanged
-from tokengate.policy import SERVICE_TOKEN as POLICY_SERVICE_TOKEN
-from tokengate.policy import Grant, check_service_token_grants, require_account, require_token_admin
+from tokengate.auth.credentials import credential_state, find_credential, principal_from_credential
+from tokengate.core import tokens
+from tokengate.core.errors import InvalidInput, NotFound, QuotaExceeded
+from tokengate.core.invalidations import TokenChanged
+from tokengate.core.lifetimes import creator_expiry, require_lifetime_bound, token_expiry
+from tokengate.core.policy import SERVICE_TOKEN as POLICY_SERVICE_TOKEN
+from tokengate.core.policy import Grant, check_service_token_grants, require_account, require_token_admin
+from tokengate.core.validation import checked_name
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
@@ -21,7 +22,6 @@ from tokengate.store import quotas as quota_store
 from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
 from tokengate.store.tokens import Credential, TokenRecord
-from tokengate.validation import checked_name
 
 # Long enough for any deployment to swap secrets, short enough that "revoke later" means it.
 MAX_REVOKE_OLD_IN_SECONDS = 30 * 24 * 3600

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tokengate.lifetimes import TokenPolicy, check_token_policy
-from tokengate.policy import require, require_account
+from tokengate.core.lifetimes import TokenPolicy, check_token_policy
+from tokengate.core.policy import require, require_account
 from tokengate.services.unit_of_work import Actor, Backend
 from tokengate.store import token_policies as token_policy_store
 

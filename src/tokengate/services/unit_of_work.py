@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from tokengate.errors import NotFound
-from tokengate.notices import Notice
-from tokengate.policy import Principal
+from tokengate.core.errors import NotFound
+from tokengate.core.invalidations import Notice
+from tokengate.core.policy import Principal
 from tokengate.store import accounts as account_store
 from tokengate.store import notify
 from tokengate.store import webhooks as webhook_store

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tokengate import tokens
-from tokengate.errors import Forbidden, InvalidInput, NotFound
-from tokengate.lifetimes import creator_expiry, token_expiry
-from tokengate.notices import TokenChanged
-from tokengate.policy import USER, require, require_account, require_change
+from tokengate.core import tokens
+from tokengate.core.errors import Forbidden, InvalidInput, NotFound
+from tokengate.core.invalidations import TokenChanged
+from tokengate.core.lifetimes import creator_expiry, token_expiry
+from tokengate.core.policy import USER, require, require_account, require_change
+from tokengate.core.validation import checked_name
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.services.users import locked_user
 from tokengate.store import token_policies as token_policy_store
@@ -20,7 +21,6 @@ from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.tokens import TokenRecord
 from tokengate.store.users import UserRow
-from tokengate.validation import checked_name
 
 USER_TOKEN = "user token"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tokengate import tokens
-from tokengate.catalog import LICENSES
-from tokengate.errors import Forbidden, InvalidInput, NotFound
-from tokengate.lifetimes import creator_expiry, lifetime_bound_denial
-from tokengate.notices import UserChanged
-from tokengate.policy import (
+from tokengate.core import tokens
+from tokengate.core.catalog import LICENSES
+from tokengate.core.errors import Forbidden, InvalidInput, NotFound
+from tokengate.core.invalidations import UserChanged
+from tokengate.core.lifetimes import creator_expiry, lifetime_bound_denial
+from tokengate.core.policy import (
     SERVICE_TOKEN,
     Grant,
     check_grants,
@@ -19,13 +19,13 @@ from tokengate.policy import (
     require_change,
     require_not_self,
 )
+from tokengate.core.validation import checked_email
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.users import UserRow
-from tokengate.validation import checked_email
 
 USER = "user"
 

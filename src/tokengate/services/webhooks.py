@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from tokengate import tokens
-from tokengate.errors import Forbidden, InvalidInput, NotFound
-from tokengate.policy import SERVICE_TOKEN, Principal, require, require_account
-from tokengate.services.unit_of_work import Actor, Backend
-from tokengate.store import webhooks as webhook_store
-from tokengate.store.webhooks import ClaimedDelivery, DeliveryRow, WebhookRow
-from tokengate.webhook_addresses import checked_webhook_url, origin
-from tokengate.webhook_events import (
+from tokengate.core import tokens
+from tokengate.core.errors import Forbidden, InvalidInput, NotFound
+from tokengate.core.policy import SERVICE_TOKEN, Principal, require, require_account
+from tokengate.core.webhook_addresses import checked_webhook_url, origin
+from tokengate.core.webhook_events import (
     TEST_EVENT,
     checked_event_names,
     new_signing_secret,
     seal_secret,
     subscription_refusal,
 )
+from tokengate.services.unit_of_work import Actor, Backend
+from tokengate.store import webhooks as webhook_store
+from tokengate.store.webhooks import ClaimedDelivery, DeliveryRow, WebhookRow
 
 MAX_WEBHOOKS_PER_ACCOUNT: Final = 20
 MAX_DESCRIPTION_LENGTH: Final = 1000

@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 from tokengate.store import Executor
 
 # One statement for any number of grants: the rows travel as one JSON document.

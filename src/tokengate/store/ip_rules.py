@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tokengate.ip_rules import IpRule
+from tokengate.core.ip_rules import IpRule
 from tokengate.store import Executor
 
 # One statement, so the switch and the rules come from one snapshot.

@@ -10,7 +10,7 @@ from typing import Final
 
 import asyncpg
 
-from tokengate.catalog import CATALOG, Catalog
+from tokengate.core.catalog import CATALOG, Catalog
 
 log = logging.getLogger("tokengate.migrations")
 

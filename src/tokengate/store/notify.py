@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokengate import notices
+from tokengate.core import invalidations as notices
 from tokengate.store import Executor
 
 CHANNEL = "tokengate_invalidate"

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tokengate.policy import Grant
+from tokengate.core.policy import Grant
 from tokengate.store import Executor
 from tokengate.store.tokens import SERVICE_TOKENS_OF_ACCOUNT, TokenRecord
 

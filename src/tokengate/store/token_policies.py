@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokengate.lifetimes import TokenPolicy
+from tokengate.core.lifetimes import TokenPolicy
 from tokengate.store import Executor
 
 POLICY_COLUMNS = "require_service_token_expiry, service_token_max_lifetime_days, user_token_max_lifetime_days"

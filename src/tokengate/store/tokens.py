@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tokengate import tokens
-from tokengate.policy import Grant
+from tokengate.core import tokens
+from tokengate.core.policy import Grant
 from tokengate.store import Executor
 from tokengate.store.grants import grants_from_document
 

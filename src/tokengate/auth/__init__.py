@@ -1,0 +1,1 @@
+"""Who is this, and refused why: the gate, credentials, the principal cache, IP rules, invalidations."""

@@ -1,0 +1,1 @@
+"""The GraphQL layer: the engine (documents, cost, plans) apart from the schema (types, resolvers)."""

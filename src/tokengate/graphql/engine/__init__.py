@@ -1,0 +1,1 @@
+"""Running GraphQL documents: parse, validate, cost, compiled plans, persisted queries."""

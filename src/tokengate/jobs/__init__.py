@@ -1,0 +1,1 @@
+"""Background work every instance runs: batched writes, webhook delivery, token notices."""
