@@ -13,7 +13,7 @@ IPv6 clients are keyed by their /64: one host commonly holds a whole /64, so per
 IPv6 addresses would not limit anyone.
 
 ``Limits`` lists every setting with its default; ``limits_from_env`` reads the ``TOKENGATE_*`` variables that
-override them (the README's "Limits" section is the same table).
+override them (docs/limits.md is the same table).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Rate:
 
 @dataclass(frozen=True)
 class Limits:
-    """Every limit of one instance, with the defaults a deployment keeps (README "Limits")."""
+    """Every limit of one instance, with the defaults a deployment keeps (docs/limits.md)."""
 
     address: Rate = Rate(1000, 2000)  # requests per client address (/graphql, /auth/check)
     principal: Rate = Rate(500, 1000)  # requests per principal (a service token, or a user)
@@ -100,7 +100,7 @@ SETTINGS: Final[dict[str, str]] = {
 
 
 def setting_variables() -> list[str]:
-    """Every environment variable a limit is read from (the README lists each)."""
+    """Every environment variable a limit is read from (docs/limits.md lists each)."""
     names = []
     for field in fields(Limits):
         names.append(SETTINGS[field.name])
