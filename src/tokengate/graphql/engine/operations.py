@@ -2,7 +2,7 @@
 
 Request errors (syntax, validation, an operation that cannot be chosen, unstorable text in the inputs, a cost
 over the budget) are answered before anything executes; then a query runs on its compiled plan (compiled.py),
-anything else on graphql-core with the fast execution context (execution.py). Strawberry's own request pipeline is not
+anything else on graphql-core with Strawberry's own execution context. Strawberry's own request pipeline is not
 used: parsing and validation are cached per document (documents.py), and its extension hooks would only repeat
 that work.
 
@@ -38,13 +38,12 @@ from tokengate.core.validation import shown
 from tokengate.graphql.engine.compiled import execute_compiled
 from tokengate.graphql.engine.cost import CostUnknown, operation_cost
 from tokengate.graphql.engine.documents import INTROSPECTION_FIELDS, Document
-from tokengate.graphql.engine.execution import execution_context_class
 from tokengate.graphql.engine.offload import WORKER
 from tokengate.graphql.schema.context import Context
 from tokengate.graphql.schema.schema import schema
 
 CORE_SCHEMA: Final = schema._schema
-EXECUTOR: Final = execution_context_class()  # the fast path, unless graphql-core changed under it
+EXECUTOR: Final = schema.execution_context_class  # Strawberry's own (public), what the plans' errors use too
 UNSTORABLE_MESSAGE: Final = "must not contain NUL (\\u0000) characters or unpaired surrogates"
 KEPT_INTROSPECTION_ANSWERS: Final = 4  # by text and operation: GraphiQL's and codegen's (~10k objects each)
 
