@@ -31,7 +31,7 @@ from graphql import (
 )
 from strawberry.execution import optimized_is_awaitable
 
-from tokengate.auth.gate import RETRY_AFTER, payer
+from tokengate.auth.gate import RETRY_AFTER, Refusal, payer, rate_limited
 from tokengate.core.errors import InvalidInput, Overloaded
 from tokengate.core.limits import OverLimit
 from tokengate.core.validation import shown
@@ -56,6 +56,11 @@ class RequestRefused(Exception):
         self.status = status
         self.headers = headers or {}
         self.code = code
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> RequestRefused:
+        """The gate's refusal, answered by the GraphQL door (one builder per refusal, in auth/gate.py)."""
+        return cls(refusal.status, refusal.message, refusal.headers, refusal.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,11 +210,6 @@ async def introspection(
     return result
 
 
-def rate_limited(over: OverLimit) -> RequestRefused:
-    message = f"too many requests: the {over.policy} rate limit is exceeded"
-    return RequestRefused(429, message, over.headers(), "RATE_LIMITED")
-
-
 async def run(
     document: Document,
     operation_name: str | None,
@@ -228,7 +228,7 @@ async def run(
         throttle.require(throttle.cost, paid_by)
         return await _run(document, operation_name, variables, context, allow_mutations, paid_by)
     except OverLimit as over:
-        raise rate_limited(over) from None
+        raise RequestRefused.of(rate_limited(over)) from None
     except Overloaded as busy:
         throttle.count("worker")
         raise RequestRefused(503, str(busy), RETRY_AFTER, busy.code) from None
