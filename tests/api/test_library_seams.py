@@ -10,17 +10,14 @@ that its code no longer defines ``_get_basic_result``. A run without a change is
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.test_cli import _wait_ready, external, tokengate
-from tests.conftest import CAPTURED_OUTPUT, free_port
+from tests.api.test_cli import _wait_ready, external, serving, tokengate
+from tests.conftest import CAPTURED_OUTPUT
 from tokengate.graphql.engine import compiled, operations, seams
 
 OFF = "GraphQL fast path off, every operation runs on Strawberry's own execution"
@@ -105,15 +102,7 @@ def test_a_renamed_strawberry_internal_falls_back_to_strawberrys_execution(
     )
     assert seeded.returncode == 0, seeded.stderr
     token = json.loads(seeded.stdout)["token"]
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVE.format(change=change), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = serving(["-c", SERVE.format(change=change)], ["--data-dir", str(tmp_path)], env)
     try:
         _wait_ready(url, process)
         created = post(url, token, CREATE)
