@@ -112,7 +112,7 @@ async def seed(server: Server) -> dict[str, str]:
     return principals
 
 
-# --- the explicit part: values the fast path must not complete itself ---------------------------------------
+# --- the explicit part: values a plan must leave to graphql-core ---------------------------------------
 
 
 @strawberry.enum
@@ -160,7 +160,7 @@ def item(**bad: Any) -> Item:
 
 
 # Values that graphql-core reports as a field error (or, for `later`, awaits first); none must be completed
-# by the fast path itself. Int out of 32 bits and a string for an Int or an enum make coercion RAISE.
+# by a plan itself. Int out of 32 bits and a string for an Int or an enum make coercion RAISE.
 BAD_LEAVES = {
     "string for an Int": "many",
     "Int out of range": 2**40,

@@ -1,5 +1,5 @@
-"""A renamed Strawberry internal turns the fast path off, not tokengate: it starts, answers exactly as before
-through Strawberry's own execution, and says once in its log that the fast path is off (seams.py).
+"""A renamed Strawberry internal turns the compiled plans off, not tokengate: it starts, answers exactly as before
+through Strawberry's own execution, and says once in its log that the plans are off (seams.py).
 
 Each case runs ``tokengate serve`` in a Python whose Strawberry was changed before tokengate is imported, as an
 upgrade would change it: a private class renamed (importers see only the new name; Strawberry's own code,
@@ -20,7 +20,7 @@ from tests.api.test_cli import _wait_ready, external, serving, tokengate
 from tests.conftest import CAPTURED_OUTPUT
 from tokengate.graphql.engine import compiled, operations, seams
 
-OFF = "GraphQL fast path off, every operation runs on Strawberry's own execution"
+OFF = "GraphQL compiled plans off, every operation runs on Strawberry's own execution"
 
 RENAME_CLASS = """
 import types

@@ -73,7 +73,7 @@ def problem() -> str | None:
     """What is missing (warned once), or None when every internal the plans read is there."""
     if PROBLEM is not None and not _warned:
         _warned.append(True)
-        log.warning("GraphQL fast path off, every operation runs on Strawberry's own execution: %s", PROBLEM)
+        log.warning("GraphQL compiled plans off, every operation runs on Strawberry's own execution: %s", PROBLEM)
     return PROBLEM
 
 
