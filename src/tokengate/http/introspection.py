@@ -158,7 +158,12 @@ async def subject_principal(gate: Gate, caller: Admission, text: str) -> Princip
 async def introspect(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     gate = runtime.gate
-    # The form is read first (at most MAX_FORM_BYTES): the caller's own credential may be in it.
+    # The form is read first (at most MAX_FORM_BYTES): the caller's own credential may be in it. A payer already
+    # out of a budget is refused before it is read.
+    try:
+        gate.before_body(request)
+    except Refusal as refusal:
+        return refused(refusal)
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         return oauth_error(400, f"the body is larger than {MAX_FORM_BYTES} bytes")
     body = await read_in_time(request, runtime.config.limits.body_timeout)
