@@ -242,6 +242,9 @@ class Throttle:
         self.principal = Buckets("principal", limits.principal, clock)
         self.anonymous = Buckets("anonymous", limits.anonymous, clock)
         self.failures = Buckets("failures", limits.failures, clock)
+        # The same rate per calling principal: tokens a resource server asks about (POST /oauth/introspect) that
+        # are not active cost the caller, not its address, which every client behind that server shares.
+        self.principal_failures = Buckets("principal_failures", limits.failures, clock)
         self.cost = Buckets("cost", limits.cost, clock)
         self.secret_scanning = Buckets("secret_scanning", limits.secret_scanning, clock)
         self.refused: dict[str, int] = {}
