@@ -343,9 +343,12 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
 
     access_log = AccessLog(log_format=args.log_format, enabled=args.log_level in ("debug", "info"))
     app = create_app(config, dsn=dsn, migrate_on_start=not args.worker_of, access_log=access_log)
-    serving.serve(
-        app, config, args.host, args.port, loop=_event_loop(), listening=listening, reuse_port=bool(args.worker_of)
-    )
+    try:
+        serving.serve(
+            app, config, args.host, args.port, loop=_event_loop(), listening=listening, reuse_port=bool(args.worker_of)
+        )
+    except serving.ListenFailed as problem:
+        raise Failure(str(problem)) from None
 
 
 def run(argv: list[str] | None = None) -> int:

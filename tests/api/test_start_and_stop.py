@@ -62,7 +62,7 @@ async def test_a_listen_that_fails_after_every_resource_started_stops_them_all(d
     with socket.socket() as taken:  # the port is another program's
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        with pytest.raises(OSError):
+        with pytest.raises(serving.ListenFailed, match=r"cannot listen on 127\.0\.0\.1"):
             await serving.start(app, config, "127.0.0.1", taken.getsockname()[1])
     assert RUNTIME in app, "the precondition: every resource had started before the listen failed"
     assert await left_behind(database, tasks, names, connections) == []
@@ -129,3 +129,19 @@ def test_the_serving_line_means_the_port_accepts_connections(database):
         process.terminate()
         process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_taken_port_says_so_in_one_line(database, workers):
+    with socket.socket() as taken:  # another program's port (without SO_REUSEPORT: workers cannot share it)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"TOKENGATE_DATABASE_URL": database, "TOKENGATE_SECRET_KEY": TEST_SECRET_KEY}
+        process = serve(port, env, "--workers", workers, "--log-level", "warning")
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr and "database" not in stderr, stderr
+    assert f"tokengate: error: cannot listen on 127.0.0.1:{port}: Address already in use" in stderr.splitlines()
+    if workers == "2":  # the parent names the worker that failed, and stopped the other
+        assert stderr.splitlines()[-1].endswith("exited with 1; the other workers were stopped"), stderr

@@ -27,6 +27,7 @@ import contextlib
 import gc
 import ipaddress
 import json
+import os
 import signal
 from collections.abc import Callable
 from typing import Any, Final
@@ -77,6 +78,10 @@ ANONYMOUS_TOO_LARGE: Final = json.dumps(
     separators=(",", ":"),
 )
 HEAD_TIMEOUT: Final = _canned("408 Request Timeout", "BAD_REQUEST", "the request head did not arrive in time")
+
+
+class ListenFailed(OSError):
+    """The address cannot be listened on (taken, not this machine's): said as such, not as a database error."""
 
 
 class ConnectionGuard:
@@ -230,7 +235,11 @@ async def start(
     started = runner(app, config, **kwargs)
     try:
         await started.setup()
-        await web.TCPSite(started, host, port, reuse_port=reuse_port or None).start()
+        try:
+            await web.TCPSite(started, host, port, reuse_port=reuse_port or None).start()
+        except OSError as problem:
+            cause = os.strerror(problem.errno) if problem.errno else str(problem)
+            raise ListenFailed(f"cannot listen on {host}:{port}: {cause}") from None
     except BaseException:
         await started.cleanup()  # what had started stops (the app's cleanup contexts) before the error goes on
         raise
