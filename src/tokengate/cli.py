@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -340,6 +341,7 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
         log.info("worker listening on %s:%s", args.host, args.port)
         os.write(args.ready_fd, b"1")
         os.close(args.ready_fd)
+        _stop_when_orphaned(os.getppid())
 
     access_log = AccessLog(log_format=args.log_format, enabled=args.log_level in ("debug", "info"))
     app = create_app(config, dsn=dsn, migrate_on_start=not args.worker_of, access_log=access_log)
@@ -349,6 +351,19 @@ def _serve(config: Config, args: argparse.Namespace) -> None:
         )
     except serving.ListenFailed as problem:
         raise Failure(str(problem)) from None
+
+
+def _stop_when_orphaned(parent: int, every: float = 1.0) -> None:
+    """A worker whose parent is gone (killed without passing SIGTERM on) stops as if it had been asked."""
+    loop = asyncio.get_running_loop()
+
+    def check() -> None:
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            loop.call_later(every, check)
+
+    loop.call_later(every, check)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -148,6 +148,15 @@ async def test_two_workers_serve_one_port_revoke_together_and_stop_on_sigterm(da
     assert "Traceback" not in workers.log.read_text()
 
 
+async def test_workers_stop_when_their_parent_is_killed(database, workers):
+    workers.process.kill()  # SIGKILL: the parent cannot pass anything on
+    workers.process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while alive := [pid for pid in workers.pids if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, f"workers {alive} outlived their parent"
+        await asyncio.sleep(0.1)
+
+
 def test_serve_refuses_a_number_of_workers_that_is_not_one(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "tokengate", "serve", "--workers", "0"], capture_output=True, text=True, timeout=60
