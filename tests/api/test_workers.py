@@ -174,3 +174,61 @@ def test_workers_together_allow_no_more_than_one_instance():
     many = divided(limits, 8)  # never below what lets one request through
     assert many.failures.burst == 6.25 and many.anonymous.burst >= 1 and many.legacy_verifications == 1
     assert divided(Limits(cost=Rate(0, 1)), 4).cost.enabled is False  # a limit switched off stays off
+
+
+def postmasters_of(data_dir: Path) -> list[int]:
+    """PostgreSQL servers running on ``data_dir`` (their command line names it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and str(data_dir).encode() in b" ".join(argv):
+            found.append(int(entry.name))
+    return found
+
+
+async def test_workers_share_one_embedded_postgresql_which_stops_with_them(tmp_path):
+    port = free_port()
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("TOKENGATE_DATABASE_URL", "DATABASE_URL")}
+    env.pop("TOKENGATE_SECRET_KEY", None)
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tokengate",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--data-dir",
+                str(data_dir),
+                "--log-format",
+                "text",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not SERVING.search(log.read_text()):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.1)
+        assert len(postmasters_of(data_dir)) == 1  # one server for the parent and both workers
+        statuses = [(await on_a_new_connection("GET", f"http://127.0.0.1:{port}/readyz"))[0] for _ in range(10)]
+        assert statuses == [200] * 10
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    assert code == 0, log.read_text()
+    deadline = time.monotonic() + 30
+    while postmasters_of(data_dir):
+        assert time.monotonic() < deadline, "the embedded PostgreSQL outlived serve"
+        await asyncio.sleep(0.1)
