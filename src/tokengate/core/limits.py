@@ -138,6 +138,28 @@ def limits_from_env(env: Mapping[str, str]) -> Limits:
     return replace(limits, **changes)  # type: ignore[arg-type]
 
 
+# What ``divided`` shares among the workers of one ``tokengate serve --workers N``: the rates (a bucket per worker,
+# each refilling at 1/N), the argon2id pool and the per-address connection cap. The rest is per request
+# (cost budget, timeouts) or kept in the database (quotas), the same whatever N.
+SHARED_BY_WORKERS: Final = ("legacy_verifications", "connections_per_address")
+
+
+def divided(limits: Limits, workers: int) -> Limits:
+    """One worker's share of ``limits`` when ``workers`` processes serve one port: together they allow what one
+    instance allows (never more; a client whose connections all reach one worker gets 1/N of it). A rate's
+    burst and a count are kept at 1 at least, or the limit would refuse everything."""
+    if workers <= 1:
+        return limits
+    changes: dict[str, object] = {}
+    for field in fields(Limits):
+        value = getattr(limits, field.name)
+        if isinstance(value, Rate):
+            changes[field.name] = Rate(value.per_second / workers, max(1.0, value.burst / workers))
+        elif field.name in SHARED_BY_WORKERS:
+            changes[field.name] = max(1, value // workers)
+    return replace(limits, **changes)  # type: ignore[arg-type]
+
+
 def address_key(address: str | None) -> str:
     """Who pays for a client address: the address itself, or its /64 for IPv6."""
     if address is None:
