@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 
-from tokengate.auth.credentials import Authenticator, LastUsedRecorder
+from tokengate.auth.credentials import Authenticator
 from tokengate.auth.gate import Gate
 from tokengate.auth.ip_guard import IpGuard, database_loader
 from tokengate.auth.legacy_verifier import LegacyVerifier
@@ -21,6 +21,7 @@ from tokengate.http import forward_auth, graphql, headers, health, pages, secret
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.http.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.http.protocol_errors import answer_protocol_errors_in_json
+from tokengate.jobs.last_used import LastUsedRecorder
 from tokengate.jobs.token_notices import NoticeJob
 from tokengate.jobs.usage_recorder import UsageRecorder
 from tokengate.jobs.webhook_delivery import DeliveryWorker, WebhookSender

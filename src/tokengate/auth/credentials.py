@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,72 +12,22 @@ import asyncpg
 from tokengate.auth.principal_cache import CacheEntry, PrincipalCache
 from tokengate.core import tokens
 from tokengate.core.errors import Unauthenticated
-from tokengate.core.policy import SERVICE_TOKEN, USER, Principal
-from tokengate.jobs.batching import PeriodicFlush
-from tokengate.store import DATABASE_UNAVAILABLE, Executor
+from tokengate.core.policy import Principal
+from tokengate.jobs.last_used import LastUsedRecorder
+from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable
 from tokengate.store import tokens as token_store
-from tokengate.store.tokens import Credential
+from tokengate.store.tokens import (
+    Credential,
+    LegacyVerify,
+    credential_state,
+    find_credential,
+    principal_from_credential,
+    proves_v2,
+)
 
 log = logging.getLogger("tokengate.auth")
 
 INVALID = "invalid token"
-
-
-class DatabaseUnavailable(Exception):
-    """The token is not in the cache and the database cannot be reached to check it."""
-
-
-def principal_from_credential(credential: Credential) -> Principal:
-    kind = credential.kind  # "service" | "user"
-    return Principal(
-        kind=SERVICE_TOKEN if kind == "service" else USER,
-        token_id=credential.id,
-        display_prefix=tokens.display_prefix_for(
-            kind,  # type: ignore[arg-type]
-            credential.format,
-            credential.lookup_hint or credential.id,
-        ),
-        account_id=credential.account_id,
-        account_name=credential.account_name,
-        account_plan=credential.account_plan,
-        user_id=credential.user_id,
-        license=credential.license,
-        grants=credential.grants,
-        project_ids=credential.project_ids,
-        expires_at=credential.expires_at,
-    )
-
-
-def credential_state(credential: Credential, now: datetime) -> tokens.TokenState:
-    return tokens.token_state(credential.state, credential.expires_at, now)
-
-
-# Finds which (credential, argon2id hash) a legacy token's text proves; LegacyVerifier.first_match in a server.
-LegacyVerify = Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable["Credential | None"]]
-
-
-async def verify_in_thread(text: str, candidates: Sequence[tuple[Credential, bytes]]) -> Credential | None:
-    """argon2id in a thread, one candidate after the other: for the command line, which keeps no pool."""
-    for credential, stored in candidates:
-        if await asyncio.to_thread(tokens.legacy_matches, text, stored):
-            return credential
-    return None
-
-
-def proves_v2(parsed: tokens.ParsedToken, credential: Credential, keys: tuple[bytes, ...]) -> bool:
-    return credential.kind == parsed.kind and tokens.hash_matches(parsed.text, credential.hash, keys)
-
-
-async def find_credential(
-    db: Executor, keys: tuple[bytes, ...], parsed: tokens.ParsedToken, verify_legacy: LegacyVerify | None = None
-) -> Credential | None:
-    """The stored token this text proves, whatever its state; None when no hash matches."""
-    if parsed.format == "v2":
-        credential = await token_store.credential_by_id(db, parsed.lookup)
-        return credential if credential is not None and proves_v2(parsed, credential, keys) else None
-    candidates = await token_store.credentials_by_hint(db, parsed.lookup)
-    # argon2id takes tens of milliseconds: verified off the event loop so other requests go on.
-    return await (verify_legacy or verify_in_thread)(parsed.text, [(c, c.hash) for c in candidates])
 
 
 def never_authenticates(stored: Credential | None, proved: bool, audited: bool, now: datetime) -> bool:
@@ -95,41 +45,6 @@ def never_authenticates(stored: Credential | None, proved: bool, audited: bool, 
 
 # Called with the credential of an expired service token at its first refused use (services audit it).
 ExpiredUse = Callable[[Credential, "str | None"], Awaitable[object]]
-
-
-class LastUsedRecorder(PeriodicFlush):
-    """Collects token id -> latest use in memory; ``flush`` writes them all in one statement.
-
-    Requests only assign into a dict; the database sees one UPDATE every ``interval`` seconds and one at
-    shutdown. ``last_used_at`` never moves backwards (``greatest`` in SQL), whichever process flushes.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, interval: float = 5.0):
-        self.pool = pool
-        self.interval = interval
-        self.task_name = "last-used-flush"
-        self.pending: dict[str, datetime] = {}
-
-    def note(self, token_id: str, when: datetime) -> None:
-        self.pending[token_id] = when
-
-    async def flush(self) -> int:
-        """Write what was collected; on failure keep it for the next flush. Returns how many tokens."""
-        if not self.pending:
-            return 0
-        batch, self.pending = self.pending, {}
-        try:
-            await token_store.flush_last_used(self.pool, batch)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
-            log.warning(
-                "could not record last use of %d tokens, retrying later: %s", len(batch), type(problem).__name__
-            )
-            for token_id, when in batch.items():
-                newer = self.pending.get(token_id)
-                if newer is None or newer < when:
-                    self.pending[token_id] = when
-            return 0
-        return len(batch)
 
 
 class Authenticator:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from tokengate.auth.credentials import credential_state, find_credential, principal_from_credential
 from tokengate.core import tokens
 from tokengate.core.errors import InvalidInput, NotFound, QuotaExceeded
 from tokengate.core.invalidations import TokenChanged
@@ -21,7 +20,7 @@ from tokengate.store import projects as project_store
 from tokengate.store import quotas as quota_store
 from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
-from tokengate.store.tokens import Credential, TokenRecord
+from tokengate.store.tokens import Credential, TokenRecord, credential_state, find_credential, principal_from_credential
 
 # Long enough for any deployment to swap secrets, short enough that "revoke later" means it.
 MAX_REVOKE_OLD_IN_SECONDS = 30 * 24 * 3600

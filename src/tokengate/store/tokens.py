@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tokengate.core import tokens
-from tokengate.core.policy import Grant
+from tokengate.core.policy import SERVICE_TOKEN, USER, Grant, Principal
 from tokengate.store import Executor
 from tokengate.store.grants import grants_from_document
 
@@ -103,6 +105,31 @@ def _credential(row) -> Credential:
     return Credential(**values)
 
 
+def principal_from_credential(credential: Credential) -> Principal:
+    kind = credential.kind  # "service" | "user"
+    return Principal(
+        kind=SERVICE_TOKEN if kind == "service" else USER,
+        token_id=credential.id,
+        display_prefix=tokens.display_prefix_for(
+            kind,  # type: ignore[arg-type]
+            credential.format,
+            credential.lookup_hint or credential.id,
+        ),
+        account_id=credential.account_id,
+        account_name=credential.account_name,
+        account_plan=credential.account_plan,
+        user_id=credential.user_id,
+        license=credential.license,
+        grants=credential.grants,
+        project_ids=credential.project_ids,
+        expires_at=credential.expires_at,
+    )
+
+
+def credential_state(credential: Credential, now: datetime) -> tokens.TokenState:
+    return tokens.token_state(credential.state, credential.expires_at, now)
+
+
 async def insert_token(
     db: Executor,
     *,
@@ -152,6 +179,34 @@ async def credential_of_token(db: Executor, token_id: str) -> Credential | None:
 
 async def credentials_by_hint(db: Executor, hint: str) -> list[Credential]:
     return [_credential(row) for row in await db.fetch(CREDENTIALS_BY_HINT, hint)]
+
+
+# Finds which (credential, argon2id hash) a legacy token's text proves; LegacyVerifier.first_match in a server.
+LegacyVerify = Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable["Credential | None"]]
+
+
+async def verify_in_thread(text: str, candidates: Sequence[tuple[Credential, bytes]]) -> Credential | None:
+    """argon2id in a thread, one candidate after the other: for the command line, which keeps no pool."""
+    for credential, stored in candidates:
+        if await asyncio.to_thread(tokens.legacy_matches, text, stored):
+            return credential
+    return None
+
+
+def proves_v2(parsed: tokens.ParsedToken, credential: Credential, keys: tuple[bytes, ...]) -> bool:
+    return credential.kind == parsed.kind and tokens.hash_matches(parsed.text, credential.hash, keys)
+
+
+async def find_credential(
+    db: Executor, keys: tuple[bytes, ...], parsed: tokens.ParsedToken, verify_legacy: LegacyVerify | None = None
+) -> Credential | None:
+    """The stored token this text proves, whatever its state; None when no hash matches."""
+    if parsed.format == "v2":
+        credential = await credential_by_id(db, parsed.lookup)
+        return credential if credential is not None and proves_v2(parsed, credential, keys) else None
+    candidates = await credentials_by_hint(db, parsed.lookup)
+    # argon2id takes tens of milliseconds: verified off the event loop so other requests go on.
+    return await (verify_legacy or verify_in_thread)(parsed.text, [(c, c.hash) for c in candidates])
 
 
 BY_ID = "SELECT " + TOKEN_COLUMNS + " FROM tokens t WHERE t.account_id = $1 AND t.id = $2"
