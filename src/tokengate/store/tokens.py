@@ -28,9 +28,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12, $13)
     + RETURNING_TOKEN
 )
 
-# The one rule of "usable" in SQL, and its "expired" (tokens.token_state is the same rule in Python).
+# The one rule of "usable" in SQL, and its "expired" (tokens.token_state is the same rule in Python). One clock
+# decides whether a token may authenticate: the application's (core/tokens.py). What authentication acts on is
+# compared with a time the application passes (``*_AT``, its ``$2``), and every expiry is computed by the
+# application too (the rotation window: EXPIRE_BY). Listings, counts and notices compare with the database's
+# now(): they may disagree with authentication by the skew between the two clocks (docs/operations.md "Clocks").
 USABLE = "t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())"
-EXPIRED = "t.state = 'active' AND t.expires_at <= now()"
+USABLE_AT = "t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > $2::timestamptz)"
+EXPIRED_AT = "t.state = 'active' AND t.expires_at <= $2::timestamptz"
 
 # Everything authentication needs, in one indexed query: the token, its account, the user's license,
 # the grants (the token's own, or its user's) and the ids of the account's projects. A deactivated user's
@@ -237,22 +242,20 @@ WHERE account_id = $1 AND id = $2 AND kind = 'service' AND state = 'active'
 """
     + RETURNING_TOKEN
 )
-# least() ignores NULL: a token without expiry gets one; an earlier expiry is never pushed later.
-EXPIRE_WITHIN = (
-    "UPDATE tokens SET expires_at = least(expires_at, now() + make_interval(secs => $2)) WHERE id = $1"
-    + RETURNING_TOKEN
-)
+# least() ignores NULL: a token without expiry gets one; an earlier expiry is never pushed later. $2 is computed
+# by the application, whose clock authentication compares it with.
+EXPIRE_BY = "UPDATE tokens SET expires_at = least(expires_at, $2::timestamptz) WHERE id = $1" + RETURNING_TOKEN
 RENAME = "UPDATE tokens SET name = $2 WHERE id = $1" + RETURNING_TOKEN
 # Only the first refused use after expiry wins this update, across requests and processes.
 CLAIM_EXPIRY_AUDIT = (
     "UPDATE tokens AS t SET expiry_audited_at = now() WHERE t.id = $1 AND t.expiry_audited_at IS NULL AND "
-    + EXPIRED
+    + EXPIRED_AT
     + " RETURNING t.id"
 )
 # Revokes only a token that is still usable; of concurrent reports one wins.
 REVOKE_USABLE = (
     "UPDATE tokens AS t SET state = 'deleted', deleted_at = now() WHERE t.id = $1 AND "
-    + USABLE
+    + USABLE_AT
     + " RETURNING "
     + TOKEN_COLUMNS
 )
@@ -288,21 +291,24 @@ async def delete_service_token(db: Executor, account_id: str, token_id: str) -> 
     return _record(row) if row else None
 
 
-async def expire_within(db: Executor, token_id: str, seconds: int) -> TokenRecord:
-    return _record(await db.fetchrow(EXPIRE_WITHIN, token_id, float(seconds)))
+async def expire_by(db: Executor, token_id: str, moment: datetime) -> TokenRecord:
+    """The token expires at ``moment`` (the application's clock) unless it expires earlier already."""
+    return _record(await db.fetchrow(EXPIRE_BY, token_id, moment))
 
 
 async def rename_token(db: Executor, token_id: str, name: str) -> TokenRecord:
     return _record(await db.fetchrow(RENAME, token_id, name))
 
 
-async def claim_expiry_audit(db: Executor, token_id: str) -> bool:
-    """True for exactly one caller: the first refused use of this expired token."""
-    return await db.fetchval(CLAIM_EXPIRY_AUDIT, token_id) is not None
+async def claim_expiry_audit(db: Executor, token_id: str, now: datetime) -> bool:
+    """True for exactly one caller: the first refused use of this token, expired at ``now`` (the application's
+    clock, which refused it)."""
+    return await db.fetchval(CLAIM_EXPIRY_AUDIT, token_id, now) is not None
 
 
-async def revoke_if_usable(db: Executor, token_id: str) -> TokenRecord | None:
-    row = await db.fetchrow(REVOKE_USABLE, token_id)
+async def revoke_if_usable(db: Executor, token_id: str, now: datetime) -> TokenRecord | None:
+    """Delete the token if it is usable at ``now`` (the application's clock, which authentication uses)."""
+    row = await db.fetchrow(REVOKE_USABLE, token_id, now)
     return _record(row) if row else None
 
 
