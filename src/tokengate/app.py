@@ -90,6 +90,7 @@ def create_app(
             cache_trusted=lambda: listener.healthy,
             on_expired_use=on_expired_use,
             verify_legacy=legacy.first_match,
+            stale_seconds=config.stale_principal_seconds,
         )
         app[ACCESS_LOG].start()
         loop_lag = LoopLag()

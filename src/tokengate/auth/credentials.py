@@ -50,10 +50,12 @@ ExpiredUse = Callable[[Credential, "str | None"], Awaitable[object]]
 class Authenticator:
     """Turns presented token text into a Principal, or raises ``Unauthenticated``.
 
-    Validated v2 principals are cached (see cache.py): a warm request checks the keyed hash and the
-    expiry in memory and touches no database. The cache is trusted only while ``cache_trusted()`` says
-    so (the invalidation listener is connected); when the database cannot be reached, principals
-    already validated keep working from the cache.
+    Validated principals are cached (principal_cache.py): a warm request checks the keyed hash in memory and
+    touches no database. Every path that answers from memory (``remembered``, ``from_memory``,
+    ``cached_principal``, the fallback of ``from_database``) applies one rule, ``tokens.may_serve_cached``:
+    not expired (nor past its rotation window) by the application's clock, and validated recently enough. The
+    cache is trusted only while ``cache_trusted()`` says so (the invalidation listener is connected); when the
+    database cannot be reached, principals validated at most ``stale_seconds`` ago keep working from it.
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class Authenticator:
         cache_trusted: Callable[[], bool] = lambda: True,
         on_expired_use: ExpiredUse | None = None,
         verify_legacy: LegacyVerify | None = None,
+        stale_seconds: float = tokens.STALE_PRINCIPAL_SECONDS,
     ):
         self.pool = pool
+        self.stale_seconds = stale_seconds
         self.keys = keys
         self.newest_key_id = tokens.key_id(keys[0])
         self.last_used = last_used if last_used is not None else LastUsedRecorder(pool)
@@ -98,8 +102,7 @@ class Authenticator:
             return None
         principal = entry.principal
         now = datetime.now(UTC)
-        expires_at = principal.expires_at
-        if expires_at is not None and expires_at <= now:
+        if not self._may_serve(entry, now, self.cache.ttl):
             return None  # expired since cached: from_memory drops it, the database path audits it
         self.cache.touch(principal.token_id, entry)
         self.last_used.note(principal.token_id, now)
@@ -122,15 +125,18 @@ class Authenticator:
         entry = self._cached(parsed, self.cache.get)
         if entry is None:
             return parsed, None
-        return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
+        return parsed, self._from_entry(parsed, entry, self.cache.ttl)
 
     def cached_principal(self, text: str) -> Principal | None:
-        """The principal the cache holds for this text, if the text proves it; no counting, no side effect (the
-        gate's look before a body is read)."""
+        """The principal the cache holds for this text, if the text proves it and the rule lets it serve (the
+        cache's lifetime while it is trusted, the stale bound otherwise); no counting, no side effect (the gate's
+        look before a body is read, for the rate limits)."""
+        max_age = self.cache.ttl if self.cache_trusted() else self.stale_seconds
+        now = datetime.now(UTC)
         if text.isascii():
             held = self.cache.fresh_aliased(tokens.hash_token(text, self.keys[0]))
             if held is not None:
-                return held.principal
+                return held.principal if self._may_serve(held, now, max_age) else None
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken:
@@ -138,7 +144,10 @@ class Authenticator:
         entry = self._cached(parsed, self.cache.peek)
         if entry is None or not tokens.hash_matches(parsed.text, entry.token_hash, self.keys):
             return None
-        return entry.principal
+        return entry.principal if self._may_serve(entry, now, max_age) else None
+
+    def _may_serve(self, entry: CacheEntry, now: datetime, max_age: float) -> bool:
+        return tokens.may_serve_cached(entry.principal.expires_at, now, self.cache.age(entry), max_age)
 
     def _alias(self, parsed: tokens.ParsedToken) -> bytes:
         """What a legacy token's entry (and a validation under way) is found by: its keyed hash (the text itself
@@ -190,8 +199,9 @@ class Authenticator:
                 generation = self.cache.generation()
                 stored, credential = await self._read(parsed)
         except DATABASE_UNAVAILABLE:
+            # What this instance validated at most stale_seconds ago still serves; anything else is a 503.
             stale = self._cached(parsed, self.cache.peek)
-            principal = self._from_entry(parsed, stale.token_hash, stale.principal, now) if stale else None
+            principal = self._from_entry(parsed, stale, self.stale_seconds) if stale else None
             if principal is None:
                 raise DatabaseUnavailable from None
             return principal
@@ -229,14 +239,15 @@ class Authenticator:
             return credential.hash
         return new_hash
 
-    def _from_entry(
-        self, parsed: tokens.ParsedToken, token_hash: bytes, principal: Principal, now: datetime
-    ) -> Principal | None:
-        """The cached principal if the text proves it and it has not expired; None to ask the database."""
-        if not tokens.hash_matches(parsed.text, token_hash, self.keys):
+    def _from_entry(self, parsed: tokens.ParsedToken, entry: CacheEntry, max_age: float) -> Principal | None:
+        """The cached principal if the text proves it and the rule lets it serve; None to ask the database."""
+        if not tokens.hash_matches(parsed.text, entry.token_hash, self.keys):
             raise Unauthenticated(INVALID)  # same id, other secret: no stored token has this text
-        if tokens.token_state("active", principal.expires_at, now) == "EXPIRED":
-            self.cache.invalidate_token(principal.token_id)  # expired since cached: the database path audits it
+        principal = entry.principal
+        now = datetime.now(UTC)
+        if not self._may_serve(entry, now, max_age):
+            # Expired since cached (the database path audits it), or too old to serve: it never gets younger.
+            self.cache.invalidate_token(principal.token_id)
             return None
         self.last_used.note(principal.token_id, now)
         return principal
