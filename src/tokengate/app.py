@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 
-from tokengate.auth.credentials import Authenticator, LastUsedRecorder
+from tokengate.auth.credentials import Authenticator
 from tokengate.auth.gate import Gate
 from tokengate.auth.ip_guard import IpGuard, database_loader
 from tokengate.auth.legacy_verifier import LegacyVerifier
@@ -24,6 +24,7 @@ from tokengate.http import forward_auth, graphql, headers, health, introspection
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.http.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.http.protocol_errors import answer_protocol_errors_in_json
+from tokengate.jobs.last_used import LastUsedRecorder
 from tokengate.jobs.token_notices import NoticeJob
 from tokengate.jobs.usage_recorder import UsageRecorder
 from tokengate.jobs.webhook_delivery import DeliveryWorker, WebhookSender
@@ -102,6 +103,7 @@ def create_app(
                 cache_trusted=lambda: listener.healthy,
                 on_expired_use=on_expired_use,
                 verify_legacy=legacy.first_match,
+                stale_seconds=config.stale_principal_seconds,
             )
             app[ACCESS_LOG].start()
             started.push_async_callback(app[ACCESS_LOG].stop)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tokengate.core.leak_reports import KeysProblem, load_public_keys
 from tokengate.core.limits import Limits, limits_from_env
-from tokengate.core.tokens import derive_key, random_base62
+from tokengate.core.tokens import STALE_PRINCIPAL_SECONDS, derive_key, random_base62
 from tokengate.core.trusted_documents import ManifestError, TrustedDocuments, parse_manifest
 
 DEFAULT_DATA_DIR = Path(".tokengate")
@@ -45,6 +45,8 @@ class Config:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     public_introspection: bool = True
     principal_cache_size: int = 10_000
+    # While the database is unreachable, how long after its validation a cached principal keeps serving (0: none)
+    stale_principal_seconds: float = STALE_PRINCIPAL_SECONDS
     cors_origins: tuple[str, ...] = ()  # exact origins allowed to call from a browser
     trusted_documents: TrustedDocuments | None = None  # None: any document runs (and APQ registers)
     webhook_allow_private: bool = False  # webhooks to private and loopback addresses, and over plain http
@@ -87,24 +89,42 @@ def parse_origins(text: str) -> tuple[str, ...]:
 
 
 MAX_NOTICE_INTERVAL_SECONDS = 86_400.0
+MAX_STALE_PRINCIPAL_SECONDS = 86_400.0
 
 
-def parse_notice_interval(text: str | None) -> float:
-    """``TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS``: seconds between two rounds of the expiry and disuse notices
-    (default 300); more than 0, at most a day."""
-    default = WebhookTiming.notice_interval_seconds
+def parse_seconds(text: str | None, variable: str, default: float, maximum: float, *, zero: bool = False) -> float:
+    """A number of seconds from the environment: ``default`` when unset; above 0 (or 0 too, with ``zero``) and at
+    most ``maximum``, else ``ConfigError`` naming ``variable``."""
     if text is None or not text.strip():
         return default
     try:
         seconds = float(text.strip())
     except ValueError:
         seconds = float("nan")
-    if not 0 < seconds <= MAX_NOTICE_INTERVAL_SECONDS:  # NaN and infinities fail here too
-        raise ConfigError(
-            f"TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS must be a number of seconds above 0 and at most "
-            f"{MAX_NOTICE_INTERVAL_SECONDS:g} (default {default:g})"
-        )
+    lowest_ok = seconds >= 0 if zero else seconds > 0
+    if not lowest_ok or not seconds <= maximum:  # NaN and infinities fail here too
+        lowest = "from 0 to" if zero else "above 0 and at most"
+        raise ConfigError(f"{variable} must be a number of seconds {lowest} {maximum:g} (default {default:g})")
     return seconds
+
+
+def parse_stale_principal_seconds(text: str | None) -> float:
+    """``TOKENGATE_STALE_PRINCIPAL_SECONDS``: while the database is unreachable, how many seconds after its last
+    validation a cached principal keeps serving (default 300); 0 serves none, at most a day."""
+    return parse_seconds(
+        text, "TOKENGATE_STALE_PRINCIPAL_SECONDS", STALE_PRINCIPAL_SECONDS, MAX_STALE_PRINCIPAL_SECONDS, zero=True
+    )
+
+
+def parse_notice_interval(text: str | None) -> float:
+    """``TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS``: seconds between two rounds of the expiry and disuse notices
+    (default 300); more than 0, at most a day."""
+    return parse_seconds(
+        text,
+        "TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS",
+        WebhookTiming.notice_interval_seconds,
+        MAX_NOTICE_INTERVAL_SECONDS,
+    )
 
 
 def parse_secret_keys(text: str) -> tuple[bytes, ...]:
@@ -176,6 +196,7 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         trusted_proxies=parse_networks(env.get("TOKENGATE_TRUSTED_PROXIES", ""), "TOKENGATE_TRUSTED_PROXIES"),
         public_introspection=_flag(env.get("TOKENGATE_PUBLIC_INTROSPECTION"), True),
         principal_cache_size=int(cache_size),
+        stale_principal_seconds=parse_stale_principal_seconds(env.get("TOKENGATE_STALE_PRINCIPAL_SECONDS")),
         cors_origins=cors_origins,
         trusted_documents=load_trusted_documents(env.get("TOKENGATE_TRUSTED_DOCUMENTS")),
         webhook_allow_private=_flag(env.get("TOKENGATE_WEBHOOK_ALLOW_PRIVATE"), False),

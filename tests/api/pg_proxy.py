@@ -8,6 +8,10 @@ executes the statement at once and its reply waits in the proxy until the test r
         await held.answered.wait()                    # PostgreSQL has answered (its snapshot is taken)
         ...                                           # change things meanwhile
         held.release()                                # the server reads the old answer now
+
+It can also be cut: ``await proxy.cut()`` drops every connection and refuses new ones (the database is
+unreachable from the server under test, as when a network partitions), ``await proxy.restore()`` listens again on
+the same port.
 """
 
 from __future__ import annotations
@@ -63,24 +67,35 @@ class HoldingProxy:
         self._credentials = credentials
         self._database = parts.path
         self._server: asyncio.base_events.Server | None = None
+        self._port_here = 0
         self._armed: Held | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.dsn = ""
 
     async def __aenter__(self) -> HoldingProxy:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.dsn = f"postgresql://{self._credentials}@127.0.0.1:{port}{self._database}?sslmode=disable"
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", self._port_here)
+        self._port_here = self._server.sockets[0].getsockname()[1]
+        self.dsn = f"postgresql://{self._credentials}@127.0.0.1:{self._port_here}{self._database}?sslmode=disable"
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
+        await self.cut()
+
+    async def cut(self) -> None:
+        """Close every connection and stop listening: connecting is refused until ``restore``."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await task
+
+    async def restore(self) -> None:
+        """Listen again, on the same port (the server under test keeps its DSN); nothing when listening."""
+        if self._server is None:
+            await self.__aenter__()
 
     def hold_reply_to(self, marker: bytes) -> Held:
         """Hold the reply to the next statement whose bytes (a Bind's parameters) include ``marker``; once."""

@@ -30,7 +30,6 @@ from yarl import URL
 from tests.api.conftest import LOOPBACK, from_address
 from tests.conftest import CAPTURED_OUTPUT, Server, free_port, make_config, store_service_token
 from tokengate.app import create_app
-from tokengate.auth.credentials import DatabaseUnavailable
 from tokengate.config import Config
 from tokengate.core import tokens
 from tokengate.core.limits import Limits, Rate
@@ -38,6 +37,7 @@ from tokengate.core.policy import Grant
 from tokengate.http import fast_forward_auth, forward_auth, serving
 from tokengate.http.observability import AccessLog
 from tokengate.runtime import RUNTIME
+from tokengate.store import DatabaseUnavailable
 
 CREATE_PROJECT = "mutation($name: String!) { createProject(name: $name) { id } }"
 SET_IP = (

@@ -103,8 +103,8 @@ async def test_postgres_stopped_mid_run_then_back(outage):
     status, body, _ = await status_of(server, "/readyz")
     assert status == 503 and body == {"status": "unavailable", "database": "unreachable"}
     assert (await status_of(server, "/healthz"))[0] == 200
-    # Tokens already validated keep working from the cache, for as long as the outage lasts (past the IP
-    # rules' cache lifetime too).
+    # Tokens already validated keep working from the cache, up to the stale bound after their validation
+    # (TOKENGATE_STALE_PRINCIPAL_SECONDS, 300 s; test_expiry_rule.py), past the IP rules' cache lifetime too.
     for pause in (0.0, DEFAULT_TTL_SECONDS + 0.5):
         await asyncio.sleep(pause)
         reply = await server.gql(VIEWER, token=warm.secret)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import zlib
+from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -122,3 +123,26 @@ def test_random_base62_is_roughly_uniform():
     sample = tokens.random_base62(62 * 400)
     counts = {c: sample.count(c) for c in BASE62}
     assert min(counts.values()) > 250 and max(counts.values()) < 560
+
+
+NOW = tokens.LEGACY_CUTOFF  # any fixed moment of the application's clock
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "age", "max_age", "serves"),
+    [
+        (None, 0.0, 60.0, True),  # never expires, just validated
+        (1.0, 59.0, 60.0, True),
+        (0.0, 0.0, 60.0, False),  # expires now: an expiry is exclusive, as in token_state and SQL
+        (-1.0, 0.0, 60.0, False),  # expired (or its rotation window closed) since it was cached
+        (None, 60.5, 60.0, False),  # validated too long ago for the bound in force
+        (None, 299.0, 300.0, True),  # the stale bound while the database is down
+        (None, 0.0, 0.0, True),
+        (None, 0.1, 0.0, False),  # a bound of 0: nothing served stale
+    ],
+)
+def test_one_rule_for_serving_a_cached_principal(expires_in, age, max_age, serves):
+    expires_at = None if expires_in is None else NOW + timedelta(seconds=expires_in)
+    assert tokens.may_serve_cached(expires_at, NOW, age, max_age) is serves
+    if expires_at is not None:  # never more lenient than the rule of "usable"
+        assert serves <= (tokens.token_state("active", expires_at, NOW) == "ACTIVE")

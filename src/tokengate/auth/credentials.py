@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,73 +12,22 @@ import asyncpg
 from tokengate.auth.principal_cache import CacheEntry, PrincipalCache
 from tokengate.core import tokens
 from tokengate.core.errors import Unauthenticated
-from tokengate.core.policy import SERVICE_TOKEN, USER, Principal
-from tokengate.jobs.batching import PeriodicFlush
-from tokengate.store import DATABASE_UNAVAILABLE, Executor
+from tokengate.core.policy import Principal
+from tokengate.jobs.last_used import LastUsedRecorder
+from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable
 from tokengate.store import tokens as token_store
-from tokengate.store.tokens import Credential
+from tokengate.store.tokens import (
+    Credential,
+    LegacyVerify,
+    credential_state,
+    find_credential,
+    principal_from_credential,
+    proves_v2,
+)
 
 log = logging.getLogger("tokengate.auth")
 
 INVALID = "invalid token"
-
-
-class DatabaseUnavailable(Exception):
-    """The token is not in the cache and the database cannot be reached to check it."""
-
-
-def principal_from_credential(credential: Credential) -> Principal:
-    kind = credential.kind  # "service" | "user"
-    return Principal(
-        kind=SERVICE_TOKEN if kind == "service" else USER,
-        token_id=credential.id,
-        display_prefix=tokens.display_prefix_for(
-            kind,  # type: ignore[arg-type]
-            credential.format,
-            credential.lookup_hint or credential.id,
-        ),
-        account_id=credential.account_id,
-        account_name=credential.account_name,
-        account_plan=credential.account_plan,
-        user_id=credential.user_id,
-        license=credential.license,
-        grants=credential.grants,
-        project_ids=credential.project_ids,
-        expires_at=credential.expires_at,
-        created_at=credential.created_at,
-    )
-
-
-def credential_state(credential: Credential, now: datetime) -> tokens.TokenState:
-    return tokens.token_state(credential.state, credential.expires_at, now)
-
-
-# Finds which (credential, argon2id hash) a legacy token's text proves; LegacyVerifier.first_match in a server.
-LegacyVerify = Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable["Credential | None"]]
-
-
-async def verify_in_thread(text: str, candidates: Sequence[tuple[Credential, bytes]]) -> Credential | None:
-    """argon2id in a thread, one candidate after the other: for the command line, which keeps no pool."""
-    for credential, stored in candidates:
-        if await asyncio.to_thread(tokens.legacy_matches, text, stored):
-            return credential
-    return None
-
-
-def proves_v2(parsed: tokens.ParsedToken, credential: Credential, keys: tuple[bytes, ...]) -> bool:
-    return credential.kind == parsed.kind and tokens.hash_matches(parsed.text, credential.hash, keys)
-
-
-async def find_credential(
-    db: Executor, keys: tuple[bytes, ...], parsed: tokens.ParsedToken, verify_legacy: LegacyVerify | None = None
-) -> Credential | None:
-    """The stored token this text proves, whatever its state; None when no hash matches."""
-    if parsed.format == "v2":
-        credential = await token_store.credential_by_id(db, parsed.lookup)
-        return credential if credential is not None and proves_v2(parsed, credential, keys) else None
-    candidates = await token_store.credentials_by_hint(db, parsed.lookup)
-    # argon2id takes tens of milliseconds: verified off the event loop so other requests go on.
-    return await (verify_legacy or verify_in_thread)(parsed.text, [(c, c.hash) for c in candidates])
 
 
 def never_authenticates(stored: Credential | None, proved: bool, audited: bool, now: datetime) -> bool:
@@ -98,48 +47,15 @@ def never_authenticates(stored: Credential | None, proved: bool, audited: bool, 
 ExpiredUse = Callable[[Credential, "str | None"], Awaitable[object]]
 
 
-class LastUsedRecorder(PeriodicFlush):
-    """Collects token id -> latest use in memory; ``flush`` writes them all in one statement.
-
-    Requests only assign into a dict; the database sees one UPDATE every ``interval`` seconds and one at
-    shutdown. ``last_used_at`` never moves backwards (``greatest`` in SQL), whichever process flushes.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, interval: float = 5.0):
-        self.pool = pool
-        self.interval = interval
-        self.task_name = "last-used-flush"
-        self.pending: dict[str, datetime] = {}
-
-    def note(self, token_id: str, when: datetime) -> None:
-        self.pending[token_id] = when
-
-    async def flush(self) -> int:
-        """Write what was collected; on failure keep it for the next flush. Returns how many tokens."""
-        if not self.pending:
-            return 0
-        batch, self.pending = self.pending, {}
-        try:
-            await token_store.flush_last_used(self.pool, batch)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
-            log.warning(
-                "could not record last use of %d tokens, retrying later: %s", len(batch), type(problem).__name__
-            )
-            for token_id, when in batch.items():
-                newer = self.pending.get(token_id)
-                if newer is None or newer < when:
-                    self.pending[token_id] = when
-            return 0
-        return len(batch)
-
-
 class Authenticator:
     """Turns presented token text into a Principal, or raises ``Unauthenticated``.
 
-    Validated v2 principals are cached (see cache.py): a warm request checks the keyed hash and the
-    expiry in memory and touches no database. The cache is trusted only while ``cache_trusted()`` says
-    so (the invalidation listener is connected); when the database cannot be reached, principals
-    already validated keep working from the cache.
+    Validated principals are cached (principal_cache.py): a warm request checks the keyed hash in memory and
+    touches no database. Every path that answers from memory (``remembered``, ``from_memory``,
+    ``cached_principal``, the fallback of ``from_database``) applies one rule, ``tokens.may_serve_cached``:
+    not expired (nor past its rotation window) by the application's clock, and validated recently enough. The
+    cache is trusted only while ``cache_trusted()`` says so (the invalidation listener is connected); when the
+    database cannot be reached, principals validated at most ``stale_seconds`` ago keep working from it.
     """
 
     def __init__(
@@ -151,8 +67,10 @@ class Authenticator:
         cache_trusted: Callable[[], bool] = lambda: True,
         on_expired_use: ExpiredUse | None = None,
         verify_legacy: LegacyVerify | None = None,
+        stale_seconds: float = tokens.STALE_PRINCIPAL_SECONDS,
     ):
         self.pool = pool
+        self.stale_seconds = stale_seconds
         self.keys = keys
         self.newest_key_id = tokens.key_id(keys[0])
         self.last_used = last_used if last_used is not None else LastUsedRecorder(pool)
@@ -184,8 +102,7 @@ class Authenticator:
             return None
         principal = entry.principal
         now = datetime.now(UTC)
-        expires_at = principal.expires_at
-        if expires_at is not None and expires_at <= now:
+        if not self._may_serve(entry, now, self.cache.ttl):
             return None  # expired since cached: from_memory drops it, the database path audits it
         self.cache.touch(principal.token_id, entry)
         self.last_used.note(principal.token_id, now)
@@ -208,15 +125,18 @@ class Authenticator:
         entry = self._cached(parsed, self.cache.get)
         if entry is None:
             return parsed, None
-        return parsed, self._from_entry(parsed, entry.token_hash, entry.principal, datetime.now(UTC))
+        return parsed, self._from_entry(parsed, entry, self.cache.ttl)
 
     def cached_principal(self, text: str) -> Principal | None:
-        """The principal the cache holds for this text, if the text proves it; no counting, no side effect (the
-        gate's look before a body is read)."""
+        """The principal the cache holds for this text, if the text proves it and the rule lets it serve (the
+        cache's lifetime while it is trusted, the stale bound otherwise); no counting, no side effect (the gate's
+        look before a body is read, for the rate limits)."""
+        max_age = self.cache.ttl if self.cache_trusted() else self.stale_seconds
+        now = datetime.now(UTC)
         if text.isascii():
             held = self.cache.fresh_aliased(tokens.hash_token(text, self.keys[0]))
             if held is not None:
-                return held.principal
+                return held.principal if self._may_serve(held, now, max_age) else None
         try:
             parsed = tokens.parse_token(text)
         except tokens.MalformedToken:
@@ -224,7 +144,10 @@ class Authenticator:
         entry = self._cached(parsed, self.cache.peek)
         if entry is None or not tokens.hash_matches(parsed.text, entry.token_hash, self.keys):
             return None
-        return entry.principal
+        return entry.principal if self._may_serve(entry, now, max_age) else None
+
+    def _may_serve(self, entry: CacheEntry, now: datetime, max_age: float) -> bool:
+        return tokens.may_serve_cached(entry.principal.expires_at, now, self.cache.age(entry), max_age)
 
     def _alias(self, parsed: tokens.ParsedToken) -> bytes:
         """What a legacy token's entry (and a validation under way) is found by: its keyed hash (the text itself
@@ -276,8 +199,9 @@ class Authenticator:
                 generation = self.cache.generation()
                 stored, credential = await self._read(parsed)
         except DATABASE_UNAVAILABLE:
+            # What this instance validated at most stale_seconds ago still serves; anything else is a 503.
             stale = self._cached(parsed, self.cache.peek)
-            principal = self._from_entry(parsed, stale.token_hash, stale.principal, now) if stale else None
+            principal = self._from_entry(parsed, stale, self.stale_seconds) if stale else None
             if principal is None:
                 raise DatabaseUnavailable from None
             return principal
@@ -315,14 +239,15 @@ class Authenticator:
             return credential.hash
         return new_hash
 
-    def _from_entry(
-        self, parsed: tokens.ParsedToken, token_hash: bytes, principal: Principal, now: datetime
-    ) -> Principal | None:
-        """The cached principal if the text proves it and it has not expired; None to ask the database."""
-        if not tokens.hash_matches(parsed.text, token_hash, self.keys):
+    def _from_entry(self, parsed: tokens.ParsedToken, entry: CacheEntry, max_age: float) -> Principal | None:
+        """The cached principal if the text proves it and the rule lets it serve; None to ask the database."""
+        if not tokens.hash_matches(parsed.text, entry.token_hash, self.keys):
             raise Unauthenticated(INVALID)  # same id, other secret: no stored token has this text
-        if tokens.token_state("active", principal.expires_at, now) == "EXPIRED":
-            self.cache.invalidate_token(principal.token_id)  # expired since cached: the database path audits it
+        principal = entry.principal
+        now = datetime.now(UTC)
+        if not self._may_serve(entry, now, max_age):
+            # Expired since cached (the database path audits it), or too old to serve: it never gets younger.
+            self.cache.invalidate_token(principal.token_id)
             return None
         self.last_used.note(principal.token_id, now)
         return principal

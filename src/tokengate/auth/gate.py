@@ -24,7 +24,7 @@ from typing import Final
 
 from aiohttp import web
 
-from tokengate.auth.credentials import Authenticator, DatabaseUnavailable
+from tokengate.auth.credentials import Authenticator
 from tokengate.auth.ip_guard import IpGuard
 from tokengate.auth.legacy_verifier import VerifierBusy
 from tokengate.config import Config
@@ -35,7 +35,7 @@ from tokengate.core.limits import Buckets, OverLimit, Throttle, address_key
 from tokengate.core.policy import Principal
 from tokengate.http.observability import Metrics
 from tokengate.jobs.usage_recorder import UsageRecorder
-from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable
 
 MAX_AUTHORIZATION_LENGTH: Final = 512
 SCHEMES: Final = ("bearer", "token")

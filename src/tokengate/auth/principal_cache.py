@@ -1,11 +1,11 @@
 """Bounded, in-process caches of credentials, so a warm request touches no database.
 
 ``PrincipalCache`` holds validated credentials: what validation needs (the stored hash, state, expiry) and the
-compiled principal. Entries are dropped by LISTEN/NOTIFY invalidation (see invalidation.py), by LRU eviction
-beyond ``max_size``, and by age beyond ``ttl`` as a backstop. Expiry is checked against the cached
-``expires_at`` on every use. The space is shared fairly: when the cache is full, an account that already holds
-``account_share`` of it makes room from its own entries, so one account minting and using tokens cannot evict
-every other account's.
+compiled principal. Entries are dropped by LISTEN/NOTIFY invalidation (see listener.py), by LRU eviction
+beyond ``max_size``, and by age beyond ``ttl`` as a backstop. Whether an entry may serve (not expired, not too
+old) is one rule, ``tokens.may_serve_cached``, applied by every path of credentials.py on every use. The space
+is shared fairly: when the cache is full, an account that already holds ``account_share`` of it makes room from
+its own entries, so one account minting and using tokens cannot evict every other account's.
 
 Every entry is also found through an alias, the keyed hash of the token's text under the newest server key
 (never the text itself): a legacy token has no id in its text, and for a v2 token it spares parsing the text
@@ -132,8 +132,13 @@ class PrincipalCache:
         self.stats.hits += 1
 
     def peek(self, token_id: str) -> CacheEntry | None:
-        """The entry whatever its age, without counting: the fallback while the database is down."""
+        """The entry whatever its age, without counting: the caller bounds the age (the fallback while the
+        database is down serves entries up to the stale bound, not the TTL)."""
         return self._entries.get(token_id)
+
+    def age(self, entry: CacheEntry) -> float:
+        """Seconds since the entry was validated against the database and stored."""
+        return self.clock() - entry.stored_at
 
     def put(self, token_id: str, token_hash: bytes, principal: Principal, alias: bytes | None = None) -> None:
         if token_id in self._entries:

@@ -201,9 +201,28 @@ TokenState = Literal["ACTIVE", "EXPIRED", "DELETED"]
 
 def token_state(stored_state: str, expires_at: datetime | None, now: datetime) -> TokenState:
     """The one rule of "usable": a token is ACTIVE unless deleted or past its expiry (store/tokens.py's
-    USABLE is the same rule in SQL)."""
+    USABLE is the same rule in SQL).
+
+    One clock: ``now`` is the application's (``datetime.now(UTC)``), and so is every expiry the application sets
+    (a new token's, and the end of a rotated token's window, ``store.tokens.expire_by``): the database's clock
+    never decides whether a token authenticates."""
     if stored_state == "deleted":
         return "DELETED"
     if expires_at is not None and expires_at <= now:
         return "EXPIRED"
     return "ACTIVE"
+
+
+# While the database cannot be reached, how long after its validation a cached principal keeps serving
+# (TOKENGATE_STALE_PRINCIPAL_SECONDS).
+STALE_PRINCIPAL_SECONDS: Final = 300.0
+
+
+def may_serve_cached(expires_at: datetime | None, now: datetime, age_seconds: float, max_age_seconds: float) -> bool:
+    """The one rule for answering with a principal held in memory, on every path that does (the remembered
+    text, the cache by id, the rate limits' look before a body is read, the fallback while the database is
+    down): its token has not expired at ``now`` (the application's clock; ``expires_at`` is the token's expiry,
+    or the end of its rotation window, which rotation writes there), and it was validated against the database
+    at most ``max_age_seconds`` ago (``age_seconds``): the cache's lifetime while invalidations are heard, the
+    stale bound (``STALE_PRINCIPAL_SECONDS``) while the database is unreachable."""
+    return age_seconds <= max_age_seconds and token_state("active", expires_at, now) == "ACTIVE"

@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import web
 
-from tokengate.auth.credentials import DatabaseUnavailable
 from tokengate.auth.gate import (
     MAX_AUTHORIZATION_LENGTH,
     Admission,
@@ -45,7 +44,7 @@ from tokengate.core.policy import SERVICE_TOKEN, Principal
 from tokengate.http.responses import json_response
 from tokengate.http.serving import read_in_time
 from tokengate.runtime import RUNTIME
-from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable
 
 ROUTE: Final = "/oauth/introspect"
 FORM: Final = "application/x-www-form-urlencoded"

@@ -9,11 +9,10 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from tokengate.auth.credentials import DatabaseUnavailable
 from tokengate.auth.gate import PRINCIPAL_PREFIX, unavailable
 from tokengate.http.observability import AccessLog, Metrics, RequestIds
 from tokengate.http.responses import error_response, refusal_response
-from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable
 
 log = logging.getLogger("tokengate.http")
 

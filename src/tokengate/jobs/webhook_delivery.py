@@ -34,7 +34,6 @@ import aiohttp.abc
 import asyncpg
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 
-from tokengate.auth.credentials import credential_state, principal_from_credential
 from tokengate.config import WebhookTiming
 from tokengate.core import global_ids, webhook_events
 from tokengate.core.errors import InvalidInput
@@ -47,6 +46,7 @@ from tokengate.store import DATABASE_UNAVAILABLE, Executor
 from tokengate.store import tokens as token_store
 from tokengate.store import webhooks as webhook_store
 from tokengate.store.grants import grants_from_document
+from tokengate.store.tokens import credential_state, principal_from_credential
 from tokengate.store.webhooks import ClaimedDelivery
 
 log = logging.getLogger("tokengate.webhooks")

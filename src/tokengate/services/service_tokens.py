@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from tokengate.auth.credentials import credential_state, find_credential, principal_from_credential
 from tokengate.core import tokens
 from tokengate.core.errors import InvalidInput, NotFound, QuotaExceeded
 from tokengate.core.invalidations import TokenChanged
@@ -21,7 +20,7 @@ from tokengate.store import projects as project_store
 from tokengate.store import quotas as quota_store
 from tokengate.store import token_policies as token_policy_store
 from tokengate.store import tokens as token_store
-from tokengate.store.tokens import Credential, TokenRecord
+from tokengate.store.tokens import Credential, TokenRecord, credential_state, find_credential, principal_from_credential
 
 # Long enough for any deployment to swap secrets, short enough that "revoke later" means it.
 MAX_REVOKE_OLD_IN_SECONDS = 30 * 24 * 3600
@@ -166,14 +165,15 @@ async def rotate(
     async with backend.change(actor) as work:
         old = await _locked_active(work, account_id, token_id, "rotated")
         # With revokeOldInSeconds 0 the old token stops being usable in this change: the count stays the same.
-        still_usable = tokens.token_state(old.state, old.expires_at, datetime.now(UTC)) == "ACTIVE"
+        now = datetime.now(UTC)  # the one clock of expiry: the application's (core/tokens.py)
+        still_usable = tokens.token_state(old.state, old.expires_at, now) == "ACTIVE"
         await check_token_quota(work, backend, account_id, expiring=int(revoke_old_in_seconds == 0 and still_usable))
         grants = (await grant_store.grants_for_tokens(work.conn, [old.id])).get(old.id, [])
         expiry = await service_token_expiry(work, account_id, expires_at, inherited=old.expires_at)
         require_lifetime_bound(work.actor.principal, POLICY_SERVICE_TOKEN, expiry, (), grants)
         created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, expiry, old.id)
         if revoke_old_in_seconds is not None:
-            old = await token_store.expire_within(work.conn, old.id, revoke_old_in_seconds)
+            old = await token_store.expire_by(work.conn, old.id, now + timedelta(seconds=revoke_old_in_seconds))
             await work.notify(TokenChanged(old.id))
         await work.audit(
             account_id,
@@ -329,13 +329,14 @@ async def _report(
     credential = await find_credential(backend.pool, backend.keys, parsed, backend.verify_legacy)
     if credential is None:
         return "unknown"
-    if credential_state(credential, datetime.now(UTC)) != "ACTIVE":
+    now = datetime.now(UTC)
+    if credential_state(credential, now) != "ACTIVE":
         return "unusable"
     reporter = actor.principal
     if reporter is not None and reporter.account_id != credential.account_id:
         actor = Actor("anonymous", actor.source, actor.client_addr)
     async with backend.change(actor) as work:
-        revoked = await token_store.revoke_if_usable(work.conn, credential.id)
+        revoked = await token_store.revoke_if_usable(work.conn, credential.id, now)
         if revoked is None:
             return "unusable"
         action = "service_token.leak_reported" if revoked.kind == "service" else "user_token.leak_reported"
@@ -366,5 +367,5 @@ async def report_found(backend: Backend, actor: Actor, text: str, source_url: st
 async def audit_expired_use(backend: Backend, credential: Credential, client_addr: str | None, source: str) -> None:
     """Audit the first refused use of an expired service token; later uses (anywhere) record nothing."""
     async with backend.change(Actor(principal_from_credential(credential).actor, source, client_addr)) as work:
-        if await token_store.claim_expiry_audit(work.conn, credential.id):
+        if await token_store.claim_expiry_audit(work.conn, credential.id, datetime.now(UTC)):
             await work.audit(credential.account_id, "service_token.expired_on_use", credential.id)

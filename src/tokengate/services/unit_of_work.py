@@ -9,7 +9,7 @@ handler the listener runs for other instances' notices; no caller forgets a cach
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from tokengate.store import notify
 from tokengate.store import webhooks as webhook_store
 from tokengate.store.accounts import AccountRow
 from tokengate.store.audit import AuditEntry
-from tokengate.store.tokens import Credential
+from tokengate.store.tokens import LegacyVerify
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +96,8 @@ class Backend:
     apply: Callable[[Notice], None] = field(default=_no_caches)
     events_queued: Callable[[], None] = field(default=_no_sender)  # wakes this process's delivery worker
     max_tokens_per_account: int = 1000  # usable service tokens (limits.Limits)
-    # argon2id for legacy tokens: the server's bounded pool (authentication.LegacyVerify); None: a thread each
-    verify_legacy: Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable[Credential | None]] | None = None
+    # argon2id for legacy tokens: the server's bounded pool; None: a thread each
+    verify_legacy: LegacyVerify | None = None
     refused: Callable[[str], None] = field(default=lambda reason: None)  # counts a quota refusal for the metrics
 
     @property

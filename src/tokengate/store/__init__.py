@@ -15,3 +15,8 @@ DATABASE_UNAVAILABLE = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
 )
+
+
+class DatabaseUnavailable(Exception):
+    """A question only the database can answer, asked while it cannot be reached (one of
+    ``DATABASE_UNAVAILABLE`` was raised and nothing else could answer): served as 503."""

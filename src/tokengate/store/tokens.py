@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tokengate.core import tokens
-from tokengate.core.policy import Grant
+from tokengate.core.policy import SERVICE_TOKEN, USER, Grant, Principal
 from tokengate.store import Executor
 from tokengate.store.grants import grants_from_document
 
@@ -26,9 +28,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), $11, $12, $13)
     + RETURNING_TOKEN
 )
 
-# The one rule of "usable" in SQL, and its "expired" (tokens.token_state is the same rule in Python).
+# The one rule of "usable" in SQL, and its "expired" (tokens.token_state is the same rule in Python). One clock
+# decides whether a token may authenticate: the application's (core/tokens.py). What authentication acts on is
+# compared with a time the application passes (``*_AT``, its ``$2``), and every expiry is computed by the
+# application too (the rotation window: EXPIRE_BY). Listings, counts and notices compare with the database's
+# now(): they may disagree with authentication by the skew between the two clocks (docs/operations.md "Clocks").
 USABLE = "t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())"
-EXPIRED = "t.state = 'active' AND t.expires_at <= now()"
+USABLE_AT = "t.state = 'active' AND (t.expires_at IS NULL OR t.expires_at > $2::timestamptz)"
+EXPIRED_AT = "t.state = 'active' AND t.expires_at <= $2::timestamptz"
 
 # Everything authentication needs, in one indexed query: the token, its account, the user's license,
 # the grants (the token's own, or its user's) and the ids of the account's projects. A deactivated user's
@@ -104,6 +111,32 @@ def _credential(row) -> Credential:
     return Credential(**values)
 
 
+def principal_from_credential(credential: Credential) -> Principal:
+    kind = credential.kind  # "service" | "user"
+    return Principal(
+        kind=SERVICE_TOKEN if kind == "service" else USER,
+        token_id=credential.id,
+        display_prefix=tokens.display_prefix_for(
+            kind,  # type: ignore[arg-type]
+            credential.format,
+            credential.lookup_hint or credential.id,
+        ),
+        account_id=credential.account_id,
+        account_name=credential.account_name,
+        account_plan=credential.account_plan,
+        user_id=credential.user_id,
+        license=credential.license,
+        grants=credential.grants,
+        project_ids=credential.project_ids,
+        expires_at=credential.expires_at,
+        created_at=credential.created_at,
+    )
+
+
+def credential_state(credential: Credential, now: datetime) -> tokens.TokenState:
+    return tokens.token_state(credential.state, credential.expires_at, now)
+
+
 async def insert_token(
     db: Executor,
     *,
@@ -155,6 +188,34 @@ async def credentials_by_hint(db: Executor, hint: str) -> list[Credential]:
     return [_credential(row) for row in await db.fetch(CREDENTIALS_BY_HINT, hint)]
 
 
+# Finds which (credential, argon2id hash) a legacy token's text proves; LegacyVerifier.first_match in a server.
+LegacyVerify = Callable[[str, Sequence[tuple[Credential, bytes]]], Awaitable["Credential | None"]]
+
+
+async def verify_in_thread(text: str, candidates: Sequence[tuple[Credential, bytes]]) -> Credential | None:
+    """argon2id in a thread, one candidate after the other: for the command line, which keeps no pool."""
+    for credential, stored in candidates:
+        if await asyncio.to_thread(tokens.legacy_matches, text, stored):
+            return credential
+    return None
+
+
+def proves_v2(parsed: tokens.ParsedToken, credential: Credential, keys: tuple[bytes, ...]) -> bool:
+    return credential.kind == parsed.kind and tokens.hash_matches(parsed.text, credential.hash, keys)
+
+
+async def find_credential(
+    db: Executor, keys: tuple[bytes, ...], parsed: tokens.ParsedToken, verify_legacy: LegacyVerify | None = None
+) -> Credential | None:
+    """The stored token this text proves, whatever its state; None when no hash matches."""
+    if parsed.format == "v2":
+        credential = await credential_by_id(db, parsed.lookup)
+        return credential if credential is not None and proves_v2(parsed, credential, keys) else None
+    candidates = await credentials_by_hint(db, parsed.lookup)
+    # argon2id takes tens of milliseconds: verified off the event loop so other requests go on.
+    return await (verify_legacy or verify_in_thread)(parsed.text, [(c, c.hash) for c in candidates])
+
+
 BY_ID = "SELECT " + TOKEN_COLUMNS + " FROM tokens t WHERE t.account_id = $1 AND t.id = $2"
 
 
@@ -183,22 +244,20 @@ WHERE account_id = $1 AND id = $2 AND kind = 'service' AND state = 'active'
 """
     + RETURNING_TOKEN
 )
-# least() ignores NULL: a token without expiry gets one; an earlier expiry is never pushed later.
-EXPIRE_WITHIN = (
-    "UPDATE tokens SET expires_at = least(expires_at, now() + make_interval(secs => $2)) WHERE id = $1"
-    + RETURNING_TOKEN
-)
+# least() ignores NULL: a token without expiry gets one; an earlier expiry is never pushed later. $2 is computed
+# by the application, whose clock authentication compares it with.
+EXPIRE_BY = "UPDATE tokens SET expires_at = least(expires_at, $2::timestamptz) WHERE id = $1" + RETURNING_TOKEN
 RENAME = "UPDATE tokens SET name = $2 WHERE id = $1" + RETURNING_TOKEN
 # Only the first refused use after expiry wins this update, across requests and processes.
 CLAIM_EXPIRY_AUDIT = (
     "UPDATE tokens AS t SET expiry_audited_at = now() WHERE t.id = $1 AND t.expiry_audited_at IS NULL AND "
-    + EXPIRED
+    + EXPIRED_AT
     + " RETURNING t.id"
 )
 # Revokes only a token that is still usable; of concurrent reports one wins.
 REVOKE_USABLE = (
     "UPDATE tokens AS t SET state = 'deleted', deleted_at = now() WHERE t.id = $1 AND "
-    + USABLE
+    + USABLE_AT
     + " RETURNING "
     + TOKEN_COLUMNS
 )
@@ -234,21 +293,24 @@ async def delete_service_token(db: Executor, account_id: str, token_id: str) -> 
     return _record(row) if row else None
 
 
-async def expire_within(db: Executor, token_id: str, seconds: int) -> TokenRecord:
-    return _record(await db.fetchrow(EXPIRE_WITHIN, token_id, float(seconds)))
+async def expire_by(db: Executor, token_id: str, moment: datetime) -> TokenRecord:
+    """The token expires at ``moment`` (the application's clock) unless it expires earlier already."""
+    return _record(await db.fetchrow(EXPIRE_BY, token_id, moment))
 
 
 async def rename_token(db: Executor, token_id: str, name: str) -> TokenRecord:
     return _record(await db.fetchrow(RENAME, token_id, name))
 
 
-async def claim_expiry_audit(db: Executor, token_id: str) -> bool:
-    """True for exactly one caller: the first refused use of this expired token."""
-    return await db.fetchval(CLAIM_EXPIRY_AUDIT, token_id) is not None
+async def claim_expiry_audit(db: Executor, token_id: str, now: datetime) -> bool:
+    """True for exactly one caller: the first refused use of this token, expired at ``now`` (the application's
+    clock, which refused it)."""
+    return await db.fetchval(CLAIM_EXPIRY_AUDIT, token_id, now) is not None
 
 
-async def revoke_if_usable(db: Executor, token_id: str) -> TokenRecord | None:
-    row = await db.fetchrow(REVOKE_USABLE, token_id)
+async def revoke_if_usable(db: Executor, token_id: str, now: datetime) -> TokenRecord | None:
+    """Delete the token if it is usable at ``now`` (the application's clock, which authentication uses)."""
+    row = await db.fetchrow(REVOKE_USABLE, token_id, now)
     return _record(row) if row else None
 
 

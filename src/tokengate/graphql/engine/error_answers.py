@@ -8,10 +8,9 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from tokengate.auth.credentials import DatabaseUnavailable
 from tokengate.auth.gate import UNAVAILABLE_MESSAGE
 from tokengate.core.errors import DomainError
-from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable
 
 log = logging.getLogger("tokengate.graphql")
 
