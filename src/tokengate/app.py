@@ -12,7 +12,7 @@ from tokengate.auth.credentials import Authenticator, LastUsedRecorder
 from tokengate.auth.gate import Gate
 from tokengate.auth.ip_guard import IpGuard, database_loader
 from tokengate.auth.legacy_verifier import LegacyVerifier
-from tokengate.auth.listener import CacheInvalidator, InvalidationListener
+from tokengate.auth.listener import CacheInvalidator, InvalidationListener, ListenerDeaf, heartbeat, must_hear
 from tokengate.auth.principal_cache import PrincipalCache
 from tokengate.config import Config
 from tokengate.core.limits import Throttle
@@ -49,10 +49,11 @@ def create_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         target = dsn or await db.resolve_dsn(config)
-        pool = await db.create_pool(target, setup=pool_setup)
+        settings = config.database
+        direct = settings.listen_url or target  # LISTEN and migrations: never through a transaction pooler
+        pool = await db.open_pool(target, settings, setup=pool_setup)
         if migrate_on_start:
-            async with pool.acquire() as conn:
-                await migrate(conn)
+            await db.migrate_over(settings.listen_url, pool, migrate)
         last_used = LastUsedRecorder(pool)
         last_used.start()
         usage = UsageRecorder(pool)
@@ -61,9 +62,17 @@ def create_app(
         cache = PrincipalCache(max_size=config.principal_cache_size)
         ip_guard = IpGuard(database_loader(pool))
         invalidator = CacheInvalidator(cache, ip_guard)
-        listener = InvalidationListener(target)
+        listener = InvalidationListener(direct, beat=heartbeat(pool), heartbeat_seconds=settings.heartbeat_seconds)
         listener.subscribe(invalidator.apply, invalidator.flush)
         await listener.start()
+        try:
+            await must_hear(listener, settings.listen_url is not None)
+        except ListenerDeaf:
+            await listener.stop()
+            await last_used.stop()
+            await usage.stop()
+            await pool.close()
+            raise
         legacy = LegacyVerifier(max_pending=config.limits.legacy_verifications)
         throttle = Throttle(config.limits)
         backend = Backend(
@@ -108,6 +117,7 @@ def create_app(
             notices=notices,
         )
         add_gauges(metrics, cache, pool)
+        add_listener_metrics(metrics, listener)
         add_limit_metrics(metrics, throttle, legacy, loop_lag)
         yield
         await loop_lag.stop()
@@ -160,6 +170,26 @@ def add_gauges(metrics: Metrics, cache: PrincipalCache, pool: Any) -> None:
         "Database pool connections by state",
         "state",
         lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
+    )
+
+
+def add_listener_metrics(metrics: Metrics, listener: InvalidationListener) -> None:
+    metrics.add_gauges(
+        "tokengate_invalidations_heard",
+        "1 while this instance hears its own heartbeat through LISTEN (its caches are trusted), else 0: every "
+        "request asks the database and /readyz answers 503",
+        "listener",
+        lambda: [("heartbeat", 1 if listener.healthy else 0)],
+    )
+    metrics.add_gauges(
+        "tokengate_invalidation_heartbeats",
+        "Heartbeats this instance sent itself and heard back since start, and listener reconnects",
+        "stat",
+        lambda: [
+            ("sent", listener.heartbeats_sent),
+            ("heard", listener.heartbeats_heard),
+            ("reconnects", listener.reconnects),
+        ],
     )
 
 
