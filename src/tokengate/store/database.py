@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -42,7 +42,7 @@ async def resolve_dsn(config: Config) -> str:
 
 async def keep_session(connection: asyncpg.Connection) -> None:
     """Pool release without the reset round trip (UNLISTEN, RESET ALL, ...): pooled connections change no
-    session state (LISTEN has its own connection, the migration lock is released in ``finally``), and
+    session state (LISTEN has its own connection, the migration lock is transaction-scoped), and
     asyncpg still rolls back any open transaction before calling this."""
 
 
@@ -164,7 +164,7 @@ def where(dsn: str) -> str:
     """``host:port/database`` of a connection URL, for messages: never the user's password."""
     try:
         parts = urlsplit(dsn)
-        host = parts.hostname or "localhost"
+        host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "the configured database"
