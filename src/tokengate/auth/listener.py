@@ -39,6 +39,7 @@ Handler = Callable[[Notice], None]
 Flush = Callable[[], None]
 Beat = Callable[[str, str], Awaitable[object]]  # (channel, payload): NOTIFY through the request pool
 HEARTBEAT_CHANNEL_PREFIX = "tokengate_heartbeat_"
+HEARTBEAT = "SELECT pg_notify($1, $2) /* heartbeat */"  # named: statement logs tell it from writers' notices
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -300,7 +301,7 @@ def heartbeat(pool: Any) -> Beat:
     """NOTIFY through the request pool, the way writers publish (so a pooler that loses them is caught)."""
 
     async def beat(channel: str, payload: str) -> object:
-        return await pool.execute("SELECT pg_notify($1, $2)", channel, payload)
+        return await pool.execute(HEARTBEAT, channel, payload)
 
     return beat
 
