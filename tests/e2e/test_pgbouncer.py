@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY, free_port
@@ -137,3 +138,65 @@ async def test_without_a_direct_listen_url_serve_refuses_a_transaction_pooler_an
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("tokengate: error:") and "transaction pooling" in last, done.stderr
     assert "TOKENGATE_LISTEN_DATABASE_URL" in last and f"{bouncer.port}/{bouncer.database}" in last, last
+
+
+LISTENERS = "SELECT pid FROM pg_stat_activity WHERE application_name = 'tokengate-listener' AND datname = $1"
+SILENT_DELETE = "UPDATE tokens SET state = 'deleted', deleted_at = now() WHERE id = $1"
+
+
+async def test_with_the_listener_cut_again_and_again_readyz_is_503_and_a_token_deleted_meanwhile_is_refused(
+    pgbouncer, tmp_path: Path
+):
+    bouncer = await pgbouncer("transaction")
+    direct = {"TOKENGATE_DATABASE_URL": bouncer.direct_dsn, "TOKENGATE_SECRET_KEY": TEST_SECRET_KEY}
+    bootstrap = ["bootstrap", "--account-name", "Cut", "--plan", "enterprise", "--admin-email", "c@x.io"]
+    admin = tokengate_cli(TOKENGATE, *bootstrap, env=direct)["token"]
+    env = {
+        "TOKENGATE_DATABASE_URL": bouncer.dsn,
+        "TOKENGATE_LISTEN_DATABASE_URL": bouncer.direct_dsn,
+        "TOKENGATE_SECRET_KEY": TEST_SECRET_KEY,
+        "TOKENGATE_HEARTBEAT_SECONDS": "0.25",
+    }
+    conn = await asyncpg.connect(bouncer.direct_dsn)
+    secrets = [admin]
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            tokengate_serve(TOKENGATE, tmp_path, env, name="cut") as url,
+        ):
+            client = Client(session)
+
+            async def readyz() -> int:
+                async with session.get(url + "/readyz") as response:
+                    await response.read()
+                    return response.status
+
+            async def until(status: int) -> None:
+                started = time.perf_counter()
+                while await readyz() != status:
+                    assert time.perf_counter() - started < REFUSAL_DEADLINE, f"/readyz never {status}"
+                    await asyncio.sleep(0.02)
+
+            grants = [{"permissionSet": "JOB_VIEWER", "allProjects": True}]
+            for round_ in range(3):
+                variables = {"input": {"name": f"cut {round_}", "grants": grants}}
+                created = (await client.graphql(url, admin, CREATE, variables))["createServiceToken"]
+                token = created["secret"]
+                secrets.append(token)
+                assert await client.check(url, token) == 200  # cached
+                killed = await conn.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM (" + LISTENERS + ") AS l", bouncer.database
+                )
+                assert killed, "no listener connection to cut"
+                await until(503)
+                # Deleted without the notice a deletion publishes: refused only because the cache is not trusted
+                # (or was flushed on reconnecting), never served from it.
+                key = await conn.fetchval("SELECT id FROM tokens WHERE name = $1", f"cut {round_}")
+                await conn.execute(SILENT_DELETE, key)
+                assert await client.check(url, token) == 401
+                await until(200)
+                assert await client.check(url, token) == 401 and await client.check(url, admin) == 200
+            assert not [status for status in client.statuses if status >= 500], client.statuses
+    finally:
+        await conn.close()
+    assert_no_secret_in(tmp_path / "cut.log", secrets)

@@ -39,6 +39,7 @@ Handler = Callable[[Notice], None]
 Flush = Callable[[], None]
 Beat = Callable[[str, str], Awaitable[object]]  # (channel, payload): NOTIFY through the request pool
 HEARTBEAT_CHANNEL_PREFIX = "tokengate_heartbeat_"
+APPLICATION_NAME = "tokengate-listener"  # in pg_stat_activity: the one connection per instance that LISTENs
 HEARTBEAT = "SELECT pg_notify($1, $2) /* heartbeat */"  # named: statement logs tell it from writers' notices
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -253,7 +254,9 @@ class InvalidationListener:
         while True:
             try:
                 self._lost.clear()
-                connection = await asyncpg.connect(self.dsn, timeout=5)
+                connection = await asyncpg.connect(
+                    self.dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+                )
                 connection.add_termination_listener(self._on_lost)
                 self._connection = connection
                 self._heard_sent_at = None
