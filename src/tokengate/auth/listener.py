@@ -125,11 +125,6 @@ class InvalidationListener:
             return f"no heartbeat came back through LISTEN within {2 * self.heartbeat_seconds:g}s"
         return None
 
-    @property
-    def heartbeat_age(self) -> float | None:
-        """Seconds since the newest heartbeat heard was sent (None: none heard on this connection)."""
-        return None if self._heard_sent_at is None else time.monotonic() - self._heard_sent_at
-
     def _fresh(self, now: float) -> bool:
         return self._heard_sent_at is not None and now - self._heard_sent_at <= 2 * self.heartbeat_seconds
 
