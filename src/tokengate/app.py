@@ -15,7 +15,7 @@ from tokengate.auth.credentials import Authenticator
 from tokengate.auth.gate import Gate
 from tokengate.auth.ip_guard import IpGuard, database_loader
 from tokengate.auth.legacy_verifier import LegacyVerifier
-from tokengate.auth.listener import CacheInvalidator, InvalidationListener
+from tokengate.auth.listener import CacheInvalidator, InvalidationListener, heartbeat, must_hear
 from tokengate.auth.principal_cache import PrincipalCache
 from tokengate.config import Config
 from tokengate.core.limits import Throttle
@@ -56,13 +56,14 @@ def create_app(
         # gone, a migration refused) stops what had started, in reverse order, before the error goes on.
         async with contextlib.AsyncExitStack() as started:
             target = dsn or await db.resolve_dsn(config)
-            pool = await db.create_pool(target, setup=pool_setup)
+            settings = config.database
+            direct = settings.listen_url or target  # LISTEN and migrations: never through a transaction pooler
+            pool = await db.open_pool(target, settings, setup=pool_setup)
             started.push_async_callback(pool.close)
             legacy = LegacyVerifier(max_pending=config.limits.legacy_verifications)
             started.callback(legacy.close)
             if migrate_on_start:
-                async with pool.acquire() as conn:
-                    await migrate(conn)
+                await db.migrate_over(settings.listen_url, pool, migrate)
             usage = UsageRecorder(pool)
             usage.start()
             started.push_async_callback(usage.stop)
@@ -73,10 +74,11 @@ def create_app(
             cache = PrincipalCache(max_size=config.principal_cache_size)
             ip_guard = IpGuard(database_loader(pool))
             invalidator = CacheInvalidator(cache, ip_guard)
-            listener = InvalidationListener(target)
+            listener = InvalidationListener(direct, beat=heartbeat(pool), heartbeat_seconds=settings.heartbeat_seconds)
             listener.subscribe(invalidator.apply, invalidator.flush)
             started.push_async_callback(listener.stop)
             await listener.start()
+            await must_hear(listener, settings.listen_url is not None)  # else ListenerDeaf: it must not serve
             throttle = Throttle(config.limits)
             backend = Backend(
                 pool,
@@ -125,6 +127,7 @@ def create_app(
                 notices=notices,
             )
             add_gauges(metrics, cache, pool)
+            add_listener_metrics(metrics, listener)
             add_limit_metrics(metrics, throttle, legacy, loop_lag)
             yield
 
@@ -176,6 +179,26 @@ def add_gauges(metrics: Metrics, cache: PrincipalCache, pool: Any) -> None:
         "Database pool connections by state",
         "state",
         lambda: [("in_use", pool.get_size() - pool.get_idle_size()), ("idle", pool.get_idle_size())],
+    )
+
+
+def add_listener_metrics(metrics: Metrics, listener: InvalidationListener) -> None:
+    metrics.add_gauges(
+        "tokengate_invalidations_heard",
+        "1 while this instance hears its own heartbeat through LISTEN (its caches are trusted), else 0: every "
+        "request asks the database and /readyz answers 503",
+        "listener",
+        lambda: [("heartbeat", 1 if listener.healthy else 0)],
+    )
+    metrics.add_gauges(
+        "tokengate_invalidation_heartbeats",
+        "Heartbeats this instance sent itself and heard back since start, and listener reconnects",
+        "stat",
+        lambda: [
+            ("sent", listener.heartbeats_sent),
+            ("heard", listener.heartbeats_heard),
+            ("reconnects", listener.reconnects),
+        ],
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 
+from tokengate.auth.listener import ListenerDeaf
 from tokengate.config import Config, ConfigError, load_config
 from tokengate.core import global_ids, tokens
 from tokengate.core.catalog import PERMISSION_SET_KEYS, PLANS
@@ -189,10 +190,10 @@ def build_parser() -> Parser:
 
 async def _with_database(config: Config, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
     dsn = await db.resolve_dsn(config)
-    pool = await db.create_pool(dsn, min_size=1, max_size=2)
+    settings = replace(config.database, pool_size=min(2, config.database.pool_size))
+    pool = await db.open_pool(dsn, settings, min_size=1)
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
+        await db.migrate_over(settings.listen_url, pool, migrate)
         return await work(pool)
     finally:
         await pool.close()
@@ -400,11 +401,13 @@ def run(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> NoReturn:
     try:
         code = run(argv)
-    except (Failure, DomainError, ConfigError, MigrationError) as problem:
+    except (Failure, DomainError, ConfigError, MigrationError, db.DatabaseProblem, ListenerDeaf) as problem:
         print(f"tokengate: error: {problem}", file=sys.stderr)
         code = 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
-        print(f"tokengate: error: database unavailable: {type(problem).__name__}", file=sys.stderr)
+        # Where it failed is unknown here: name the configured database (host and name, never a password).
+        configured = os.environ.get("TOKENGATE_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        print(f"tokengate: error: database unavailable: {db.explain(problem, configured)}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130

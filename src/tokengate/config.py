@@ -38,6 +38,18 @@ class WebhookTiming:
 
 
 @dataclass(frozen=True)
+class DatabaseSettings:
+    """How this instance reaches PostgreSQL besides ``database_url`` (docs/operations.md "Connection poolers")."""
+
+    # A direct connection (no transaction pooler) for LISTEN and migrations; when set, ``database_url`` may go
+    # through a transaction-mode pooler (TOKENGATE_LISTEN_DATABASE_URL).
+    listen_url: str | None = None
+    pool_size: int = 10  # TOKENGATE_DB_POOL_SIZE: connections of the request pool (the listener holds one more)
+    acquire_timeout_seconds: float = 5.0  # TOKENGATE_DB_ACQUIRE_TIMEOUT_SECONDS: then 503 with Retry-After
+    heartbeat_seconds: float = 1.0  # TOKENGATE_HEARTBEAT_SECONDS: how often the instance NOTIFYs itself
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     database_url: str | None  # None: embedded PostgreSQL in data_dir
@@ -53,6 +65,7 @@ class Config:
     github_scanning_keys: Path | None = None  # GitHub's secret-scanning public_keys document
     webhook_timing: WebhookTiming = WebhookTiming()
     limits: Limits = field(default_factory=Limits)  # rates, budgets, quotas and timeouts (limits.py; README "Limits")
+    database: DatabaseSettings = DatabaseSettings()
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -205,6 +218,35 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
             notice_interval_seconds=parse_notice_interval(env.get("TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS"))
         ),
         limits=limits,
+        database=database_settings(env),
+    )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, maximum: float, *, integer: bool = False) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= maximum:  # NaN and infinities fail here too
+        kind = "a whole number" if integer else "a number of seconds"
+        raise ConfigError(f"{name} must be {kind} above 0 and at most {maximum:g} (default {default:g})")
+    return value
+
+
+def database_settings(env: Mapping[str, str]) -> DatabaseSettings:
+    """``TOKENGATE_LISTEN_DATABASE_URL``, ``TOKENGATE_DB_POOL_SIZE``, ``TOKENGATE_DB_ACQUIRE_TIMEOUT_SECONDS`` and
+    ``TOKENGATE_HEARTBEAT_SECONDS``."""
+    defaults = DatabaseSettings()
+    return DatabaseSettings(
+        listen_url=env.get("TOKENGATE_LISTEN_DATABASE_URL", "").strip() or None,
+        pool_size=int(_positive(env, "TOKENGATE_DB_POOL_SIZE", defaults.pool_size, 1000, integer=True)),
+        acquire_timeout_seconds=_positive(
+            env, "TOKENGATE_DB_ACQUIRE_TIMEOUT_SECONDS", defaults.acquire_timeout_seconds, 600
+        ),
+        heartbeat_seconds=_positive(env, "TOKENGATE_HEARTBEAT_SECONDS", defaults.heartbeat_seconds, 60),
     )
 
 

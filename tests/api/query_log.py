@@ -23,8 +23,15 @@ class QueryLog:
 
     def of_requests(self) -> list[str]:
         """What requests sent: without the type introspection, nor the background work every instance runs on
-        its own clock (the last-used and usage flushes, the delivery worker, the notice job)."""
-        background = ("last_used_at", "token_usage_daily", "webhook_deliveries", "token_notices", "advisory")
+        its own clock (the last-used and usage flushes, the delivery worker, the notice job, the heartbeat)."""
+        background = (
+            "last_used_at",
+            "token_usage_daily",
+            "webhook_deliveries",
+            "token_notices",
+            "advisory",
+            "heartbeat",
+        )
         return [q for q in self.real() if not any(word in q for word in background)]
 
     def clear(self) -> None:

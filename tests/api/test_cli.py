@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -216,3 +217,23 @@ def test_serve_on_the_embedded_database_from_scratch(tmp_path):
         process.terminate()
         _, stderr = process.communicate(timeout=30)
         CAPTURED_OUTPUT.append(stderr)  # its DEBUG log, checked for the token at the end of the run
+
+
+def test_a_database_error_names_the_cause_host_and_database_but_never_the_password(database: str):
+    parts = urlsplit(database)
+    password = "pw-that-must-not-show"
+    wrong = urlunsplit(
+        (
+            parts.scheme,
+            f"{parts.username}:{password}@{parts.netloc.rpartition('@')[2]}",
+            "/no_such_database",
+            parts.query,
+            "",
+        )
+    )
+    result = tokengate("migrate", env=external(wrong))
+    assert result.returncode == 1, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("tokengate: error: cannot open the database pool: InvalidCatalogNameError"), line
+    assert 'database "no_such_database" does not exist' in line and "/no_such_database]" in line, line
+    assert password not in result.stderr

@@ -19,6 +19,7 @@ from tokengate.app import create_app
 from tokengate.http import serving
 from tokengate.http.observability import AccessLog
 from tokengate.runtime import RUNTIME
+from tokengate.store.database import DatabaseProblem
 from tokengate.store.migrations import MigrationError
 
 
@@ -85,7 +86,7 @@ async def test_postgresql_unreachable_at_start_leaves_nothing_behind(database, t
     closed = free_port()  # nothing listens there
     tasks, names = set(asyncio.all_tasks()), threads()
     app, config = app_for(tmp_path, f"postgresql://tokengate@127.0.0.1:{closed}/tokengate")
-    with pytest.raises(OSError):
+    with pytest.raises(DatabaseProblem, match="ConnectionRefusedError"):
         await serving.start(app, config, "127.0.0.1", free_port())
     assert await left_behind(database, tasks, names, await backends(database)) == []
 
@@ -110,7 +111,9 @@ def test_serve_without_its_database_exits_with_one_line_and_no_serving_line(tmp_
     assert process.returncode == 1, stderr
     assert "serving" not in stderr and "Traceback" not in stderr, stderr
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
-    assert errors == ["tokengate: error: database unavailable: ConnectionRefusedError"], stderr
+    assert len(errors) == 1, stderr  # one line that names the cause, the host and the database
+    assert errors[0].startswith("tokengate: error: cannot open the database pool: ConnectionRefusedError"), stderr
+    assert errors[0].endswith(f"[database {env['TOKENGATE_DATABASE_URL'].split('@')[1]}]"), stderr
 
 
 def test_the_serving_line_means_the_port_accepts_connections(database):

@@ -10,6 +10,7 @@ from aiohttp import web
 from tokengate.http.observability import CONTENT_TYPE
 from tokengate.http.responses import json_response
 from tokengate.runtime import RUNTIME
+from tokengate.store.database import PoolExhausted
 
 READINESS_TIMEOUT = 2.0
 
@@ -19,12 +20,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    pool = request.app[RUNTIME].pool
+    """503 while the database does not answer, and while this instance cannot hear its own invalidations (its
+    heartbeat through LISTEN): a gateway should then send the traffic to an instance that can."""
+    runtime = request.app[RUNTIME]
     try:
         async with asyncio.timeout(READINESS_TIMEOUT):
-            await pool.fetchval("SELECT 1")
+            await runtime.pool.fetchval("SELECT 1")
+    except PoolExhausted:
+        return json_response({"status": "unavailable", "database": "pool exhausted"}, status=503)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    problem = runtime.listener.problem
+    if problem is not None:
+        return json_response({"status": "unavailable", "invalidations": "not heard", "cause": problem}, status=503)
     return json_response({"status": "ready"})
 
 

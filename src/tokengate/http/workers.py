@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from types import FrameType
 
 from tokengate.config import Config
@@ -38,11 +39,11 @@ class WorkersFailed(Exception):
     """A worker exited before it was asked to (its own log says why)."""
 
 
-async def migrated(dsn: str) -> None:
-    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+async def migrated(dsn: str, config: Config) -> None:
+    """Migrate once for all workers, over ``TOKENGATE_LISTEN_DATABASE_URL`` when set (never a transaction pooler)."""
+    pool = await db.open_pool(dsn, replace(config.database, pool_size=1), min_size=1)
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
+        await db.migrate_over(config.database.listen_url, pool, migrate)
     finally:
         await pool.close()
 
@@ -55,7 +56,7 @@ def database_of(config: Config) -> str:
 def supervise(config: Config, count: int, worker_argv: Sequence[str], url: str) -> None:
     """Run ``count`` workers (``worker_argv``: the ``serve`` arguments they take) until SIGTERM or SIGINT."""
     dsn = database_of(config)
-    asyncio.run(migrated(dsn))
+    asyncio.run(migrated(dsn, config))
     ready_read, ready_write = os.pipe()
     environment = {**os.environ, WORKER_DATABASE_URL: dsn}
     argv = [sys.executable, "-m", "tokengate", *worker_argv, "--worker-of", str(count), "--ready-fd", str(ready_write)]

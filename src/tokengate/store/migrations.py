@@ -1,4 +1,7 @@
-"""Numbered plain-SQL migrations from ``sql/``, applied in order under an advisory lock."""
+"""Numbered plain-SQL migrations from ``sql/``, applied in order under an advisory lock.
+
+The lock is transaction-scoped and the whole run one transaction: a transaction-mode pooler (PgBouncer) keeps a
+transaction on one server connection, while it would hand a session lock to whichever client came next."""
 
 from __future__ import annotations
 
@@ -23,8 +26,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at  timestamptz NOT NULL DEFAULT now()
 )
 """
-LOCK = "SELECT pg_advisory_lock($1)"
-UNLOCK = "SELECT pg_advisory_unlock($1)"
+LOCK = "SELECT pg_advisory_xact_lock($1)"
 APPLIED = "SELECT name, checksum FROM schema_migrations"
 RECORD = "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)"
 RENAME = "UPDATE schema_migrations SET name = $2 WHERE name = $1"
@@ -84,8 +86,8 @@ def migration_files(directory: Path | None = None) -> list[MigrationFile]:
 async def migrate(conn: asyncpg.Connection, directory: Path | None = None, catalog: Catalog = CATALOG) -> list[str]:
     """Apply pending migrations (each in its own transaction) and sync the catalog; return what ran."""
     files = migration_files(directory)
-    await conn.execute(LOCK, MIGRATION_LOCK_KEY)
-    try:
+    async with conn.transaction():  # each migration below is a savepoint of this one
+        await conn.execute(LOCK, MIGRATION_LOCK_KEY)
         await conn.execute(CREATE_LEDGER)
         applied = {row["name"]: row["checksum"] for row in await conn.fetch(APPLIED)}
         applied = await rename_recorded(conn, applied, files)
@@ -107,8 +109,6 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None, catal
             ran.append(migration.name)
         await sync_catalog(conn, catalog)
         return ran
-    finally:
-        await conn.execute(UNLOCK, MIGRATION_LOCK_KEY)
 
 
 async def rename_recorded(
