@@ -51,6 +51,11 @@ class PoolExhausted(TimeoutError):
     down (a TimeoutError, so every caller answers it as a 503 with Retry-After)."""
 
 
+# The bounded wait overrides asyncpg's private ``Pool._acquire`` (0.29 to 0.32, as pyproject bounds it): should a
+# release rename it, pools fall back to asyncpg's own unbounded waits, with a warning, rather than fail every acquire.
+BOUNDED_ACQUIRE = callable(getattr(asyncpg.Pool, "_acquire", None))
+
+
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]
     """A pool where every acquire, including ``pool.fetch()`` and friends, waits a bounded time for a connection.
 
@@ -93,7 +98,9 @@ async def create_pool(
     re-parses it with its bind (one Parse/Bind/Execute/Sync), so no server-side prepared statement outlives
     its transaction."""
     cache: dict[str, Any] = {"statement_cache_size": 0} if transaction_pooler else {}
-    pool = BoundedPool(
+    if not BOUNDED_ACQUIRE:
+        log.warning("this asyncpg has no Pool._acquire: requests wait for a free connection without a bound")
+    pool = (BoundedPool if BOUNDED_ACQUIRE else asyncpg.Pool)(
         dsn,
         min_size=min(min_size, max_size),
         max_size=max_size,
@@ -108,8 +115,9 @@ async def create_pool(
         command_timeout=30,
         **cache,
     )
-    pool.acquire_timeout = acquire_timeout
-    pool.dsn = dsn
+    if isinstance(pool, BoundedPool):
+        pool.acquire_timeout = acquire_timeout
+        pool.dsn = dsn
     await pool
     return pool
 
