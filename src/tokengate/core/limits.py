@@ -7,7 +7,8 @@ principal). Two ways to spend:
 - ``take``: a request needs one unit now, or it is refused with the time until one is back;
 - ``require`` then ``charge``: work whose size is known only once it is done (the tokens of a new document,
   the cost of an operation) runs while the balance is positive and is charged afterwards, possibly into debt;
-  the payer's next request waits until the debt is repaid.
+  the payer's next request waits until the debt is repaid. ``settle`` turns a charge made on an estimate
+  into one of what the work really cost (GraphQL operations reserve their estimate, pay their actual cost).
 
 IPv6 clients are keyed by their /64: one host commonly holds a whole /64, so per-address limits on single
 IPv6 addresses would not limit anyone.
@@ -231,6 +232,16 @@ class Buckets:
         if not self.rate.enabled or amount <= 0:
             return
         self._store(key, max(-self.rate.burst, self.level(key) - amount))
+
+    def settle(self, key: str, reserved: float, actual: float) -> None:
+        """Turn a charge of ``reserved`` (made before the work ran) into one of ``actual``: the difference is
+        given back (never above a full bucket), or charged when the work cost more than was reserved."""
+        if not self.rate.enabled or actual == reserved:
+            return
+        if actual > reserved:
+            self.charge(key, actual - reserved)
+        else:
+            self._store(key, min(self.rate.burst, self.level(key) + reserved - actual))
 
 
 class Throttle:
