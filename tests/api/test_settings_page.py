@@ -80,7 +80,7 @@ async def test_every_page_is_html_with_a_strict_content_security_policy(server, 
 
 async def test_the_service_tokens_page_keeps_its_content(server):
     _, html, _ = await server.get(PAGE)
-    assert "<h1" in html and "+ New Token" in html and "Service Tokens" in html
+    assert "<h1" in html and "+ New Token" in html and "Service tokens" in html
     assert "<title>Service tokens · Account settings · tokengate</title>" in html
 
 

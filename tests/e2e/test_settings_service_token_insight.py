@@ -18,7 +18,7 @@ from tests.e2e.settings_browser import Browser, Page, assert_accessible, expect,
 from tokengate.core.policy import Grant
 
 PATH = "/settings/service-tokens"
-HEADING = "Service Tokens"
+HEADING = "Service tokens"
 USAGE = "{ account { serviceTokens(includeDeleted: true) { id name usage(days: 30) { day count } } } }"
 # Older traffic, written as the flush would have written it on those days: (days ago, requests).
 HISTORY = ((12, 7), (5, 40))
