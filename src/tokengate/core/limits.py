@@ -227,21 +227,25 @@ class Buckets:
         if units < 1:
             raise OverLimit(self.policy, self.rate, self._wait(units, 1))
 
-    def charge(self, key: str, amount: float) -> None:
-        """Spend ``amount`` for work already admitted, into debt if need be (never below minus one burst)."""
+    def charge(self, key: str, amount: float) -> float:
+        """Spend ``amount`` for work already admitted, into debt if need be (never below minus one burst);
+        returns what was really taken (less than ``amount`` where the debt is capped)."""
         if not self.rate.enabled or amount <= 0:
-            return
-        self._store(key, max(-self.rate.burst, self.level(key) - amount))
+            return 0.0
+        units = self.level(key)
+        left = max(-self.rate.burst, units - amount)
+        self._store(key, left)
+        return units - left
 
-    def settle(self, key: str, reserved: float, actual: float) -> None:
-        """Turn a charge of ``reserved`` (made before the work ran) into one of ``actual``: the difference is
-        given back (never above a full bucket), or charged when the work cost more than was reserved."""
-        if not self.rate.enabled or actual == reserved:
+    def settle(self, key: str, charged: float, actual: float) -> None:
+        """Turn a charge that took ``charged`` (on an estimate, before the work ran) into one of ``actual``: the
+        difference is given back (never above a full bucket), or charged when the work cost more."""
+        if not self.rate.enabled or actual == charged:
             return
-        if actual > reserved:
-            self.charge(key, actual - reserved)
+        if actual > charged:
+            self.charge(key, actual - charged)
         else:
-            self._store(key, min(self.rate.burst, self.level(key) + reserved - actual))
+            self._store(key, min(self.rate.burst, self.level(key) + charged - actual))
 
 
 class Throttle:

@@ -273,7 +273,7 @@ async def _run(
         return RequestErrors((GraphQLError(str(problem), original_error=problem),))
     # The estimate is reserved before anything runs (concurrent requests see it spent), and settled to what the
     # answer really holds once it is done, as Shopify's GraphQL Admin API does with requested and actual cost.
-    throttle.cost.charge(paid_by, cost)
+    charged = throttle.cost.charge(paid_by, cost)
     if document.selects_only(INTROSPECTION_FIELDS):  # the same for everyone, and mostly answered from memory
         answer = await introspection(document, operation_name, variables, context)
         extensions = cost_extensions(throttle.cost, paid_by, cost, cost)
@@ -286,7 +286,7 @@ async def _run(
     if is_request_error(result):
         return RequestErrors(tuple(result.errors or ()))
     actual = actual_cost(CORE_SCHEMA, document.ast, operation, result.data)
-    throttle.cost.settle(paid_by, cost, actual)
+    throttle.cost.settle(paid_by, charged, actual)
     result.extensions = cost_extensions(throttle.cost, paid_by, cost, actual)
     return result
 
