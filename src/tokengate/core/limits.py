@@ -61,7 +61,9 @@ class Limits:
     principal: Rate = Rate(500, 1000)  # requests per principal (a service token, or a user)
     anonymous: Rate = Rate(2, 20)  # requests without credentials per client address (introspection, leak reports)
     failures: Rate = Rate(5, 50)  # refused well-formed tokens (from memory or the database alike), per address
-    cost: Rate = Rate(2000, 20_000)  # GraphQL cost points per principal (anonymous: per address)
+    # GraphQL cost points per principal (anonymous: per address), charged what the answers held: a person
+    # reloading a page of 50 tokens with their usage ten times, or an admin's script, stays well inside it.
+    cost: Rate = Rate(10_000, 100_000)
     secret_scanning: Rate = Rate(10, 100)  # reports to /secret-scanning/github per client address
     cost_budget: int = 10_000  # the most one GraphQL request may cost
     max_tokens_per_account: int = 1000  # usable service tokens per account
