@@ -85,6 +85,20 @@ async def test_the_service_tokens_page_keeps_its_content(server):
 
 
 @pytest.mark.parametrize("path", PAGES)
+async def test_each_page_names_its_heading_as_the_navigation_does_and_has_an_icon(server, path):
+    _, html, _ = await server.get(path)
+    title = next(page.title for page in SETTINGS_PAGES if page.path == path)
+    assert re.search(r"<h1[^>]*>" + re.escape(title) + "</h1>", html), title  # "Service tokens", not "Tokens"
+    assert '<link rel="icon" href="/favicon.ico"' in html
+    assert "of an account admin" not in html  # any member may sign in
+
+
+async def test_the_favicon_every_tab_asks_for_is_served_from_this_origin(server):
+    status, body, headers = await server.get("/favicon.ico")
+    assert status == 200 and headers["Content-Type"].startswith("image/svg+xml") and body.startswith("<svg")
+
+
+@pytest.mark.parametrize("path", PAGES)
 async def test_one_navigation_lists_every_page_in_order_and_marks_this_one(server, path):
     _, html, _ = await server.get(path)
     titles = [page.title for page in SETTINGS_PAGES]
