@@ -165,4 +165,9 @@ async def test_the_members_page_offers_a_project_admin_nothing_on_an_account_adm
     await expect(dev.get_by_role("button", name="Edit dev@acme.example")).to_be_visible()
     await expect(dev.get_by_role("button", name="Deactivate dev@acme.example")).to_be_visible()
     await assert_accessible(page, "members-project-admin")
+    # Its edit form: the scope of a set and the projects chosen inside it are two groups of distinct names.
+    await dev.get_by_role("button", name="Edit dev@acme.example").click()
+    dialog = page.get_by_role("dialog", name="Edit dev@acme.example")
+    await expect(dialog.get_by_role("group", name="Projects for Job Viewer", exact=True)).to_have_count(1)
+    await expect(dialog.get_by_role("group", name="Chosen projects of Job Viewer", exact=True)).to_have_count(1)
     assert watch.problems == []
