@@ -74,7 +74,7 @@ lock:
 bench: $(RUNTIME_STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 
-.PHONY: bench-revocation bench-scale bench-memory bench-abuse
+.PHONY: bench-revocation bench-scale bench-memory bench-abuse bench-workers
 bench-revocation: $(RUNTIME_STAMP)
 	$(BIN)/python bench/revocation.py $(ARGS)
 
@@ -83,6 +83,9 @@ bench-scale: $(RUNTIME_STAMP)
 
 bench-memory: $(RUNTIME_STAMP)
 	$(BIN)/python bench/memory.py $(ARGS)
+
+bench-workers: $(RUNTIME_STAMP)
+	$(BIN)/python bench/workers.py $(ARGS)
 
 # The attacks of issue 13 against a steady legitimate client (bench/abuse.py; about four minutes).
 bench-abuse: $(RUNTIME_STAMP)

@@ -5,10 +5,11 @@ tokengate's runtime on a fresh embedded PostgreSQL (or on TOKENGATE_DATABASE_URL
 (e) through the services (10 projects, a JOB_ADMIN token on one, 49 more tokens with 1-3 grants on 1-3
 projects), authenticates the tokens as /graphql does, then times each way of executing the prepared document:
 
-  strawberry   graphql-core's ``execute`` with Strawberry's plain execution context
-  fast         graphql-core's ``execute`` with api/execution.py's FastExecutionContext
-  compiled     the compiled plan of api/compiled.py
-  run          api/operations.py's ``run`` (what /graphql calls: chooses the operation, then the above)
+  strawberry   graphql-core's ``execute`` with Strawberry's execution context (what runs without a plan)
+  getters      the same on a copy of the schema whose basic fields resolve by a plain attribute getter set
+               at schema build (graphql-core's public ``GraphQLField.resolve``): a shape measured, not used
+  compiled     the compiled plan of graphql/engine/compiled.py
+  run          graphql/engine/operations.py's ``run`` (what /graphql calls: chooses the operation, then the above)
 
 and, for the static schema of the tuned Strawberry anchors (bench/baseline_tuned.py) with the queries of
 (b') and (e'): ``tuned`` (that schema's own ``execute``, ParserCache and ValidationCache on: what its HTTP
@@ -36,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import baseline_tuned
+import strawberry
 from aiohttp import web
 from common import CAPACITY_RATES
-from graphql import ExecutionResult, execute
+from graphql import ExecutionResult, GraphQLObjectType, execute
 from run import LIST_QUERY, LISTED_TOKENS, PROJECTS, SCENARIO_QUERY, listed_token_grants
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -47,11 +49,12 @@ from tokengate.app import create_app
 from tokengate.config import Config, parse_secret_keys
 from tokengate.core.limits import limits_from_env
 from tokengate.core.policy import Grant
-from tokengate.graphql.engine import compiled
+from tokengate.graphql.engine import compiled, seams
 from tokengate.graphql.engine.documents import DocumentCache
-from tokengate.graphql.engine.execution import FastExecutionContext
 from tokengate.graphql.engine.operations import CORE_SCHEMA, run
 from tokengate.graphql.schema.context import Context
+from tokengate.graphql.schema.directives import Requires
+from tokengate.graphql.schema.schema import Query
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import OPERATOR, accounts, projects, service_tokens
 
@@ -109,10 +112,30 @@ def compiled_way(schema: Any, document: Any, context: Any) -> Callable[[], Await
     return way
 
 
+def with_plain_getters() -> Any:
+    """tokengate's query schema built again, each Strawberry basic field (no resolver, no extension) resolved by
+    a plain ``getattr`` set on its ``GraphQLField.resolve``."""
+    copy = strawberry.Schema(query=Query, schema_directives=[Requires])._schema
+    for type_ in copy.type_map.values():
+        if isinstance(type_, GraphQLObjectType) and not type_.name.startswith("__"):
+            for field in type_.fields.values():
+                plain = seams.basic_field(field)
+                if plain is not None and plain[0] is getattr:
+                    field.resolve = attribute_getter(plain[1])
+    return copy
+
+
+def attribute_getter(attribute: str) -> Callable[..., Any]:
+    return lambda source, info: getattr(source, attribute)
+
+
+GETTERS_SCHEMA = with_plain_getters()
+
+
 def tokengate_ways(document: Any, context: Context) -> dict[str, Callable[[], Awaitable[Any]]]:
     return {
         "strawberry": core_way(CORE_SCHEMA, document, context, StrawberryGraphQLCoreExecutionContext),
-        "fast": core_way(CORE_SCHEMA, document, context, FastExecutionContext),
+        "getters": core_way(GETTERS_SCHEMA, document, context, StrawberryGraphQLCoreExecutionContext),
         "compiled": compiled_way(CORE_SCHEMA, document, context),
         "run": lambda: run(document, None, None, context, allow_mutations=True),
     }

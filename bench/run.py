@@ -25,7 +25,7 @@ speed. No figure comes of it: no ratios, results in bench/results/bench-check-la
 
 Options (or the environment): --duration (BENCH_DURATION, 10 s), --warmup (BENCH_WARMUP, 3 s),
 --connections (BENCH_CONNECTIONS, 32), --threads (BENCH_THREADS, 1), --only a,c, --update-readme
-(rewrite the table in README.md), --profile (py-spy flame graph of tokengate per scenario, when
+(rewrite the table in docs/performance.md), --profile (py-spy flame graph of tokengate per scenario, when
 py-spy is installed). With TOKENGATE_DATABASE_URL (and TOKENGATE_SECRET_KEY) set, tokengate runs on that
 database instead of a fresh embedded one.
 """
@@ -534,13 +534,13 @@ def console(outcomes: dict[str, Outcome], ratio_rows: list[dict[str, Any]]) -> s
 
 
 def update_readme(table: str) -> None:
-    readme = REPO / "README.md"
+    readme = REPO / "docs" / "performance.md"
     text = readme.read_text()
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
-        raise BenchError(f"README.md has no {README_START} … {README_END} block to update")
+        raise BenchError(f"docs/performance.md has no {README_START} … {README_END} block to update")
     readme.write_text(text[: start + len(README_START)] + "\n" + table + text[end:])
-    log("README.md: Performance table updated")
+    log("docs/performance.md: the table updated")
 
 
 def parse_args() -> argparse.Namespace:
@@ -550,7 +550,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "32")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "1")))
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(TITLES)), help="scenarios, e.g. a,c")
-    parser.add_argument("--update-readme", action="store_true", help="rewrite the Performance table in README.md")
+    parser.add_argument("--update-readme", action="store_true", help="rewrite the table in docs/performance.md")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graph per tokengate scenario")
     parser.add_argument("--check", action="store_true", help="answers checked around a short load, no figures")
     args = parser.parse_args()

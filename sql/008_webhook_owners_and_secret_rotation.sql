@@ -1,4 +1,4 @@
--- Webhooks show only what their owner may read (README "Events and webhooks"). The owner is the principal that
+-- Webhooks show only what their owner may read (docs/webhooks.md). The owner is the principal that
 -- created the webhook or last changed its URL or events, kept by id so that its grants of the moment are read
 -- before every delivery: a user (owner_user_id), a service token (owner_token_id), or neither: the operator at
 -- the command line. Webhooks made before are owned by the principal created_by names.
@@ -13,6 +13,23 @@ UPDATE webhooks w SET owner_token_id = t.id
 FROM tokens t
 WHERE w.created_by LIKE 'service_token:%'
   AND t.id = regexp_replace(split_part(substr(w.created_by, 15), ' ', 1), '^stk_', '');
+
+-- During a rolling upgrade the previous release still creates webhooks without an owner: fill it from created_by
+-- as the backfill above does, so such a webhook never reads as the operator's (every event of the account).
+CREATE FUNCTION webhooks_owner_from_creator() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.owner_user_id IS NULL AND NEW.owner_token_id IS NULL THEN
+        IF NEW.created_by LIKE 'user:%' THEN
+            NEW.owner_user_id := (SELECT u.id FROM users u WHERE u.id = substr(NEW.created_by, 6));
+        ELSIF NEW.created_by LIKE 'service_token:%' THEN
+            NEW.owner_token_id := (SELECT t.id FROM tokens t
+                WHERE t.id = regexp_replace(split_part(substr(NEW.created_by, 15), ' ', 1), '^stk_', ''));
+        END IF;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER webhooks_owner_from_creator BEFORE INSERT ON webhooks
+    FOR EACH ROW EXECUTE FUNCTION webhooks_owner_from_creator();
 
 -- An event the owner may not read (now) is not sent: its delivery is recorded as skipped, with the reason.
 ALTER TABLE webhook_deliveries DROP CONSTRAINT webhook_deliveries_status_check;

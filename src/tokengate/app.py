@@ -1,7 +1,10 @@
-"""The application factory: resources owned through ``cleanup_ctx``, the middleware, and one module per door."""
+"""The application factory: resources owned through ``cleanup_ctx`` (one exit stack: each stopped once started,
+even when a later one fails to start), the middleware, and one module per door."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,7 +20,7 @@ from tokengate.auth.principal_cache import PrincipalCache
 from tokengate.config import Config
 from tokengate.core.limits import Throttle
 from tokengate.graphql.engine.documents import DocumentCache
-from tokengate.http import forward_auth, graphql, headers, health, pages, secret_scanning
+from tokengate.http import forward_auth, graphql, headers, health, introspection, pages, secret_scanning
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.http.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.http.protocol_errors import answer_protocol_errors_in_json
@@ -48,81 +51,85 @@ def create_app(
     app[ACCESS_LOG] = access_log if access_log is not None else AccessLog()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        target = dsn or await db.resolve_dsn(config)
-        pool = await db.create_pool(target, setup=pool_setup)
-        if migrate_on_start:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-        last_used = LastUsedRecorder(pool)
-        last_used.start()
-        usage = UsageRecorder(pool)
-        usage.start()
-        deliveries, notices = webhook_workers(config, pool)
-        cache = PrincipalCache(max_size=config.principal_cache_size)
-        ip_guard = IpGuard(database_loader(pool))
-        invalidator = CacheInvalidator(cache, ip_guard)
-        listener = InvalidationListener(target)
-        listener.subscribe(invalidator.apply, invalidator.flush)
-        await listener.start()
-        legacy = LegacyVerifier(max_pending=config.limits.legacy_verifications)
-        throttle = Throttle(config.limits)
-        backend = Backend(
-            pool,
-            config.secret_keys,
-            apply=invalidator.apply,
-            events_queued=deliveries.wake,
-            max_tokens_per_account=config.limits.max_tokens_per_account,
-            verify_legacy=legacy.first_match,
-            refused=throttle.count,
-        )
-        await deliveries.start(backend)
-        notices.start()
+        # Each resource's stop is pushed as soon as it has started: a start that fails half-way (the database
+        # gone, a migration refused) stops what had started, in reverse order, before the error goes on.
+        async with contextlib.AsyncExitStack() as started:
+            target = dsn or await db.resolve_dsn(config)
+            pool = await db.create_pool(target, setup=pool_setup)
+            started.push_async_callback(pool.close)
+            legacy = LegacyVerifier(max_pending=config.limits.legacy_verifications)
+            started.callback(legacy.close)
+            if migrate_on_start:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+            usage = UsageRecorder(pool)
+            usage.start()
+            started.push_async_callback(usage.stop)
+            last_used = LastUsedRecorder(pool)
+            last_used.start()
+            started.push_async_callback(last_used.stop)  # the uses of the last seconds, before the pool goes
+            deliveries, notices = webhook_workers(config, pool)
+            cache = PrincipalCache(max_size=config.principal_cache_size)
+            ip_guard = IpGuard(database_loader(pool))
+            invalidator = CacheInvalidator(cache, ip_guard)
+            listener = InvalidationListener(target)
+            listener.subscribe(invalidator.apply, invalidator.flush)
+            started.push_async_callback(listener.stop)
+            await listener.start()
+            throttle = Throttle(config.limits)
+            backend = Backend(
+                pool,
+                config.secret_keys,
+                apply=invalidator.apply,
+                events_queued=deliveries.wake,
+                max_tokens_per_account=config.limits.max_tokens_per_account,
+                verify_legacy=legacy.first_match,
+                refused=throttle.count,
+            )
+            started.push_async_callback(deliveries.stop)  # what it was sending goes back to the other instances
+            await deliveries.start(backend)
+            notices.start()
+            started.push_async_callback(notices.stop)
 
-        async def on_expired_use(credential: Any, client_addr: str | None) -> None:
-            await audit_expired_use(backend, credential, client_addr, "graphql")
+            async def on_expired_use(credential: Any, client_addr: str | None) -> None:
+                await audit_expired_use(backend, credential, client_addr, "graphql")
 
-        authenticator = Authenticator(
-            pool,
-            config.secret_keys,
-            last_used,
-            cache=cache,
-            cache_trusted=lambda: listener.healthy,
-            on_expired_use=on_expired_use,
-            verify_legacy=legacy.first_match,
-        )
-        app[ACCESS_LOG].start()
-        loop_lag = LoopLag()
-        loop_lag.start()
-        app[RUNTIME] = Runtime(
-            config=config,
-            pool=pool,
-            backend=backend,
-            authenticator=authenticator,
-            ip_guard=ip_guard,
-            invalidator=invalidator,
-            gate=Gate(config, authenticator, ip_guard, metrics, usage, throttle),
-            metrics=metrics,
-            documents=DocumentCache(),
-            listener=listener,
-            deliveries=deliveries,
-            notices=notices,
-        )
-        add_gauges(metrics, cache, pool)
-        add_limit_metrics(metrics, throttle, legacy, loop_lag)
-        yield
-        await loop_lag.stop()
-        await app[ACCESS_LOG].stop()
-        await listener.stop()
-        await notices.stop()
-        await deliveries.stop()  # what it was sending is handed back to the other instances
-        await last_used.stop()  # the uses of the last seconds, before the pool goes
-        await usage.stop()
-        await pool.close()
-        legacy.close()
+            authenticator = Authenticator(
+                pool,
+                config.secret_keys,
+                last_used,
+                cache=cache,
+                cache_trusted=lambda: listener.healthy,
+                on_expired_use=on_expired_use,
+                verify_legacy=legacy.first_match,
+            )
+            app[ACCESS_LOG].start()
+            started.push_async_callback(app[ACCESS_LOG].stop)
+            loop_lag = LoopLag()
+            loop_lag.start()
+            started.push_async_callback(loop_lag.stop)
+            app[RUNTIME] = Runtime(
+                config=config,
+                pool=pool,
+                backend=backend,
+                authenticator=authenticator,
+                ip_guard=ip_guard,
+                invalidator=invalidator,
+                gate=Gate(config, authenticator, ip_guard, metrics, usage, throttle),
+                metrics=metrics,
+                documents=DocumentCache(),
+                listener=listener,
+                deliveries=deliveries,
+                notices=notices,
+            )
+            add_gauges(metrics, cache, pool)
+            add_limit_metrics(metrics, throttle, legacy, loop_lag)
+            yield
 
     app.cleanup_ctx.append(resources)
     graphql.add_routes(app)
     forward_auth.add_routes(app)
+    introspection.add_routes(app)
     health.add_routes(app)
     pages.add_routes(app)
     headers.add_hooks(app)
@@ -141,6 +148,13 @@ def webhook_workers(config: Config, pool: Any) -> tuple[DeliveryWorker, NoticeJo
 
 
 def add_gauges(metrics: Metrics, cache: PrincipalCache, pool: Any) -> None:
+    pid = str(os.getpid())
+    metrics.add_gauges(
+        "tokengate_process",
+        "The process that answered this scrape (each of `serve --workers N` keeps its own metrics)",
+        "pid",
+        lambda: [(pid, 1)],
+    )
     metrics.add_gauges(
         "tokengate_principal_cache",
         "Principal cache: hits, misses, evictions and invalidations since start, entries and size limit now",

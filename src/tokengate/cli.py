@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,6 +21,7 @@ from tokengate.config import Config, ConfigError, load_config
 from tokengate.core import global_ids, tokens
 from tokengate.core.catalog import PERMISSION_SET_KEYS, PLANS
 from tokengate.core.errors import DomainError, NotFound
+from tokengate.core.limits import divided
 from tokengate.core.policy import Grant
 from tokengate.http.observability import AccessLog, configure_logging
 from tokengate.services import (
@@ -80,6 +84,14 @@ def _created_at(text: str) -> datetime:
     return when
 
 
+def _workers(text: str) -> int:
+    if text.strip() == "auto":
+        return os.cpu_count() or 1
+    if not text.strip().isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError("expected a number of processes from 1 to 256, or auto")
+    return int(text)
+
+
 def _legacy_secret(text: str) -> str:
     # The message never repeats the value: it is a secret. "-" reads it from stdin, out of sight of `ps`.
     if text == "-":
@@ -108,6 +120,14 @@ def build_parser() -> Parser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--log-format", choices=("json", "text"), default="json", help="json lines, or text for humans")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes serving the port (SO_REUSEPORT), each with 1/N of every per-instance limit; auto: one per core",
+    )
+    serve.add_argument("--worker-of", type=int, default=0, help=argparse.SUPPRESS)  # set by the parent only
+    serve.add_argument("--ready-fd", type=int, default=-1, help=argparse.SUPPRESS)  # set by the parent only
     with_data_dir(commands.add_parser("migrate", help="apply pending migrations and exit"))
     bootstrap = with_data_dir(commands.add_parser("bootstrap", help="create an account, its admin and a token"))
     bootstrap.add_argument("--account-name", required=True)
@@ -296,13 +316,54 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 def _serve(config: Config, args: argparse.Namespace) -> None:
     from tokengate.app import create_app
-    from tokengate.http import serving
+    from tokengate.http import serving, workers
 
     configure_logging(args.log_format, args.log_level)
-    logging.getLogger("tokengate").info("serving http://%s:%s/graphql", args.host, args.port)
+    log = logging.getLogger("tokengate")
+    url = f"http://{args.host}:{args.port}/graphql"
+    if args.workers > 1 and not args.worker_of:
+        worker_argv = ["serve", "--host", args.host, "--port", str(args.port), "--log-format", args.log_format]
+        worker_argv += ["--log-level", args.log_level, "--data-dir", str(config.data_dir)]
+        try:
+            workers.supervise(config, args.workers, worker_argv, url)
+        except workers.WorkersFailed as problem:
+            raise Failure(str(problem)) from None
+        return
+    dsn = None
+    if args.worker_of:  # one of the parent's workers: its share of the limits, the database the parent migrated
+        config = replace(config, limits=divided(config.limits, args.worker_of))
+        dsn = os.environ.get(workers.WORKER_DATABASE_URL)
+
+    def listening() -> None:
+        if args.ready_fd < 0:
+            log.info("serving %s", url)
+            return
+        log.info("worker listening on %s:%s", args.host, args.port)
+        os.write(args.ready_fd, b"1")
+        os.close(args.ready_fd)
+        _stop_when_orphaned(os.getppid())
+
     access_log = AccessLog(log_format=args.log_format, enabled=args.log_level in ("debug", "info"))
-    app = create_app(config, access_log=access_log)
-    serving.serve(app, config, args.host, args.port, loop=_event_loop())
+    app = create_app(config, dsn=dsn, migrate_on_start=not args.worker_of, access_log=access_log)
+    try:
+        serving.serve(
+            app, config, args.host, args.port, loop=_event_loop(), listening=listening, reuse_port=bool(args.worker_of)
+        )
+    except serving.ListenFailed as problem:
+        raise Failure(str(problem)) from None
+
+
+def _stop_when_orphaned(parent: int, every: float = 1.0) -> None:
+    """A worker whose parent is gone (killed without passing SIGTERM on) stops as if it had been asked."""
+    loop = asyncio.get_running_loop()
+
+    def check() -> None:
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            loop.call_later(every, check)
+
+    loop.call_later(every, check)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -151,6 +151,20 @@ def test_unreachable_database_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def serving(python_args: list[str], serve_args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """``tokengate serve`` on a free loopback port in a child Python (``python_args``: ``-m tokengate`` or a
+    ``-c`` script); the process, its stderr piped, and its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *python_args, "serve", "--port", str(port), *serve_args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
 def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -169,26 +183,7 @@ def test_serve_on_the_embedded_database_from_scratch(tmp_path):
     """What `make serve` does on a fresh machine: embedded PostgreSQL, migrations, GraphiQL, a working token."""
     env = {"TOKENGATE_DATABASE_URL": "", "DATABASE_URL": "", "TOKENGATE_SECRET_KEY": ""}
     data_dir = tmp_path / "data"
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tokengate",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "debug",
-        ],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = serving(["-m", "tokengate"], ["--data-dir", str(data_dir), "--log-level", "debug"], env)
     try:
         _wait_ready(url, process)
         assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600

@@ -1,15 +1,16 @@
-"""Differential test of compiled execution plans (api/compiled.py): every answer of a plan is graphql-core's,
-data (with its key order), errors (message, path, locations, extensions, in the same order) and side effects.
+"""Differential test of compiled execution plans (graphql/engine/compiled.py): every answer of a plan is
+graphql-core's: data (with its key order), errors (message, path, locations, extensions, in the same order)
+and side effects.
 
-The reference is graphql-core's ``execute`` with Strawberry's plain ``StrawberryGraphQLCoreExecutionContext``
-(the fast context of api/execution.py has its own differential test against it).
+The reference is graphql-core's ``execute`` with Strawberry's plain ``StrawberryGraphQLCoreExecutionContext``,
+what every operation without a plan runs on.
 
 Generated part: queries from hypothesis-graphql over the whole Query root of tokengate's schema, then varied
 (hypothesis draws it) with what hypothesis-graphql does not write: inline fragments with and without a type
 condition, named fragments (some spread twice), aliased copies of fields, ``__typename``, literal
 ``@skip``/``@include``, literal arguments turned into variables, and now and then a directive on a variable
 or a variable that does not coerce (both answered by graphql-core: counted as fallbacks). Each runs on the
-seeded account of test_execution_differential.py through the plan and through graphql-core, for principals
+seeded account of differential_cases.py through the plan and through graphql-core, for principals
 from an account admin down to a token without a single grant; denials counted by ``@requires`` must match too.
 
 Explicit part: tokengate's schema on seeded data (a FORBIDDEN field, a non-null field failing up to the root,
@@ -63,8 +64,7 @@ from hypothesis import strategies as st
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from tests.api.live_server import LiveServer
-from tests.api.test_execution_differential import (
+from tests.api.differential_cases import (
     BAD_LEAVES,
     LEAF_QUERIES,
     ODD_LISTS,
@@ -77,6 +77,7 @@ from tests.api.test_execution_differential import (
     item,
     seed,
 )
+from tests.api.live_server import LiveServer
 from tests.api.test_requires_property import CUSTOM_SCALARS
 from tests.conftest import Server
 from tokengate.graphql.engine import compiled
@@ -327,8 +328,8 @@ def test_plans_answer_generated_queries_exactly_as_graphql_core(live_server: Liv
         else:
             assert planned[:2] == core[:2], (who, varied, variables)  # the data, its key order included
             # Errors of sibling fields that wait on the database concurrently are recorded in the order their
-            # queries return, which the two executions need not share (the plan awaits fewer coroutine layers;
-            # test_execution_differential.py sorts for the same reason). Explicit tests below keep the order.
+            # queries return, which the two executions need not share (the plan awaits fewer coroutine layers).
+            # Explicit tests below keep the order.
             assert sorted(planned[2], key=repr) == sorted(core[2], key=repr), (who, varied, variables)
             assert plan_denials == core_denials, (who, varied)
             seen[how] += 1

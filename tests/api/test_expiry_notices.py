@@ -130,3 +130,26 @@ def test_a_notice_interval_that_is_not_a_positive_number_of_seconds_up_to_a_day_
     with pytest.raises(ConfigError, match="TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS"):
         env_config(tmp_path, TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS=value)
     assert WebhookTiming().notice_interval_seconds == 300
+
+
+async def test_the_expiry_thresholds_are_the_one_constant(database, tmp_path, monkeypatch):
+    """The notices' SQL takes its thresholds from webhook_events.EXPIRY_NOTICE_DAYS, written nowhere else."""
+    from tokengate.core import webhook_events
+    from tokengate.jobs import token_notices
+
+    assert token_notices.EXPIRY_NOTICE_DAYS is webhook_events.EXPIRY_NOTICE_DAYS == (30, 7, 1)
+    monkeypatch.setattr(token_notices, "EXPIRY_NOTICE_DAYS", (14, 3))
+    async with events_server(database, tmp_path) as server:
+        admin = await server.bootstrap()
+        in_20 = await service_token_expiring_in(server, admin.account_id, 20, "in 20 days")
+        in_10 = await service_token_expiring_in(server, admin.account_id, 10, "in 10 days")
+        in_2 = await service_token_expiring_in(server, admin.account_id, 2, "in 2 days")
+        expired = await service_token_expiring_in(server, admin.account_id, -0.1, "expired")
+        await server.runtime.notices.run_once()
+        recorded = await server.pool.fetch("SELECT token_id, notice FROM token_notices")
+        assert {(row["token_id"], row["notice"]) for row in recorded} == {
+            (in_10, "expiring:14"),
+            (in_2, "expiring:3"),
+            (expired, "expired"),
+        }
+        assert in_20 not in {row["token_id"] for row in recorded}

@@ -1,4 +1,4 @@
-"""Server key rotation (README "Rotating the server key"): TOKENGATE_SECRET_KEY holds several keys, newest
+"""Server key rotation (docs/operations.md, "Rotating the server key"): TOKENGATE_SECRET_KEY holds several keys, newest
 first; new hashes use the first, validation accepts any, a token that validates under an older key is
 re-hashed under the newest, and `tokengate key-status` counts what removing a key would break. A token
 never presented cannot be re-hashed: once its key is removed it stops working."""

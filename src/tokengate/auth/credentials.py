@@ -45,6 +45,7 @@ def principal_from_credential(credential: Credential) -> Principal:
         grants=credential.grants,
         project_ids=credential.project_ids,
         expires_at=credential.expires_at,
+        created_at=credential.created_at,
     )
 
 

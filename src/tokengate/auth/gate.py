@@ -176,14 +176,19 @@ class Gate:
         return client_addr
 
     def admit(
-        self, request: web.BaseRequest, anonymous_allowed: Callable[[], bool] | None = None
+        self,
+        request: web.BaseRequest,
+        anonymous_allowed: Callable[[], bool] | None = None,
+        authorization: str | None = None,
     ) -> Admission | Awaitable[Admission]:
         """The request's admission, or ``Refusal``. ``anonymous_allowed`` is asked only when the request
-        carries no ``Authorization`` header at all (the GraphQL door's rule for public documents)."""
+        carries no ``Authorization`` header at all (the GraphQL door's rule for public documents).
+        ``authorization``: the credential as ``Bearer <token>`` when the door found it elsewhere than in the
+        ``Authorization`` header (an OAuth client secret, http/introspection.py)."""
         client_addr = self.client_address(request)
         address = address_key(client_addr)
         self._spend(self.throttle.address, address)
-        header = single_header(request, "Authorization")
+        header = authorization if authorization is not None else single_header(request, "Authorization")
         started = time.perf_counter()
         try:
             text = token_from_header(header)

@@ -50,7 +50,6 @@ PREFIXED_KEYS: Final[dict[str, NodeType]] = {
 }
 # Types whose row key is printed after a prefix.
 KEY_PREFIXES: Final[dict[str, NodeType]] = {"stk": "ServiceToken", "utk": "UserToken", "aud": "AuditEvent"}
-PREFIX_OF: Final = {type_name: prefix for prefix, type_name in KEY_PREFIXES.items()}
 VIEWER_PREFIX: Final = "vwr"
 WEBHOOK_DELIVERY_PREFIX: Final = "whd_"
 USER_ACTOR: Final = "user"

@@ -14,7 +14,7 @@ IPv6 clients are keyed by their /64: one host commonly holds a whole /64, so per
 IPv6 addresses would not limit anyone.
 
 ``Limits`` lists every setting with its default; ``limits_from_env`` reads the ``TOKENGATE_*`` variables that
-override them (the README's "Limits" section is the same table).
+override them (docs/limits.md is the same table).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Rate:
 
 @dataclass(frozen=True)
 class Limits:
-    """Every limit of one instance, with the defaults a deployment keeps (README "Limits")."""
+    """Every limit of one instance, with the defaults a deployment keeps (docs/limits.md)."""
 
     address: Rate = Rate(1000, 2000)  # requests per client address (/graphql, /auth/check)
     principal: Rate = Rate(500, 1000)  # requests per principal (a service token, or a user)
@@ -103,7 +103,7 @@ SETTINGS: Final[dict[str, str]] = {
 
 
 def setting_variables() -> list[str]:
-    """Every environment variable a limit is read from (the README lists each)."""
+    """Every environment variable a limit is read from (docs/limits.md lists each)."""
     names = []
     for field in fields(Limits):
         names.append(SETTINGS[field.name])
@@ -138,6 +138,28 @@ def limits_from_env(env: Mapping[str, str]) -> Limits:
                 changes[field.name] = int(text)
             else:
                 changes[field.name] = _number(text, variable, 0.1)
+    return replace(limits, **changes)  # type: ignore[arg-type]
+
+
+# What ``divided`` shares among the workers of one ``tokengate serve --workers N``: the rates (a bucket per worker,
+# each refilling at 1/N), the argon2id pool and the per-address connection cap. The rest is per request
+# (cost budget, timeouts) or kept in the database (quotas), the same whatever N.
+SHARED_BY_WORKERS: Final = ("legacy_verifications", "connections_per_address")
+
+
+def divided(limits: Limits, workers: int) -> Limits:
+    """One worker's share of ``limits`` when ``workers`` processes serve one port: together they allow what one
+    instance allows (never more; a client whose connections all reach one worker gets 1/N of it). A rate's
+    burst and a count are kept at 1 at least, or the limit would refuse everything."""
+    if workers <= 1:
+        return limits
+    changes: dict[str, object] = {}
+    for field in fields(Limits):
+        value = getattr(limits, field.name)
+        if isinstance(value, Rate):
+            changes[field.name] = Rate(value.per_second / workers, max(1.0, value.burst / workers))
+        elif field.name in SHARED_BY_WORKERS:
+            changes[field.name] = max(1, value // workers)
     return replace(limits, **changes)  # type: ignore[arg-type]
 
 
@@ -259,6 +281,9 @@ class Throttle:
         self.principal = Buckets("principal", limits.principal, clock)
         self.anonymous = Buckets("anonymous", limits.anonymous, clock)
         self.failures = Buckets("failures", limits.failures, clock)
+        # The same rate per calling principal: tokens a resource server asks about (POST /oauth/introspect) that
+        # are not active cost the caller, not its address, which every client behind that server shares.
+        self.principal_failures = Buckets("principal_failures", limits.failures, clock)
         self.cost = Buckets("cost", limits.cost, clock)
         self.secret_scanning = Buckets("secret_scanning", limits.secret_scanning, clock)
         self.refused: dict[str, int] = {}

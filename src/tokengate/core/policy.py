@@ -132,6 +132,7 @@ class Principal:
     grants: tuple[Grant, ...]
     project_ids: frozenset[str]  # every project of the account, for tenant checks
     expires_at: datetime | None = None
+    created_at: datetime | None = None  # when the token was issued (RFC 7662 ``iat``); None where unknown
     permissions: Permissions = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 """What every answer carries, whichever door wrote it.
 
-- ``/graphql`` and ``/auth/check`` answers (refusals included) carry ``Cache-Control: no-store``: they hold
-  secrets, decisions about a credential, or both.
+- ``/graphql``, ``/auth/check`` and ``/oauth/introspect`` answers (refusals included) carry
+  ``Cache-Control: no-store``: they hold secrets, decisions about a credential, or both.
 - Every HTML answer, GraphiQL and any static copy of a page included, carries the pages' Content-Security-Policy
   (``frame-ancestors 'none'``), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
   Both are set in ``on_response_prepare``, the one hook every response (a static file's too) goes through.
@@ -27,7 +27,7 @@ HTML_HEADERS: Final = {name: value for name, value in PAGE_HEADERS.items() if na
 
 
 def is_api_path(path: str) -> bool:
-    return path == "/graphql" or path == "/auth/check" or path.startswith("/auth/check/")
+    return path in ("/graphql", "/auth/check", "/oauth/introspect") or path.startswith("/auth/check/")
 
 
 async def add_security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:

@@ -62,10 +62,6 @@ SETTINGS_PAGES: Final = (
 )
 
 
-def html_page(path: Path, headers: dict[str, str] | None = None) -> web.Response:
-    return html_response(path.read_text(encoding="utf-8"), headers)
-
-
 def html_response(text: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=text, content_type="text/html", charset="utf-8", headers=headers or PAGE_HEADERS)
 

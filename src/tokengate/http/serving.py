@@ -27,6 +27,8 @@ import contextlib
 import gc
 import ipaddress
 import json
+import os
+import signal
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -76,6 +78,10 @@ ANONYMOUS_TOO_LARGE: Final = json.dumps(
     separators=(",", ":"),
 )
 HEAD_TIMEOUT: Final = _canned("408 Request Timeout", "BAD_REQUEST", "the request head did not arrive in time")
+
+
+class ListenFailed(OSError):
+    """The address cannot be listened on (taken, not this machine's): said as such, not as a database error."""
 
 
 class ConnectionGuard:
@@ -221,28 +227,63 @@ def runner(app: web.Application, config: Config, *, fast_doors: bool = True, **k
     )
 
 
-async def start(app: web.Application, config: Config, host: str, port: int, **kwargs: Any) -> GuardedAppRunner:
-    """Set the app up and listen on ``host:port``; ``await runner.cleanup()`` stops it."""
+async def start(
+    app: web.Application, config: Config, host: str, port: int, *, reuse_port: bool = False, **kwargs: Any
+) -> GuardedAppRunner:
+    """Set the app up and listen on ``host:port``; ``await runner.cleanup()`` stops it. ``reuse_port``: several
+    processes listen on the one port (``SO_REUSEPORT``: the kernel spreads the connections among them)."""
     started = runner(app, config, **kwargs)
-    await started.setup()
-    await web.TCPSite(started, host, port).start()
+    try:
+        await started.setup()
+        try:
+            await web.TCPSite(started, host, port, reuse_port=reuse_port or None).start()
+        except OSError as problem:
+            cause = os.strerror(problem.errno) if problem.errno else str(problem)
+            raise ListenFailed(f"cannot listen on {host}:{port}: {cause}") from None
+    except BaseException:
+        await started.cleanup()  # what had started stops (the app's cleanup contexts) before the error goes on
+        raise
     return started
 
 
-def serve(app: web.Application, config: Config, host: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
-    """Serve until SIGINT or SIGTERM, as ``web.run_app`` does (which cannot take another runner)."""
+def serve(
+    app: web.Application,
+    config: Config,
+    host: str,
+    port: int,
+    loop: asyncio.AbstractEventLoop,
+    *,
+    listening: Callable[[], None] = lambda: None,
+    reuse_port: bool = False,
+) -> None:
+    """Serve until SIGINT or SIGTERM, as ``web.run_app`` does (which cannot take another runner); ``listening``
+    is called once the port accepts connections."""
 
     async def forever() -> None:
-        started = await start(app, config, host, port, handle_signals=True)
-        # What start made (modules, the schema, the pool) lives as long as the process: out of the collector's
-        # sight, a full collection walks only what requests made (it took 200-330 ms under attack, with it).
-        gc.freeze()
+        started = await start(app, config, host, port, reuse_port=reuse_port)
         try:
+            listening()
+            # What start made (modules, the schema, the pool) lives as long as the process: out of the
+            # collector's sight, a full collection walks only what requests made (it took 200-330 ms under
+            # attack, with it).
+            gc.freeze()
             await asyncio.Event().wait()
         finally:
             await started.cleanup()
 
+    stopping = False
+
+    def graceful_exit() -> None:
+        # Once: a second SIGTERM (systemd signals every process of the unit, and `serve --workers` passes it on
+        # too) must not interrupt the stop under way.
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise web.GracefulExit()
+
     asyncio.set_event_loop(loop)
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, graceful_exit)
     main = loop.create_task(forever())
     try:
         loop.run_until_complete(main)

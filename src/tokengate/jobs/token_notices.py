@@ -20,9 +20,10 @@ from typing import Final
 import asyncpg
 
 from tokengate.core import tokens
-from tokengate.core.webhook_events import UNUSED_NOTICE_DAYS, seal_secret, unseal_secret
+from tokengate.core.webhook_events import EXPIRY_NOTICE_DAYS, UNUSED_NOTICE_DAYS, seal_secret, unseal_secret
 from tokengate.jobs.batching import stop_task
 from tokengate.store import DATABASE_UNAVAILABLE
+from tokengate.store import token_notices as notice_store
 from tokengate.store import usage as usage_store
 from tokengate.store import webhooks as webhook_store
 
@@ -50,11 +51,13 @@ class NoticeJob:
     async def run_once(self) -> NoticeRound | None:
         """One round; None when another instance is running one."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await webhook_store.try_notice_lock(conn):
+            if not await notice_store.try_notice_lock(conn):
                 return None
             noted = queued = 0
             for _ in range(MAX_BATCHES):
-                batch_noted, batch_queued = await webhook_store.queue_notices(conn, BATCH, UNUSED_NOTICE_DAYS)
+                batch_noted, batch_queued = await notice_store.queue_notices(
+                    conn, BATCH, UNUSED_NOTICE_DAYS, EXPIRY_NOTICE_DAYS
+                )
                 noted, queued = noted + batch_noted, queued + batch_queued
                 if batch_noted < BATCH:
                     break

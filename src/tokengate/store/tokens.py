@@ -36,7 +36,7 @@ EXPIRED = "t.state = 'active' AND t.expires_at <= now()"
 CREDENTIAL_SELECT = """
 SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.key_id,
        CASE WHEN u.state = 'deactivated' THEN 'deleted' ELSE t.state END AS state,
-       t.expires_at, t.user_id, t.lookup_hint,
+       t.expires_at, t.created_at, t.user_id, t.lookup_hint,
        t.expiry_audited_at IS NOT NULL AS expiry_audited, a.name AS account_name, a.plan AS account_plan, u.license,
        ARRAY(SELECT p.id FROM projects p WHERE p.account_id = t.account_id) AS project_ids,
        (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids, g.id)
@@ -83,6 +83,7 @@ class Credential:
     key_id: str | None  # which server key made ``hash`` (tokens.key_id); None: legacy, or not recorded yet
     state: str
     expires_at: datetime | None
+    created_at: datetime
     user_id: str | None
     lookup_hint: str | None
     expiry_audited: bool

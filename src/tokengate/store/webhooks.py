@@ -1,4 +1,5 @@
-"""Webhooks, their outbox of deliveries (which is also the delivery log), and the scheduled token notices."""
+"""Webhooks and their outbox of deliveries (which is also the delivery log); the token notices queued to them are
+store/token_notices.py's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 
 from tokengate.store import Executor, audit
 from tokengate.store.audit import AuditEntry
-from tokengate.store.tokens import USABLE
 
 WEBHOOK_COLUMNS = """id, account_id, url, description, events, created_at, created_by, failing_since,
 owner_user_id, owner_token_id,
@@ -153,65 +153,8 @@ UPDATE webhook_deliveries AS d SET locked_until = NULL
 FROM unnest($1::bigint[], $2::int[]) AS c (id, attempts)
 WHERE d.id = c.id AND d.attempts = c.attempts AND d.status = 'pending'
 """
-# One instance at a time runs the scheduled notices; the lock ends with its transaction.
-NOTICE_LOCK_KEY = 0x746F6B6E  # "tokn"
-TRY_NOTICE_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 PRUNE_DELIVERIES = (
     "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)"
-)
-
-# Token notices: each (token, notice) once, recorded whether or not the account has webhooks, and queued to the
-# webhooks subscribed to its event, in one statement. The nearest expiry threshold not yet passed is the notice:
-# a token found 6 days before expiry gets the 7-day notice only.
-QUEUE_NOTICES = (
-    """
-WITH candidates AS (
-    SELECT t.id AS token_id, t.account_id, t.kind, t.name, t.expires_at, t.last_used_at,
-           CASE WHEN t.expires_at <= now() THEN 'expired'
-                WHEN t.expires_at <= now() + interval '1 day' THEN 'expiring:1'
-                WHEN t.expires_at <= now() + interval '7 days' THEN 'expiring:7'
-                ELSE 'expiring:30' END AS notice
-    FROM tokens t
-    WHERE t.state = 'active' AND t.expires_at IS NOT NULL
-      AND t.expires_at <= now() + interval '30 days' AND t.expires_at > now() - interval '30 days'
-    UNION ALL
-    SELECT t.id, t.account_id, t.kind, t.name, t.expires_at, t.last_used_at,
-           'unused:' || floor(extract(epoch FROM coalesce(t.last_used_at, t.created_at)))::bigint
-    FROM tokens t
-    WHERE t.kind = 'service' AND """
-    + USABLE
-    + """
-      AND coalesce(t.last_used_at, t.created_at) <= now() - make_interval(days => $2)
-), due AS (
-    SELECT c.*, CASE WHEN c.notice = 'expired' THEN 'service_token.expired'
-                     WHEN c.notice LIKE 'unused:%' THEN 'service_token.unused'
-                     WHEN c.kind = 'service' THEN 'service_token.expiring'
-                     ELSE 'user_token.expiring' END AS event_type
-    FROM candidates c
-    WHERE NOT (c.kind = 'user' AND c.notice = 'expired')
-      AND NOT EXISTS (SELECT 1 FROM token_notices n WHERE n.token_id = c.token_id AND n.notice = c.notice)
-    ORDER BY c.token_id, c.notice LIMIT $1
-), noted AS (
-    INSERT INTO token_notices (token_id, notice) SELECT token_id, notice FROM due
-    ON CONFLICT (token_id, notice) DO NOTHING
-    RETURNING id, token_id, notice, sent_at
-), queued AS (
-    INSERT INTO webhook_deliveries (webhook_id, account_id, event_id, event_type, subject, occurred_at, data)
-    SELECT w.id, d.account_id, 'notice-' || n.id, d.event_type, d.token_id, n.sent_at,
-           jsonb_build_object(
-               'account_id', d.account_id, 'actor', 'tokengate', 'source', 'system', 'client_address', NULL,
-               'target_id', d.token_id,
-               'details', jsonb_strip_nulls(jsonb_build_object(
-                   'name', d.name, 'expires_at', d.expires_at, 'last_used_at', d.last_used_at,
-                   'days_before', CASE WHEN d.notice LIKE 'expiring:%' THEN split_part(d.notice, ':', 2)::int END,
-                   'unused_days', CASE WHEN d.notice LIKE 'unused:%' THEN $2 END)))
-    FROM noted n
-    JOIN due d ON d.token_id = n.token_id AND d.notice = n.notice
-    JOIN webhooks w ON w.account_id = d.account_id AND w.events && webhook_event_patterns(d.event_type)
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM noted) AS noted, (SELECT count(*) FROM queued) AS queued
-"""
 )
 
 
@@ -452,14 +395,3 @@ async def release(db: Executor, claims: list[ClaimedDelivery]) -> None:
 
 async def prune_deliveries(db: Executor, keep_days: int) -> None:
     await db.execute(PRUNE_DELIVERIES, keep_days)
-
-
-async def try_notice_lock(db: Executor) -> bool:
-    """In a transaction: True when this one may run the notices now (no other instance is running them)."""
-    return bool(await db.fetchval(TRY_NOTICE_LOCK, NOTICE_LOCK_KEY))
-
-
-async def queue_notices(db: Executor, limit: int, unused_days: int) -> tuple[int, int]:
-    """Record up to ``limit`` notices now due and queue them to subscribed webhooks: (noted, queued)."""
-    row = await db.fetchrow(QUEUE_NOTICES, limit, unused_days)
-    return int(row["noted"]), int(row["queued"])

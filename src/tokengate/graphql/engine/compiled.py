@@ -21,12 +21,12 @@ What stays graphql-core's own, on purpose:
   awaitables are gathered the same way, one awaitable alone is awaited without a task.
 Resolvers get the resolve info Strawberry's execution context builds (checked against it by the guard).
 
-Documents that are not compiled (``NotCompiled`` says why) run on graphql-core with the fast execution
+Documents that are not compiled (``NotCompiled`` says why) run on graphql-core with Strawberry's execution
 context: mutations (serial, rare, and mostly resolver work), subscriptions, operations carrying directives,
 ``@skip``/``@include`` on variables, any other directive in the operation, fragment variables, documents too
 long to be cached, and every document when graphql-core or Strawberry is not what this module was verified
-against (``plan_problem``; warned once). ``tests/api/test_compiled_differential.py`` proves the plans answer
-exactly as graphql-core does.
+against (``plan_problem``; warned once). Strawberry's internals are read in seams.py only.
+``tests/api/test_compiled_differential.py`` proves the plans answer exactly as graphql-core does.
 """
 
 from __future__ import annotations
@@ -91,13 +91,10 @@ from graphql.pyutils import inspect as inspect_value
 from graphql.type import GraphQLResolveInfoHelpers
 from graphql.type.introspection import MetaFields
 from strawberry.execution import optimized_is_awaitable
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo as ResolveInfo
-from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.types.field import StrawberryField
 
+from tokengate.graphql.engine import seams
 from tokengate.graphql.engine.documents import MAX_CACHED_TEXT, Document
-from tokengate.graphql.engine.execution import execution_context_class, gather_fields
+from tokengate.graphql.engine.seams import basic_field
 
 log = logging.getLogger("tokengate.graphql.engine.compiled")
 
@@ -263,7 +260,7 @@ class Run:
         if helpers is None:  # the executor's gather and track, whenever it is made
             helpers = self._helpers = GraphQLResolveInfoHelpers(self.gather_async_work, self.track_async_work)
         plan = self.plan
-        return ResolveInfo(
+        return seams.ResolveInfo(
             field.name,
             list(field.nodes),
             field.return_type,
@@ -637,7 +634,7 @@ class OperationPlan:
     def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode):
         self.schema = schema
         self.operation = operation
-        self.executor_class = execution_context_class()  # the one operations.run gives graphql-core
+        self.executor_class = seams.ExecutionContext  # Strawberry's, the one operations.run gives graphql-core
         self.fragment_definitions: dict[str, FragmentDefinitionNode] = {}
         self.fragments: dict[str, FragmentDetails] = {}
         for definition in document.definitions:
@@ -797,31 +794,6 @@ def uses_variable(value: Node) -> bool:
     return Usage(value).variables
 
 
-@functools.cache
-def basic_result_code() -> Any:
-    """The code of the resolver Strawberry gives a basic field (``_get_basic_result``), or None."""
-    consts = GraphQLCoreConverter.from_resolver.__code__.co_consts
-    return next((c for c in consts if inspect.iscode(c) and c.co_name == "_get_basic_result"), None)
-
-
-def basic_field(field_def: GraphQLField) -> tuple[Any, str] | None:
-    """(read, attribute) for a Strawberry basic field: no resolver, no extensions, no exception handler, so
-    Strawberry's own resolver only returns ``definition.default_resolver(source, python_name)``."""
-    resolve = field_def.resolve
-    code = basic_result_code()
-    if code is None or getattr(resolve, "__code__", None) is not code or not getattr(resolve, "_is_default", False):
-        return None
-    definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
-        return None
-    if type(definition).get_result is not StrawberryField.get_result:
-        return None
-    read, attribute = definition.default_resolver, definition.python_name
-    if not callable(read) or not isinstance(attribute, str):
-        return None
-    return read, attribute
-
-
 def check_operation(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> None:
     """Raise ``NotCompiled`` for what a plan does not run: not a query, directives graphql-core would
     evaluate per request (or handles beyond field collection), incremental delivery."""
@@ -836,6 +808,17 @@ def check_operation(schema: GraphQLSchema, document: DocumentNode, operation: Op
             raise NotCompiled(f"@{directive.name.value}")
         if any(uses_variable(argument.value) for argument in directive.arguments or ()):
             raise NotCompiled(f"@{directive.name.value} on a variable")
+
+
+async def gather_fields(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
+    """The awaited values of ``awaitable_fields`` into ``results``, as graphql-core's ``execute_fields`` does."""
+    if len(awaitable_fields) == 1:  # as graphql-core: no task for a single awaitable
+        key = awaitable_fields[0]
+        results[key] = await results[key]
+    else:
+        awaited = await gather_with_cancel(*(results[key] for key in awaitable_fields))
+        results.update(zip(awaitable_fields, awaited, strict=True))
+    return results
 
 
 async def await_response(run: Run, data: Awaitable[Any]) -> Any:
@@ -1001,8 +984,7 @@ FUNCTIONS = {
 }
 # graphql-core's methods whose behaviour the plans reproduce (for a query without @defer or @stream): Strawberry's
 # execution context must take them from graphql-core's IncrementalExecutor unchanged, or the plans would
-# answer differently from the fallback. (FastExecutionContext's execute_fields is held to graphql-core's by
-# its own guard and differential test; the plans call it only inside what they hand to the executor.)
+# answer differently from the fallback.
 REPRODUCED = (
     "execute_operation",
     "execute_collected_root_fields",
@@ -1042,6 +1024,9 @@ def plan_problem() -> str | None:
 
 
 def find_problem() -> str | None:
+    problem = seams.problem()  # every Strawberry internal the plans read (seams.py)
+    if problem is not None:
+        return problem
     version = tuple(graphql.version_info[:3])
     low, high = VERIFIED_GRAPHQL_CORE
     if not low <= version < high:
@@ -1052,24 +1037,15 @@ def find_problem() -> str | None:
     for (module, name), expected in FUNCTIONS.items():
         if parameters_of(getattr(module, name, None)) != expected:
             return f"{module.__name__}.{name} does not have the parameters {expected}"
-    incremental = StrawberryGraphQLCoreExecutionContext.__mro__[1]
+    context = seams.ExecutionContext
+    incremental = context.__mro__[1]
     if incremental is not IncrementalExecutor:
         return "Strawberry's execution context no longer extends graphql-core's IncrementalExecutor"
-    overridden = [
-        name
-        for name in REPRODUCED
-        if getattr(StrawberryGraphQLCoreExecutionContext, name) is not getattr(incremental, name)
-    ]
+    overridden = [name for name in REPRODUCED if getattr(context, name) is not getattr(incremental, name)]
     if overridden:
         return f"Strawberry's execution context overrides {overridden}"
-    if not issubclass(execution_context_class(), StrawberryGraphQLCoreExecutionContext):
-        return "the execution context is not Strawberry's"  # pragma: no cover
     if MetaFields.type_name(None, _TypenameInfo) != "Typename":  # type: ignore[no-untyped-call]
         return "graphql-core's __typename resolver no longer answers the parent type's name"
-    if basic_result_code() is None:
-        return "Strawberry's resolver for basic fields (_get_basic_result) is gone"
-    if not isinstance(getattr(GraphQLCoreConverter, "DEFINITION_BACKREF", None), str):
-        return "Strawberry's GraphQLCoreConverter has no DEFINITION_BACKREF"
     return info_problem()
 
 

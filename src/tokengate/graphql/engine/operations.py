@@ -2,7 +2,7 @@
 
 Request errors (syntax, validation, an operation that cannot be chosen, unstorable text in the inputs, a cost
 over the budget) are answered before anything executes; then a query runs on its compiled plan (compiled.py),
-anything else on graphql-core with the fast execution context (execution.py). Strawberry's own request pipeline is not
+anything else on graphql-core with Strawberry's own execution context. Strawberry's own request pipeline is not
 used: parsing and validation are cached per document (documents.py), and its extension hooks would only repeat
 that work.
 
@@ -32,20 +32,19 @@ from graphql import (
 )
 from strawberry.execution import optimized_is_awaitable
 
-from tokengate.auth.gate import RETRY_AFTER, payer
+from tokengate.auth.gate import RETRY_AFTER, Refusal, payer, rate_limited
 from tokengate.core.errors import InvalidInput, Overloaded
 from tokengate.core.limits import Buckets, OverLimit
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.compiled import execute_compiled
 from tokengate.graphql.engine.cost import CostUnknown, actual_cost, operation_cost
 from tokengate.graphql.engine.documents import INTROSPECTION_FIELDS, Document
-from tokengate.graphql.engine.execution import execution_context_class
 from tokengate.graphql.engine.offload import WORKER
 from tokengate.graphql.schema.context import Context
 from tokengate.graphql.schema.schema import schema
 
 CORE_SCHEMA: Final = schema._schema
-EXECUTOR: Final = execution_context_class()  # the fast path, unless graphql-core changed under it
+EXECUTOR: Final = schema.execution_context_class  # Strawberry's own (public), what the plans' errors use too
 UNSTORABLE_MESSAGE: Final = "must not contain NUL (\\u0000) characters or unpaired surrogates"
 KEPT_INTROSPECTION_ANSWERS: Final = 4  # by text and operation: GraphiQL's and codegen's (~10k objects each)
 
@@ -58,6 +57,11 @@ class RequestRefused(Exception):
         self.status = status
         self.headers = headers or {}
         self.code = code
+
+    @classmethod
+    def of(cls, refusal: Refusal) -> RequestRefused:
+        """The gate's refusal, answered by the GraphQL door (one builder per refusal, in auth/gate.py)."""
+        return cls(refusal.status, refusal.message, refusal.headers, refusal.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +212,6 @@ async def introspection(
     return result
 
 
-def rate_limited(over: OverLimit) -> RequestRefused:
-    message = f"too many requests: the {over.policy} rate limit is exceeded"
-    return RequestRefused(429, message, over.headers(), "RATE_LIMITED")
-
-
 async def run(
     document: Document,
     operation_name: str | None,
@@ -231,7 +230,7 @@ async def run(
         throttle.require(throttle.cost, paid_by)
         return await _run(document, operation_name, variables, context, allow_mutations, paid_by)
     except OverLimit as over:
-        raise rate_limited(over) from None
+        raise RequestRefused.of(rate_limited(over)) from None
     except Overloaded as busy:
         throttle.count("worker")
         raise RequestRefused(503, str(busy), RETRY_AFTER, busy.code) from None

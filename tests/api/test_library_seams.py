@@ -1,0 +1,129 @@
+"""A renamed Strawberry internal turns the compiled plans off, not tokengate: it starts, answers exactly as before
+through Strawberry's own execution, and says once in its log that the plans are off (seams.py).
+
+Each case runs ``tokengate serve`` in a Python whose Strawberry was changed before tokengate is imported, as an
+upgrade would change it: a private class renamed (importers see only the new name; Strawberry's own code,
+which reads its module's globals, keeps working), or ``GraphQLCoreConverter.from_resolver`` rewritten so
+that its code no longer defines ``_get_basic_result``. A run without a change is the control.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.test_cli import _wait_ready, external, serving, tokengate
+from tests.conftest import CAPTURED_OUTPUT
+from tokengate.graphql.engine import compiled, operations, seams
+
+OFF = "GraphQL compiled plans off, every operation runs on Strawberry's own execution"
+
+RENAME_CLASS = """
+import types
+import strawberry.schema.schema as real
+old = "_OperationContextAwareGraphQLResolveInfo"
+renamed = types.ModuleType(real.__name__)
+renamed.__dict__.update({k: v for k, v in vars(real).items() if k != old})
+renamed._OperationContextAwareResolveInfo = getattr(real, old)
+sys.modules[real.__name__] = renamed
+try:
+    from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo
+except ImportError:
+    print("SIMULATED: the private class is gone", file=sys.stderr, flush=True)
+"""
+
+REWRITE_RESOLVER = """
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+original = GraphQLCoreConverter.from_resolver
+def from_resolver(self, *args, **kwargs):
+    return original(self, *args, **kwargs)
+GraphQLCoreConverter.from_resolver = from_resolver
+consts = GraphQLCoreConverter.from_resolver.__code__.co_consts
+if not any(getattr(c, "co_name", None) == "_get_basic_result" for c in consts):
+    print("SIMULATED: from_resolver defines no _get_basic_result", file=sys.stderr, flush=True)
+"""
+
+SERVE = """
+import sys
+{change}
+from tokengate.cli import main
+main(sys.argv[1:])
+"""
+
+QUERY = """{ viewer { kind account { name plan } }
+  account { serviceTokens { name grants { permissionSet allProjects } } ...more } }
+fragment more on Account { name }"""
+CREATE = """mutation { createServiceToken(input: {name: "ci", grants: [{permissionSet: JOB_ADMIN, allProjects: true}]})
+  { serviceToken { name grants { permissionSet allProjects } } } }"""
+EXPECTED = {
+    "viewer": {"kind": "USER", "account": {"name": "Seams", "plan": "ENTERPRISE"}},
+    "account": {
+        "serviceTokens": [{"name": "ci", "grants": [{"permissionSet": "JOB_ADMIN", "allProjects": True}]}],
+        "name": "Seams",
+    },
+}
+
+
+def test_the_installed_strawberry_has_every_internal_the_plans_read():
+    assert seams.PROBLEM is None and seams.AVAILABLE and compiled.plan_problem() is None
+    assert operations.EXECUTOR is seams.ExecutionContext  # Strawberry's own: the plans' errors use it too
+
+
+def post(url: str, token: str, query: str) -> Any:
+    request = urllib.request.Request(
+        url + "/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+@pytest.mark.parametrize(
+    ("change", "simulated"),
+    [
+        ("", None),
+        (RENAME_CLASS, "the private class is gone"),
+        (REWRITE_RESOLVER, "from_resolver defines no _get_basic_result"),
+    ],
+    ids=["unchanged", "private class renamed", "from_resolver rewritten"],
+)
+def test_a_renamed_strawberry_internal_falls_back_to_strawberrys_execution(
+    database: str, tmp_path: Path, change: str, simulated: str | None
+):
+    env = external(database)
+    seeded = tokengate(
+        "bootstrap", "--account-name", "Seams", "--plan", "Enterprise", "--admin-email", "s@x.io", env=env
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    token = json.loads(seeded.stdout)["token"]
+    process, url = serving(["-c", SERVE.format(change=change)], ["--data-dir", str(tmp_path)], env)
+    try:
+        _wait_ready(url, process)
+        created = post(url, token, CREATE)
+        assert created == {
+            "data": {
+                "createServiceToken": {
+                    "serviceToken": {"name": "ci", "grants": [{"permissionSet": "JOB_ADMIN", "allProjects": True}]}
+                }
+            }
+        }, created
+        for _ in range(3):  # a document is kept (and planned, when plans are on) from its second sighting
+            assert post(url, token, QUERY) == {"data": EXPECTED}
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+        CAPTURED_OUTPUT.append(stderr)
+    if simulated is None:
+        assert OFF not in stderr and "SIMULATED" not in stderr, stderr
+    else:
+        # The precondition: the simulated upgrade really removed what tokengate reads.
+        assert f"SIMULATED: {simulated}" in stderr, stderr
+        assert "Traceback" not in stderr, stderr
+        warnings = [line for line in stderr.splitlines() if OFF in line]
+        assert len(warnings) == 1, stderr
