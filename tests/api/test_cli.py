@@ -212,7 +212,9 @@ def test_serve_on_the_embedded_database_from_scratch(tmp_path):
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=5) as response:
-            assert json.loads(response.read()) == {"data": {"viewer": {"kind": "USER", "account": {"plan": "STARTER"}}}}
+            body = json.loads(response.read())
+            assert body["data"] == {"viewer": {"kind": "USER", "account": {"plan": "STARTER"}}}
+            assert body["extensions"]["cost"]["actual"] == 4  # the default limits: what it cost, and what is left
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=30)

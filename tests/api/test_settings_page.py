@@ -80,8 +80,22 @@ async def test_every_page_is_html_with_a_strict_content_security_policy(server, 
 
 async def test_the_service_tokens_page_keeps_its_content(server):
     _, html, _ = await server.get(PAGE)
-    assert "<h1" in html and "+ New Token" in html and "Service Tokens" in html
+    assert "<h1" in html and "+ New Token" in html and "Service tokens" in html
     assert "<title>Service tokens · Account settings · tokengate</title>" in html
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_each_page_names_its_heading_as_the_navigation_does_and_has_an_icon(server, path):
+    _, html, _ = await server.get(path)
+    title = next(page.title for page in SETTINGS_PAGES if page.path == path)
+    assert re.search(r"<h1[^>]*>" + re.escape(title) + "</h1>", html), title  # "Service tokens", not "Tokens"
+    assert '<link rel="icon" href="/favicon.ico"' in html
+    assert "of an account admin" not in html  # any member may sign in
+
+
+async def test_the_favicon_every_tab_asks_for_is_served_from_this_origin(server):
+    status, body, headers = await server.get("/favicon.ico")
+    assert status == 200 and headers["Content-Type"].startswith("image/svg+xml") and body.startswith("<svg")
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -30,7 +30,7 @@ from tests.e2e.settings_browser import (
 from tokengate.http.pages import SETTINGS_PAGES
 
 HEADINGS = {
-    "service-tokens": "Service Tokens",
+    "service-tokens": "Service tokens",
     "personal-tokens": "Personal tokens",
     "members": "Members",
     "ip-restrictions": "IP restrictions",
@@ -78,7 +78,7 @@ async def test_one_navigation_and_one_sign_in_for_every_page(behind_proxy: Serve
     await screenshots(page, "sign-in")
     await assert_accessible(page, "sign-in")
 
-    await sign_in(page, admin.token, "Service Tokens")
+    await sign_in(page, admin.token, "Service tokens")
     navigation = page.get_by_role("navigation", name="Account settings")
     await expect(navigation.get_by_role("link")).to_have_text([p.title for p in SETTINGS_PAGES])
 
@@ -118,11 +118,11 @@ async def test_the_navigation_and_the_skip_link_work_from_the_keyboard(behind_pr
     server = behind_proxy
     admin = await seed_account(server)
     page, watch = await open_settings(browser, server, "/settings/service-tokens", extra_http_headers=FROM_BROWSER)
-    await sign_in(page, admin.token, "Service Tokens")
+    await sign_in(page, admin.token, "Service tokens")
     await expect(page.locator("#main")).to_be_focused()  # the sign-in form gave way to the page
     # A page opened signed in starts at the top: the skip link first.
     await page.reload()
-    await expect(page.get_by_role("heading", name="Service Tokens", exact=True)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Service tokens", exact=True)).to_be_visible()
     await page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to content")
     await expect(skip).to_be_focused()
@@ -131,7 +131,7 @@ async def test_the_navigation_and_the_skip_link_work_from_the_keyboard(behind_pr
 
     # Tab reaches every navigation entry in order (after the skip link and the session bar), Enter follows it.
     await page.reload()
-    await expect(page.get_by_role("heading", name="Service Tokens", exact=True)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Service tokens", exact=True)).to_be_visible()
     reached = []
     for _ in range(12):
         await page.keyboard.press("Tab")

@@ -100,7 +100,7 @@ async def test_the_wheel_installs_outside_the_checkout_and_serves(server_dir: Pa
         headers = {"Authorization": f"Bearer {seeded['token']}"}
         async with client.post(url + "/graphql", json={"query": VIEWER}, headers=headers) as response:
             assert response.status == 200
-            assert await response.json() == {"data": {"viewer": {"kind": "USER", "account": {"plan": "STARTER"}}}}
+            assert (await response.json())["data"] == {"viewer": {"kind": "USER", "account": {"plan": "STARTER"}}}
 
         # GraphiQL and the settings pages, and every static file they load, as the checkout has them.
         pages = {}

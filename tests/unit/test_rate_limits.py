@@ -69,6 +69,25 @@ def test_work_admitted_while_in_credit_is_charged_afterwards_into_debt():
     buckets.require("p")
 
 
+def test_a_reserved_estimate_is_settled_to_the_actual_cost():
+    clock = Clock()
+    buckets = Buckets("cost", Rate(per_second=100, burst=500), clock)
+    charged = buckets.charge("p", 150)  # the estimate, reserved before the work runs
+    assert charged == 150 and buckets.level("p") == 350
+    buckets.settle("p", charged, 7)  # the answer held two items: 7 points
+    assert buckets.level("p") == 500 - 7
+    buckets.settle("p", buckets.charge("p", 10), 30)  # more than estimated: the rest is charged too
+    assert buckets.level("p") == 500 - 7 - 30
+
+
+def test_a_settlement_gives_back_no_more_than_the_capped_charge_took():
+    buckets = Buckets("cost", Rate(per_second=100, burst=500), Clock())
+    charged = buckets.charge("p", 3000)  # capped at one burst of debt: 1,000 taken, not 3,000
+    assert charged == 1000 and buckets.level("p") == -500
+    buckets.settle("p", charged, 600)
+    assert buckets.level("p") == -100  # 600 spent from a full bucket, not a full bucket given back
+
+
 def test_a_rate_of_zero_switches_the_limit_off():
     buckets = Buckets("address", Rate(0, 1), Clock())
     for _ in range(1000):

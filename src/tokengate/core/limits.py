@@ -7,7 +7,8 @@ principal). Two ways to spend:
 - ``take``: a request needs one unit now, or it is refused with the time until one is back;
 - ``require`` then ``charge``: work whose size is known only once it is done (the tokens of a new document,
   the cost of an operation) runs while the balance is positive and is charged afterwards, possibly into debt;
-  the payer's next request waits until the debt is repaid.
+  the payer's next request waits until the debt is repaid. ``settle`` turns a charge made on an estimate
+  into one of what the work really cost (GraphQL operations reserve their estimate, pay their actual cost).
 
 IPv6 clients are keyed by their /64: one host commonly holds a whole /64, so per-address limits on single
 IPv6 addresses would not limit anyone.
@@ -60,7 +61,9 @@ class Limits:
     principal: Rate = Rate(500, 1000)  # requests per principal (a service token, or a user)
     anonymous: Rate = Rate(2, 20)  # requests without credentials per client address (introspection, leak reports)
     failures: Rate = Rate(5, 50)  # refused well-formed tokens (from memory or the database alike), per address
-    cost: Rate = Rate(2000, 20_000)  # GraphQL cost points per principal (anonymous: per address)
+    # GraphQL cost points per principal (anonymous: per address), charged what the answers held: a person
+    # reloading a page of 50 tokens with their usage ten times, or an admin's script, stays well inside it.
+    cost: Rate = Rate(10_000, 100_000)
     secret_scanning: Rate = Rate(10, 100)  # reports to /secret-scanning/github per client address
     cost_budget: int = 10_000  # the most one GraphQL request may cost
     max_tokens_per_account: int = 1000  # usable service tokens per account
@@ -248,11 +251,25 @@ class Buckets:
         if units < 1:
             raise OverLimit(self.policy, self.rate, self._wait(units, 1))
 
-    def charge(self, key: str, amount: float) -> None:
-        """Spend ``amount`` for work already admitted, into debt if need be (never below minus one burst)."""
+    def charge(self, key: str, amount: float) -> float:
+        """Spend ``amount`` for work already admitted, into debt if need be (never below minus one burst);
+        returns what was really taken (less than ``amount`` where the debt is capped)."""
         if not self.rate.enabled or amount <= 0:
+            return 0.0
+        units = self.level(key)
+        left = max(-self.rate.burst, units - amount)
+        self._store(key, left)
+        return units - left
+
+    def settle(self, key: str, charged: float, actual: float) -> None:
+        """Turn a charge that took ``charged`` (on an estimate, before the work ran) into one of ``actual``: the
+        difference is given back (never above a full bucket), or charged when the work cost more."""
+        if not self.rate.enabled or actual == charged:
             return
-        self._store(key, max(-self.rate.burst, self.level(key) - amount))
+        if actual > charged:
+            self.charge(key, actual - charged)
+        else:
+            self._store(key, min(self.rate.burst, self.level(key) + charged - actual))
 
 
 class Throttle:

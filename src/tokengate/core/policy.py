@@ -368,10 +368,13 @@ def added_power(before: Sequence[Grant], after: Sequence[Grant], catalog: Catalo
     return None
 
 
+SELF_CHANGE: Final = "you cannot change your own grants, license or state"
+
+
 def require_not_self(giver: Principal | None, user_id: str) -> None:
     """Nobody changes their own grants or license (nor deactivates themselves)."""
     if giver is not None and giver.user_id == user_id:
-        raise Forbidden("you cannot change your own grants, license or state")
+        raise Forbidden(SELF_CHANGE)
 
 
 # Taking away is scoped like giving (contract, "Additions of 2026-12-06"): one rule decides every change of a
@@ -497,6 +500,19 @@ def require_change(
     refusal = change_refusal(giver, old_grants, new_grants, old_license, new_license)
     if refusal is not None:
         raise Forbidden(refusal)
+
+
+def member_change_refusal(giver: Principal, user_id: str, held: Sequence[Grant], *, everything: bool) -> str | None:
+    """Why ``giver`` may not change the member ``user_id`` who holds ``held`` at all, or None: what updateUser
+    (``everything`` False: some change of its license or grants) and deactivateUser (``everything``: taking all
+    it holds away) check before the change itself, asked ahead so that a page offers only what will succeed.
+    The same steps in the same order: MEMBERS:WRITE, not oneself, then ``change_refusal`` (an edit that keeps
+    every grant is refused only for an ACCOUNT_ADMIN's grants to a giver without ACCOUNT_ADMIN)."""
+    if not giver.decide("MEMBERS", "WRITE", None).allowed:
+        return "requires MEMBERS:WRITE"
+    if giver.user_id == user_id:
+        return SELF_CHANGE
+    return change_refusal(giver, held, () if everything else held)
 
 
 def power_refusal(giver: Principal, held: Sequence[Grant]) -> str | None:

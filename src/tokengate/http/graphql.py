@@ -169,12 +169,16 @@ class GraphQLDoor:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = format_errors(result.errors, request_id)
+            if result.extensions:
+                body["extensions"] = result.extensions
             if any(is_database_unavailable(error) for error in result.errors):
                 log.warning("database unavailable during request %s", request_id)
                 # With what was answered before the database was needed. The GraphQL media type must not
                 # pair data with an error status: its clients read the outage from the errors' code.
                 status = 200 if media_type == GRAPHQL_RESPONSE and result.data is not None else 503
                 return json_response(body, status, RETRY_AFTER, media_type)
+        if result.extensions:
+            body["extensions"] = result.extensions
         return json_response(body, content_type=media_type)
 
 
@@ -187,7 +191,10 @@ def register(found: ResolvedDocument, parsed: bool, documents: DocumentCache) ->
 def request_errors_response(errors: RequestErrors, media_type: str, request_id: str) -> web.Response:
     """A request error: no ``data`` entry; 400 in the GraphQL media type, 200 for legacy JSON clients."""
     status = 400 if media_type == GRAPHQL_RESPONSE else 200
-    return json_response({"errors": format_errors(errors.errors, request_id)}, status, content_type=media_type)
+    body: dict[str, Any] = {"errors": format_errors(errors.errors, request_id)}
+    if errors.extensions:
+        body["extensions"] = errors.extensions
+    return json_response(body, status, content_type=media_type)
 
 
 def add_routes(app: web.Application) -> None:

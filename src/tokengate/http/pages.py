@@ -21,6 +21,7 @@ STATIC_DIR: Final = PACKAGE_DIR / "static"
 # Outside STATIC_DIR: the markup is only ever served inside the shell, with the headers below.
 SETTINGS_TEMPLATES: Final = PACKAGE_DIR / "templates" / "settings"
 GRAPHIQL_PAGE: Final = STATIC_DIR / "graphiql" / "index.html"
+FAVICON: Final = STATIC_DIR / "favicon.svg"
 
 # form-action 'none' keeps a form from ever submitting the pasted token in a URL if the script fails.
 CONTENT_SECURITY_POLICY: Final = (
@@ -111,7 +112,15 @@ async def settings_index(request: web.Request) -> web.Response:
     raise web.HTTPFound(SETTINGS_PAGES[0].path)
 
 
+async def favicon(request: web.Request) -> web.Response:
+    """``GET /favicon.ico``: what every browser tab asks for (an SVG, which browsers read whatever the name)."""
+    return web.Response(
+        body=FAVICON.read_bytes(), content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/favicon.ico", favicon)
     for page in SETTINGS_PAGES:
         app.router.add_get(page.path, settings_page_handler(page))
     app.router.add_get("/settings", settings_index)

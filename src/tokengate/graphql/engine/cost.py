@@ -274,3 +274,60 @@ def operation_cost(
         return math.ceil(costing.selections(root, operation.selection_set, False))
     except RecursionError:
         raise CostUnknown from None
+
+
+class _Actual:
+    """The cost of an executed operation, from its answer: the same formula as the estimate, with each list's
+    size the number of items the resolvers really returned (a field answered null costs its own point)."""
+
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode):
+        self.schema = schema
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def selections(self, parent: GraphQLNamedType, selection_set: SelectionSetNode, data: Mapping[str, Any]) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias is not None else selection.name.value
+                if key in data:
+                    total += self.field(parent, selection, data[key])
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = self.schema.get_type(condition.name.value) if condition is not None else parent
+                total += self.selections(inner or parent, selection.selection_set, data)
+            elif isinstance(selection, FragmentSpreadNode):
+                definition = self.fragments.get(selection.name.value)
+                fragment_type = self.schema.get_type(definition.type_condition.name.value) if definition else None
+                if definition is not None and fragment_type is not None:
+                    total += self.selections(fragment_type, definition.selection_set, data)
+        return total
+
+    def field(self, parent: GraphQLNamedType, node: FieldNode, value: Any) -> int:
+        name = node.name.value
+        definition = META_FIELDS.get(name) or getattr(parent, "fields", {}).get(name)
+        own = FIELD_COSTS.get((parent.name, name), MUTATION_COST if parent is self.schema.mutation_type else 1)
+        size = max(1, len(value)) if isinstance(value, list) else 1
+        if definition is None or node.selection_set is None or value is None:
+            return size * own
+        return size * own + self.value(get_named_type(definition.type), node.selection_set, value)
+
+    def value(self, named: GraphQLNamedType, selection_set: SelectionSetNode, value: Any) -> int:
+        if isinstance(value, list):
+            return sum(self.value(named, selection_set, item) for item in value)
+        if isinstance(value, Mapping):
+            return self.selections(named, selection_set, value)
+        return 0
+
+
+def actual_cost(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, data: Mapping[str, Any] | None
+) -> int:
+    """What ``operation`` (of ``document``) cost, counted on the ``data`` it answered: every field answered costs
+    its own cost once per item of the lists it is in, so a list of 2 costs twice one item, not its estimate of 50."""
+    root = schema.get_root_type(operation.operation)
+    if root is None or data is None:
+        return 1
+    try:
+        return max(1, _Actual(schema, document).selections(root, operation.selection_set, data))
+    except RecursionError:
+        return 1

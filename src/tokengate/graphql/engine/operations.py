@@ -15,6 +15,7 @@ without variables are kept.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,10 +34,10 @@ from strawberry.execution import optimized_is_awaitable
 
 from tokengate.auth.gate import RETRY_AFTER, Refusal, payer, rate_limited
 from tokengate.core.errors import InvalidInput, Overloaded
-from tokengate.core.limits import OverLimit
+from tokengate.core.limits import Buckets, OverLimit
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.compiled import execute_compiled
-from tokengate.graphql.engine.cost import CostUnknown, operation_cost
+from tokengate.graphql.engine.cost import CostUnknown, actual_cost, operation_cost
 from tokengate.graphql.engine.documents import INTROSPECTION_FIELDS, Document
 from tokengate.graphql.engine.offload import WORKER
 from tokengate.graphql.schema.context import Context
@@ -68,6 +69,7 @@ class RequestErrors:
     """Errors that stop a request before execution: the answer has no data."""
 
     errors: tuple[GraphQLError, ...]
+    extensions: dict[str, Any] | None = None  # the response's own extensions (the cost of a refused operation)
 
 
 def is_storable(text: str) -> bool:
@@ -264,13 +266,17 @@ async def _run(
     if refusal is not None:
         throttle.count("cost_budget")
         throttle.cost.charge(paid_by, budget)  # it asked for more than a request may do: it pays for one
-        return RequestErrors((refusal,))
+        return RequestErrors((refusal,), cost_extensions(throttle.cost, paid_by, cost, budget))
     problem = unstorable_input(document, variables)
     if problem is not None:
         return RequestErrors((GraphQLError(str(problem), original_error=problem),))
-    throttle.cost.charge(paid_by, cost)
-    if document.selects_only(INTROSPECTION_FIELDS):
-        return await introspection(document, operation_name, variables, context)
+    # The estimate is reserved before anything runs (concurrent requests see it spent), and settled to what the
+    # answer really holds once it is done, as Shopify's GraphQL Admin API does with requested and actual cost.
+    charged = throttle.cost.charge(paid_by, cost)
+    if document.selects_only(INTROSPECTION_FIELDS):  # the same for everyone, and mostly answered from memory
+        answer = await introspection(document, operation_name, variables, context)
+        extensions = cost_extensions(throttle.cost, paid_by, cost, cost)
+        return ExecutionResult(answer.data, answer.errors, extensions)
     result = execute_compiled(CORE_SCHEMA, document, operation_name, variables, context)
     if result is None:  # no plan for this operation (compiled.py), or variables graphql-core refuses
         result = _execute(document, operation_name, variables, context)
@@ -278,7 +284,23 @@ async def _run(
         result = await result
     if is_request_error(result):
         return RequestErrors(tuple(result.errors or ()))
+    actual = actual_cost(CORE_SCHEMA, document.ast, operation, result.data)
+    throttle.cost.settle(paid_by, charged, actual)
+    result.extensions = cost_extensions(throttle.cost, paid_by, cost, actual)
     return result
+
+
+def cost_extensions(bucket: Buckets, paid_by: str, requested: int, actual: int) -> dict[str, Any] | None:
+    """``extensions.cost`` of an answer: what the operation was estimated to cost before it ran (the budget is
+    checked on it), what it cost once answered (what the payer is charged), the points left in the payer's
+    bucket and how many come back per second, so that a client can pace itself. None when the cost rate limit
+    is switched off (nothing to pace)."""
+    if not bucket.rate.enabled:
+        return None
+    remaining = max(0, math.floor(bucket.level(paid_by)))
+    return {
+        "cost": {"requested": requested, "actual": actual, "remaining": remaining, "refillRate": bucket.rate.per_second}
+    }
 
 
 def is_request_error(result: ExecutionResult) -> bool:

@@ -10,7 +10,15 @@ import strawberry
 from tokengate.core import global_ids, tokens
 from tokengate.core.catalog import CATALOG
 from tokengate.core.errors import Forbidden
-from tokengate.core.policy import SERVICE_TOKEN, Decision, Grant, Principal, may_read_project, power_refusal
+from tokengate.core.policy import (
+    SERVICE_TOKEN,
+    Decision,
+    Grant,
+    Principal,
+    may_read_project,
+    member_change_refusal,
+    power_refusal,
+)
 from tokengate.graphql.schema.audit_log import MAX_PAGE_SIZE, AuditEventConnection, AuditLogFilter, audit_page
 from tokengate.graphql.schema.context import Context, Info
 from tokengate.graphql.schema.directives import requires
@@ -143,6 +151,25 @@ class User(Node):
             if refusal is not None:
                 raise Forbidden(f"listing another user's personal tokens needs what deleting them needs: {refusal}")
         return await user_tokens_of(info.context.pool, str(self.id))
+
+    @strawberry.field(
+        description="Whether the caller may change this member's license or grants (updateUser), and why not: "
+        "the server's own rule, asked ahead (MEMBERS:WRITE, not oneself, and only an account admin changes an "
+        "account admin). Grants it may not give or take are still refused on save, as givablePermissionSets says."
+    )
+    def viewer_may_edit(self, info: Info) -> DecisionView:
+        return _may(member_change_refusal(info.context.caller, str(self.id), self.held, everything=False))
+
+    @strawberry.field(
+        description="Whether the caller may deactivate this member (deactivateUser), and why not: the server's "
+        "own rule, asked ahead (MEMBERS:WRITE, not oneself, and taking away everything the member holds)."
+    )
+    def viewer_may_deactivate(self, info: Info) -> DecisionView:
+        return _may(member_change_refusal(info.context.caller, str(self.id), self.held, everything=True))
+
+
+def _may(refusal: str | None) -> DecisionView:
+    return DecisionView(allowed=refusal is None, reason=refusal or "allowed")
 
 
 async def users_with_grants(context: Context, rows: list[UserRow]) -> list[User]:

@@ -78,7 +78,7 @@ function grantOption(set, granted, offered, { projects, idPrefix }) {
     : listed.map((project) => choice('checkbox', `${id}-p-${project.id}`, null, project.id, project.name,
       chosen.has(project.id), onProject(project.id), chosen.has(project.id)));
   const choices = el('fieldset', { class: 'project-choices', hidden: allChecked },
-    el('legend', { class: 'visually-hidden', text: `Projects for ${set.name}` }), ...projectBoxes);
+    el('legend', { class: 'visually-hidden', text: `Chosen projects of ${set.name}` }), ...projectBoxes);
   const all = choice('radio', `${scopeName}-all`, scopeName, 'all', 'All projects', allChecked, everywhere,
     Boolean(granted && granted.allProjects));
   const some = choice('radio', `${scopeName}-chosen`, scopeName, 'chosen', 'Chosen projects', !allChecked, ANYWHERE, false);

@@ -2,7 +2,8 @@
 // invite (createUser), edit license and grants (updateUser) and deactivate (deactivateUser). The forms offer
 // only what the server says the caller may give (givablePermissionSets: the no-escalation rule, computed by
 // the server for all projects and for each project); the others are disabled with the server's reason, and
-// whatever the server still refuses is shown in its words.
+// whatever the server still refuses is shown in its words. Each row offers Edit and Deactivate only when the
+// server says the caller may (viewerMayEdit, viewerMayDeactivate: its own rule, asked ahead), else its reason.
 import { ApiError, describeError, sentence } from './api.js';
 import { runInDialog } from './dialog-action.js';
 import {
@@ -23,7 +24,10 @@ const MEMBERS_QUERY = `query SettingsMembers($first: Int!, $after: String) {
   account { memberConnection(first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
-    edges { node { id email license state grants { permissionSet allProjects projects { id name } } } }
+    edges { node {
+      id email license state grants { permissionSet allProjects projects { id name } }
+      viewerMayEdit { allowed reason } viewerMayDeactivate { allowed reason }
+    } }
   } }
 }`;
 const CREATE_MUTATION = `mutation SettingsCreateUser($email: String!, $license: License!, $grants: [GrantInput!]!) {
@@ -143,10 +147,16 @@ function memberRow(member) {
   const email = cell('Email', el('span', { class: 'token-name', text: member.email }),
     self ? el('span', { class: 'badge badge-info', text: 'You' }) : null);
   let actions = null;
-  if (!self && active && state.membersWrite && state.membersWrite.allowed) {
-    actions = el('div', { class: 'actions' },
-      el('button', { type: 'button', class: 'secondary small', 'data-action': 'edit', 'data-id': member.id, 'aria-label': `Edit ${member.email}`, text: 'Edit' }),
-      el('button', { type: 'button', class: 'danger-outline small', 'data-action': 'deactivate', 'data-id': member.id, 'aria-label': `Deactivate ${member.email}`, text: 'Deactivate' }));
+  if (!self && active && state.membersWrite && state.membersWrite.allowed && state.givable) {
+    const edit = member.viewerMayEdit;
+    const deactivate = member.viewerMayDeactivate;
+    const buttons = [
+      edit.allowed ? el('button', { type: 'button', class: 'secondary small', 'data-action': 'edit', 'data-id': member.id, 'aria-label': `Edit ${member.email}`, text: 'Edit' }) : null,
+      deactivate.allowed ? el('button', { type: 'button', class: 'danger-outline small', 'data-action': 'deactivate', 'data-id': member.id, 'aria-label': `Deactivate ${member.email}`, text: 'Deactivate' }) : null,
+    ].filter(Boolean);
+    const refusal = !edit.allowed ? edit.reason : (!deactivate.allowed ? deactivate.reason : '');
+    actions = el('div', { class: 'actions' }, ...buttons,
+      refusal ? el('span', { class: 'hint', text: `${buttons.length ? 'Cannot deactivate' : 'You cannot change this member'}: ${sentence(refusal)}` }) : null);
   }
   return el('tr', { 'data-member-id': member.id, class: active ? null : 'deleted' },
     email,
@@ -176,6 +186,7 @@ function render() {
 function whyNot() {
   if (!state.membersWrite) return 'What you may change could not be loaded: reload the page to try again.';
   if (!state.membersWrite.allowed) return `You can view the members but not change them: ${sentence(state.membersWrite.reason)}`;
+  if (!state.givable) return 'What you may give could not be loaded: reload the page to try again.';
   if (!state.licensesWrite.allowed) return `You can change members' permission sets but not invite anyone, which sets a license: ${sentence(state.licensesWrite.reason)}`;
   return '';
 }

@@ -1,4 +1,4 @@
-// Account settings → Service Tokens: list (filtered, in pages, each token with its requests of the last 30
+// Account settings → Service tokens: list (filtered, in pages, each token with its requests of the last 30
 // days drawn as a sparkline), create, rotate, edit and delete service tokens over the public GraphQL API
 // (sign-in and session: shell.js). A new secret lives in the one-time dialog only (secret-dialog.js), and is
 // wiped from it when the dialog closes.
@@ -56,7 +56,18 @@ const state = {
 
 // ---------------------------------------------------------------- API calls (also used by the forms)
 
+// Answers of the list by filter and page, for a minute: toggling a filter back shows what was already
+// answered instead of asking again. Any change (every mutation goes through call) forgets them all.
+const ANSWER_SECONDS = 60;
+const answered = new Map();  // key → { data, at }
+
+function answerKey(variables) {
+  const filter = variables.filter && { ...variables.filter, expiringBefore: variables.filter.expiringBefore ? 'soon' : null };
+  return JSON.stringify({ after: variables.after, filter });
+}
+
 function call(query, variables) {
+  if (/^\s*mutation\b/.test(query)) answered.clear();
   return state.session.call(query, variables);
 }
 
@@ -92,6 +103,7 @@ async function start(session) {
 function stop() {
   latestLoad += 1;  // a load still under way shows nothing once signed out
   Object.assign(state, { session: null, account: null, tokens: [], filter: null, cursors: [null], page: null });
+  answered.clear();
   $('token-filter').reset();
   $('token-rows').replaceChildren();
   $('match-line').textContent = '';
@@ -116,11 +128,16 @@ let latestLoad = 0;
 // The page shown again (after a change), or the page `cursors` leads to. Filters changed quickly start loads
 // that overlap, and their answers may come back in any order: only the latest load is shown (and ends busy);
 // false when this one was not.
-async function loadTokens(cursors = state.cursors) {
+// `reuse`: an answer to the same filter and page from the last minute will do (a filter toggled back).
+async function loadTokens(cursors = state.cursors, { reuse = false } = {}) {
   const load = ++latestLoad;
   $('tokens-view').setAttribute('aria-busy', 'true');
   try {
-    const data = await call(TOKENS_QUERY, { first: PAGE_SIZE, after: cursors[cursors.length - 1], filter: state.filter });
+    const variables = { first: PAGE_SIZE, after: cursors[cursors.length - 1], filter: state.filter };
+    const key = answerKey(variables);
+    const kept = reuse && answered.get(key);
+    const data = kept && Date.now() - kept.at < ANSWER_SECONDS * 1000 ? kept.data : await call(TOKENS_QUERY, variables);
+    if (data !== (kept && kept.data)) answered.set(key, { data, at: Date.now() });
     if (load !== latestLoad) return false;
     const connection = data.account.serviceTokenConnection;
     state.tokens = connection.edges.map((edge) => edge.node);
@@ -230,7 +247,7 @@ async function applyFilter() {
     $('filter-error').textContent = problem.message;
     return;
   }
-  if ((await loadTokens([null])) && state.page) announce($('match-line').textContent);
+  if ((await loadTokens([null], { reuse: true })) && state.page) announce($('match-line').textContent);
 }
 
 function tokenById(id) {

@@ -1,7 +1,9 @@
 // The settings shell: one sign-in for every page (the personal token lives in this tab's sessionStorage
 // only, so it carries from page to page and is gone with the tab), the session bar, and the page's own
 // module, started after each sign-in and stopped at sign-out. Every API call of a page goes through
-// `session.call`, so an expired sign-in anywhere brings the sign-in form back, saying so.
+// `session.call`, so an expired sign-in anywhere brings the sign-in form back, saying so. A 429 (too many
+// requests) never signs out: the shell says "slow down" with the wait the server asked for, and a query is
+// asked again once that wait is over (or at once with "Retry now"); a refused mutation is left to its page.
 import { ApiError, describeError, gql } from './api.js';
 import { $, busy } from './dom.js';
 
@@ -13,6 +15,45 @@ const PLAN_NAMES = {
 const VIEWER_QUERY = `query SettingsViewer {
   viewer { kind user { email } account { id name plan } }
 }`;
+
+// Waits the server's Retry-After, or until "Retry now" is pressed; the "slow down" notice says how long.
+function slowDown(error) {
+  const notice = $('slow-down');
+  const seconds = Math.max(1, error.retryAfter || 1);
+  $('slow-down-text').textContent = `Slow down: tokengate is receiving too many requests from you. `
+    + `Trying again in ${seconds} s.`;
+  notice.hidden = false;
+  return new Promise((resolve) => {
+    const retry = $('slow-down-retry');
+    const done = () => {
+      clearTimeout(timer);
+      retry.removeEventListener('click', done);
+      resolve();
+    };
+    const timer = setTimeout(done, seconds * 1000);
+    retry.addEventListener('click', done);
+  });
+}
+
+function slowedDown() {
+  $('slow-down').hidden = true;
+}
+
+const isMutation = (query) => /^\s*mutation\b/.test(query);
+
+// gql, with every 429 of a query waited out (the "slow down" notice shown meanwhile) and asked again.
+async function patiently(token, query, variables) {
+  for (;;) {
+    try {
+      const data = await gql(token, query, variables);
+      slowedDown();
+      return data;
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== 'RATE_LIMITED' || isMutation(query)) throw error;
+      await slowDown(error);
+    }
+  }
+}
 
 export function planName(plan) {
   return PLAN_NAMES[plan] || plan;
@@ -29,7 +70,7 @@ export function startSettingsPage(page) {
     viewer: null,
     async call(query, variables) {
       try {
-        return await gql(session.token, query, variables);
+        return await patiently(session.token, query, variables);
       } catch (error) {
         if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') signOut(describeError(error));
         throw error;
@@ -65,9 +106,9 @@ export function startSettingsPage(page) {
   async function signIn(token, { resumed = false } = {}) {
     let viewer;
     try {
-      viewer = (await gql(token, VIEWER_QUERY)).viewer;
+      viewer = (await patiently(token, VIEWER_QUERY)).viewer;
     } catch (error) {
-      sessionStorage.removeItem(SESSION_KEY);
+      sessionStorage.removeItem(SESSION_KEY);  // (a 429 never gets here: it is waited out above)
       const refused = error instanceof ApiError && error.code === 'UNAUTHENTICATED' && !resumed;
       showSignIn(refused ? NOT_ACCEPTED : describeError(error, { doing: 'viewing', what: 'account settings' }));
       return;
