@@ -38,11 +38,21 @@ def threads() -> set[str]:
     return {thread.name for thread in threading.enumerate()}
 
 
+def of_tokengate(task: asyncio.Task) -> str:
+    """The qualified name of a task's coroutine when tokengate's code runs it, else "": the suite's loop is shared,
+    so a task another test's client or server starts meanwhile is not this start's."""
+    coro = task.get_coro()
+    code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+    filename = code.co_filename if code is not None else ""
+    return getattr(coro, "__qualname__", "?") if "/tokengate/" in filename.replace("\\", "/") else ""
+
+
 async def left_behind(dsn: str, tasks: set[asyncio.Task], names: set[str], connections: int) -> list[str]:
     """What a failed start left running, once given a few seconds to go (empty: nothing)."""
     deadline = time.monotonic() + 10
     while True:
-        extra_tasks = [task.get_name() for task in asyncio.all_tasks() - tasks - {asyncio.current_task()}]
+        started = asyncio.all_tasks() - tasks - {asyncio.current_task()}
+        extra_tasks = [f"{task.get_name()} {of_tokengate(task)}" for task in started if of_tokengate(task)]
         extra = [*extra_tasks, *sorted(threads() - names)]
         if await backends(dsn) > connections:
             extra.append(f"{await backends(dsn) - connections} database connection(s)")
