@@ -3,11 +3,13 @@ feedback; a tampered body, an unknown key id or a missing header is 401 and revo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -193,3 +195,65 @@ async def test_a_flood_from_one_address_is_refused_before_its_body_and_github_st
 
 def test_reports_have_a_rate_limit_by_default():
     assert Limits().secret_scanning.enabled
+
+
+async def answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The status and head of the next answer on a raw connection, its body read past."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return int(head.split(b" ")[1]), head
+
+
+async def closed(reader: asyncio.StreamReader) -> bool:
+    """True once the server closes the connection; "eventually": far beyond the body timeout of the test."""
+    try:
+        return await asyncio.wait_for(reader.read(1), 60) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def raw_report(url: str, length: int, body: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A forged report announcing ``length`` bytes, ``body`` sent on a connection of its own."""
+    address = urlsplit(url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    forged = "".join(f"{name}: {value}\r\n" for name, value in signed(b"something else").items())
+    head = f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n{forged}\r\n"
+    writer.write(head.encode() + body)  # what the kernel does not take waits in this process
+    return reader, writer
+
+
+async def closed_with_unsent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    """Waits for the server to close; the least of the body this process still held while it was open."""
+    transport, least = writer.transport, 2**40
+    closing = asyncio.ensure_future(closed(reader))
+    while not closing.done():
+        if not transport.is_closing():  # a reset connection drops what it held
+            least = min(least, transport.get_write_buffer_size())
+        await asyncio.sleep(0.05)
+    assert closing.result()
+    return least
+
+
+async def test_a_refused_report_too_big_to_drain_is_left_unread(database, tmp_path):
+    """Issue 20: refused floods of 480 kB reports were read to their end all the same (aiohttp drains a body no
+    handler reads, to keep the connection), and that reading took a legitimate client's p99 from 3 to 170 ms."""
+    limits = Limits(secret_scanning=Rate(1, 2), cost=Rate(0, 1), body_timeout=3)
+    config = make_config(tmp_path, github_scanning_keys=keys_file(tmp_path), limits=limits)
+    async for server in start_server(database, config):
+        freeze(server)
+        # A small body is read to its end, refused or not, and the connection serves the next request.
+        health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        reader, writer = await raw_report(server.url, 2_000, b" " * 2_000 + health)
+        assert (await answer(reader))[0] == 401 and (await answer(reader))[0] == 200
+        writer.close()
+        # 16 MB sent after a head announcing them: the server answers, says it will close, and reads no more
+        # than flow control lets in: most of it never leaves this process. Then it closes (body timeout).
+        for status in (413, 429):  # over the size of a report; over the address's rate (its burst spent)
+            reader, writer = await raw_report(server.url, 16 * 2**20, b" " * 16 * 2**20)
+            code, head = await answer(reader)
+            assert code == status and b"Connection: close" in head
+            assert await closed_with_unsent(reader, writer) > 8 * 2**20
+            writer.close()

@@ -9,15 +9,19 @@ all. Here, per connection:
   closed;
 - an idle kept-alive connection is closed after ``idle_timeout`` (aiohttp's keep-alive timer);
 - a body must arrive within ``body_timeout`` once its head is in: ``read_body`` (the GraphQL door's read)
-  answers 408 past it, and a body no handler reads is drained for at most that long (aiohttp's lingering);
+  answers 408 past it, and a body no handler reads is drained for at most that long (aiohttp's lingering) when
+  at most ``MAX_DRAIN_BYTES`` of it are still to come; past that it is left unread (the answer says
+  ``Connection: close``, reading stops, the connection closes after that time): a refused 480 KB body costs its
+  refusal, not a read of 480 KB, and a client cannot come back for the next refusal at once;
 - a client socket address (IPv6: its /64) holds at most ``connections_per_address`` connections; the next is
   answered 429 with Retry-After and closed before anything is read. Trusted proxies are not capped: their
   connections carry everyone's requests.
 
 What this relies on in aiohttp (3.14, pinned in the lock files; tests/api/test_connections.py fails if it
-changes): ``RequestHandler`` keeps parsed heads in ``_messages`` and waits for the next in ``_waiter``, takes
-``_loop``; ``web.Server`` makes handlers with ``_kwargs`` in ``__call__``, and ``AppRunner._make_server``
-returns the one the sites listen with.
+changes): ``RequestHandler`` keeps parsed heads in ``_messages``, waits for the next in ``_waiter``, writes each
+answer in ``finish_response``, stops in ``shutdown``, has ``_lingering_time`` and takes ``_loop``; ``web.Server``
+makes handlers with ``_kwargs`` in ``__call__``, and ``AppRunner._make_server`` returns the one the sites listen
+with.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from tokengate.http.responses import refusal_body
 from tokengate.runtime import RUNTIME
 
 RETRY_SECONDS: Final = 1
+MAX_DRAIN_BYTES: Final = 256 * 1024  # Go's maxPostHandlerReadBytes: beyond it, reconnecting is cheaper than reading
 
 
 def _canned(status: str, code: str, message: str, extra: str = "") -> bytes:
@@ -124,6 +129,15 @@ class ConnectionGuard:
             self.open.pop(key, None)
 
 
+def body_left_to_arrive(request: web.BaseRequest) -> float:
+    """Bytes of the request's body not yet received: 0 once it all is, unbounded for a chunked body under way."""
+    if not request.body_exists or request.content.is_eof():
+        return 0
+    if request.content_length is None:
+        return float("inf")
+    return max(0, request.content_length - request.content.total_raw_bytes)
+
+
 class GuardedRequestHandler(RequestHandler):
     """aiohttp's connection handler, with a deadline on request heads and the per-address connection cap."""
 
@@ -132,6 +146,7 @@ class GuardedRequestHandler(RequestHandler):
         self._guard = guard
         self._counted_as: str | None = None
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._unread_wait: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -149,7 +164,36 @@ class GuardedRequestHandler(RequestHandler):
         if self._counted_as is not None:
             self._guard.release(self._counted_as)
             self._counted_as = None
+        self._end_unread_wait()
         super().connection_lost(exc)
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        too_much_to_drain = body_left_to_arrive(request) > MAX_DRAIN_BYTES
+        if too_much_to_drain and not resp.prepared:
+            resp.force_close()  # "Connection: close": the client knows not to send on this connection again
+        answered = await super().finish_response(request, resp, start_time)
+        if too_much_to_drain:
+            await self._leave_unread(self._lingering_time)
+        return answered
+
+    async def _leave_unread(self, seconds: float) -> None:
+        """Stop reading (flow control stops the sender: its body costs nothing more) and close in ``seconds``, or
+        when the server stops. Not at once: a client reconnecting at once would cost a refusal per round trip."""
+        self.pause_reading()
+        self._unread_wait = self._loop.create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._unread_wait), seconds)
+        self.force_close()
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's signature)
+        self._end_unread_wait()
+        await super().shutdown(timeout)
+
+    def _end_unread_wait(self) -> None:
+        if self._unread_wait is not None and not self._unread_wait.done():
+            self._unread_wait.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
