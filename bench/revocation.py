@@ -8,15 +8,23 @@ every other instance B (a few authenticated requests, so each has it cached), de
 instance's delay is measured from A's answer to the deletion to its first 401 answer (the poll's own round
 trip included, so it errs high), and also from the moment the deletion was sent; a trial's delay is its
 slowest instance's. Target: p99 <= 100 ms over 50 trials.
+
+`--pgbouncer transaction|session`: the instances reach a PostgreSQL cluster of the run's own (Debian's
+`postgresql`) through Debian's `pgbouncer` in that pool mode, as an operator runs them (the harness of
+tests/e2e/pgbouncer.py; `make e2e` installs both), with LISTEN on a direct connection
+(`TOKENGATE_LISTEN_DATABASE_URL`), as docs/operations.md asks behind a transaction pooler.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -186,11 +194,38 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=8, help="tokengate processes on the one database (2+)")
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--poll-timeout", type=float, default=2.0, help="seconds to wait for B to refuse, per trial")
+    parser.add_argument("--pgbouncer", choices=("transaction", "session"), help="through PgBouncer in this pool mode")
     args = parser.parse_args()
     if args.instances < 2:
         raise BenchError("--instances must be at least 2: one deletes, the others must refuse")
-    env = tokengate_env()
+    if args.pgbouncer:
+        return asyncio.run(behind_pgbouncer(args.pgbouncer, lambda env: run(args, env)))
+    return run(args, tokengate_env())
+
+
+async def behind_pgbouncer(mode: str, bench: Callable[[dict[str, str]], int]) -> int:
+    """``bench`` with the environment of instances that reach a fresh database through PgBouncer in ``mode``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.e2e.pgbouncer import pgbouncer, postgres_cluster
+
+    async with postgres_cluster() as cluster:
+        database = await cluster.create_database()
+        async with pgbouncer(cluster, database, mode) as bouncer:
+            env = tokengate_env(
+                {
+                    "TOKENGATE_DATABASE_URL": bouncer.dsn,
+                    "TOKENGATE_LISTEN_DATABASE_URL": bouncer.direct_dsn,
+                    "TOKENGATE_SECRET_KEY": secrets.token_urlsafe(32),
+                }
+            )
+            log(f"through PgBouncer ({mode} pooling) on port {bouncer.port}, LISTEN direct")
+            return await asyncio.to_thread(bench, env)
+
+
+def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     info = environment()
+    if args.pgbouncer:
+        info["database"] = f"PostgreSQL through PgBouncer ({args.pgbouncer} pooling), LISTEN direct"
     with temporary_dir("tokengate-revocation-") as data_dir, Processes(RESULTS / "logs") as procs:
         log(f"starting {args.instances} tokengate instances on one database ...")
         a = start_tokengate(procs, "tokengate-a", data_dir, env, cpu=None)  # the first starts the database
