@@ -32,6 +32,7 @@ from tokengate.runtime import RUNTIME, Runtime
 
 ROUTE: Final = "/auth/check"  # the route's canonical path, as the generic door counts and logs it
 WITH_QUERY: Final = ROUTE + "?"
+MAX_QUESTIONS: Final = 1024  # request targets whose question is kept
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -79,12 +80,39 @@ class FastForwardAuth:
         return response
 
 
+Question = tuple[str | None, str | None, str | None]  # resource, access, projectId as the query string gives them
+
+
+class Questions:
+    """The question of each request target, parsed once: a gateway asks the same few targets over and over.
+
+    A target's question is what ``request.query`` (yarl) gives for it, the first time the target is seen; the
+    parse depends on the target's text alone, so the same text always gives the same question (proved against
+    yarl in tests/unit/test_fast_questions.py). At most ``size`` targets are kept; past that, they are
+    forgotten all at once (an attacker's endless distinct targets cost a parse each, as before)."""
+
+    def __init__(self, size: int = MAX_QUESTIONS):
+        self.size = size
+        self.known: dict[str, Question] = {}
+
+    def of(self, request: web.BaseRequest) -> Question:
+        target = request.raw_path
+        asked = self.known.get(target)
+        if asked is None:
+            query = request.query
+            asked = (query.get("resource"), query.get("access"), query.get("projectId"))
+            if len(self.known) >= self.size:
+                self.known.clear()
+            self.known[target] = asked
+        return asked
+
+
+QUESTIONS: Final = Questions()  # a pure function of the target's text: one for the process
+
+
 def check(runtime: Runtime, request: web.BaseRequest) -> web.Response | Awaitable[web.Response]:
     """The query-string form's answer, as the generic route gives it (``forward_auth.answer_check``)."""
-    query = request.query
-    return forward_auth.answer_check(
-        runtime.gate, request, query.get("resource"), query.get("access"), query.get("projectId")
-    )
+    return forward_auth.answer_check(runtime.gate, request, *QUESTIONS.of(request))
 
 
 def install(server: web.Server, app: web.Application) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from tokengate.auth.gate import Admission, Gate, Refusal, single_header
 from tokengate.core.catalog import ACCESS_LEVELS, READ, RESOURCES
@@ -23,6 +24,7 @@ from tokengate.runtime import RUNTIME
 RESOURCE_BY_NAME = {resource.upper(): resource for resource in RESOURCES}
 ACCESS_BY_NAME = {access.upper(): access for access in ACCESS_LEVELS}
 # The question of /auth/check/<path>, set by the gateway: each must come once (a client's extra line loses).
+GATEWAY_HEADERS = "forward_auth.gateway_headers"  # the key of ``gateway_headers`` in ``Principal.derived``
 QUESTION_HEADERS = ("X-Tokengate-Resource", "X-Tokengate-Access", "X-Tokengate-Project-Id")
 
 
@@ -64,6 +66,15 @@ def principal_headers(principal: Principal) -> dict[str, str]:
     }
 
 
+def gateway_headers(principal: Principal) -> CIMultiDict[str]:
+    """``principal_headers`` as the response's header mapping, made once per principal (``Principal.derived``:
+    forgotten with the principal, so a change that replaces it replaces them); the response copies it."""
+    made = principal.derived.get(GATEWAY_HEADERS)
+    if made is None:
+        made = principal.derived[GATEWAY_HEADERS] = CIMultiDict(principal_headers(principal))
+    return made  # type: ignore[no-any-return]
+
+
 def answer(question: CheckQuestion, admission: Admission, usage: UsageRecorder) -> web.Response:
     principal = admission.principal
     assert principal is not None  # the gate admits no anonymous request here
@@ -74,7 +85,7 @@ def answer(question: CheckQuestion, admission: Admission, usage: UsageRecorder) 
                 403, f"requires {question.resource}:{question.access} ({decision.reason})", "FORBIDDEN"
             )
         usage.note_grant(decision.grant_id)
-    return web.Response(status=200, headers=principal_headers(principal))
+    return web.Response(status=200, headers=gateway_headers(principal))
 
 
 def answer_check(
