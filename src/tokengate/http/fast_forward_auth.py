@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from email.utils import formatdate
+from typing import Any, Final
 
 from aiohttp import hdrs, web
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 
 from tokengate.auth.gate import PRINCIPAL_PREFIX
+from tokengate.core.policy import Principal
 from tokengate.http import forward_auth
 from tokengate.http.headers import NO_STORE
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, failure_response
@@ -65,6 +68,12 @@ class FastForwardAuth:
         except Exception as problem:
             response = failure_response(problem, request_id)
         status = response.status
+        if type(response) is PreparedAnswer:
+            response.request_id = request_id  # written with the answer, before Cache-Control
+        else:
+            headers = response.headers
+            headers["X-Request-Id"] = request_id
+            headers["Cache-Control"] = NO_STORE
         self.metrics.count_request(ROUTE, status)
         self.access_log.write(
             request_id,
@@ -74,9 +83,6 @@ class FastForwardAuth:
             round((time.perf_counter() - started) * 1000, 3),
             request.get(PRINCIPAL_PREFIX),
         )
-        headers = response.headers
-        headers["X-Request-Id"] = request_id
-        headers["Cache-Control"] = NO_STORE
         return response
 
 
@@ -110,9 +116,98 @@ class Questions:
 QUESTIONS: Final = Questions()  # a pure function of the target's text: one for the process
 
 
-def check(runtime: Runtime, request: web.BaseRequest) -> web.Response | Awaitable[web.Response]:
+class PreparedAnswer(web.StreamResponse):
+    """An allowed check's 200 written as the bytes aiohttp writes for ``forward_auth.allowed_response`` (with the
+    door's ``X-Request-Id`` and ``Cache-Control``), in one write: the principal's part made once per principal,
+    the rest per request. Only for ``GET`` over HTTP/1.1 (anything else is answered by aiohttp's response).
+
+    What aiohttp writes for that response, in order: the status line, the headers it was given, then
+    ``Content-Length: 0`` (``Response._start``), ``Date`` and ``Server`` (``_prepare_headers``), and
+    ``Connection: close`` when the connection is not kept alive; no body. tests/api/test_fast_forward_auth.py
+    compares both doors' answers, and test_prepared_answer_is_the_bytes_aiohttp_writes the bytes themselves.
+
+    It keeps to ``StreamResponse``'s public seams: the server calls ``prepare`` then ``write_eof``, reads
+    ``keep_alive``, ``prepared`` and ``status``, and may call ``force_close``; the bytes go through the
+    request's ``writer`` (``write_eof``: one write, waiting while the transport is paused, as aiohttp does)."""
+
+    def __init__(self, head: bytes):
+        super().__init__(status=200)
+        self.head = head
+        self.request_id = ""
+        self.closing = False
+        self.alive: bool | None = None
+        self.sent = False
+
+    def force_close(self) -> None:
+        self.closing = True
+
+    @property
+    def keep_alive(self) -> bool | None:
+        return self.alive
+
+    @property
+    def prepared(self) -> bool:
+        return self.sent
+
+    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+        if self.sent:
+            return
+        self.sent = True
+        self.alive = alive = not self.closing and request.keep_alive
+        now = int(time.time())
+        if now != _DATE[0]:
+            _DATE[:] = [now, formatdate(now, usegmt=True).encode()]
+        await request.writer.write_eof(
+            b"".join(
+                (
+                    self.head,
+                    b"X-Request-Id: ",
+                    self.request_id.encode(),
+                    TAIL_BEFORE_DATE,
+                    _DATE[1],
+                    TAIL_KEPT_ALIVE if alive else TAIL_CLOSED,
+                )
+            )
+        )
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return  # everything went out in prepare
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise RuntimeError("a prepared answer has no body")
+
+
+TAIL_BEFORE_DATE: Final = f"\r\nCache-Control: {NO_STORE}\r\nContent-Length: 0\r\nDate: ".encode()
+TAIL_KEPT_ALIVE: Final = f"\r\nServer: {SERVER_SOFTWARE}\r\n\r\n".encode()
+TAIL_CLOSED: Final = f"\r\nServer: {SERVER_SOFTWARE}\r\nConnection: close\r\n\r\n".encode()
+_DATE: list[Any] = [-1, b""]  # the second the Date header was made for, and its bytes (aiohttp's format)
+PREPARED_HEAD = "fast_forward_auth.prepared_head"  # the key of ``prepared_head`` in ``Principal.derived``
+
+
+def prepared_head(principal: Principal) -> bytes | None:
+    """The status line and the principal's headers as aiohttp writes them, once per principal; None when a
+    value holds a line break (aiohttp refuses those: its response answers then)."""
+    derived = principal.derived
+    if PREPARED_HEAD not in derived:
+        headers = forward_auth.principal_headers(principal)
+        text = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        broken = any("\r" in value or "\n" in value for value in headers.values())
+        derived[PREPARED_HEAD] = None if broken else ("HTTP/1.1 200 OK\r\n" + text).encode()
+    return derived[PREPARED_HEAD]  # type: ignore[no-any-return]
+
+
+def allowed_response(request: web.BaseRequest, principal: Principal) -> web.StreamResponse:
+    """``forward_auth.allowed_response``, written by ``PreparedAnswer`` for a GET over HTTP/1.1."""
+    if request.method == hdrs.METH_GET and request.version == HttpVersion11:
+        head = prepared_head(principal)
+        if head is not None:
+            return PreparedAnswer(head)
+    return forward_auth.allowed_response(request, principal)
+
+
+def check(runtime: Runtime, request: web.BaseRequest) -> web.StreamResponse | Awaitable[web.StreamResponse]:
     """The query-string form's answer, as the generic route gives it (``forward_auth.answer_check``)."""
-    return forward_auth.answer_check(runtime.gate, request, *QUESTIONS.of(request))
+    return forward_auth.answer_check(runtime.gate, request, *QUESTIONS.of(request), allowed_response)
 
 
 def install(server: web.Server, app: web.Application) -> None:
