@@ -218,10 +218,12 @@ class AccessLog(PeriodicFlush):
         if self.log_format == "json":
             # Assembled by hand: method and request id are token characters, the route a canonical path;
             # the principal's display prefix is the only free text and goes through json.dumps.
+            quoted = self._json
             line = (
                 f'{{"time":"{stamp}","level":"info","logger":"tokengate.access","message":"request",'
-                f'"request_id":"{request_id}","method":{self._as_json(method)},"route":{self._as_json(route)},'
-                f'"status":{status},"duration_ms":{duration_ms},"principal":{self._as_json(principal)}}}'
+                f'"request_id":"{request_id}","method":{quoted.get(method) or self._as_json(method)},'
+                f'"route":{quoted.get(route) or self._as_json(route)},"status":{status},'
+                f'"duration_ms":{duration_ms},"principal":{quoted.get(principal) or self._as_json(principal)}}}'
             )
         else:
             line = f"{stamp} {request_id} {method} {route} {status} {duration_ms}ms {principal or '-'}"
