@@ -72,18 +72,15 @@ class FastForwardAuth:
         status = response.status
         if type(response) is PreparedAnswer:
             response.request_id = request_id  # written with the answer, before Cache-Control
+            principal = response.principal_prefix  # what the gate put in request[PRINCIPAL_PREFIX]
         else:
             headers = response.headers
             headers["X-Request-Id"] = request_id
             headers["Cache-Control"] = NO_STORE
+            principal = request.get(PRINCIPAL_PREFIX)
         self.metrics.count_request(ROUTE, status)
         self.access_log.write(
-            request_id,
-            request.method,
-            ROUTE,
-            status,
-            round((time.perf_counter() - started) * 1000, 3),
-            request.get(PRINCIPAL_PREFIX),
+            request_id, request.method, ROUTE, status, round((time.perf_counter() - started) * 1000, 3), principal
         )
         return response
 
@@ -132,9 +129,10 @@ class PreparedAnswer(web.StreamResponse):
     ``keep_alive``, ``prepared`` and ``status``, and may call ``force_close``; the bytes go through the
     request's ``writer`` (``write_eof``: one write, waiting while the transport is paused, as aiohttp does)."""
 
-    def __init__(self, head: bytes):
+    def __init__(self, head: bytes, principal_prefix: str):
         super().__init__(status=200)
         self.head = head
+        self.principal_prefix = principal_prefix  # the admitted principal's, for the access line
         self.request_id = ""
         self.closing = False
         self.alive: bool | None = None
@@ -203,7 +201,7 @@ def allowed_response(request: web.BaseRequest, principal: Principal) -> web.Stre
     if request.method == hdrs.METH_GET and request.version == HttpVersion11:
         head = prepared_head(principal)
         if head is not None:
-            return PreparedAnswer(head)
+            return PreparedAnswer(head, principal.display_prefix)
     return forward_auth.allowed_response(request, principal)
 
 
