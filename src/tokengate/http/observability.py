@@ -1,8 +1,9 @@
 """Metrics (Prometheus text format), the access log and structured logs. Cheap enough for the hot path.
 
 Counters on the request path are plain dictionary increments, exported at scrape time; the access log
-formats one JSON line per request into a buffer written every ``flush_interval`` (the logging module
-costs about 100 µs a record, as much as the rest of a forward-auth request).
+keeps one entry per request in a buffer and formats its JSON lines when it writes them, every
+``flush_interval`` (the logging module costs about 100 µs a record, as much as the rest of a forward-auth
+request).
 """
 
 from __future__ import annotations
