@@ -360,3 +360,69 @@ async def test_cross_origin_requests_answer_alike_when_cors_is_configured(databa
         for method, headers in (("GET", bearer(token, **origin)), ("OPTIONS", preflight), ("GET", origin)):
             await ask_both(fast, generic, method, "/auth/check?resource=JOBS", headers)
         assert counted.calls == 3
+
+
+async def raw_answer(server: Server, request: bytes) -> bytes:
+    """The bytes a server answers one raw request with (read until the end of the head; bodiless answers)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = re.search(rb"(?im)^content-length: (\d+)\r$", head)
+        if length and b" 200 " in head.split(b"\r\n", 1)[0] and not request.startswith(b"HEAD"):
+            head += await reader.readexactly(int(length.group(1)))
+        return head
+    finally:
+        writer.close()
+
+
+def masked(answer: bytes) -> bytes:
+    answer = re.sub(rb"(?m)^Date: [^\r]*\r$", b"Date: <date>\r", answer)
+    return re.sub(rb"(?m)^X-Request-Id: [0-9a-f]{8}-[0-9a-f]+\r$", b"X-Request-Id: <id>\r", answer)
+
+
+def sorted_lines(answer: bytes) -> list[bytes]:
+    status, *lines = masked(answer).split(b"\r\n")
+    return [status, *sorted(lines)]
+
+
+async def test_prepared_answer_is_the_bytes_aiohttp_writes(database, tmp_path: Path, monkeypatch):
+    """The fast door writes an allowed GET's 200 itself (``PreparedAnswer``): byte for byte, header order
+    included, what aiohttp writes for the same door without it (``prepared_head`` None: aiohttp's response),
+    kept alive or closing; HEAD and HTTP/1.0 are answered by aiohttp's response. The generic door's answer
+    has the same lines (its ``Cache-Control`` comes later, from the response signal)."""
+    async with doors(database, make_config(tmp_path)) as (fast, generic):
+        admin = await fast.server.bootstrap()
+        token = await store_service_token(fast.server, admin.account_id, [Grant("JOB_VIEWER")])
+        prepared: list[bytes] = []
+        head = fast_forward_auth.prepared_head
+        prepare = fast_forward_auth.PreparedAnswer.prepare
+
+        async def noting(self: Any, request: Any) -> None:
+            prepared.append(self.head)
+            await prepare(self, request)
+
+        monkeypatch.setattr(fast_forward_auth.PreparedAnswer, "prepare", noting)
+        for version, method, connection in [
+            ("1.1", "GET", ""),
+            ("1.1", "GET", "Connection: close\r\n"),
+            ("1.1", "HEAD", ""),
+            ("1.0", "GET", ""),
+            ("1.0", "GET", "Connection: keep-alive\r\n"),
+        ]:
+            request = (
+                f"{method} /auth/check?resource=JOBS&access=READ HTTP/{version}\r\nHost: x\r\n"
+                f"Authorization: Bearer {token}\r\n{connection}\r\n"
+            ).encode()
+            before = len(prepared)
+            mine = await raw_answer(fast.server, request)
+            assert (len(prepared) > before) == (method == "GET" and version == "1.1"), (method, version)
+            monkeypatch.setattr(fast_forward_auth, "prepared_head", lambda principal: None)
+            libraries = await raw_answer(fast.server, request)
+            monkeypatch.setattr(fast_forward_auth, "prepared_head", head)
+            assert len(prepared) == before + (method == "GET" and version == "1.1")
+            theirs = await raw_answer(generic.server, request)
+            assert mine.startswith(f"HTTP/{version} 200 OK\r\n".encode()), mine
+            assert masked(mine) == masked(libraries), (method, version, connection, mine, libraries)
+            assert sorted_lines(mine) == sorted_lines(theirs), (method, version, connection, mine, theirs)

@@ -118,3 +118,26 @@ def test_plan_allows_exactly_its_sets(plan):
         else:
             with pytest.raises(PlanRestriction, match=plan):
                 check_plan([Grant(permission_set)], plan)
+
+
+def test_a_remembered_decision_is_the_one_computed_afresh() -> None:
+    """``Permissions.decide`` keeps each question's decision (at most ``MAX_DECISIONS``): asked again, and past
+    that bound, it answers as a fresh computation does."""
+    from tokengate.core.policy import MAX_DECISIONS
+
+    grants = [
+        Grant("JOB_ADMIN", False, ("prj_a", "prj_b")),
+        Grant("JOB_VIEWER"),
+        Grant("PROJECT_ADMIN", False, ("prj_c",)),
+    ]
+    kept = Permissions(grants)
+    questions = [
+        (resource, access, project)
+        for resource in RESOURCES
+        for access in ("READ", "WRITE")
+        for project in (None, "prj_a", "prj_b", "prj_c", "prj_z", *(f"prj_{n}" for n in range(40)))
+    ]
+    assert len(questions) > MAX_DECISIONS
+    for _ in range(2):
+        for question in questions:
+            assert kept.decide(*question) == Permissions(grants).decide(*question), question

@@ -187,7 +187,11 @@ class Gate:
         ``Authorization`` header (an OAuth client secret, http/introspection.py)."""
         client_addr = self.client_address(request)
         address = address_key(client_addr)
-        self._spend(self.throttle.address, address)
+        throttle = self.throttle
+        try:  # _spend's work, inline: on every request's path
+            throttle.take(throttle.address, address)
+        except OverLimit as over:
+            raise rate_limited(over) from None
         header = authorization if authorization is not None else single_header(request, "Authorization")
         started = time.perf_counter()
         try:
@@ -270,11 +274,16 @@ class Gate:
     def _admitted(
         self, request: web.BaseRequest, principal: Principal, client_addr: str | None, started: float
     ) -> Admission | Awaitable[Admission]:
-        self.metrics.count_authentication("ok")
-        self.metrics.validation_seconds.observe(time.perf_counter() - started)
+        metrics = self.metrics
+        metrics.count_authentication("ok")
+        metrics.validation_seconds.observe(time.perf_counter() - started)
         request[PRINCIPAL_PREFIX] = principal.display_prefix
         self.usage.note(principal.token_id, client_addr)  # a dict update; written in batches (usage.py)
-        self._spend(self.throttle.principal, principal_key(principal))
+        throttle = self.throttle
+        try:  # _spend's work, inline: on every request's path
+            throttle.take(throttle.principal, principal_key(principal))
+        except OverLimit as over:
+            raise rate_limited(over) from None
         allowed = self.ip_guard.cached_allows(principal.account_id, client_addr)
         if allowed is None:
             return self._admit_after_loading_rules(principal, client_addr)

@@ -111,8 +111,11 @@ class InvalidationListener:
 
     @property
     def healthy(self) -> bool:
-        """Whether this instance hears its invalidations now: the principal cache is trusted only then."""
-        return self.problem is None
+        """Whether this instance hears its invalidations now: the principal cache is trusted only then (``problem``
+        is None; asked on every request, so its conditions without its messages)."""
+        if not self.connected.is_set():
+            return False
+        return self.beat is None or self._fresh(time.monotonic())
 
     @property
     def problem(self) -> str | None:

@@ -29,6 +29,7 @@ class Grant:
 
 
 PROJECT_NOT_FOUND: Final = "project not found"
+MAX_DECISIONS: Final = 256  # decisions kept per principal (the questions its callers ask); others are computed
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,13 @@ def license_cap(license_: str | None, resource: str) -> int:
 class Permissions:
     """A principal's grants compiled for constant-time decisions."""
 
-    __slots__ = ("_by_project", "_everywhere", "license")
+    __slots__ = ("_by_project", "_decided", "_everywhere", "license")
 
     def __init__(self, grants: Iterable[Grant], license_: str | None = None, catalog: Catalog = CATALOG):
         self.license = license_
+        # (resource, access, project id) -> the decision, once asked: the grants never change (a principal whose
+        # grants change is replaced, and its permissions with it), and a gateway asks a few questions over and over
+        self._decided: dict[tuple[str, str, str | None], Decision] = {}
         # resource -> (level, permission set, grant id) for grants that reach every project (or the account)
         self._everywhere: dict[str, tuple[int, str, int | None]] = {}
         # (resource, project id) -> (level, permission set, grant id) for grants limited to listed projects
@@ -88,6 +92,15 @@ class Permissions:
 
     def decide(self, resource: str, access: str, project_id: str | None = None) -> Decision:
         """May the principal have ``access`` to ``resource`` (in ``project_id`` for project resources)?"""
+        key = (resource, access, project_id)
+        decided = self._decided.get(key)
+        if decided is None:
+            decided = self._decide(resource, access, project_id)
+            if len(self._decided) < MAX_DECISIONS:
+                self._decided[key] = decided
+        return decided
+
+    def _decide(self, resource: str, access: str, project_id: str | None) -> Decision:
         needed = ACCESS_LEVELS[access]
         best = self._everywhere.get(resource)
         scope = "for all projects"
@@ -134,9 +147,17 @@ class Principal:
     expires_at: datetime | None = None
     created_at: datetime | None = None  # when the token was issued (RFC 7662 ``iat``); None where unknown
     permissions: Permissions = field(init=False, repr=False, compare=False)
+    # The principal alone, in its stored form (``user:usr_…``, ``service_token:<row key>``): what rate limits key
+    # on and ``X-Tokengate-Principal`` says; made once (every request of the principal asks for it).
+    name: str = field(init=False, repr=False, compare=False)
+    # What a door derives from the principal alone and answers with on each of its requests (forward-auth's
+    # headers), made once per principal: forgotten with it, so never kept past a change that replaces it.
+    derived: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "permissions", Permissions(self.grants, self.license))
+        object.__setattr__(self, "name", self._stored_name())
+        object.__setattr__(self, "derived", {})
 
     def decide(self, resource: str, access: str, project_id: str | None = None) -> Decision:
         """The tenant rule, then the grants: a project of another account is answered as an unknown one."""
@@ -144,10 +165,7 @@ class Principal:
             return Decision(False, PROJECT_NOT_FOUND, unknown_project=True)
         return self.permissions.decide(resource, access, project_id)
 
-    @property
-    def name(self) -> str:
-        """The principal alone, in its stored form (``user:usr_…``, ``service_token:<row key>``): what rate
-        limits key on and ``X-Tokengate-Principal`` says."""
+    def _stored_name(self) -> str:
         if self.kind == USER:
             return global_ids.actor_name(global_ids.USER_ACTOR, str(self.user_id), printed=False)
         return global_ids.actor_name(global_ids.SERVICE_TOKEN_ACTOR, self.token_id, printed=False)

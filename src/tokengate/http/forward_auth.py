@@ -6,11 +6,12 @@ naming what is required when the token may not; 400 for a question that cannot b
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from tokengate.auth.gate import Admission, Gate, Refusal, single_header
 from tokengate.core.catalog import ACCESS_LEVELS, READ, RESOURCES
@@ -23,6 +24,7 @@ from tokengate.runtime import RUNTIME
 RESOURCE_BY_NAME = {resource.upper(): resource for resource in RESOURCES}
 ACCESS_BY_NAME = {access.upper(): access for access in ACCESS_LEVELS}
 # The question of /auth/check/<path>, set by the gateway: each must come once (a client's extra line loses).
+GATEWAY_HEADERS = "forward_auth.gateway_headers"  # the key of ``gateway_headers`` in ``Principal.derived``
 QUESTION_HEADERS = ("X-Tokengate-Resource", "X-Tokengate-Access", "X-Tokengate-Project-Id")
 
 
@@ -64,7 +66,30 @@ def principal_headers(principal: Principal) -> dict[str, str]:
     }
 
 
-def answer(question: CheckQuestion, admission: Admission, usage: UsageRecorder) -> web.Response:
+def gateway_headers(principal: Principal) -> CIMultiDict[str]:
+    """``principal_headers`` as the response's header mapping, made once per principal (``Principal.derived``:
+    forgotten with the principal, so a change that replaces it replaces them); the response copies it."""
+    made = principal.derived.get(GATEWAY_HEADERS)
+    if made is None:
+        made = principal.derived[GATEWAY_HEADERS] = CIMultiDict(principal_headers(principal))
+    return made  # type: ignore[no-any-return]
+
+
+def allowed_response(request: web.BaseRequest, principal: Principal) -> web.StreamResponse:
+    """The 200 of an allowed check: the principal's ids in headers, no body."""
+    return web.Response(status=200, headers=gateway_headers(principal))
+
+
+Allowed = Callable[[web.BaseRequest, Principal], web.StreamResponse]
+
+
+def answer(
+    question: CheckQuestion,
+    admission: Admission,
+    usage: UsageRecorder,
+    request: web.BaseRequest,
+    allowed: Allowed = allowed_response,
+) -> web.StreamResponse:
     principal = admission.principal
     assert principal is not None  # the gate admits no anonymous request here
     if question.resource is not None:
@@ -74,14 +99,20 @@ def answer(question: CheckQuestion, admission: Admission, usage: UsageRecorder) 
                 403, f"requires {question.resource}:{question.access} ({decision.reason})", "FORBIDDEN"
             )
         usage.note_grant(decision.grant_id)
-    return web.Response(status=200, headers=principal_headers(principal))
+    return allowed(request, principal)
 
 
 def answer_check(
-    gate: Gate, request: web.BaseRequest, resource: str | None, access: str | None, project_id: str | None
-) -> web.Response | Awaitable[web.Response]:
+    gate: Gate,
+    request: web.BaseRequest,
+    resource: str | None,
+    access: str | None,
+    project_id: str | None,
+    allowed: Allowed = allowed_response,
+) -> web.StreamResponse | Awaitable[web.StreamResponse]:
     """The answer to a check: a response, or an awaitable of one when the gate must ask the database (so the
-    fast door, doors/fast_forward_auth.py, answers a cached token without a coroutine)."""
+    fast door, doors/fast_forward_auth.py, answers a cached token without a coroutine). ``allowed`` makes the
+    200 (the fast door writes the same bytes itself, fast_forward_auth.py)."""
     try:
         question = check_question(resource, access, project_id)
     except BadQuestion as problem:
@@ -91,23 +122,25 @@ def answer_check(
     except Refusal as refusal:
         return refusal_response(refusal)
     if isinstance(admitted, Admission):
-        return answer(question, admitted, gate.usage)
-    return _answer_when_admitted(gate, question, admitted)
+        return answer(question, admitted, gate.usage, request, allowed)
+    return _answer_when_admitted(gate, question, admitted, request, allowed)
 
 
-async def _answer_when_admitted(gate: Gate, question: CheckQuestion, admitted: Awaitable[Admission]) -> web.Response:
+async def _answer_when_admitted(
+    gate: Gate, question: CheckQuestion, admitted: Awaitable[Admission], request: web.BaseRequest, allowed: Allowed
+) -> web.StreamResponse:
     try:
         admission = await admitted
     except Refusal as refusal:
         return refusal_response(refusal)
-    return answer(question, admission, gate.usage)
+    return answer(question, admission, gate.usage, request, allowed)
 
 
-async def responded(answered: web.Response | Awaitable[web.Response]) -> web.Response:
-    return answered if isinstance(answered, web.Response) else await answered
+async def responded(answered: web.StreamResponse | Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    return answered if isinstance(answered, web.StreamResponse) else await answered
 
 
-async def auth_check(request: web.Request) -> web.Response:
+async def auth_check(request: web.Request) -> web.StreamResponse:
     """``/auth/check?resource=R&access=A&projectId=P`` (nginx auth_request, Traefik ForwardAuth)."""
     query = request.query
     gate = request.app[RUNTIME].gate
@@ -116,7 +149,7 @@ async def auth_check(request: web.Request) -> web.Response:
     )
 
 
-async def auth_check_by_headers(request: web.Request) -> web.Response:
+async def auth_check_by_headers(request: web.Request) -> web.StreamResponse:
     """``/auth/check/<original path>`` as Envoy's ext_authz sends it: the question comes in headers set by the
     gateway; the query string is the client's own and is ignored."""
     try:

@@ -1,8 +1,9 @@
 """Metrics (Prometheus text format), the access log and structured logs. Cheap enough for the hot path.
 
 Counters on the request path are plain dictionary increments, exported at scrape time; the access log
-formats one JSON line per request into a buffer written every ``flush_interval`` (the logging module
-costs about 100 µs a record, as much as the rest of a forward-auth request).
+keeps one entry per request in a buffer and formats its JSON lines when it writes them, every
+``flush_interval`` (the logging module costs about 100 µs a record, as much as the rest of a forward-auth
+request).
 """
 
 from __future__ import annotations
@@ -189,6 +190,10 @@ class RequestIds:
         return f"{self.prefix}-{next(self.counter):x}"
 
 
+# An access line's fields: when (time.time()), request id, method, route, status, duration in ms, principal.
+Entry = tuple[float, str, str, str, int, float, str | None]
+
+
 class AccessLog(PeriodicFlush):
     """One line per request (JSON, or text for humans), buffered and written every ``interval`` seconds."""
 
@@ -200,7 +205,7 @@ class AccessLog(PeriodicFlush):
         self.enabled = enabled
         self.interval = flush_interval
         self.task_name = "access-log-flush"
-        self.buffer: list[str] = []
+        self.buffer: list[Entry] = []  # the lines not yet written, as their fields
         self._second = -1
         self._stamp = ""
         self._json: dict[str | None, str] = {}  # methods, routes and display prefixes as JSON, made once each
@@ -208,26 +213,38 @@ class AccessLog(PeriodicFlush):
     def write(
         self, request_id: str, method: str, route: str, status: int, duration_ms: float, principal: str | None
     ) -> None:
+        """One request's line: its fields and the time now, kept as they are; ``flush`` formats the lines it
+        writes (one loop over the batch rather than a formatting call per request)."""
         if not self.enabled:
             return
-        now = time.time()
-        second = int(now)
-        if second != self._second:  # formatting the date once a second, not once a request
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        stamp = f"{self._stamp}.{int((now - second) * 1000):03d}Z"
-        if self.log_format == "json":
-            # Assembled by hand: method and request id are token characters, the route a canonical path;
-            # the principal's display prefix is the only free text and goes through json.dumps.
-            line = (
-                f'{{"time":"{stamp}","level":"info","logger":"tokengate.access","message":"request",'
-                f'"request_id":"{request_id}","method":{self._as_json(method)},"route":{self._as_json(route)},'
-                f'"status":{status},"duration_ms":{duration_ms},"principal":{self._as_json(principal)}}}'
-            )
-        else:
-            line = f"{stamp} {request_id} {method} {route} {status} {duration_ms}ms {principal or '-'}"
-        self.buffer.append(line)
-        if len(self.buffer) >= 512:
+        buffer = self.buffer
+        buffer.append((time.time(), request_id, method, route, status, duration_ms, principal))
+        if len(buffer) >= 512:
             self.flush()
+
+    def lines(self, entries: list[Entry]) -> list[str]:
+        """The access lines of ``entries``, in their order."""
+        made = []
+        quoted = self._json
+        as_json = self._as_json
+        json_format = self.log_format == "json"
+        for now, request_id, method, route, status, duration_ms, principal in entries:
+            second = int(now)
+            if second != self._second:  # formatting the date once a second, not once a line
+                self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            stamp = f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+            if json_format:
+                # Assembled by hand: method and request id are token characters, the route a canonical path;
+                # the principal's display prefix is the only free text and goes through json.dumps.
+                made.append(
+                    f'{{"time":"{stamp}","level":"info","logger":"tokengate.access","message":"request",'
+                    f'"request_id":"{request_id}","method":{quoted.get(method) or as_json(method)},'
+                    f'"route":{quoted.get(route) or as_json(route)},"status":{status},'
+                    f'"duration_ms":{duration_ms},"principal":{quoted.get(principal) or as_json(principal)}}}'
+                )
+            else:
+                made.append(f"{stamp} {request_id} {method} {route} {status} {duration_ms}ms {principal or '-'}")
+        return made
 
     def _as_json(self, text: str | None) -> str:
         """``json.dumps(text, ensure_ascii=False)``, kept for the next line (a few thousand texts at most)."""
@@ -241,7 +258,8 @@ class AccessLog(PeriodicFlush):
     def flush(self) -> None:
         if not self.buffer:
             return
-        lines, self.buffer = self.buffer, []
+        entries, self.buffer = self.buffer, []
+        lines = self.lines(entries)
         stream = self.stream or sys.stderr
         with contextlib.suppress(OSError, ValueError):  # a closed or full stream must not fail requests
             stream.write("\n".join(lines) + "\n")

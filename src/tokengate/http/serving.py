@@ -33,7 +33,7 @@ import ipaddress
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from aiohttp import web
@@ -167,15 +167,23 @@ class GuardedRequestHandler(RequestHandler):
         self._end_unread_wait()
         super().connection_lost(exc)
 
-    async def finish_response(
+    def finish_response(  # type: ignore[override]
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
+        """aiohttp's, and for a request with more than ``MAX_DRAIN_BYTES`` of body still to come, ``Connection:
+        close`` and the body left unread. A bodiless request (every GET) gets aiohttp's coroutine itself: no
+        second coroutine per request (the caller awaits what this returns either way)."""
+        if not request.body_exists or body_left_to_arrive(request) <= MAX_DRAIN_BYTES:
+            return super().finish_response(request, resp, start_time)
+        return self._finish_leaving_body_unread(request, resp, start_time)
+
+    async def _finish_leaving_body_unread(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
-        too_much_to_drain = body_left_to_arrive(request) > MAX_DRAIN_BYTES
-        if too_much_to_drain and not resp.prepared:
+        if not resp.prepared:
             resp.force_close()  # "Connection: close": the client knows not to send on this connection again
         answered = await super().finish_response(request, resp, start_time)
-        if too_much_to_drain:
-            await self._leave_unread(self._lingering_time)
+        await self._leave_unread(self._lingering_time)
         return answered
 
     async def _leave_unread(self, seconds: float) -> None:
@@ -198,7 +206,8 @@ class GuardedRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._messages:
-            self._disarm()  # a complete head
+            if self._head_deadline is not None:
+                self._disarm()  # a complete head
         elif data and self._waiting_for_request() and self._head_deadline is None:
             self._arm()  # the first bytes of the next request on a kept-alive connection
 
