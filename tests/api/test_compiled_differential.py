@@ -80,7 +80,7 @@ from tests.api.differential_cases import (
 from tests.api.live_server import LiveServer
 from tests.api.test_requires_property import CUSTOM_SCALARS
 from tests.conftest import Server
-from tokengate.graphql.engine import compiled
+from tokengate.graphql.engine import compiled, cost
 from tokengate.graphql.engine.documents import Document, parsed_document
 from tokengate.graphql.schema.schema import schema as tokengate_schema
 
@@ -116,11 +116,14 @@ def answer(result: Any) -> tuple[str, Any, list[tuple[Any, ...]]]:
     return json.dumps(result.data, default=str), result.data, [error_key(e) for e in result.errors or ()]
 
 
-async def through_core(schema: GraphQLSchema, document: Document, context: Any, variables: Any = None) -> Any:
+async def through_core(
+    schema: GraphQLSchema, document: Document, context: Any, variables: Any = None, root: Any = None
+) -> Any:
     return await settle(
         execute(
             schema,
             document.ast,  # type: ignore[arg-type]
+            root_value=root,
             context_value=context,
             variable_values=variables,
             executor_class=StrawberryGraphQLCoreExecutionContext,
@@ -290,6 +293,26 @@ class Variation:
         )
 
 
+def assert_costs_agree(schema: GraphQLSchema, document: Document, data: Any) -> int:
+    """The actual cost counted on the compiled walk (cost.actual_plan, what operations.run uses) is the one
+    ``cost._Actual`` counts on the document itself, for this answer."""
+    assert document.ast is not None
+    operation = document.operation(None)
+    assert operation is not None
+    plan = cost.actual_plan(schema, document.ast, operation)
+    assert plan is not None
+    walked = cost.actual_cost(schema, document.ast, operation, data, plan)
+    root = schema.get_root_type(operation.operation)
+    assert root is not None
+    reference = (
+        1
+        if data is None
+        else max(1, cost._Actual(schema, document.ast).selections(root, operation.selection_set, data))
+    )
+    assert walked == reference, (print_ast(document.ast), data)
+    return walked
+
+
 def denials(server: Server) -> Counter[tuple[str, str]]:
     return Counter(server.runtime.metrics.denials)
 
@@ -303,6 +326,9 @@ async def compare_with_effects(server: Server, query: str, variables: dict[str, 
     after_plan = denials(server)
     core = await through_core(CORE_SCHEMA, document, context, variables)
     after_core = denials(server)
+    for result in (planned, core):
+        if result is not None:
+            assert_costs_agree(CORE_SCHEMA, document, result.data)
     return (
         ran(CORE_SCHEMA, document),
         None if planned is None else answer(planned),
@@ -648,6 +674,45 @@ async def test_interfaces_and_unions_resolve_their_types_as_graphql_core_does():
         {"__typename": "Cat", "name": "tom", "lives": 9},
     ], core[1]
     assert [e[1] for e in core[2]] == [["wrong"], ["dog"]], core[2]
+
+
+@strawberry.type
+class EmptyQuery:
+    empty: list[int] = strawberry.field(default_factory=list)
+    none: list[Part] = strawberry.field(default_factory=list)
+    maybe: list[Part] | None = None
+
+
+COST_WALKS = {
+    strawberry.Schema(query=EmptyQuery)._schema: ["{ empty none { label } maybe { label } }"],
+    ABSTRACT: [
+        """{ named { __typename ...N ... on Dog { barks ...N } ... on Cat { lives } }
+             living { __typename ... on Plant { species } ... on Named { ...N name } ... { ...L } }
+             again: named { name } named { __typename } wrong { name } dog { barks name } }
+           fragment N on Named { name n2: name }
+           fragment L on Living { ... on Cat { lives ...N } }""",
+        "{ living { ...L } } fragment L on Living { __typename ...M } fragment M on Living { ... on Dog { name } }",
+    ],
+    MACHINES: ["{ machine { name part { label count } parts { count } } other { name parts { weight count } } }"],
+}
+
+
+async def test_the_compiled_actual_cost_counts_what_the_document_walk_counts():
+    """cost.actual_plan (fragments followed once, shared where spread again) against cost._Actual on answers
+    with nulls, field errors, aliases, duplicate keys, abstract types and fragments spread in fragments."""
+    counted = []
+    for schema, queries in {**COST_WALKS, CONCURRENT: ["{ matrix numbers later: laterItems }"]}.items():
+        for query in queries:
+            document = document_of(query)
+            assert validate(schema, document.ast) == [], query  # type: ignore[arg-type]
+            events = {"first": asyncio.Event(), "second": asyncio.Event()}
+            result = await through_core(schema, document, events, root=EmptyQuery())
+            counted.append(assert_costs_agree(schema, document, result.data))
+            assert_costs_agree(schema, document, None)
+    assert counted[0] == 3 and counted[-1] == 2 + 3 + 3, counted  # an empty list costs its own point
+
+
+# [[1, 2], [3]] is a list of 2; 3 numbers; 3 later items
 
 
 @strawberry.type
