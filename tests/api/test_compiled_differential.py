@@ -677,6 +677,35 @@ async def test_interfaces_and_unions_resolve_their_types_as_graphql_core_does():
 
 
 @strawberry.type
+class Checked(Named):
+    """A type check of its own that reads its info: the plan builds it (Strawberry's own is called without)."""
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, Checked) and info.parent_type.name == "CheckedQuery"
+
+
+@strawberry.type
+class CheckedQuery:
+    @strawberry.field
+    def checked(self) -> list[Checked]:
+        return [Checked(name="a"), Checked(name="b")]
+
+    @strawberry.field
+    def dogs(self) -> list[Dog]:
+        return [Dog(name="rex", barks=True)]
+
+
+async def test_a_type_check_reading_its_info_gets_it_and_strawberrys_own_gets_none():
+    checked = strawberry.Schema(query=CheckedQuery)._schema
+    assert not compiled.seams.info_free_type_check(checked.get_type("Checked").is_type_of)  # type: ignore[union-attr]
+    assert compiled.seams.info_free_type_check(checked.get_type("Dog").is_type_of)  # type: ignore[union-attr]
+    planned, core = await both(checked, "{ checked { name } dogs { name barks } }")
+    assert planned == core and core[2] == [], core
+    assert core[1] == {"checked": [{"name": "a"}, {"name": "b"}], "dogs": [{"name": "rex", "barks": True}]}
+
+
+@strawberry.type
 class EmptyQuery:
     empty: list[int] = strawberry.field(default_factory=list)
     none: list[Part] = strawberry.field(default_factory=list)

@@ -129,3 +129,25 @@ def test_a_renamed_strawberry_internal_falls_back_to_strawberrys_execution(
         assert "Traceback" not in stderr, stderr
         warnings = [line for line in stderr.splitlines() if OFF in line]
         assert len(warnings) == 1, stderr
+
+
+def test_only_strawberrys_own_type_checks_are_called_without_their_info():
+    """The plans build no resolve info for Strawberry's ``is_type_of`` (it answers from the value alone), and
+    keep building it for any other: a type check that reads its info gets it."""
+    from tokengate.graphql.schema.schema import schema
+
+    core = schema._schema
+    for name in ("ServiceToken", "Project", "User"):
+        assert seams.info_free_type_check(core.get_type(name).is_type_of), name  # type: ignore[union-attr]
+    assert len(seams.INFO_FREE_TYPE_CHECKS) == 2
+
+    def reads_info(obj: Any, info: Any) -> bool:
+        return info.parent_type is not None
+
+    def ignores_info(obj: Any, info: Any) -> bool:
+        return obj is not None
+
+    assert not seams.info_free_type_check(reads_info)
+    assert not seams.info_free_type_check(ignores_info)  # not Strawberry's: its info is built, as before
+    assert seams._never_reads_second_argument(ignores_info.__code__)
+    assert not seams._never_reads_second_argument(reads_info.__code__)

@@ -727,7 +727,7 @@ class OperationPlan:
         if is_leaf_type(type_):
             return leaf_completion(type_, non_null, message)
         if is_object_type(type_):
-            if type_.is_type_of is not None:
+            if type_.is_type_of is not None and not seams.info_free_type_check(type_.is_type_of):
                 field.needs_info = True
             selection = self._subselection(type_, field.details)
             return object_completion(type_, selection, field.details, non_null, message)

@@ -23,6 +23,7 @@ simulates the rename.
 
 from __future__ import annotations
 
+import dis
 import inspect
 import logging
 from typing import Any, Final
@@ -30,7 +31,7 @@ from typing import Any, Final
 from graphql import GraphQLField
 
 __all__ = ["AVAILABLE", "BASIC_RESULT_CODE", "DEFINITION_BACKREF", "PROBLEM", "ExecutionContext", "ResolveInfo"]
-__all__ += ["StrawberryField", "basic_field", "problem"]
+__all__ += ["INFO_FREE_TYPE_CHECKS", "StrawberryField", "basic_field", "info_free_type_check", "problem"]
 
 log = logging.getLogger("tokengate.graphql.engine.seams")
 
@@ -66,6 +67,51 @@ except (ImportError, AttributeError) as error:
     PROBLEM = f"a Strawberry internal the plans read is gone ({type(error).__name__}: {error})"
 
 AVAILABLE: Final = PROBLEM is None
+
+
+def _nested_codes(code: Any, name: str) -> list[Any]:
+    """The code objects named ``name`` defined anywhere inside ``code`` (functions in functions)."""
+    found = []
+    for constant in code.co_consts:
+        if inspect.iscode(constant):
+            if constant.co_name == name:
+                found.append(constant)
+            found.extend(_nested_codes(constant, name))
+    return found
+
+
+def _never_reads_second_argument(code: Any) -> bool:
+    if code.co_argcount != 2:
+        return False
+    second = code.co_varnames[1]
+    return second not in code.co_cellvars and not any(
+        instruction.argval == second
+        for instruction in dis.get_instructions(code)
+        if instruction.opname.startswith(("LOAD_", "DELETE_", "STORE_"))
+    )
+
+
+# The ``is_type_of`` Strawberry gives an object type implementing an interface (defined in
+# ``GraphQLCoreConverter.from_object`` and ``_get_is_type_of``), each checked here never to read its ``info``
+# argument: the plans call it without building one. Empty (each call gets its info, as before) when they are gone.
+INFO_FREE_TYPE_CHECKS: frozenset[Any] = frozenset()
+if AVAILABLE:
+    try:
+        INFO_FREE_TYPE_CHECKS = frozenset(
+            code
+            for owner in (GraphQLCoreConverter.from_object, GraphQLCoreConverter._get_is_type_of)
+            for code in _nested_codes(owner.__code__, "is_type_of")
+            if _never_reads_second_argument(code)
+        )
+    except (AttributeError, TypeError):
+        INFO_FREE_TYPE_CHECKS = frozenset()
+
+
+def info_free_type_check(is_type_of: Any) -> bool:
+    """True for Strawberry's own ``is_type_of`` of an object type, which answers from the value alone."""
+    return getattr(is_type_of, "__code__", None) in INFO_FREE_TYPE_CHECKS
+
+
 _warned: list[bool] = []
 
 
