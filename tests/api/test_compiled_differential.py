@@ -848,6 +848,32 @@ def test_literal_arguments_are_coerced_once_unless_a_resolver_could_change_them(
     assert checks.arguments is None  # a list: coerced per request, so no resolver can change the next one's
 
 
+def test_resolvers_with_literal_arguments_skip_strawberrys_per_call_conversion(seeded: Any):
+    """Strawberry's own resolvers called with literal arguments run directly (seams.direct_resolver: arguments
+    converted once, Info and extensions as Strawberry builds them) and answer as graphql-core does; arguments a
+    resolver could change, and those of variables, keep Strawberry's resolver."""
+    live, contexts = seeded
+    query = (
+        "{ viewer { kind account { name plan serviceTokens(includeDeleted: true) { name } } } "
+        'check(resource: JOBS, access: READ, projectId: "p") { allowed reason } '
+        "checks(requests: []) { allowed } }"
+    )
+    plan = compiled.plan_for(CORE_SCHEMA, document_of(query), None)
+    assert isinstance(plan, compiled.OperationPlan)
+    viewer, check, checks = plan.root.fields
+    assert viewer.resolve is not viewer.field_def.resolve and check.resolve is not check.field_def.resolve
+    assert checks.resolve is checks.field_def.resolve  # a list argument: converted per call, by Strawberry
+    for who, context in sorted(contexts.items()):
+        data, errors = same(live, query, context)
+        assert data is not None or errors, who
+    mixed = "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed reason } }"
+    plan = compiled.plan_for(CORE_SCHEMA, document_of(mixed), None)
+    assert isinstance(plan, compiled.OperationPlan)
+    assert plan.root.fields[0].resolve is plan.root.fields[0].field_def.resolve
+    for context in contexts.values():
+        same(live, mixed, context, {"p": "p"})
+
+
 async def test_graphql_requests_run_on_their_plan(server: Server):
     seeded = await server.bootstrap("Planned")
     query = "{ viewer { kind account { name plan } } }"

@@ -151,3 +151,21 @@ def test_only_strawberrys_own_type_checks_are_called_without_their_info():
     assert not seams.info_free_type_check(ignores_info)  # not Strawberry's: its info is built, as before
     assert seams._never_reads_second_argument(ignores_info.__code__)
     assert not seams._never_reads_second_argument(reads_info.__code__)
+
+
+def test_a_resolver_strawberry_no_longer_builds_as_read_keeps_strawberrys_own(monkeypatch: pytest.MonkeyPatch):
+    """direct_resolver reads Strawberry's resolver by its code and closure: anything else is left to it."""
+    from tokengate.graphql.schema.schema import schema
+
+    viewer = schema._schema.query_type.fields["viewer"]  # type: ignore[union-attr]
+    assert seams.direct_resolver(viewer, {}) is not None  # precondition: today's Strawberry is read
+    monkeypatch.setattr(seams, "RESOLVER_CODES", {})
+    assert seams.direct_resolver(viewer, {}) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(seams, "EXTENSION_RESOLVER_CODE", object())
+    assert seams.direct_resolver(viewer, {}) is None
+
+    def custom(source: Any, info: Any) -> str:
+        return "mine"
+
+    assert seams.direct_resolver(type(viewer)(viewer.type, resolve=custom), {}) is None

@@ -711,6 +711,10 @@ class OperationPlan:
         if plain is not None:
             field.kind = ATTRIBUTE
             field.read, field.attribute = plain
+        elif field.arguments is not None:
+            direct = seams.direct_resolver(field_def, field.arguments)  # these arguments converted once, kept
+            if direct is not None:
+                field.resolve = direct
         field.complete = self._completion(field.return_type, field)
         named = unwrap_non_null(field.return_type)
         if field.kind == ATTRIBUTE and is_leaf_type(named):

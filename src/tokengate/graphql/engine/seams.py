@@ -24,6 +24,8 @@ simulates the rename.
 from __future__ import annotations
 
 import dis
+import enum
+import functools
 import inspect
 import logging
 from typing import Any, Final
@@ -31,7 +33,8 @@ from typing import Any, Final
 from graphql import GraphQLField
 
 __all__ = ["AVAILABLE", "BASIC_RESULT_CODE", "DEFINITION_BACKREF", "PROBLEM", "ExecutionContext", "ResolveInfo"]
-__all__ += ["INFO_FREE_TYPE_CHECKS", "StrawberryField", "basic_field", "info_free_type_check", "problem"]
+__all__ += ["INFO_FREE_TYPE_CHECKS", "StrawberryField", "basic_field", "direct_resolver", "info_free_type_check"]
+__all__ += ["problem"]
 
 log = logging.getLogger("tokengate.graphql.engine.seams")
 
@@ -141,3 +144,132 @@ def basic_field(field_def: GraphQLField) -> tuple[Any, str] | None:
     if not callable(read) or not isinstance(attribute, str):
         return None
     return read, attribute
+
+
+# The resolver Strawberry gives a field that has one (``_resolver``, ``_async_resolver``, defined in
+# ``GraphQLCoreConverter.from_resolver``), and the functions it closes over, recognised by their code.
+RESOLVER_CODES: dict[Any, bool] = {}  # code -> is it the async one
+INFO_CODE: Any = None  # _strawberry_info_from_graphql
+GET_RESULT_CODE: Any = None  # _get_result
+EXTENSION_RESOLVER_CODE: Any = None  # extension_resolver, in wrap_field_extensions
+convert_arguments: Any = None  # what Strawberry's get_arguments converts with (strawberry.types.arguments)
+if AVAILABLE:
+    try:
+        from strawberry.extensions.field_extension import FieldExtension
+        from strawberry.schema import schema_converter as _converter_module
+
+        _codes = GraphQLCoreConverter.from_resolver.__code__
+        RESOLVER_CODES = {code: code.co_name == "_async_resolver" for code in _nested_codes(_codes, "_resolver")}
+        RESOLVER_CODES.update({code: True for code in _nested_codes(_codes, "_async_resolver")})
+        INFO_CODE = next(iter(_nested_codes(_codes, "_strawberry_info_from_graphql")), None)
+        GET_RESULT_CODE = next(iter(_nested_codes(_codes, "_get_result")), None)
+        EXTENSION_RESOLVER_CODE = next(iter(_nested_codes(_codes, "extension_resolver")), None)
+        convert_arguments = _converter_module.convert_arguments
+        _default_map_arguments = FieldExtension.map_arguments
+        if len(RESOLVER_CODES) != 2 or None in (INFO_CODE, GET_RESULT_CODE, EXTENSION_RESOLVER_CODE):
+            RESOLVER_CODES = {}
+    except (ImportError, AttributeError, TypeError):
+        RESOLVER_CODES = {}
+IMMUTABLE: Final = (str, int, float, bool, type(None), enum.Enum)
+
+
+def _closure(function: Any) -> dict[str, Any] | None:
+    code, cells = getattr(function, "__code__", None), getattr(function, "__closure__", None)
+    if code is None or cells is None or len(code.co_freevars) != len(cells):
+        return None
+    try:
+        return {name: cell.cell_contents for name, cell in zip(code.co_freevars, cells, strict=True)}
+    except ValueError:  # an empty cell
+        return None
+
+
+def direct_resolver(field_def: GraphQLField, arguments: dict[str, Any]) -> Any:
+    """For a field whose resolver is Strawberry's own (no exception handler can apply to it), called with the
+    literal ``arguments`` graphql-core coerced once: a function ``(source, info, **arguments)`` (the same
+    arguments again, already converted: ignored) doing what that resolver
+    does per call (the Strawberry ``Info``, the resolver's self, parent, root and info parameters, the field's
+    extensions in Strawberry's order, ``get_result``), with the arguments converted to Python once, here, by
+    Strawberry's ``convert_arguments``. None when anything differs (then the field runs Strawberry's own
+    resolver): another resolver, handlers, an extension reshaping the arguments, converted values that are
+    not immutable (a resolver could change them), or a conversion that fails (the request reports it)."""
+    resolve = field_def.resolve
+    is_async = RESOLVER_CODES.get(getattr(resolve, "__code__", None))
+    if is_async is None:
+        return None
+    outer = _closure(resolve)
+    if outer is None or outer.get("field_exception_handlers") != ():
+        return None
+    make_info, with_extensions = outer.get("_strawberry_info_from_graphql"), outer.get("_get_result_with_extensions")
+    if getattr(make_info, "__code__", None) is not INFO_CODE:
+        return None
+    if getattr(with_extensions, "__code__", None) is not EXTENSION_RESOLVER_CODE:
+        return None
+    info_parts, chain = _closure(make_info), _closure(with_extensions)
+    if info_parts is None or chain is None:
+        return None
+    field, converter = chain.get("field"), chain.get("self")
+    get_result = chain.get("_get_result")
+    if field is not info_parts.get("field") or converter is not info_parts.get("self"):
+        return None
+    if (
+        getattr(get_result, "__code__", None) is not GET_RESULT_CODE
+        or (_closure(get_result) or {}).get("field") is not field
+    ):
+        return None
+    if field is not (field_def.extensions or {}).get(DEFINITION_BACKREF) or not isinstance(field, StrawberryField):
+        return None
+    if any(type(extension).map_arguments is not _default_map_arguments for extension in field.extensions):
+        return None
+    extension_functions = tuple(chain.get("extension_functions") or ())
+    config, scalar_registry = converter.config, converter.scalar_registry
+    try:
+        converted = convert_arguments(
+            dict(arguments), field.arguments, scalar_registry=scalar_registry, config=config, info=None
+        )
+    except Exception:
+        return None
+    if not all(isinstance(value, IMMUTABLE) for value in converted.values()):
+        return None
+    info_class = config.info_class
+    resolver = field.base_resolver
+    self_parameter = parent_name = root_name = info_name = None
+    if resolver:
+        self_parameter = resolver.self_parameter
+        parent_name = resolver.parent_parameter.name if resolver.parent_parameter else None
+        root_name = resolver.root_parameter.name if resolver.root_parameter else None
+        info_name = resolver.info_parameter.name if resolver.info_parameter else None
+
+    def call(source: Any, info: Any, /, **_: Any) -> Any:
+        # _resolver, _get_result_with_extensions (extension_resolver), get_arguments, wrapped_get_result
+        strawberry_info = info_class(_raw_info=info, _field=field)
+        kwargs = dict(converted)
+        args = [source] if self_parameter else []
+        if parent_name:
+            kwargs[parent_name] = source
+        if root_name:
+            kwargs[root_name] = source
+        if info_name:
+            kwargs[info_name] = strawberry_info
+        requested_info = "info" in kwargs
+        if requested_info:
+            kwargs.pop("info")
+
+        def wrapped_get_result(_source: Any, info: Any, **kwargs: Any) -> Any:
+            if requested_info:
+                kwargs["info"] = info
+            return field.get_result(_source, info=info, args=args, kwargs=kwargs)
+
+        if not extension_functions:
+            return wrapped_get_result(source, strawberry_info, **kwargs)
+        return functools.reduce(
+            lambda chained_fn, next_fn: functools.partial(next_fn, chained_fn), extension_functions, wrapped_get_result
+        )(source, strawberry_info, **kwargs)
+
+    if not is_async:
+        return call
+
+    async def call_async(source: Any, info: Any, /, **_: Any) -> Any:
+        result = call(source, info)
+        return await result if inspect.isawaitable(result) else result  # await_maybe
+
+    return call_async
