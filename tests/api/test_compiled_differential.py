@@ -874,6 +874,61 @@ def test_resolvers_with_literal_arguments_skip_strawberrys_per_call_conversion(s
         same(live, mixed, context, {"p": "p"})
 
 
+@strawberry.type
+class Parameters:
+    """Resolvers asking for what Strawberry passes by parameter: self, root, parent, info under any name."""
+
+    label: str
+
+    @strawberry.field
+    def own(self, times: int = 2) -> str:
+        return self.label * times
+
+    @strawberry.field
+    def rooted(self, root: Any, word: str) -> str:
+        return f"{root.label}:{word}"
+
+    @strawberry.field
+    def parented(self, parent: strawberry.Parent[Any], tag: str = "t") -> str:
+        return f"{parent.label}/{tag}"
+
+    @strawberry.field
+    def named_info(self, inf: strawberry.Info, n: int) -> str:
+        return f"{inf.field_name}:{inf.path.key}:{n}:{type(inf).__name__}"
+
+    @strawberry.field
+    def plain_info(self, info: strawberry.Info) -> list[str]:
+        return [info.field_name, str(info.path.key), info.python_name]
+
+    @strawberry.field
+    @staticmethod
+    def alone(flag: bool) -> bool:
+        return not flag
+
+    @strawberry.field
+    async def later(self, info: strawberry.Info, word: str = "w") -> str:
+        return f"{info.field_name}:{word}:{self.label}"
+
+
+@strawberry.type
+class ParametersQuery:
+    @strawberry.field
+    def item(self) -> Parameters:
+        return Parameters(label="x")
+
+
+async def test_direct_resolvers_pass_self_root_parent_and_info_as_strawberry_does():
+    schema = strawberry.Schema(query=ParametersQuery)._schema
+    query = """{ item { own o3: own(times: 3) rooted(word: "r") parented parented2: parented(tag: "u")
+        namedInfo(n: 4) plainInfo alone(flag: true) later l2: later(word: "v") } }"""
+    fields = schema.get_type("Parameters").fields  # type: ignore[union-attr]
+    for name, arguments in {"own": {}, "rooted": {"word": "r"}, "namedInfo": {"n": 4}, "alone": {"flag": True}}.items():
+        assert compiled.seams.direct_resolver(fields[name], arguments) is not None, name
+    planned, core = await both(schema, query)
+    assert planned == core and core[2] == [], core
+    assert core[1]["item"]["namedInfo"] == "namedInfo:namedInfo:4:Info" and core[1]["item"]["l2"] == "later:v:x"
+
+
 async def test_graphql_requests_run_on_their_plan(server: Server):
     seeded = await server.bootstrap("Planned")
     query = "{ viewer { kind account { name plan } } }"

@@ -153,10 +153,14 @@ INFO_CODE: Any = None  # _strawberry_info_from_graphql
 GET_RESULT_CODE: Any = None  # _get_result
 EXTENSION_RESOLVER_CODE: Any = None  # extension_resolver, in wrap_field_extensions
 convert_arguments: Any = None  # what Strawberry's get_arguments converts with (strawberry.types.arguments)
+Info: Any = None
+StrawberryResolver: Any = None
 if AVAILABLE:
     try:
         from strawberry.extensions.field_extension import FieldExtension
         from strawberry.schema import schema_converter as _converter_module
+        from strawberry.types.fields.resolver import StrawberryResolver
+        from strawberry.types.info import Info
 
         _codes = GraphQLCoreConverter.from_resolver.__code__
         RESOLVER_CODES = {code: code.co_name == "_async_resolver" for code in _nested_codes(_codes, "_resolver")}
@@ -265,11 +269,41 @@ def direct_resolver(field_def: GraphQLField, arguments: dict[str, Any]) -> Any:
             lambda chained_fn, next_fn: functools.partial(next_fn, chained_fn), extension_functions, wrapped_get_result
         )(source, strawberry_info, **kwargs)
 
+    plain = (
+        not extension_functions
+        and resolver
+        and info_class is Info
+        and type(field).get_result is StrawberryField.get_result
+        and type(resolver).__call__ is StrawberryResolver.__call__
+    )
+    if plain:
+        # The same without the layers that only pass things on: no extension to chain, the stock Info (built
+        # only when the resolver asks for it: making it does nothing else), ``get_result`` calling the resolver.
+        needs_info = bool(info_name) or "info" in converted
+
+        def call_plain(source: Any, info: Any, /, **_: Any) -> Any:
+            kwargs = dict(converted)
+            if parent_name:
+                kwargs[parent_name] = source
+            if root_name:
+                kwargs[root_name] = source
+            if needs_info:
+                strawberry_info = info_class(_raw_info=info, _field=field)
+                if info_name:
+                    kwargs[info_name] = strawberry_info
+                if "info" in kwargs:  # Strawberry pops it and passes its Info back under that name, last
+                    del kwargs["info"]
+                    kwargs["info"] = strawberry_info
+            if self_parameter:
+                return resolver(source, **kwargs)
+            return resolver(**kwargs)
+
+    chosen = call_plain if plain else call
     if not is_async:
-        return call
+        return chosen
 
     async def call_async(source: Any, info: Any, /, **_: Any) -> Any:
-        result = call(source, info)
+        result = chosen(source, info)
         return await result if inspect.isawaitable(result) else result  # await_maybe
 
     return call_async
