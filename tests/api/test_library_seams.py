@@ -169,3 +169,34 @@ def test_a_resolver_strawberry_no_longer_builds_as_read_keeps_strawberrys_own(mo
         return "mine"
 
     assert seams.direct_resolver(type(viewer)(viewer.type, resolve=custom), {}) is None
+
+
+def test_strawberry_enums_are_answered_from_a_table_exactly_as_strawberry_answers():
+    """seams.leaf_coercion answers every member of every enum of the schema with Strawberry's own name, and
+    leaves what is not a member (a name, a wrong value, another enum's member) to Strawberry's own."""
+    from graphql import GraphQLEnumType
+
+    from tokengate.graphql.schema.schema import schema
+
+    enums = [
+        t for t in schema._schema.type_map.values() if isinstance(t, GraphQLEnumType) and hasattr(t, "wrapped_cls")
+    ]
+    assert len(enums) > 5
+    others = [member for t in enums for member in t.wrapped_cls]  # type: ignore[attr-defined]
+
+    def outcome(coerce: Any, value: Any) -> Any:
+        try:
+            return ("ok", coerce(value))
+        except Exception as error:
+            return (type(error).__name__, str(error))
+
+    fast_ones = 0
+    for leaf in enums:
+        fast = seams.leaf_coercion(leaf)
+        fast_ones += fast != leaf.coerce_output_value
+        for value in [*leaf.wrapped_cls, *others, "NOPE", 3, None, *leaf.values]:  # type: ignore[attr-defined]
+            assert outcome(fast, value) == outcome(leaf.coerce_output_value, value), (leaf, value)
+    assert fast_ones == len(enums)
+
+    mixed = GraphQLEnumType("Odd", {"ONE": 1, "TEXT": "one"})
+    assert seams.leaf_coercion(mixed) == mixed.coerce_output_value  # not Strawberry's: its own

@@ -440,7 +440,7 @@ def leaf_message(leaf: Any, value: Any, coerced: Any) -> str:
 
 def leaf_completion(leaf: GraphQLLeafType, non_null: bool, message: str) -> Complete:
     """``complete_leaf_value``: the type's own output coercion; nothing back is an error."""
-    coerce = leaf.coerce_output_value
+    coerce = seams.leaf_coercion(leaf)
 
     def complete(run: Run, value: Any, path: Any, info: Any) -> Any:
         if isinstance(value, Exception):
@@ -719,7 +719,7 @@ class OperationPlan:
         named = unwrap_non_null(field.return_type)
         if field.kind == ATTRIBUTE and is_leaf_type(named):
             field.kind = PLAIN_LEAF
-            field.leaf = named.coerce_output_value
+            field.leaf = seams.leaf_coercion(named)
         return field
 
     def _completion(self, return_type: GraphQLOutputType, field: FieldPlan) -> Complete:

@@ -307,3 +307,45 @@ def direct_resolver(field_def: GraphQLField, arguments: dict[str, Any]) -> Any:
         return await result if inspect.isawaitable(result) else result  # await_maybe
 
     return call_async
+
+
+EnumType: Any = None  # Strawberry's CustomGraphQLEnumType
+if AVAILABLE:
+    try:
+        from strawberry.schema.schema_converter import CustomGraphQLEnumType as EnumType
+    except ImportError:
+        EnumType = None
+
+
+def leaf_coercion(leaf: Any) -> Any:
+    """The leaf type's ``coerce_output_value``, or for a Strawberry enum whose values are all strings (or all
+    ints) the same answer from a table: Strawberry's own compares the member's value with each of the type's
+    values in turn and answers the first name that matches; anything the table does not hold (another type of
+    value, a value no name has) is still answered by Strawberry's own, exceptions included."""
+    coerce = leaf.coerce_output_value
+    if EnumType is None or type(leaf) is not EnumType or type(leaf).coerce_output_value is not _ENUM_COERCE:
+        return coerce
+    if "coerce_output_value" in getattr(leaf, "__dict__", {}):
+        return coerce
+    kinds = {type(value.value) for value in leaf.values.values()}
+    if len(kinds) != 1 or not kinds <= {str, int}:
+        return coerce
+    kind = kinds.pop()
+    table: dict[Any, str] = {}
+    for name, value in leaf.values.items():
+        table.setdefault(value.value, name)
+    wrapped_cls = leaf.wrapped_cls
+
+    def coerce_enum(output_value: Any) -> Any:
+        if isinstance(output_value, wrapped_cls):
+            key = output_value.value
+            if type(key) is kind:
+                name = table.get(key)
+                if name is not None:
+                    return name
+        return coerce(output_value)
+
+    return coerce_enum
+
+
+_ENUM_COERCE: Any = getattr(EnumType, "coerce_output_value", None)
