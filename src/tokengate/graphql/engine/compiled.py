@@ -472,7 +472,7 @@ def object_completion(
             raise value
         if is_type_of is not None:
             matches = is_type_of(value, info)
-            if is_awaitable(matches):
+            if matches is not True and is_awaitable(matches):  # (a bool never is)
                 return execute_checked_subfields(run, object_type, selection, details, value, path, matches)
             if not matches:
                 raise invalid_return_type_error(object_type, value, details)
