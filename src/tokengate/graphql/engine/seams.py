@@ -12,7 +12,16 @@ Strawberry promises its public API (``strawberry.Schema`` and its ``execution_co
 - the code of ``_get_basic_result``, the resolver ``GraphQLCoreConverter.from_resolver`` gives a basic field
   (found among the constants of ``from_resolver``'s code), and the ``_is_default`` mark on it.
 
-All of them are read once, when this module is imported, inside one ``try``: a renamed or changed internal
+Read the same way, each alone (when one is gone, only its shortcut is off and Strawberry's own runs):
+- the ``is_type_of`` Strawberry gives an object type with interfaces, checked never to read its info
+  (``info_free_type_check``: the plans call it without building one);
+- ``_resolver``/``_async_resolver`` of ``from_resolver`` and what they close over (``_strawberry_info_from_graphql``,
+  ``extension_resolver``, ``_get_result``, the converter's config and scalar registry, the field's extension
+  resolvers) and ``convert_arguments``: ``direct_resolver`` does their per-call work with literal arguments
+  converted once;
+- ``CustomGraphQLEnumType.coerce_output_value``, answered from a table (``leaf_coercion``).
+
+The first list is read once, when this module is imported, inside one ``try``: a renamed or changed internal
 (an ImportError, an AttributeError, or a code that is no longer there) does not stop tokengate from starting.
 ``PROBLEM`` then says what is missing, ``AVAILABLE`` is False, a warning is logged once (on the first
 query), and every operation runs on Strawberry's own execution (its schema's ``execution_context_class``
