@@ -80,7 +80,7 @@ from tests.api.differential_cases import (
 from tests.api.live_server import LiveServer
 from tests.api.test_requires_property import CUSTOM_SCALARS
 from tests.conftest import Server
-from tokengate.graphql.engine import compiled
+from tokengate.graphql.engine import compiled, cost
 from tokengate.graphql.engine.documents import Document, parsed_document
 from tokengate.graphql.schema.schema import schema as tokengate_schema
 
@@ -116,11 +116,14 @@ def answer(result: Any) -> tuple[str, Any, list[tuple[Any, ...]]]:
     return json.dumps(result.data, default=str), result.data, [error_key(e) for e in result.errors or ()]
 
 
-async def through_core(schema: GraphQLSchema, document: Document, context: Any, variables: Any = None) -> Any:
+async def through_core(
+    schema: GraphQLSchema, document: Document, context: Any, variables: Any = None, root: Any = None
+) -> Any:
     return await settle(
         execute(
             schema,
             document.ast,  # type: ignore[arg-type]
+            root_value=root,
             context_value=context,
             variable_values=variables,
             executor_class=StrawberryGraphQLCoreExecutionContext,
@@ -290,6 +293,26 @@ class Variation:
         )
 
 
+def assert_costs_agree(schema: GraphQLSchema, document: Document, data: Any) -> int:
+    """The actual cost counted on the compiled walk (cost.actual_plan, what operations.run uses) is the one
+    ``cost._Actual`` counts on the document itself, for this answer."""
+    assert document.ast is not None
+    operation = document.operation(None)
+    assert operation is not None
+    plan = cost.actual_plan(schema, document.ast, operation)
+    assert plan is not None
+    walked = cost.actual_cost(schema, document.ast, operation, data, plan)
+    root = schema.get_root_type(operation.operation)
+    assert root is not None
+    reference = (
+        1
+        if data is None
+        else max(1, cost._Actual(schema, document.ast).selections(root, operation.selection_set, data))
+    )
+    assert walked == reference, (print_ast(document.ast), data)
+    return walked
+
+
 def denials(server: Server) -> Counter[tuple[str, str]]:
     return Counter(server.runtime.metrics.denials)
 
@@ -303,6 +326,9 @@ async def compare_with_effects(server: Server, query: str, variables: dict[str, 
     after_plan = denials(server)
     core = await through_core(CORE_SCHEMA, document, context, variables)
     after_core = denials(server)
+    for result in (planned, core):
+        if result is not None:
+            assert_costs_agree(CORE_SCHEMA, document, result.data)
     return (
         ran(CORE_SCHEMA, document),
         None if planned is None else answer(planned),
@@ -651,6 +677,74 @@ async def test_interfaces_and_unions_resolve_their_types_as_graphql_core_does():
 
 
 @strawberry.type
+class Checked(Named):
+    """A type check of its own that reads its info: the plan builds it (Strawberry's own is called without)."""
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, Checked) and info.parent_type.name == "CheckedQuery"
+
+
+@strawberry.type
+class CheckedQuery:
+    @strawberry.field
+    def checked(self) -> list[Checked]:
+        return [Checked(name="a"), Checked(name="b")]
+
+    @strawberry.field
+    def dogs(self) -> list[Dog]:
+        return [Dog(name="rex", barks=True)]
+
+
+async def test_a_type_check_reading_its_info_gets_it_and_strawberrys_own_gets_none():
+    checked = strawberry.Schema(query=CheckedQuery)._schema
+    assert not compiled.seams.info_free_type_check(checked.get_type("Checked").is_type_of)  # type: ignore[union-attr]
+    assert compiled.seams.info_free_type_check(checked.get_type("Dog").is_type_of)  # type: ignore[union-attr]
+    planned, core = await both(checked, "{ checked { name } dogs { name barks } }")
+    assert planned == core and core[2] == [], core
+    assert core[1] == {"checked": [{"name": "a"}, {"name": "b"}], "dogs": [{"name": "rex", "barks": True}]}
+
+
+@strawberry.type
+class EmptyQuery:
+    empty: list[int] = strawberry.field(default_factory=list)
+    none: list[Part] = strawberry.field(default_factory=list)
+    maybe: list[Part] | None = None
+
+
+COST_WALKS = {
+    strawberry.Schema(query=EmptyQuery)._schema: ["{ empty none { label } maybe { label } }"],
+    ABSTRACT: [
+        """{ named { __typename ...N ... on Dog { barks ...N } ... on Cat { lives } }
+             living { __typename ... on Plant { species } ... on Named { ...N name } ... { ...L } }
+             again: named { name } named { __typename } wrong { name } dog { barks name } }
+           fragment N on Named { name n2: name }
+           fragment L on Living { ... on Cat { lives ...N } }""",
+        "{ living { ...L } } fragment L on Living { __typename ...M } fragment M on Living { ... on Dog { name } }",
+    ],
+    MACHINES: ["{ machine { name part { label count } parts { count } } other { name parts { weight count } } }"],
+}
+
+
+async def test_the_compiled_actual_cost_counts_what_the_document_walk_counts():
+    """cost.actual_plan (fragments followed once, shared where spread again) against cost._Actual on answers
+    with nulls, field errors, aliases, duplicate keys, abstract types and fragments spread in fragments."""
+    counted = []
+    for schema, queries in {**COST_WALKS, CONCURRENT: ["{ matrix numbers later: laterItems }"]}.items():
+        for query in queries:
+            document = document_of(query)
+            assert validate(schema, document.ast) == [], query  # type: ignore[arg-type]
+            events = {"first": asyncio.Event(), "second": asyncio.Event()}
+            result = await through_core(schema, document, events, root=EmptyQuery())
+            counted.append(assert_costs_agree(schema, document, result.data))
+            assert_costs_agree(schema, document, None)
+    assert counted[0] == 3 and counted[-1] == 2 + 3 + 3, counted  # an empty list costs its own point
+
+
+# [[1, 2], [3]] is a list of 2; 3 numbers; 3 later items
+
+
+@strawberry.type
 class ConcurrentQuery:
     """Two async siblings that each wait for the other: answered only if they run concurrently."""
 
@@ -752,6 +846,87 @@ def test_literal_arguments_are_coerced_once_unless_a_resolver_could_change_them(
     check, checks = plan.root.fields
     assert check.arguments is not None and check.arguments["projectId"] == "p"
     assert checks.arguments is None  # a list: coerced per request, so no resolver can change the next one's
+
+
+def test_resolvers_with_literal_arguments_skip_strawberrys_per_call_conversion(seeded: Any):
+    """Strawberry's own resolvers called with literal arguments run directly (seams.direct_resolver: arguments
+    converted once, Info and extensions as Strawberry builds them) and answer as graphql-core does; arguments a
+    resolver could change, and those of variables, keep Strawberry's resolver."""
+    live, contexts = seeded
+    query = (
+        "{ viewer { kind account { name plan serviceTokens(includeDeleted: true) { name } } } "
+        'check(resource: JOBS, access: READ, projectId: "p") { allowed reason } '
+        "checks(requests: []) { allowed } }"
+    )
+    plan = compiled.plan_for(CORE_SCHEMA, document_of(query), None)
+    assert isinstance(plan, compiled.OperationPlan)
+    viewer, check, checks = plan.root.fields
+    assert viewer.resolve is not viewer.field_def.resolve and check.resolve is not check.field_def.resolve
+    assert checks.resolve is checks.field_def.resolve  # a list argument: converted per call, by Strawberry
+    for who, context in sorted(contexts.items()):
+        data, errors = same(live, query, context)
+        assert data is not None or errors, who
+    mixed = "query($p: ID) { check(resource: JOBS, access: READ, projectId: $p) { allowed reason } }"
+    plan = compiled.plan_for(CORE_SCHEMA, document_of(mixed), None)
+    assert isinstance(plan, compiled.OperationPlan)
+    assert plan.root.fields[0].resolve is plan.root.fields[0].field_def.resolve
+    for context in contexts.values():
+        same(live, mixed, context, {"p": "p"})
+
+
+@strawberry.type
+class Parameters:
+    """Resolvers asking for what Strawberry passes by parameter: self, root, parent, info under any name."""
+
+    label: str
+
+    @strawberry.field
+    def own(self, times: int = 2) -> str:
+        return self.label * times
+
+    @strawberry.field
+    def rooted(self, root: Any, word: str) -> str:
+        return f"{root.label}:{word}"
+
+    @strawberry.field
+    def parented(self, parent: strawberry.Parent[Any], tag: str = "t") -> str:
+        return f"{parent.label}/{tag}"
+
+    @strawberry.field
+    def named_info(self, inf: strawberry.Info, n: int) -> str:
+        return f"{inf.field_name}:{inf.path.key}:{n}:{type(inf).__name__}"
+
+    @strawberry.field
+    def plain_info(self, info: strawberry.Info) -> list[str]:
+        return [info.field_name, str(info.path.key), info.python_name]
+
+    @strawberry.field
+    @staticmethod
+    def alone(flag: bool) -> bool:
+        return not flag
+
+    @strawberry.field
+    async def later(self, info: strawberry.Info, word: str = "w") -> str:
+        return f"{info.field_name}:{word}:{self.label}"
+
+
+@strawberry.type
+class ParametersQuery:
+    @strawberry.field
+    def item(self) -> Parameters:
+        return Parameters(label="x")
+
+
+async def test_direct_resolvers_pass_self_root_parent_and_info_as_strawberry_does():
+    schema = strawberry.Schema(query=ParametersQuery)._schema
+    query = """{ item { own o3: own(times: 3) rooted(word: "r") parented parented2: parented(tag: "u")
+        namedInfo(n: 4) plainInfo alone(flag: true) later l2: later(word: "v") } }"""
+    fields = schema.get_type("Parameters").fields  # type: ignore[union-attr]
+    for name, arguments in {"own": {}, "rooted": {"word": "r"}, "namedInfo": {"n": 4}, "alone": {"flag": True}}.items():
+        assert compiled.seams.direct_resolver(fields[name], arguments) is not None, name
+    planned, core = await both(schema, query)
+    assert planned == core and core[2] == [], core
+    assert core[1]["item"]["namedInfo"] == "namedInfo:namedInfo:4:Info" and core[1]["item"]["l2"] == "later:v:x"
 
 
 async def test_graphql_requests_run_on_their_plan(server: Server):

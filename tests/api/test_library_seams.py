@@ -129,3 +129,74 @@ def test_a_renamed_strawberry_internal_falls_back_to_strawberrys_execution(
         assert "Traceback" not in stderr, stderr
         warnings = [line for line in stderr.splitlines() if OFF in line]
         assert len(warnings) == 1, stderr
+
+
+def test_only_strawberrys_own_type_checks_are_called_without_their_info():
+    """The plans build no resolve info for Strawberry's ``is_type_of`` (it answers from the value alone), and
+    keep building it for any other: a type check that reads its info gets it."""
+    from tokengate.graphql.schema.schema import schema
+
+    core = schema._schema
+    for name in ("ServiceToken", "Project", "User"):
+        assert seams.info_free_type_check(core.get_type(name).is_type_of), name  # type: ignore[union-attr]
+    assert len(seams.INFO_FREE_TYPE_CHECKS) == 2
+
+    def reads_info(obj: Any, info: Any) -> bool:
+        return info.parent_type is not None
+
+    def ignores_info(obj: Any, info: Any) -> bool:
+        return obj is not None
+
+    assert not seams.info_free_type_check(reads_info)
+    assert not seams.info_free_type_check(ignores_info)  # not Strawberry's: its info is built, as before
+    assert seams._never_reads_second_argument(ignores_info.__code__)
+    assert not seams._never_reads_second_argument(reads_info.__code__)
+
+
+def test_a_resolver_strawberry_no_longer_builds_as_read_keeps_strawberrys_own(monkeypatch: pytest.MonkeyPatch):
+    """direct_resolver reads Strawberry's resolver by its code and closure: anything else is left to it."""
+    from tokengate.graphql.schema.schema import schema
+
+    viewer = schema._schema.query_type.fields["viewer"]  # type: ignore[union-attr]
+    assert seams.direct_resolver(viewer, {}) is not None  # precondition: today's Strawberry is read
+    monkeypatch.setattr(seams, "RESOLVER_CODES", {})
+    assert seams.direct_resolver(viewer, {}) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(seams, "EXTENSION_RESOLVER_CODE", object())
+    assert seams.direct_resolver(viewer, {}) is None
+
+    def custom(source: Any, info: Any) -> str:
+        return "mine"
+
+    assert seams.direct_resolver(type(viewer)(viewer.type, resolve=custom), {}) is None
+
+
+def test_strawberry_enums_are_answered_from_a_table_exactly_as_strawberry_answers():
+    """seams.leaf_coercion answers every member of every enum of the schema with Strawberry's own name, and
+    leaves what is not a member (a name, a wrong value, another enum's member) to Strawberry's own."""
+    from graphql import GraphQLEnumType
+
+    from tokengate.graphql.schema.schema import schema
+
+    enums = [
+        t for t in schema._schema.type_map.values() if isinstance(t, GraphQLEnumType) and hasattr(t, "wrapped_cls")
+    ]
+    assert len(enums) > 5
+    others = [member for t in enums for member in t.wrapped_cls]  # type: ignore[attr-defined]
+
+    def outcome(coerce: Any, value: Any) -> Any:
+        try:
+            return ("ok", coerce(value))
+        except Exception as error:
+            return (type(error).__name__, str(error))
+
+    fast_ones = 0
+    for leaf in enums:
+        fast = seams.leaf_coercion(leaf)
+        fast_ones += fast != leaf.coerce_output_value
+        for value in [*leaf.wrapped_cls, *others, "NOPE", 3, None, *leaf.values]:  # type: ignore[attr-defined]
+            assert outcome(fast, value) == outcome(leaf.coerce_output_value, value), (leaf, value)
+    assert fast_ones == len(enums)
+
+    mixed = GraphQLEnumType("Odd", {"ONE": 1, "TEXT": "one"})
+    assert seams.leaf_coercion(mixed) == mixed.coerce_output_value  # not Strawberry's: its own

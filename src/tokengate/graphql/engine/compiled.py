@@ -440,7 +440,7 @@ def leaf_message(leaf: Any, value: Any, coerced: Any) -> str:
 
 def leaf_completion(leaf: GraphQLLeafType, non_null: bool, message: str) -> Complete:
     """``complete_leaf_value``: the type's own output coercion; nothing back is an error."""
-    coerce = leaf.coerce_output_value
+    coerce = seams.leaf_coercion(leaf)
 
     def complete(run: Run, value: Any, path: Any, info: Any) -> Any:
         if isinstance(value, Exception):
@@ -472,7 +472,7 @@ def object_completion(
             raise value
         if is_type_of is not None:
             matches = is_type_of(value, info)
-            if is_awaitable(matches):
+            if matches is not True and is_awaitable(matches):  # (a bool never is)
                 return execute_checked_subfields(run, object_type, selection, details, value, path, matches)
             if not matches:
                 raise invalid_return_type_error(object_type, value, details)
@@ -711,11 +711,15 @@ class OperationPlan:
         if plain is not None:
             field.kind = ATTRIBUTE
             field.read, field.attribute = plain
+        elif field.arguments is not None:
+            direct = seams.direct_resolver(field_def, field.arguments)  # these arguments converted once, kept
+            if direct is not None:
+                field.resolve = direct
         field.complete = self._completion(field.return_type, field)
         named = unwrap_non_null(field.return_type)
         if field.kind == ATTRIBUTE and is_leaf_type(named):
             field.kind = PLAIN_LEAF
-            field.leaf = named.coerce_output_value
+            field.leaf = seams.leaf_coercion(named)
         return field
 
     def _completion(self, return_type: GraphQLOutputType, field: FieldPlan) -> Complete:
@@ -727,7 +731,7 @@ class OperationPlan:
         if is_leaf_type(type_):
             return leaf_completion(type_, non_null, message)
         if is_object_type(type_):
-            if type_.is_type_of is not None:
+            if type_.is_type_of is not None and not seams.info_free_type_check(type_.is_type_of):
                 field.needs_info = True
             selection = self._subselection(type_, field.details)
             return object_completion(type_, selection, field.details, non_null, message)

@@ -319,14 +319,136 @@ class _Actual:
         return 0
 
 
+class ActualPlan:
+    """One selection set of ``_Actual``'s walk decided once per (document, operation): its fields as (response
+    key, own cost, the plan of the value's selections or None), the fragments and inline fragments it contains
+    already followed (inline ones merged in, named ones shared: ``groups``). Walking an answer then only reads
+    the data: no definition lookup, no fragment resolution, no type checks per item."""
+
+    __slots__ = ("fields", "groups")
+
+    def __init__(self, fields: tuple[tuple[str, int, ActualPlan | None], ...], groups: tuple[ActualPlan, ...]):
+        self.fields = fields
+        self.groups = groups
+
+
+class _ActualCompiler:
+    """``_Actual``'s walk, done once on the document instead of on every answer (the same lookups, in the same
+    places: a field's definition and own cost from the type the walk reaches it by)."""
+
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode):
+        self.schema = schema
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.spreads: dict[str, ActualPlan | None] = {}
+
+    def selections(self, parent: GraphQLNamedType, selection_set: SelectionSetNode) -> ActualPlan:
+        fields: list[tuple[str, int, ActualPlan | None]] = []
+        groups: list[ActualPlan] = []
+        self._collect(parent, selection_set, fields, groups)
+        return ActualPlan(tuple(fields), tuple(groups))
+
+    def _collect(
+        self,
+        parent: GraphQLNamedType,
+        selection_set: SelectionSetNode,
+        fields: list[tuple[str, int, ActualPlan | None]],
+        groups: list[ActualPlan],
+    ) -> None:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                fields.append(self.field(parent, selection))
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = self.schema.get_type(condition.name.value) if condition is not None else parent
+                self._collect(inner or parent, selection.selection_set, fields, groups)
+            elif isinstance(selection, FragmentSpreadNode):
+                group = self.spread(selection.name.value)
+                if group is not None:
+                    groups.append(group)
+
+    def spread(self, name: str) -> ActualPlan | None:
+        if name in self.spreads:
+            return self.spreads[name]
+        definition = self.fragments.get(name)
+        fragment_type = self.schema.get_type(definition.type_condition.name.value) if definition else None
+        group = None
+        if definition is not None and fragment_type is not None:
+            group = self.selections(fragment_type, definition.selection_set)
+        self.spreads[name] = group
+        return group
+
+    def field(self, parent: GraphQLNamedType, node: FieldNode) -> tuple[str, int, ActualPlan | None]:
+        key = node.alias.value if node.alias is not None else node.name.value
+        name = node.name.value
+        definition = META_FIELDS.get(name) or getattr(parent, "fields", {}).get(name)
+        own = FIELD_COSTS.get((parent.name, name), MUTATION_COST if parent is self.schema.mutation_type else 1)
+        inner = None
+        if definition is not None and node.selection_set is not None:
+            inner = self.selections(get_named_type(definition.type), node.selection_set)
+        return key, own, inner
+
+
+def _walk(plan: ActualPlan, data: Mapping[str, Any]) -> int:
+    """``_Actual.selections`` on a compiled plan."""
+    total = 0
+    for key, own, inner in plan.fields:
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(value, list):
+            total += (len(value) or 1) * own
+            if inner is not None:
+                for item in value:
+                    total += _walk(inner, item) if type(item) is dict else _walk_value(inner, item)
+        else:
+            total += own
+            if inner is not None and value is not None:
+                total += _walk(inner, value) if type(value) is dict else _walk_value(inner, value)
+    for group in plan.groups:
+        total += _walk(group, data)
+    return total
+
+
+def _walk_value(plan: ActualPlan, value: Any) -> int:
+    """``_Actual.value`` on a compiled plan."""
+    if isinstance(value, list):
+        return sum(_walk_value(plan, item) for item in value)
+    if isinstance(value, Mapping):
+        return _walk(plan, value)
+    return 0
+
+
+def actual_plan(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> ActualPlan | None:
+    """The compiled walk of ``operation``'s answers; None for an operation of no root type, or nesting deeper
+    than compiling follows (then ``_Actual`` walks the answer itself)."""
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return None
+    try:
+        return _ActualCompiler(schema, document).selections(root, operation.selection_set)
+    except RecursionError:
+        return None
+
+
 def actual_cost(
-    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, data: Mapping[str, Any] | None
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    data: Mapping[str, Any] | None,
+    plan: ActualPlan | None = None,
 ) -> int:
     """What ``operation`` (of ``document``) cost, counted on the ``data`` it answered: every field answered costs
-    its own cost once per item of the lists it is in, so a list of 2 costs twice one item, not its estimate of 50."""
+    its own cost once per item of the lists it is in, so a list of 2 costs twice one item, not its estimate of 50.
+    ``plan``: ``actual_plan`` of the operation, kept by the caller (the same count, without re-reading the
+    document on every answer; tests/api/test_compiled_differential.py compares the two)."""
     root = schema.get_root_type(operation.operation)
     if root is None or data is None:
         return 1
+    if plan is not None:
+        try:
+            return max(1, _walk(plan, data))
+        except RecursionError:
+            pass  # the document's own walk decides
     try:
         return max(1, _Actual(schema, document).selections(root, operation.selection_set, data))
     except RecursionError:

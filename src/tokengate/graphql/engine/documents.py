@@ -19,7 +19,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from graphql import (
     BREAK,
@@ -88,6 +88,7 @@ class Document:
     parsed: bool = True  # False: waiting to be parsed off the event loop (``ensure_parsed``)
     _pending: dict[object, asyncio.Future[object]] = field(default_factory=dict)  # work under way, shared
     costs: dict[str | None, int] = field(default_factory=dict)  # by operation name, of operations without variables
+    actual_plans: dict[str | None, Any] = field(default_factory=dict)  # by operation name: cost.actual_plan
 
     @classmethod
     def unparsed(cls, text: str) -> Document:

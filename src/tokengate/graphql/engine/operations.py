@@ -37,7 +37,7 @@ from tokengate.core.errors import InvalidInput, Overloaded
 from tokengate.core.limits import Buckets, OverLimit
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.compiled import execute_compiled
-from tokengate.graphql.engine.cost import CostUnknown, actual_cost, operation_cost
+from tokengate.graphql.engine.cost import ActualPlan, CostUnknown, actual_cost, actual_plan, operation_cost
 from tokengate.graphql.engine.documents import INTROSPECTION_FIELDS, Document
 from tokengate.graphql.engine.offload import WORKER
 from tokengate.graphql.schema.context import Context
@@ -284,10 +284,21 @@ async def _run(
         result = await result
     if is_request_error(result):
         return RequestErrors(tuple(result.errors or ()))
-    actual = actual_cost(CORE_SCHEMA, document.ast, operation, result.data)
+    actual = actual_cost(CORE_SCHEMA, document.ast, operation, result.data, planned_walk(document, operation_name))
     throttle.cost.settle(paid_by, charged, actual)
     result.extensions = cost_extensions(throttle.cost, paid_by, cost, actual)
     return result
+
+
+def planned_walk(document: Document, operation_name: str | None) -> ActualPlan | None:
+    """The compiled count of the operation's actual cost (cost.actual_plan), made once per document."""
+    plans = document.actual_plans
+    if operation_name in plans:
+        return plans[operation_name]  # type: ignore[no-any-return]
+    operation = document.operation(operation_name)
+    assert document.ast is not None and operation is not None
+    plan = plans[operation_name] = actual_plan(CORE_SCHEMA, document.ast, operation)
+    return plan
 
 
 def cost_extensions(bucket: Buckets, paid_by: str, requested: int, actual: int) -> dict[str, Any] | None:

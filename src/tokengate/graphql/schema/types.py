@@ -114,17 +114,27 @@ async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -
     }
 
 
-def listed_grant_view(caller: Principal, listed: token_listing.ListedGrant) -> GrantView:
-    """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it."""
+def listed_grant_view(
+    caller: Principal, listed: token_listing.ListedGrant, readable: dict[str, bool] | None = None
+) -> GrantView:
+    """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it. ``readable``:
+    ``may_read_project`` of the caller by project, kept across the grants of one answer (the same few projects
+    come back in most grants)."""
     grant, names = listed.grant, listed.project_names
+    if readable is None:
+        readable = {}
+    projects = []
+    for p in grant.project_ids:
+        if p in names:
+            allowed = readable.get(p)
+            if allowed is None:
+                allowed = readable[p] = may_read_project(caller, p)
+            if allowed:
+                projects.append(Project(id=strawberry.ID(p), name=names[p]))
     return GrantView(
         permission_set=PermissionSetKey(grant.permission_set),
         all_projects=grant.all_projects,
-        projects=[
-            Project(id=strawberry.ID(p), name=names[p])
-            for p in grant.project_ids
-            if p in names and may_read_project(caller, p)
-        ],
+        projects=projects,
         last_used_at=listed.last_used_at,
     )
 
@@ -250,8 +260,10 @@ async def service_tokens_with_grants(context: Context, records: list[TokenRecord
 def listed_service_tokens(caller: Principal, listed: list[token_listing.ListedToken]) -> list[ServiceToken]:
     """``Account.serviceTokens``'s one query as GraphQL tokens, with one usage read for all, when it is asked."""
     usage = UsageBatch(token.record.id for token in listed)
+    readable: dict[str, bool] = {}
     return [
-        ServiceToken.of(token.record, [listed_grant_view(caller, g) for g in token.grants], usage) for token in listed
+        ServiceToken.of(token.record, [listed_grant_view(caller, g, readable) for g in token.grants], usage)
+        for token in listed
     ]
 
 
