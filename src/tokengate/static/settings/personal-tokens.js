@@ -84,7 +84,8 @@ async function loadTokens() {
 // The display prefix is the start of the token's text: the one the page is signed in with shows as such.
 function isThisSignIn(token) {
   const prefix = token.displayPrefix.replace('…', '');
-  return token.state === 'ACTIVE' && state.session !== null && state.session.token.startsWith(prefix);
+  return token.state === 'ACTIVE' && state.session !== null && state.session.token !== null
+    && state.session.token.startsWith(prefix);
 }
 
 function tokenRow(token) {
