@@ -102,8 +102,16 @@ def render_settings_page(page: SettingsPage) -> str:
 
 
 def render_plain_page(name: str, title: str) -> str:
-    """A page outside the settings (sign in, accept an invitation): ``templates/sign-in/<name>.html``."""
-    return fill((SIGN_IN_TEMPLATES / f"{name}.html").read_text(encoding="utf-8"), {"title": escape(title)})
+    """A page outside the settings (sign in, accept an invitation): ``templates/sign-in/<name>.html`` in the
+    sign-in pages' shell (``page.html``), with its module ``static/sign-in/<name>.js``."""
+    return fill(
+        (SIGN_IN_TEMPLATES / "page.html").read_text(encoding="utf-8"),
+        {
+            "title": escape(title),
+            "script": f"{name}.js",
+            "content": (SIGN_IN_TEMPLATES / f"{name}.html").read_text(encoding="utf-8").rstrip("\n"),
+        },
+    )
 
 
 def settings_page_handler(page: SettingsPage) -> Callable[[web.Request], Awaitable[web.Response]]:

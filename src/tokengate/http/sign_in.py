@@ -36,7 +36,7 @@ from tokengate.http.responses import error_response, json_response, refusal_resp
 from tokengate.http.serving import read_in_time
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import sign_in
-from tokengate.services.sign_in import SignedIn, sign_in_timeouts
+from tokengate.services.sign_in import Browser, SignedIn, sign_in_timeouts
 from tokengate.store import DATABASE_UNAVAILABLE
 
 MAX_BODY_BYTES: Final = 16 * 1024
@@ -118,19 +118,21 @@ async def invitation_options(
     return json_response({"ceremony": ceremony, "publicKey": options})
 
 
-async def invitation_verify(
-    request: web.Request, runtime: Runtime, body: dict[str, Any], client_addr: str | None
-) -> web.Response:
-    rp = relying_party_of(request, runtime)
-    signed_in = await sign_in.register_passkey(
-        runtime.backend,
-        text(body, "invitation"),
-        text(body, "ceremony"),
-        body.get("credential"),
-        rp,
+def browser_of(request: web.Request, runtime: Runtime, client_addr: str | None) -> Browser:
+    return Browser(
+        relying_party_of(request, runtime),
         sign_in_timeouts(runtime.config),
         client_addr,
         request.headers.get("User-Agent"),
+    )
+
+
+async def invitation_verify(
+    request: web.Request, runtime: Runtime, body: dict[str, Any], client_addr: str | None
+) -> web.Response:
+    browser = browser_of(request, runtime, client_addr)
+    signed_in = await sign_in.register_passkey(
+        runtime.backend, text(body, "invitation"), text(body, "ceremony"), body.get("credential"), browser
     )
     return signed_in_response(runtime, signed_in)
 
@@ -147,15 +149,9 @@ async def passkey_options(
 async def passkey_verify(
     request: web.Request, runtime: Runtime, body: dict[str, Any], client_addr: str | None
 ) -> web.Response:
-    rp = relying_party_of(request, runtime)
+    browser = browser_of(request, runtime, client_addr)
     signed_in = await sign_in.sign_in_with_passkey(
-        runtime.backend,
-        text(body, "ceremony"),
-        body.get("credential"),
-        rp,
-        sign_in_timeouts(runtime.config),
-        client_addr,
-        request.headers.get("User-Agent"),
+        runtime.backend, text(body, "ceremony"), body.get("credential"), browser
     )
     return signed_in_response(runtime, signed_in)
 

@@ -63,6 +63,17 @@ class Timeouts:
     ceremony: float
 
 
+@dataclass(frozen=True, slots=True)
+class Browser:
+    """Where a ceremony happens: the relying party of the pages it was opened on, the timeouts, and the
+    browser's address and user agent (shown in the session list)."""
+
+    rp: RelyingParty
+    timeouts: Timeouts
+    client_addr: str | None
+    user_agent: str | None
+
+
 def sign_in_timeouts(config: Config) -> Timeouts:
     """The configured timeouts (config.py ``SignInSettings``)."""
     settings = config.sign_in
@@ -179,10 +190,7 @@ async def register_passkey(
     secret: str,
     ceremony: str,
     credential: object,
-    rp: RelyingParty,
-    timeouts: Timeouts,
-    client_addr: str | None,
-    user_agent: str | None,
+    browser: Browser,
 ) -> SignedIn:
     """Finish a registration: the invitation used (once), the passkey stored, and a new session."""
     invitation, user = await usable_invitation(backend, secret)
@@ -193,13 +201,13 @@ async def register_passkey(
         verified = webauthn.verify_registration_response(
             credential=_credential_json(credential),
             expected_challenge=taken[0],
-            expected_rp_id=rp.id,
-            expected_origin=list(rp.origins),
+            expected_rp_id=browser.rp.id,
+            expected_origin=list(browser.rp.origins),
             require_user_verification=False,
         )
     except (webauthn_errors.InvalidRegistrationResponse, webauthn_errors.InvalidJSONStructure, ValueError) as error:
         raise Unauthenticated(f"the passkey was not registered: {_reason(error)}") from None
-    async with backend.change(user_actor(user, client_addr)) as work:
+    async with backend.change(user_actor(user, browser.client_addr)) as work:
         used = await sign_in_store.use_invitation(work.conn, invitation.id)
         if used is None:
             raise Unauthenticated(INVITATION_REFUSED)
@@ -218,7 +226,7 @@ async def register_passkey(
         except sign_in_store.DuplicatePasskey:
             raise InvalidInput("this passkey is registered already") from None
         await work.audit(user.account_id, "passkey.registered", passkey.id, user_id=user.id)
-        return await start_session(work, backend.keys, user, "invitation", passkey.id, timeouts, user_agent)
+        return await start_session(work, backend.keys, user, "invitation", passkey.id, browser)
 
 
 async def authentication_options(backend: Backend, rp: RelyingParty, timeouts: Timeouts) -> tuple[str, dict[str, Any]]:
@@ -243,10 +251,7 @@ async def sign_in_with_passkey(
     backend: Backend,
     ceremony: str,
     credential: object,
-    rp: RelyingParty,
-    timeouts: Timeouts,
-    client_addr: str | None,
-    user_agent: str | None,
+    browser: Browser,
 ) -> SignedIn:
     """Finish a sign-in with a passkey: the challenge taken once, the assertion checked, a new session."""
     credential_json = _credential_json(credential)
@@ -262,8 +267,8 @@ async def sign_in_with_passkey(
             verified = webauthn.verify_authentication_response(
                 credential=credential_json,
                 expected_challenge=taken[0],
-                expected_rp_id=rp.id,
-                expected_origin=list(rp.origins),
+                expected_rp_id=browser.rp.id,
+                expected_origin=list(browser.rp.origins),
                 credential_public_key=passkey.public_key,
                 credential_current_sign_count=passkey.sign_count,
                 require_user_verification=False,
@@ -280,11 +285,11 @@ async def sign_in_with_passkey(
     user = await user_store.get_user(backend.pool, passkey.user_id)
     if user is None:
         raise NotFound(USER)
-    async with backend.change(user_actor(user, client_addr)) as work:
+    async with backend.change(user_actor(user, browser.client_addr)) as work:
         if refusal is not None:
             await work.audit(user.account_id, "sign_in.refused", passkey.id, user_id=user.id, method="passkey")
         else:
-            return await start_session(work, backend.keys, user, "passkey", passkey.id, timeouts, user_agent)
+            return await start_session(work, backend.keys, user, "passkey", passkey.id, browser)
     raise Unauthenticated(refusal)
 
 
@@ -319,8 +324,7 @@ async def start_session(
     user: UserRow,
     method: str,
     passkey_id: str | None,
-    timeouts: Timeouts,
-    user_agent: str | None,
+    browser: Browser,
 ) -> SignedIn:
     """In a change: a new session (a new id and secret at every sign-in), audited ``session.started``."""
     secret = new_secret()
@@ -332,10 +336,10 @@ async def start_session(
         user.id,
         method,
         passkey_id,
-        timeouts.session_idle,
-        timeouts.session_absolute,
-        work.actor.client_addr,
-        (user_agent or "")[:300] or None,
+        browser.timeouts.session_idle,
+        browser.timeouts.session_absolute,
+        browser.client_addr,
+        (browser.user_agent or "")[:300] or None,
     )
     await work.audit(user.account_id, "session.started", session.id, user_id=user.id, method=method)
     return SignedIn(session, secret, user)
