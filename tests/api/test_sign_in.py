@@ -5,12 +5,14 @@ is claimed. docs/sign-in.md."""
 from __future__ import annotations
 
 import asyncio
+import json
 from http.cookies import SimpleCookie
 
 import pytest
 
 from tests.api.sign_in_calls import END_ALL, END_ONE, SESSIONS, Authenticator, Browser, invite
 from tests.api.test_cache_and_invalidation import eventually
+from tests.api.test_cli import external, tokengate
 from tests.api.test_personal_tokens import DEACTIVATE, member
 from tests.conftest import Server, make_config, start_server
 from tokengate.config import SignInSettings
@@ -272,3 +274,40 @@ async def test_passkeys_need_a_host_name(server):
         headers=browser.page_headers(Host=f"127.0.0.1:{port}", Origin=f"http://127.0.0.1:{port}"),
     )
     assert at_ip.status == 400 and "host name" in at_ip.body["errors"][0]["message"]
+
+
+async def test_the_command_line_invites_and_its_deactivation_ends_sessions(database, server):
+    """bootstrap's sign_in_link signs the first admin in; invite-user is the operator's way back in; the CLI's
+    deactivate-user ends the sessions at once, as deactivateUser does (one service)."""
+    created = tokengate(
+        "bootstrap",
+        "--account-name",
+        "Acme",
+        "--plan",
+        "ENTERPRISE",
+        "--admin-email",
+        "a@acme.io",
+        env=external(database),
+    )
+    assert created.returncode == 0, created.stderr
+    out = json.loads(created.stdout)
+    server.issued.extend([out["token"], out["sign_in_link"].split("#", 1)[1]])
+    assert out["sign_in_link"].startswith("/invitation#")
+    admin_browser, admin_key = Browser(server), Authenticator()
+    registered = await admin_browser.register(out["sign_in_link"].split("#", 1)[1], admin_key)
+    assert registered.status == 200, registered.body
+    assert (await admin_browser.gql(VIEWER)).data["viewer"]["user"]["email"] == "a@acme.io"
+
+    user_id, _ = await member(server, out["token"], "dev@example.com", DEVELOPER)
+    invited = tokengate("invite-user", "--account-id", out["account_id"], "--user-id", user_id, env=external(database))
+    assert invited.returncode == 0, invited.stderr
+    link = json.loads(invited.stdout)["sign_in_link"]
+    server.issued.append(link.split("#", 1)[1])
+    browser = Browser(server)
+    assert (await browser.register(link.split("#", 1)[1], Authenticator())).status == 200
+    assert (await browser.gql(VIEWER)).status == 200
+
+    deactivated = tokengate("deactivate-user", "--user-id", user_id, env=external(database))
+    assert deactivated.returncode == 0, deactivated.stderr
+    assert (await browser.gql(VIEWER)).status == 401
+    assert (await admin_browser.gql(VIEWER)).status == 200
