@@ -63,7 +63,7 @@ async def test_invite_register_sign_out_sign_in_and_reinvite(server: Server, bro
     await expect(page.locator("#session-who")).to_have_text(f"Signed in as {EMAIL}")
 
     # Sign out: the session ends on the server and the cookie goes.
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page.get_by_role("heading", name="Sign in to account settings")).to_be_visible()
 
     async def signed_out() -> bool:
@@ -83,6 +83,18 @@ async def test_invite_register_sign_out_sign_in_and_reinvite(server: Server, bro
     [second] = await session_cookies(context)
     assert second["value"] != cookie["value"]  # a new session id at every sign-in
     assert await page.evaluate("sessionStorage.length") == 0 and await page.evaluate("localStorage.length") == 0
+
+    # The person's page lists the signed-in browsers; "Sign out everywhere" ends them all.
+    await page.get_by_role("navigation", name="Account settings").get_by_role("link", name="Personal tokens").click()
+    sessions = page.get_by_role("table", name="Signed-in browsers")
+    await expect(sessions.get_by_text("This browser")).to_be_visible()
+    await assert_accessible(page, "personal-tokens-sessions")
+    await page.get_by_role("button", name="Sign out everywhere").click()
+    await expect(page.get_by_role("heading", name="Sign in to account settings")).to_be_visible()
+    await eventually(signed_out, seconds=10)
+    await page.goto(origin + "/sign-in")
+    await page.get_by_role("button", name="Sign in with a passkey").click()
+    await expect(page.locator("#session-who")).to_have_text(f"Signed in as {EMAIL}")
 
     # A new invitation (a lost device) revokes that passkey and ends the session.
     await invite(server, admin.token, user_id)

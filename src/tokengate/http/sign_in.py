@@ -57,7 +57,13 @@ def from_pages(request: web.BaseRequest) -> str | None:
     )
 
 
-def signed_in_response(runtime: Runtime, signed_in: SignedIn) -> web.Response:
+async def signed_in_response(
+    request: web.Request, runtime: Runtime, signed_in: SignedIn, client_addr: str | None
+) -> web.Response:
+    """The new session's cookie; the session this browser had before, if any, ends (one browser, one session)."""
+    previous = request.cookies.get(COOKIE)
+    if previous:
+        await sign_in.sign_out(runtime.backend, previous, client_addr, sign_in.SIGNED_IN_AGAIN)
     user = signed_in.user
     response = json_response(
         {"signedIn": True, "user": {"id": user.id, "email": user.email}, "session": {"id": signed_in.session.id}}
@@ -134,7 +140,7 @@ async def invitation_verify(
     signed_in = await sign_in.register_passkey(
         runtime.backend, text(body, "invitation"), text(body, "ceremony"), body.get("credential"), browser
     )
-    return signed_in_response(runtime, signed_in)
+    return await signed_in_response(request, runtime, signed_in, client_addr)
 
 
 async def passkey_options(
@@ -153,7 +159,7 @@ async def passkey_verify(
     signed_in = await sign_in.sign_in_with_passkey(
         runtime.backend, text(body, "ceremony"), body.get("credential"), browser
     )
-    return signed_in_response(runtime, signed_in)
+    return await signed_in_response(request, runtime, signed_in, client_addr)
 
 
 async def sign_out(

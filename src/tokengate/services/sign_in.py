@@ -46,6 +46,7 @@ SOURCE: Final = "sign_in"  # the audit log's door for sign-ins
 INVITATION_PATH: Final = "/invitation#"
 SIGNED_OUT: Final = "signed_out"
 SIGNED_OUT_EVERYWHERE: Final = "signed_out_everywhere"
+SIGNED_IN_AGAIN: Final = "signed_in_again"  # the browser signed in anew: its previous session ends
 INVITATION_RENEWED: Final = "invitation.created"
 USER_DEACTIVATED: Final = "user.deactivated"
 INVITATION_REFUSED: Final = "this invitation link is unknown, already used, expired or replaced by a newer one"
@@ -345,19 +346,22 @@ async def start_session(
     return SignedIn(session, secret, user)
 
 
-async def sign_out(backend: Backend, secret: str, client_addr: str | None) -> SessionRow | None:
-    """End the session whose cookie this is (``POST /sign-out``); None when there was none to end."""
+async def sign_out(
+    backend: Backend, secret: str, client_addr: str | None, reason: str = SIGNED_OUT
+) -> SessionRow | None:
+    """End the session whose cookie this is (``POST /sign-out``, or a new sign-in in the same browser); None when
+    there was none to end."""
     hashes = secret_hashes(backend.keys, secret)
     if hashes is None:
         return None
     async with backend.pool.acquire() as conn, conn.transaction():
-        ended = await sign_in_store.end_session_by_secret(conn, hashes, SIGNED_OUT)
+        ended = await sign_in_store.end_session_by_secret(conn, hashes, reason)
         if ended is None:
             return None
         user = await user_store.get_user(conn, ended.user_id)
     if user is not None:
         async with backend.change(user_actor(user, client_addr)) as work:
-            await work.audit(ended.account_id, "session.ended", ended.id, user_id=ended.user_id, reason=SIGNED_OUT)
+            await work.audit(ended.account_id, "session.ended", ended.id, user_id=ended.user_id, reason=reason)
     return ended
 
 
