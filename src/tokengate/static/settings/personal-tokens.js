@@ -137,9 +137,10 @@ async function loadSessions() {
 function sessionRow(browser) {
   const signedIn = cell('Signed in', timeElement(browser.createdAt, ''),
     browser.current ? el('span', { class: 'badge badge-info', text: 'This browser' }) : null);
+  const when = dateFormat.format(new Date(browser.createdAt));
   const action = el('button', {
-    type: 'button', class: 'secondary', 'data-session': browser.id,
-    text: browser.current ? 'Sign out' : 'Sign out this browser',
+    type: 'button', class: 'secondary', 'data-session': browser.id, text: 'End session',
+    'aria-label': browser.current ? `End session: this browser, signed in ${when}` : `End session signed in ${when}`,
   });
   return el('tr', {},
     signedIn,
