@@ -29,6 +29,14 @@ async def second(database, tmp_path):
         yield running
 
 
+async def refusals(server: Server) -> list[tuple[str, str]]:
+    """The audited sign-in refusals: (method, reason), oldest first."""
+    rows = await server.pool.fetch(
+        "SELECT details FROM audit_events WHERE action = 'sign_in.refused' AND source = 'sign_in' ORDER BY id"
+    )
+    return [(json.loads(row["details"])["method"], json.loads(row["details"])["reason"]) for row in rows]
+
+
 async def signed_in_member(server: Server, email: str = "dev@example.com") -> tuple[str, str, Browser, Authenticator]:
     """A member invited by the admin who registered a passkey: (admin token, user id, their browser, passkey)."""
     admin = await server.bootstrap()
@@ -87,6 +95,7 @@ async def test_an_invitation_works_once(server):
     assert first.status == 200, first.body  # the link works ...
     again = await Browser(server).post("/sign-in/invitation/options", {"invitation": secret})
     assert again.status == 401 and "already used" in again.body["errors"][0]["message"]  # ... once
+    assert await refusals(server) == [("invitation", "invitation_used")]
 
 
 async def test_two_ceremonies_of_one_invitation_finish_once(server):
@@ -124,6 +133,7 @@ async def test_an_expired_invitation_is_refused(database, tmp_path):
             return answer.status == 401
 
         await eventually(refused, seconds=10)
+        assert ("invitation", "invitation_expired") in await refusals(server)
 
 
 async def test_a_replayed_passkey_answer_is_refused(server):
@@ -139,6 +149,7 @@ async def test_a_replayed_passkey_answer_is_refused(server):
         "/sign-in/passkey/verify", {"ceremony": fresh.body["ceremony"], "credential": answer["credential"]}
     )
     assert moved.status == 401, moved.body
+    assert await refusals(server) == [("passkey", "bad_answer")]
 
 
 async def test_a_session_without_the_csrf_header_or_from_another_site_is_refused(server):

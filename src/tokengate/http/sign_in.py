@@ -114,16 +114,6 @@ def text(body: dict[str, Any], name: str) -> str:
     return value
 
 
-async def invitation_options(
-    request: web.Request, runtime: Runtime, body: dict[str, Any], client_addr: str | None
-) -> web.Response:
-    rp = relying_party_of(request, runtime)
-    ceremony, options = await sign_in.registration_options(
-        runtime.backend, text(body, "invitation"), rp, sign_in_timeouts(runtime.config)
-    )
-    return json_response({"ceremony": ceremony, "publicKey": options})
-
-
 def browser_of(request: web.Request, runtime: Runtime, client_addr: str | None) -> Browser:
     return Browser(
         relying_party_of(request, runtime),
@@ -131,6 +121,14 @@ def browser_of(request: web.Request, runtime: Runtime, client_addr: str | None) 
         client_addr,
         request.headers.get("User-Agent"),
     )
+
+
+async def invitation_options(
+    request: web.Request, runtime: Runtime, body: dict[str, Any], client_addr: str | None
+) -> web.Response:
+    browser = browser_of(request, runtime, client_addr)
+    ceremony, options = await sign_in.registration_options(runtime.backend, text(body, "invitation"), browser)
+    return json_response({"ceremony": ceremony, "publicKey": options})
 
 
 async def invitation_verify(

@@ -141,15 +141,34 @@ async def invite(work: UnitOfWork, keys: tuple[bytes, ...], user: UserRow, secon
     return invitation, secret
 
 
-async def usable_invitation(backend: Backend, secret: str) -> tuple[InvitationRow, UserRow]:
-    """The invitation a link names, if it can be used now, and its (active) user; ``Unauthenticated`` if not."""
+async def usable_invitation(
+    backend: Backend, secret: str, client_addr: str | None = None
+) -> tuple[InvitationRow, UserRow]:
+    """The invitation a link names, if it can be used now, and its (active) user; ``Unauthenticated`` if not.
+    A link of a known invitation that cannot be used is audited ``sign_in.refused`` with the reason (an
+    unknown link belongs to no account)."""
     hashes = secret_hashes(backend.keys, secret)
     found = await sign_in_store.invitation_by_secret(backend.pool, hashes) if hashes else None
-    if found is None or not found[1]:
+    if found is None:
         raise Unauthenticated(INVITATION_REFUSED)
-    invitation = found[0]
+    invitation, usable = found
     user = await user_store.get_user(backend.pool, invitation.user_id)
-    if user is None or user.state != "active":
+    if user is None:
+        raise Unauthenticated(INVITATION_REFUSED)
+    if not usable or user.state != "active":
+        reason = (
+            "user_deactivated"
+            if user.state != "active"
+            else "invitation_used"
+            if invitation.used_at is not None
+            else "invitation_revoked"
+            if invitation.revoked_at is not None
+            else "invitation_expired"
+        )
+        async with backend.change(user_actor(user, client_addr)) as work:
+            await work.audit(
+                user.account_id, "sign_in.refused", invitation.id, user_id=user.id, method="invitation", reason=reason
+            )
         raise Unauthenticated(INVITATION_REFUSED)
     return invitation, user
 
@@ -161,12 +180,11 @@ def _options(options: Any) -> dict[str, Any]:
     return dict(json.loads(webauthn.options_to_json(options)))
 
 
-async def registration_options(
-    backend: Backend, secret: str, rp: RelyingParty, timeouts: Timeouts
-) -> tuple[str, dict[str, Any]]:
+async def registration_options(backend: Backend, secret: str, browser: Browser) -> tuple[str, dict[str, Any]]:
     """Start registering a passkey from an invitation: the ceremony's id and the options for
     ``navigator.credentials.create``."""
-    invitation, user = await usable_invitation(backend, secret)
+    invitation, user = await usable_invitation(backend, secret, browser.client_addr)
+    rp, timeouts = browser.rp, browser.timeouts
     options = webauthn.generate_registration_options(
         rp_id=rp.id,
         rp_name=RP_NAME,
@@ -194,7 +212,7 @@ async def register_passkey(
     browser: Browser,
 ) -> SignedIn:
     """Finish a registration: the invitation used (once), the passkey stored, and a new session."""
-    invitation, user = await usable_invitation(backend, secret)
+    invitation, user = await usable_invitation(backend, secret, browser.client_addr)
     taken = await sign_in_store.take_challenge(backend.pool, ceremony, "registration")
     if taken is None or taken[1] != invitation.id:
         raise Unauthenticated(CEREMONY_REFUSED)
@@ -288,7 +306,9 @@ async def sign_in_with_passkey(
         raise NotFound(USER)
     async with backend.change(user_actor(user, browser.client_addr)) as work:
         if refusal is not None:
-            await work.audit(user.account_id, "sign_in.refused", passkey.id, user_id=user.id, method="passkey")
+            await work.audit(
+                user.account_id, "sign_in.refused", passkey.id, user_id=user.id, method="passkey", reason="bad_answer"
+            )
         else:
             return await start_session(work, backend.keys, user, "passkey", passkey.id, browser)
     raise Unauthenticated(refusal)
