@@ -167,6 +167,11 @@ async def test_a_session_without_the_csrf_header_or_from_another_site_is_refused
     cross_site = await browser.gql(VIEWER, **{"Sec-Fetch-Site": "cross-site"})
     assert cross_site.status == 403, cross_site.body
     assert (await browser.gql(SESSIONS)).data["viewer"]["sessions"]  # none of them ended it
+    # A document anyone may run still runs beside the cookie (GraphiQL's introspection): the cookie carries nothing.
+    public = await browser.server.gql(
+        "{ __schema { queryType { name } } }", headers={"Cookie": f"{COOKIE}={browser.cookie}", "Host": browser.host}
+    )
+    assert public.status == 200 and public.data == {"__schema": {"queryType": {"name": "Query"}}}, public.body
     # Bearer tokens work as before: no CSRF header, whatever cookie rides along.
     bearer = await server.gql(VIEWER, token=admin_token, headers={"Cookie": f"{COOKIE}={browser.cookie}"})
     assert bearer.status == 200 and bearer.data["viewer"]["kind"] == "USER"

@@ -151,11 +151,11 @@ class GraphQLDoor:
             return request_errors_response(found, media_type, request_id)
         public_introspection = runtime.config.public_introspection
         session = request.cookies.get(COOKIE) if "Authorization" not in request.headers else None
+        # A browser session counts only from the pages, with their CSRF defence; without it the cookie carries
+        # nothing: a document anyone may run still runs (GraphiQL's introspection), anything else is a 403.
+        csrf_refusal = from_pages(request) if session is not None else None
         try:
-            if session is not None:  # a browser session: only from the pages, with their CSRF defence
-                refused = from_pages(request)
-                if refused is not None:
-                    return error_response(403, refused, "FORBIDDEN", content_type=media_type)
+            if session is not None and csrf_refusal is None:
                 admission = await runtime.gate.admit_session(request, session)
             else:
                 # Only a request without credentials has its document parsed before admission (under the anonymous
@@ -163,6 +163,8 @@ class GraphQLDoor:
                 admitted = runtime.gate.admit(request, lambda: documents.public(found.text, public_introspection))
                 admission = admitted if isinstance(admitted, Admission) else await admitted
         except Refusal as refusal:
+            if csrf_refusal is not None and refusal.status == 401:
+                return error_response(403, csrf_refusal, "FORBIDDEN", content_type=media_type)
             return refusal_response(refusal, media_type)
         context = Context(runtime, admission.principal, admission.client_addr, request_id)
         document = documents.get(found.text)
