@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import Reply, Server
+from tokengate.core import tokens
 from tokengate.core.browser_sessions import COOKIE, CSRF_HEADER
+from tokengate.store import sign_in as sign_in_store
 
 CREATE_INVITATION = (
     "mutation($userId: ID!) { createInvitation(userId: $userId) { secret path invitation { id userId expiresAt } } }"
@@ -170,6 +172,14 @@ class Browser:
             "ceremony": options.body["ceremony"],
             "credential": authenticator.get(options.body["publicKey"], self.origin),
         }
+
+
+async def stored_session(server: Server, account_id: str, user_id: str) -> str:
+    """A live session of the user written straight to the store (for tables of ids); its id."""
+    row = await sign_in_store.insert_session(
+        server.pool, tokens.new_id("ses"), os.urandom(32), account_id, user_id, "passkey", None, 600, 600, None, None
+    )
+    return row.id
 
 
 async def invite(server: Server, admin_token: str, user_id: str) -> str:
