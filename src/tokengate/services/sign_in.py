@@ -33,9 +33,9 @@ from tokengate.config import Config
 from tokengate.core import global_ids, tokens
 from tokengate.core.browser_sessions import RelyingParty, new_secret, secret_hashes
 from tokengate.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from tokengate.core.policy import require, require_account, require_change, require_not_self
+from tokengate.core.policy import require, require_account
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
-from tokengate.services.users import USER, end_sessions, locked_user
+from tokengate.services.users import USER, end_sessions, member_to_take_over
 from tokengate.store import sign_in as sign_in_store
 from tokengate.store import users as user_store
 from tokengate.store.sign_in import InvitationRow, SessionRow
@@ -115,9 +115,7 @@ async def create_invitation(
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     async with backend.change(actor) as work:
-        user, held = await locked_user(work, account_id, user_id)
-        require_not_self(actor.principal, user.id)
-        require_change(actor.principal, held, ())
+        user = await member_to_take_over(work, account_id, user_id)
         return await invite(work, backend.keys, user, timeouts.invitation)
 
 

@@ -143,9 +143,7 @@ async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: s
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     async with backend.change(actor) as work:
-        user, held = await locked_user(work, account_id, user_id)
-        require_not_self(actor.principal, user.id)
-        require_change(actor.principal, held, ())
+        user = await member_to_take_over(work, account_id, user_id)
         deactivated = await user_store.deactivate_user(work.conn, user.id)
         if deactivated is None:
             return user
@@ -158,6 +156,16 @@ async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: s
         await sign_in_store.revoke_passkeys_of_user(work.conn, user.id)
         await work.notify(UserChanged(user.id))
     return deactivated
+
+
+async def member_to_take_over(work: UnitOfWork, account_id: str, user_id: str) -> UserRow:
+    """The member, locked, for a change that acts on everything they hold (deactivation takes it all away; an
+    invitation lets someone sign in as them): never the caller themselves, and the caller must be able to take
+    each of it away (``change_refusal``)."""
+    user, held = await locked_user(work, account_id, user_id)
+    require_not_self(work.actor.principal, user.id)
+    require_change(work.actor.principal, held, ())
+    return user
 
 
 async def end_sessions(work: UnitOfWork, user: UserRow, reason: str) -> list[str]:
