@@ -17,10 +17,11 @@ from tokengate.auth.ip_guard import IpGuard, database_loader
 from tokengate.auth.legacy_verifier import LegacyVerifier
 from tokengate.auth.listener import CacheInvalidator, InvalidationListener, heartbeat, must_hear
 from tokengate.auth.principal_cache import PrincipalCache
+from tokengate.auth.sessions import SessionReader
 from tokengate.config import Config
 from tokengate.core.limits import Throttle
 from tokengate.graphql.engine.documents import DocumentCache
-from tokengate.http import forward_auth, graphql, headers, health, introspection, pages, secret_scanning
+from tokengate.http import forward_auth, graphql, headers, health, introspection, pages, secret_scanning, sign_in
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.http.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.http.protocol_errors import answer_protocol_errors_in_json
@@ -119,7 +120,15 @@ def create_app(
                 authenticator=authenticator,
                 ip_guard=ip_guard,
                 invalidator=invalidator,
-                gate=Gate(config, authenticator, ip_guard, metrics, usage, throttle),
+                gate=Gate(
+                    config,
+                    authenticator,
+                    ip_guard,
+                    metrics,
+                    usage,
+                    throttle,
+                    SessionReader(pool, config.secret_keys, config.sign_in.session_idle_seconds),
+                ),
                 metrics=metrics,
                 documents=DocumentCache(),
                 listener=listener,
@@ -137,6 +146,7 @@ def create_app(
     introspection.add_routes(app)
     health.add_routes(app)
     pages.add_routes(app)
+    sign_in.add_routes(app)
     headers.add_hooks(app)
     secret_scanning.add_routes(app, config.github_scanning_keys)
     allow_cross_origin(app, config.cors_origins)

@@ -32,9 +32,11 @@ from tokengate.services import (
     ip_restrictions,
     projects,
     service_tokens,
+    sign_in,
     user_tokens,
     users,
 )
+from tokengate.services.sign_in import INVITATION_PATH, sign_in_timeouts
 from tokengate.store import database as db
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
@@ -134,6 +136,14 @@ def build_parser() -> Parser:
     bootstrap.add_argument("--account-name", required=True)
     bootstrap.add_argument("--plan", required=True, type=_plan)
     bootstrap.add_argument("--admin-email", required=True)
+    invite = with_data_dir(
+        commands.add_parser(
+            "invite-user",
+            help="a one-time sign-in link for a member (revokes their older links and passkeys): a way back in",
+        )
+    )
+    invite.add_argument("--account-id", required=True)
+    invite.add_argument("--user-id", required=True)
     issue = with_data_dir(commands.add_parser("issue-user-token", help="issue a personal token for a user"))
     issue.add_argument("--user-id", required=True)
     issue.add_argument("--name", default="personal token")
@@ -205,10 +215,23 @@ def _backend(pool: asyncpg.Pool, config: Config) -> Backend:
 
 
 async def _bootstrap(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
-    account, user, issued = await accounts.bootstrap(
-        _backend(pool, config), OPERATOR, args.account_name, args.plan, args.admin_email
-    )
-    return {"account_id": account.id, "user_id": user.id, "token": issued.text}
+    backend = _backend(pool, config)
+    account, user, issued = await accounts.bootstrap(backend, OPERATOR, args.account_name, args.plan, args.admin_email)
+    # The first admin signs in to the pages with a passkey from this one-time link (docs/sign-in.md).
+    _, secret = await sign_in.create_invitation(backend, OPERATOR, account.id, user.id, sign_in_timeouts(config))
+    link = (config.sign_in.public_url or "") + INVITATION_PATH + secret
+    return {"account_id": account.id, "user_id": user.id, "token": issued.text, "sign_in_link": link}
+
+
+async def _invite_user(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
+    try:
+        invitation, secret = await sign_in.create_invitation(
+            _backend(pool, config), OPERATOR, args.account_id, args.user_id, sign_in_timeouts(config)
+        )
+    except NotFound:
+        raise Failure(f"no user with id {args.user_id} in account {args.account_id}") from None
+    link = (config.sign_in.public_url or "") + INVITATION_PATH + secret
+    return {"id": invitation.id, "expires_at": invitation.expires_at.isoformat(), "sign_in_link": link}
 
 
 async def _issue_user_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, str]:
@@ -380,6 +403,7 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     commands: dict[str, Callable[[asyncpg.Pool, Config, argparse.Namespace], Awaitable[Any]]] = {
         "bootstrap": _bootstrap,
+        "invite-user": _invite_user,
         "issue-user-token": _issue_user_token,
         "import-legacy-token": _import_legacy_token,
         "key-status": _key_status,

@@ -50,6 +50,19 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class SignInSettings:
+    """Browser sessions, invitations and passkeys (docs/sign-in.md "Settings"); seconds, so tests can shorten them."""
+
+    session_idle_seconds: float = 3600.0  # TOKENGATE_SESSION_IDLE_SECONDS: a session unused this long ends
+    session_absolute_seconds: float = 86_400.0  # TOKENGATE_SESSION_ABSOLUTE_SECONDS: and ends this long after sign-in
+    invitation_seconds: float = 7 * 86_400.0  # TOKENGATE_INVITATION_SECONDS: how long an invitation link works
+    ceremony_seconds: float = 300.0  # TOKENGATE_PASSKEY_CEREMONY_SECONDS: a passkey challenge's lifetime
+    # TOKENGATE_PUBLIC_URL: the pages' origin (https://tokengate.example.com); the passkeys' relying-party id is its
+    # host name. None: the Host of each request (http://localhost:PORT in development).
+    public_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     database_url: str | None  # None: embedded PostgreSQL in data_dir
@@ -66,6 +79,7 @@ class Config:
     webhook_timing: WebhookTiming = WebhookTiming()
     limits: Limits = field(default_factory=Limits)  # rates, budgets, quotas and timeouts (limits.py; README "Limits")
     database: DatabaseSettings = DatabaseSettings()
+    sign_in: SignInSettings = SignInSettings()
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -219,6 +233,7 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         ),
         limits=limits,
         database=database_settings(env),
+        sign_in=sign_in_settings(env),
     )
 
 
@@ -247,6 +262,33 @@ def database_settings(env: Mapping[str, str]) -> DatabaseSettings:
             env, "TOKENGATE_DB_ACQUIRE_TIMEOUT_SECONDS", defaults.acquire_timeout_seconds, 600
         ),
         heartbeat_seconds=_positive(env, "TOKENGATE_HEARTBEAT_SECONDS", defaults.heartbeat_seconds, 60),
+    )
+
+
+def parse_public_url(text: str) -> str | None:
+    """``TOKENGATE_PUBLIC_URL``: the origin people open the pages at, such as https://tokengate.example.com."""
+    origin = text.strip().rstrip("/")
+    if not origin:
+        return None
+    scheme, _, host = origin.partition("://")
+    if scheme not in ("http", "https") or not host or "/" in host or "@" in host:
+        raise ConfigError(f"TOKENGATE_PUBLIC_URL: {origin!r} is not an origin like https://tokengate.example.com")
+    return origin
+
+
+def sign_in_settings(env: Mapping[str, str]) -> SignInSettings:
+    """The ``TOKENGATE_SESSION_*``, ``TOKENGATE_INVITATION_SECONDS``, ``TOKENGATE_PASSKEY_CEREMONY_SECONDS`` and
+    ``TOKENGATE_PUBLIC_URL`` settings."""
+    defaults = SignInSettings()
+    year = 366 * 86_400.0
+    return SignInSettings(
+        session_idle_seconds=_positive(env, "TOKENGATE_SESSION_IDLE_SECONDS", defaults.session_idle_seconds, year),
+        session_absolute_seconds=_positive(
+            env, "TOKENGATE_SESSION_ABSOLUTE_SECONDS", defaults.session_absolute_seconds, year
+        ),
+        invitation_seconds=_positive(env, "TOKENGATE_INVITATION_SECONDS", defaults.invitation_seconds, year),
+        ceremony_seconds=_positive(env, "TOKENGATE_PASSKEY_CEREMONY_SECONDS", defaults.ceremony_seconds, 3600),
+        public_url=parse_public_url(env.get("TOKENGATE_PUBLIC_URL", "")),
     )
 
 

@@ -33,6 +33,8 @@ TOKEN_PAGE = "query($after: String) { account { serviceTokenConnection(after: $a
 MEMBER_PAGE = "query($after: String) { account { memberConnection(after: $after) { totalCount } } }"
 SET_GRANTS = "mutation($id: ID!, $grants: [GrantInput!]!) { setServiceTokenGrants(id: $id, grants: $grants) { id } }"
 GIVABLE = "query($p: [ID!]) { givablePermissionSets(projectIds: $p) { key allowed reason } }"
+INVITE = "mutation($id: ID!) { createInvitation(userId: $id) { secret } }"
+END_SESSION = "mutation($id: ID!) { endSession(id: $id) { id } }"
 
 
 def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
@@ -68,6 +70,8 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
         "Mutation.updateUser.id": (UPDATE_USER, lambda bad: {"id": bad}),
         "Mutation.updateUser.grants.projectIds": (UPDATE_USER, lambda bad: {"id": "usr_x", "grants": grants(bad)}),
         "Mutation.deactivateUser.id": (DEACTIVATE_USER, lambda bad: {"id": bad}),
+        "Mutation.createInvitation.userId": (INVITE, lambda bad: {"id": bad}),
+        "Mutation.endSession.id": (END_SESSION, lambda bad: {"id": bad}),
         "Mutation.deleteServiceToken.id": (DELETE, lambda bad: {"id": bad}),
         "Mutation.reportLeakedToken.token": (REPORT, lambda bad: {"token": bad}),
         "Mutation.rotateServiceToken.id": (ROTATE, lambda bad: {"id": bad}),

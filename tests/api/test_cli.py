@@ -73,7 +73,8 @@ async def test_bootstrap_and_issue_user_token(database, server):
     )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"account_id", "user_id", "token"} and out["token"].startswith("tgu_")
+    assert set(out) == {"account_id", "user_id", "token", "sign_in_link"} and out["token"].startswith("tgu_")
+    assert out["sign_in_link"].startswith("/invitation#")  # the first admin's passkey invitation (docs/sign-in.md)
     reply = await server.gql("{ viewer { kind account { plan } } }", token=out["token"])
     assert reply.data == {"viewer": {"kind": "USER", "account": {"plan": "ENTERPRISE"}}}
 
@@ -86,6 +87,7 @@ async def test_bootstrap_and_issue_user_token(database, server):
     assert [(e["action"], e["source"]) for e in events] == [
         ("user.created", "cli"),
         ("user_token.created", "cli"),
+        ("invitation.created", "cli"),
         ("user_token.created", "cli"),
     ]
 

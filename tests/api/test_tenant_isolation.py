@@ -14,6 +14,7 @@ from typing import Any
 from tests.api import webhook_calls as hooks
 from tests.api.schema_inputs import arguments_of_scalar
 from tests.api.service_token_calls import CREATE, created, grant, works
+from tests.api.sign_in_calls import stored_session
 from tests.api.test_bad_input import (
     AUDIT,
     CHECK,
@@ -125,7 +126,18 @@ ID_CALLS: dict[str, IdCall] = {
         "project",
         "BAD_USER_INPUT",
     ),
+    # Before deactivateUser: a deactivated member cannot be invited.
+    "Mutation.createInvitation.userId": IdCall(
+        "mutation($id: ID!) { createInvitation(userId: $id) { invitation { id } } }",
+        lambda the_id, mine: {"id": the_id},
+        "user",
+        "NOT_FOUND",
+    ),
     "Mutation.deactivateUser.id": IdCall(DEACTIVATE_USER, lambda the_id, mine: {"id": the_id}, "user", "NOT_FOUND"),
+    # Only the caller's own sessions: another person's, of any account, is not found.
+    "Mutation.endSession.id": IdCall(
+        "mutation($id: ID!) { endSession(id: $id) { id } }", lambda the_id, mine: {"id": the_id}, "session", "NOT_FOUND"
+    ),
     "Mutation.deleteUserToken.id": IdCall(
         DELETE_USER_TOKEN, lambda the_id, mine: {"id": the_id}, "user_token", "NOT_FOUND"
     ),
@@ -174,6 +186,8 @@ def unknown_id(kind: str) -> str:
         return "utk_" + tokens.random_base62(tokens.ID_LENGTH)
     if kind == "user":
         return tokens.new_id("usr")
+    if kind == "session":
+        return tokens.new_id("ses")
     if kind == "token_cursor":
         return connections.encode_cursor(connections.SERVICE_TOKENS, tokens.random_base62(tokens.ID_LENGTH))
     if kind == "member_cursor":
@@ -213,6 +227,7 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
         "service_token": (await created(server, one.token, "theirs")).id,
         "user": one.user_id,
         "user_token": "utk_" + one.token[4:20],
+        "session": await stored_session(server, one.account_id, one.user_id),
     }
     pages = await server.gql(
         "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
@@ -258,6 +273,7 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
         "user": member,
         "user_token": "utk_" + member_token,
         "audit_cursor": cursor["cursor"],
+        "session": await stored_session(server, admin.account_id, admin.user_id),
         "token_cursor": pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"],
         "member_cursor": pages.data["account"]["memberConnection"]["edges"][0]["cursor"],
     }

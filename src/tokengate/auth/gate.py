@@ -27,6 +27,7 @@ from aiohttp import web
 from tokengate.auth.credentials import Authenticator
 from tokengate.auth.ip_guard import IpGuard
 from tokengate.auth.legacy_verifier import VerifierBusy
+from tokengate.auth.sessions import SessionReader
 from tokengate.config import Config
 from tokengate.core import tokens
 from tokengate.core.errors import Unauthenticated
@@ -53,6 +54,9 @@ class Refusal(Exception):
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+
+
+SESSION_ENDED: Final = "your session has ended or expired: sign in again"
 
 
 def not_authenticated(message: str) -> Refusal:
@@ -146,9 +150,11 @@ class Gate:
         metrics: Metrics,
         usage: UsageRecorder,
         throttle: Throttle | None = None,
+        sessions: SessionReader | None = None,
     ):
         self.trusted_proxies = config.trusted_proxies
         self.authenticator = authenticator
+        self.sessions = sessions
         self.ip_guard = ip_guard
         self.metrics = metrics
         self.usage = usage
@@ -216,6 +222,47 @@ class Gate:
             self._require_failures_left(address)
             return self._admit_from_database(request, parsed, client_addr, address, started)
         return self._admitted(request, principal, client_addr, started)
+
+    def admit_sign_in(self, request: web.BaseRequest) -> str | None:
+        """A sign-in request's (a passkey ceremony's) client address, spent from its address's budget, and refused
+        (429) while the address has no failed authentications left; ``Refusal`` (400, 429)."""
+        client_addr = self.client_address(request)
+        address = address_key(client_addr)
+        self._spend(self.throttle.address, address)
+        self._require_failures_left(address)
+        return client_addr
+
+    def sign_in_failed(self, client_addr: str | None) -> None:
+        """A refused sign-in costs its address one failed authentication, as a wrong token does."""
+        self.throttle.failures.charge(address_key(client_addr), 1)
+        self.metrics.count_authentication("invalid")
+
+    async def admit_session(self, request: web.BaseRequest, secret: str) -> Admission:
+        """A request carried by a browser session's cookie (its CSRF defence checked by the door): the session's
+        user, read from the database (an ended session is refused at once on every instance), then the same
+        rates and IP rules as a token's; ``Refusal`` (401, 403, 429, 503)."""
+        client_addr = self.admit_sign_in(request)
+        started = time.perf_counter()
+        if self.sessions is None:
+            raise not_authenticated(SESSION_ENDED)
+        try:
+            principal = await self.sessions.principal(secret)
+        except DATABASE_UNAVAILABLE:
+            raise unavailable() from None
+        if principal is None:
+            self.sign_in_failed(client_addr)
+            self.metrics.validation_seconds.observe(time.perf_counter() - started)
+            raise not_authenticated(SESSION_ENDED)
+        self.metrics.count_authentication("ok")
+        self.metrics.validation_seconds.observe(time.perf_counter() - started)
+        request[PRINCIPAL_PREFIX] = principal.display_prefix
+        self._spend(self.throttle.principal, principal_key(principal))
+        allowed = self.ip_guard.cached_allows(principal.account_id, client_addr)
+        if allowed is None:
+            return await self._admit_after_loading_rules(principal, client_addr)
+        if not allowed:
+            raise refused_by_ip_rules()
+        return Admission(principal, client_addr)
 
     def _require_failures_left(self, address: str) -> None:
         try:

@@ -22,6 +22,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from tokengate.auth.gate import RETRY_AFTER, Admission, Refusal
+from tokengate.core.browser_sessions import COOKIE
 from tokengate.core.media_types import GRAPHQL_RESPONSE, JSON, response_media_type
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.documents import DocumentCache
@@ -33,6 +34,7 @@ from tokengate.http.middleware import REQUEST_ID
 from tokengate.http.pages import GRAPHIQL_PAGE
 from tokengate.http.responses import error_response, json_response, refusal_response
 from tokengate.http.serving import read_body
+from tokengate.http.sign_in import from_pages
 from tokengate.runtime import RUNTIME
 
 log = logging.getLogger("tokengate.graphql")
@@ -148,12 +150,21 @@ class GraphQLDoor:
         if isinstance(found, RequestErrors):
             return request_errors_response(found, media_type, request_id)
         public_introspection = runtime.config.public_introspection
+        session = request.cookies.get(COOKIE) if "Authorization" not in request.headers else None
+        # A browser session counts only from the pages, with their CSRF defence; without it the cookie carries
+        # nothing: a document anyone may run still runs (GraphiQL's introspection), anything else is a 403.
+        csrf_refusal = from_pages(request) if session is not None else None
         try:
-            # Only a request without credentials has its document parsed before admission (under the anonymous
-            # limits): it decides whether anyone may run it.
-            admitted = runtime.gate.admit(request, lambda: documents.public(found.text, public_introspection))
-            admission = admitted if isinstance(admitted, Admission) else await admitted
+            if session is not None and csrf_refusal is None:
+                admission = await runtime.gate.admit_session(request, session)
+            else:
+                # Only a request without credentials has its document parsed before admission (under the anonymous
+                # limits): it decides whether anyone may run it.
+                admitted = runtime.gate.admit(request, lambda: documents.public(found.text, public_introspection))
+                admission = admitted if isinstance(admitted, Admission) else await admitted
         except Refusal as refusal:
+            if csrf_refusal is not None and refusal.status == 401:
+                return error_response(403, csrf_refusal, "FORBIDDEN", content_type=media_type)
             return refusal_response(refusal, media_type)
         context = Context(runtime, admission.principal, admission.client_addr, request_id)
         document = documents.get(found.text)

@@ -20,6 +20,7 @@ PACKAGE_DIR: Final = Path(__file__).resolve().parents[1]
 STATIC_DIR: Final = PACKAGE_DIR / "static"
 # Outside STATIC_DIR: the markup is only ever served inside the shell, with the headers below.
 SETTINGS_TEMPLATES: Final = PACKAGE_DIR / "templates" / "settings"
+SIGN_IN_TEMPLATES: Final = PACKAGE_DIR / "templates" / "sign-in"
 GRAPHIQL_PAGE: Final = STATIC_DIR / "graphiql" / "index.html"
 FAVICON: Final = STATIC_DIR / "favicon.svg"
 
@@ -96,6 +97,19 @@ def render_settings_page(page: SettingsPage) -> str:
             "script": page.script,
             "navigation": navigation(page),
             "content": content.rstrip("\n"),
+        },
+    )
+
+
+def render_plain_page(name: str, title: str) -> str:
+    """A page outside the settings (sign in, accept an invitation): ``templates/sign-in/<name>.html`` in the
+    sign-in pages' shell (``page.html``), with its module ``static/sign-in/<name>.js``."""
+    return fill(
+        (SIGN_IN_TEMPLATES / "page.html").read_text(encoding="utf-8"),
+        {
+            "title": escape(title),
+            "script": f"{name}.js",
+            "content": (SIGN_IN_TEMPLATES / f"{name}.html").read_text(encoding="utf-8").rstrip("\n"),
         },
     )
 

@@ -23,6 +23,7 @@ from tokengate.core.validation import checked_email
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
+from tokengate.store import sign_in as sign_in_store
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.users import UserRow
@@ -134,15 +135,15 @@ async def _require_tokens_lifetime_bound(
 
 async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: str) -> UserRow:
     """Switch a member off: every personal token of the user is refused at once on every instance (each audited
-    ``user_token.deleted``, with ``reason`` ``user.deactivated``, after ``user.deactivated``); service tokens the
-    user created keep working (they belong to the account). Deactivating twice changes nothing.
+    ``user_token.deleted``, with ``reason`` ``user.deactivated``, after ``user.deactivated``), and so is every
+    browser session (each audited ``session.ended``, same reason), its invitations and its passkeys; service
+    tokens the user created keep working (they belong to the account). Deactivating twice changes nothing.
+    Every door (GraphQL, the command line, SCIM) deactivates through here.
     It takes away everything the user holds: the caller must be able to take each of it away (``change_refusal``)."""
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     async with backend.change(actor) as work:
-        user, held = await locked_user(work, account_id, user_id)
-        require_not_self(actor.principal, user.id)
-        require_change(actor.principal, held, ())
+        user = await member_to_take_over(work, account_id, user_id)
         deactivated = await user_store.deactivate_user(work.conn, user.id)
         if deactivated is None:
             return user
@@ -150,5 +151,27 @@ async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: s
         await work.audit(account_id, "user.deactivated", user.id, revoked_tokens=len(revoked))
         for token_id in revoked:  # what deleteUserToken records, so user_token.* receivers hear of each
             await work.audit(account_id, "user_token.deleted", token_id, user_id=user.id, reason="user.deactivated")
+        await end_sessions(work, user, "user.deactivated")
+        await sign_in_store.revoke_invitations_of_user(work.conn, user.id)
+        await sign_in_store.revoke_passkeys_of_user(work.conn, user.id)
         await work.notify(UserChanged(user.id))
     return deactivated
+
+
+async def member_to_take_over(work: UnitOfWork, account_id: str, user_id: str) -> UserRow:
+    """The member, locked, for a change that acts on everything they hold (deactivation takes it all away; an
+    invitation lets someone sign in as them): never the caller themselves, and the caller must be able to take
+    each of it away (``change_refusal``)."""
+    user, held = await locked_user(work, account_id, user_id)
+    require_not_self(work.actor.principal, user.id)
+    require_change(work.actor.principal, held, ())
+    return user
+
+
+async def end_sessions(work: UnitOfWork, user: UserRow, reason: str) -> list[str]:
+    """In a change: end every live browser session of the user, each audited ``session.ended`` with ``reason``.
+    Sessions are read from the database on every request, so this holds on every instance at commit."""
+    ended = await sign_in_store.end_sessions_of_user(work.conn, user.id, reason)
+    for session_id in ended:
+        await work.audit(user.account_id, "session.ended", session_id, user_id=user.id, reason=reason)
+    return ended

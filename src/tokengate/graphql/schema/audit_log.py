@@ -49,7 +49,8 @@ class AuditEvent(Node):
         "github_secret_scanning or tokengate."
     )
     source: str = strawberry.field(
-        description="graphql, cli, secret_scanning (GitHub's reports) or system (the server's own jobs)."
+        description="graphql, cli, secret_scanning (GitHub's reports), system (the server's own jobs) or sign_in "
+        "(sign-ins and sign-outs of the pages)."
     )
     client_address: str | None = strawberry.field(description="The client's address; null for the command line.")
     target_id: strawberry.ID | None

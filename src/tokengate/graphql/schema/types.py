@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import strawberry
 
 from tokengate.core import global_ids, tokens
+from tokengate.core.browser_sessions import SESSION_PREFIX
 from tokengate.core.catalog import CATALOG
 from tokengate.core.errors import Forbidden
 from tokengate.core.policy import (
@@ -35,6 +36,7 @@ from tokengate.graphql.schema.enums import (
 )
 from tokengate.graphql.schema.ip_restrictions import IpRestrictions
 from tokengate.graphql.schema.node import Node
+from tokengate.graphql.schema.sign_in import BrowserSession, sessions_of
 from tokengate.graphql.schema.token_policy import TokenPolicyView
 from tokengate.graphql.schema.usage import DailyUsage, UsageBatch
 from tokengate.graphql.schema.user_tokens import UserToken, user_tokens_of
@@ -434,6 +436,15 @@ class Viewer:
         if self.principal.user_id is None:
             return []
         return await user_tokens_of(info.context.pool, self.principal.user_id)
+
+    @strawberry.field(
+        description="The caller's own browser sessions that are live, oldest first; [] for a service token."
+    )
+    async def sessions(self, info: Info) -> list[BrowserSession]:
+        if self.principal.user_id is None:
+            return []
+        current = self.principal.token_id if self.principal.display_prefix == SESSION_PREFIX else None
+        return await sessions_of(info.context.pool, self.principal.user_id, current)
 
     @strawberry.field(
         description="The caller's address as tokengate sees it (the one IP restrictions are checked against); "

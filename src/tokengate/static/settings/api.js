@@ -1,5 +1,6 @@
-// The settings pages' GraphQL client: same origin, the signed-in token in Authorization, every
-// failure turned into an ApiError whose code says what happened and describeError() into words.
+// The settings pages' GraphQL client: same origin, the signed-in token in Authorization (a pasted token) or
+// the browser session's HttpOnly cookie with the pages' CSRF header (token null: signed in with a passkey),
+// every failure turned into an ApiError whose code says what happened and describeError() into words.
 
 const IP_REFUSED_MESSAGE = 'Forbidden: Access denied';
 
@@ -17,13 +18,16 @@ export class ApiError extends Error {
 
 export async function gql(token, query, variables = {}) {
   let response;
+  const headers = { 'Content-Type': 'application/json', 'Accept': 'application/json' };
+  if (token === null) headers['X-Tokengate-CSRF'] = '1';
+  else headers['Authorization'] = `Bearer ${token}`;
   try {
     response = await fetch('/graphql', {
       method: 'POST',
-      headers: { 'Authorization': `Bearer ${token}`, 'Content-Type': 'application/json', 'Accept': 'application/json' },
+      headers,
       body: JSON.stringify({ query, variables }),
       cache: 'no-store',
-      credentials: 'omit',
+      credentials: token === null ? 'same-origin' : 'omit',
     });
   } catch {
     throw new ApiError('NETWORK', 'the request did not reach the server');

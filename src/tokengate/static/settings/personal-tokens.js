@@ -1,6 +1,7 @@
 // Account settings → Personal tokens: the signed-in user's own tokens (viewer.userTokens), a new one with an
 // expiry the account's token policy bounds (createUserToken; its secret in the one-time dialog only), and
-// deleting one (deleteUserToken). The policy is read when the caller may (ACCOUNT_SETTINGS:READ); otherwise
+// deleting one (deleteUserToken); the browsers signed in with a passkey (viewer.sessions), each signed out
+// alone (endSession) or all at once (endAllSessions: "Sign out everywhere"). The policy is read when the caller may (ACCOUNT_SETTINGS:READ); otherwise
 // the page offers the usual lifetimes and tokengate, which applies the policy and the sign-in token's own
 // expiry in any case, says in its refusal what the limit is.
 import { ApiError, describeError } from './api.js';
@@ -23,6 +24,12 @@ const CREATE_MUTATION = `mutation SettingsCreatePersonalToken($name: String!, $e
 const DELETE_MUTATION = `mutation SettingsDeletePersonalToken($id: ID!) {
   deleteUserToken(id: $id) { id name state }
 }`;
+const SESSIONS_QUERY = `query SettingsSessions {
+  viewer { sessions { id method createdAt lastSeenAt expiresAt clientAddress current } }
+}`;
+const END_SESSION = `mutation SettingsEndSession($id: ID!) { endSession(id: $id) { id } }`;
+const END_ALL_SESSIONS = 'mutation SettingsEndAllSessions { endAllSessions }';
+const METHODS = { invitation: 'Invitation', passkey: 'Passkey' };
 const LIFETIMES = [7, 30, 60, 90, 180, 365];  // days offered, up to the policy's maximum
 const DAY_MS = 86_400_000;
 const WHAT = { what: 'personal tokens' };
@@ -31,6 +38,7 @@ const STATE_LABELS = { ACTIVE: 'Active', EXPIRED: 'Expired', DELETED: 'Deleted' 
 const state = {
   session: null,
   tokens: [],
+  sessions: [],
   maxDays: null,  // the policy's userTokenMaxLifetimeDays; null while it cannot be read
   policyRefusal: '',  // why it cannot be read
   includeDeleted: false,
@@ -41,12 +49,13 @@ const state = {
 
 async function start(session) {
   state.session = session;
-  await Promise.all([loadPolicy(), loadTokens()]);
+  await Promise.all([loadPolicy(), loadTokens(), loadSessions()]);
 }
 
 function stop() {
-  Object.assign(state, { session: null, tokens: [], maxDays: null, policyRefusal: '' });
+  Object.assign(state, { session: null, tokens: [], sessions: [], maxDays: null, policyRefusal: '' });
   $('token-rows').replaceChildren();
+  $('session-rows').replaceChildren();
   $('policy-line').textContent = '';
   pageAlert('');
   announce('');
@@ -84,7 +93,8 @@ async function loadTokens() {
 // The display prefix is the start of the token's text: the one the page is signed in with shows as such.
 function isThisSignIn(token) {
   const prefix = token.displayPrefix.replace('…', '');
-  return token.state === 'ACTIVE' && state.session !== null && state.session.token.startsWith(prefix);
+  return token.state === 'ACTIVE' && state.session !== null && state.session.token !== null
+    && state.session.token.startsWith(prefix);
 }
 
 function tokenRow(token) {
@@ -111,6 +121,61 @@ function render() {
   $('token-rows').replaceChildren(...shown.map(tokenRow));
   $('token-table').hidden = shown.length === 0;
   $('empty-list').hidden = shown.length !== 0 || !$('page-alert').hidden;
+}
+
+// ---------------------------------------------------------------- browser sessions
+
+async function loadSessions() {
+  try {
+    state.sessions = (await state.session.call(SESSIONS_QUERY)).viewer.sessions;
+  } catch {
+    state.sessions = [];  // the token list's alert says what went wrong
+  }
+  renderSessions();
+}
+
+function sessionRow(browser) {
+  const signedIn = cell('Signed in', timeElement(browser.createdAt, ''),
+    browser.current ? el('span', { class: 'badge badge-info', text: 'This browser' }) : null);
+  const when = dateFormat.format(new Date(browser.createdAt));
+  const action = el('button', {
+    type: 'button', class: 'secondary', 'data-session': browser.id, text: 'End session',
+    'aria-label': browser.current ? `End session: this browser, signed in ${when}` : `End session signed in ${when}`,
+  });
+  return el('tr', {},
+    signedIn,
+    cell('How', el('span', { text: METHODS[browser.method] || browser.method })),
+    cell('Last used', timeElement(browser.lastSeenAt, '')),
+    cell('Ends', timeElement(browser.expiresAt, '')),
+    cell('From', el('span', { text: browser.clientAddress || 'unknown' })),
+    cell('Actions', el('div', { class: 'actions' }, action)),
+  );
+}
+
+function renderSessions() {
+  $('session-rows').replaceChildren(...state.sessions.map(sessionRow));
+  $('session-table').hidden = state.sessions.length === 0;
+  $('no-sessions').hidden = state.sessions.length !== 0;
+  $('sign-out-everywhere').hidden = state.sessions.length === 0;
+}
+
+async function endSessions(id) {
+  const current = state.sessions.some((browser) => browser.current && (id === null || browser.id === id));
+  try {
+    if (id === null) await state.session.call(END_ALL_SESSIONS);
+    else await state.session.call(END_SESSION, { id });
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === 'UNAUTHENTICATED')) {
+      pageAlert(describeError(error, { doing: 'signing out', what: 'browsers' }));
+    }
+    return;
+  }
+  if (current) {
+    state.session.signOut(id === null ? 'You are signed out everywhere.' : 'You are signed out.');
+    return;
+  }
+  announce(id === null ? 'Every browser is signed out.' : 'That browser is signed out.');
+  await loadSessions();
 }
 
 // ---------------------------------------------------------------- a new token
@@ -255,6 +320,11 @@ function wire() {
     if (token) openDelete(token, button);
   });
   $('delete-confirm').addEventListener('click', confirmDelete);
+  $('session-rows').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-session]');
+    if (button) endSessions(button.dataset.session);
+  });
+  $('sign-out-everywhere').addEventListener('click', () => endSessions(null));
 }
 
 wire();

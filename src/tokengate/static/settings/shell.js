@@ -1,5 +1,7 @@
-// The settings shell: one sign-in for every page (the personal token lives in this tab's sessionStorage
-// only, so it carries from page to page and is gone with the tab), the session bar, and the page's own
+// The settings shell: one sign-in for every page, the session bar, and the page's own
+// module. A member signed in with a passkey has a browser session (an HttpOnly cookie no script reads): no
+// token is kept in the page at all. A pasted personal token lives in this tab's sessionStorage only, so it
+// carries from page to page and is gone with the tab. The shell then starts the page's own
 // module, started after each sign-in and stopped at sign-out. Every API call of a page goes through
 // `session.call`, so an expired sign-in anywhere brings the sign-in form back, saying so. A 429 (too many
 // requests) never signs out: the shell says "slow down" with the wait the server asked for, and a query is
@@ -67,10 +69,11 @@ export function startSettingsPage(page) {
 
   const session = {
     token: null,
+    cookie: false,  // signed in by the browser session (a passkey), not by a pasted token
     viewer: null,
     async call(query, variables) {
       try {
-        return await patiently(session.token, query, variables);
+        return await patiently(session.cookie ? null : session.token, query, variables);
       } catch (error) {
         if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') signOut(describeError(error));
         throw error;
@@ -83,7 +86,7 @@ export function startSettingsPage(page) {
     $('loading').hidden = true;
     $('sign-in').hidden = what !== 'sign-in';
     view.hidden = what !== 'page';
-    $('session').hidden = session.token === null;
+    $('session').hidden = session.token === null && !session.cookie;
   }
 
   function showSignIn(message = '') {
@@ -95,6 +98,13 @@ export function startSettingsPage(page) {
 
   function signOut(message = '') {
     sessionStorage.removeItem(SESSION_KEY);
+    if (session.cookie) {  // ends the session on the server (every instance) and clears the cookie
+      fetch('/sign-out', {
+        method: 'POST', headers: { 'X-Tokengate-CSRF': '1', 'Content-Type': 'application/json' }, body: '{}',
+        credentials: 'same-origin', cache: 'no-store',
+      }).catch(() => {});
+    }
+    session.cookie = false;
     session.token = null;
     session.viewer = null;
     if (page.stop) page.stop();
@@ -116,6 +126,24 @@ export function startSettingsPage(page) {
     session.token = token;
     session.viewer = viewer;
     sessionStorage.setItem(SESSION_KEY, token);
+    await enter(viewer, resumed);
+  }
+
+  // Signed in by the browser session's cookie, if there is a live one: no token anywhere in the page.
+  async function resumeSession() {
+    let viewer;
+    try {
+      viewer = (await patiently(null, VIEWER_QUERY)).viewer;
+    } catch {
+      return false;
+    }
+    session.cookie = true;
+    session.viewer = viewer;
+    await enter(viewer, true);
+    return true;
+  }
+
+  async function enter(viewer, resumed) {
     $('session-who').textContent = `Signed in as ${viewer.user ? viewer.user.email : 'a service token'}`;
     $('account-line').textContent = `Account ${viewer.account.name} · ${planName(viewer.account.plan)} plan`;
     show('page');
@@ -144,6 +172,6 @@ export function startSettingsPage(page) {
 
   const saved = sessionStorage.getItem(SESSION_KEY);
   if (saved) signIn(saved, { resumed: true });
-  else showSignIn();
+  else resumeSession().then((signedIn) => { if (!signedIn) showSignIn(); });
   return session;
 }
