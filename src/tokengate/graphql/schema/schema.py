@@ -15,6 +15,7 @@ from tokengate.graphql.schema.mutations import Mutation
 from tokengate.graphql.schema.queries import Query
 from tokengate.graphql.schema.service_tokens import ServiceTokenMutations
 from tokengate.graphql.schema.token_policy import TokenPolicyMutations
+from tokengate.graphql.schema.trust_policies import TrustPolicyMutations
 from tokengate.graphql.schema.user_tokens import UserTokenMutations
 from tokengate.graphql.schema.webhooks import WebhookMutations
 
@@ -22,7 +23,15 @@ schema = strawberry.Schema(
     query=Query,
     mutation=merge_types(
         "Mutation",
-        (Mutation, ServiceTokenMutations, UserTokenMutations, MemberMutations, TokenPolicyMutations, WebhookMutations),
+        (
+            Mutation,
+            ServiceTokenMutations,
+            UserTokenMutations,
+            MemberMutations,
+            TokenPolicyMutations,
+            WebhookMutations,
+            TrustPolicyMutations,
+        ),
     ),
     schema_directives=[Requires],
 )
