@@ -480,3 +480,19 @@ async def test_graphql_manages_policies_and_lists_their_active_tokens(setup: Set
     assert deleted.data == {"deleteTrustPolicy": {"id": created["id"]}}
     listed = (await server.gql(LIST_POLICIES, token=setup.admin)).data["account"]["trustPolicies"]
     assert [policy["id"] for policy in listed] == [setup.policy.id]
+
+
+async def test_exchanged_token_as_viewer_and_reported_leaked(setup: Setup) -> None:
+    token = await accepted(setup, setup.issuer.github(AUDIENCE))
+    reply = await setup.server.gql("{ viewer { kind id account { id } } }", token=token)
+    assert reply.errors == [] and reply.data["viewer"]["kind"] == "SERVICE_TOKEN", reply.body
+    # A leak report revokes it like any token (its prefix and checksum are what scanners match).
+    reported = await setup.server.gql(
+        "mutation($t: String!) { reportLeakedToken(token: $t) }", {"t": token}, token=setup.admin
+    )
+    assert reported.data == {"reportLeakedToken": True}, reported.body
+    assert (await check(setup.server, token=token))[0] == 401
+    action = await setup.server.pool.fetchval(
+        "SELECT action FROM audit_events WHERE action LIKE '%leak_reported' ORDER BY id DESC LIMIT 1"
+    )
+    assert action == "service_token.leak_reported"

@@ -95,12 +95,12 @@ async def verified(request: web.Request, text: str) -> tuple[TrustPolicyRow, dic
         raise Refused("no kid", meant_for, unverified)
     try:
         keys = await request.app[ISSUER_KEYS].keys_for(issuer, kid)
-    except KeysUnavailable as problem:
-        raise Refused(f"no key: {problem}", meant_for, unverified) from None
+    except KeysUnavailable as unavailable_keys:
+        raise Refused(f"no key: {unavailable_keys}", meant_for, unverified) from None
     try:
         claims = dict(jwt.decode(text, keys, algorithms=list(rules.ALGORITHMS)).claims)
-    except (JoseError, ValueError, TypeError) as problem:
-        raise Refused(f"signature not valid ({type(problem).__name__})", meant_for, unverified) from None
+    except (JoseError, ValueError, TypeError) as invalid:
+        raise Refused(f"signature not valid ({type(invalid).__name__})", meant_for, unverified) from None
     problem = rules.time_problem(claims, time.time())
     if problem is not None:
         raise Refused(problem, meant_for, claims)
@@ -128,8 +128,8 @@ async def exchange(request: web.Request) -> web.Response:
     except Refusal as refusal:
         return oauth_error(refusal.status, "invalid_request", refusal.message, refusal.headers)
     except OverLimit as over:
-        refusal = rate_limited(over)
-        return oauth_error(refusal.status, "slow_down", refusal.message, refusal.headers)
+        limited = rate_limited(over)
+        return oauth_error(limited.status, "slow_down", limited.message, limited.headers)
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         return oauth_error(400, "invalid_request", f"the body is larger than {MAX_FORM_BYTES} bytes")
     body = await read_in_time(request, runtime.config.limits.body_timeout)
@@ -157,8 +157,8 @@ async def exchange(request: web.Request) -> web.Response:
             await service.audit_refusal(runtime.backend, refused.audit_to, refused.reason, refused.claims, client_addr)
         return json_response(INVALID_GRANT, 400)
     except (DatabaseUnavailable, *DATABASE_UNAVAILABLE):
-        refusal = unavailable()
-        return oauth_error(503, "temporarily_unavailable", refusal.message, refusal.headers)
+        down = unavailable()
+        return oauth_error(503, "temporarily_unavailable", down.message, down.headers)
     expires_in = max(0, int((outcome.expires_at - datetime.now(UTC)).total_seconds()))
     return json_response(
         {
