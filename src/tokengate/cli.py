@@ -270,16 +270,7 @@ def _binding(args: argparse.Namespace) -> trust_rules.Binding:
 
 
 def trust_policy_json(row: TrustPolicyRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "issuer": row.issuer,
-        "audience": row.audience,
-        "subject": row.subject,
-        "conditions": row.conditions,
-        "grants": [grant.permission_set for grant in row.grants],
-        "max_lifetime_seconds": row.max_lifetime_seconds,
-    }
+    return {"id": row.id, **trust_policies.described(row)}
 
 
 async def _create_trust_policy(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:

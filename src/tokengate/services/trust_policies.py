@@ -46,7 +46,8 @@ class ExchangedToken:
         return f"ExchangedToken(id={self.token_id!r})"
 
 
-def _details(row: TrustPolicyRow) -> dict[str, object]:
+def described(row: TrustPolicyRow) -> dict[str, object]:
+    """What a policy says, as the audit log and the command line show it."""
     return {
         "name": row.name,
         "issuer": row.issuer,
@@ -85,7 +86,7 @@ async def create(
         row = await store.insert(
             work.conn, tokens.new_id(ID_PREFIX), account_id, name, binding, checked, lifetime, actor.name
         )
-        await work.audit(account_id, "trust_policy.created", row.id, **_details(row))
+        await work.audit(account_id, "trust_policy.created", row.id, **described(row))
     return row
 
 
@@ -131,7 +132,7 @@ async def update(
             lifetime if lifetime is not None else old.max_lifetime_seconds,
         )
         revoked = await _revoke_tokens(work, row)
-        await work.audit(account_id, "trust_policy.updated", row.id, **_details(row), revoked_tokens=revoked)
+        await work.audit(account_id, "trust_policy.updated", row.id, **described(row), revoked_tokens=revoked)
     return row
 
 

@@ -99,6 +99,12 @@ def _grants(document: str) -> tuple[Grant, ...]:
     )
 
 
+def _columns(binding: Binding, grants: Sequence[Grant], max_lifetime_seconds: int) -> tuple[object, ...]:
+    """The stored columns of a policy's binding, grants and lifetime, in the statements' order."""
+    conditions = json.dumps(dict(binding.conditions))
+    return (binding.issuer, binding.audience, binding.subject, conditions, grants_json(grants), max_lifetime_seconds)
+
+
 def _row(row: Any) -> TrustPolicyRow:
     values = dict(row)
     values["conditions"] = json.loads(values["conditions"])
@@ -117,17 +123,7 @@ async def insert(
     created_by: str,
 ) -> TrustPolicyRow:
     row = await db.fetchrow(
-        INSERT,
-        policy_id,
-        account_id,
-        name,
-        binding.issuer,
-        binding.audience,
-        binding.subject,
-        json.dumps(dict(binding.conditions)),
-        grants_json(grants),
-        max_lifetime_seconds,
-        created_by,
+        INSERT, policy_id, account_id, name, *_columns(binding, grants, max_lifetime_seconds), created_by
     )
     return _row(row)
 
@@ -157,18 +153,7 @@ async def issuer_is_trusted(db: Executor, issuer: str) -> bool:
 async def update(
     db: Executor, policy_id: str, name: str, binding: Binding, grants: Sequence[Grant], max_lifetime_seconds: int
 ) -> TrustPolicyRow:
-    row = await db.fetchrow(
-        UPDATE,
-        policy_id,
-        name,
-        binding.issuer,
-        binding.audience,
-        binding.subject,
-        json.dumps(dict(binding.conditions)),
-        grants_json(grants),
-        max_lifetime_seconds,
-    )
-    return _row(row)
+    return _row(await db.fetchrow(UPDATE, policy_id, name, *_columns(binding, grants, max_lifetime_seconds)))
 
 
 async def delete(db: Executor, account_id: str, policy_id: str) -> TrustPolicyRow | None:
