@@ -496,3 +496,10 @@ async def test_exchanged_token_as_viewer_and_reported_leaked(setup: Setup) -> No
         "SELECT action FROM audit_events WHERE action LIKE '%leak_reported' ORDER BY id DESC LIMIT 1"
     )
     assert action == "service_token.leak_reported"
+
+
+async def test_two_matching_policies_refuse_rather_than_choose(setup: Setup) -> None:
+    await accepted(setup, setup.issuer.github(AUDIENCE))
+    await github_policy(setup.server, setup.account_id, setup.issuer)  # the same binding again
+    await refused(setup.server, setup.issuer.sign(setup.issuer.github(AUDIENCE)))
+    assert (await audit_reasons(setup))[-1].startswith("several policies match")

@@ -154,7 +154,12 @@ async def exchange(request: web.Request) -> web.Response:
         throttle.failures.charge(address, 1)
         log.info("token exchange refused: %s", refused.reason)
         if refused.audit_to:
-            await service.audit_refusal(runtime.backend, refused.audit_to, refused.reason, refused.claims, client_addr)
+            try:
+                await service.audit_refusal(
+                    runtime.backend, refused.audit_to, refused.reason, refused.claims, client_addr
+                )
+            except DATABASE_UNAVAILABLE as problem:  # the answer is the same; the log says the audit is missing
+                log.warning("could not audit a refused token exchange: %s", type(problem).__name__)
         return json_response(INVALID_GRANT, 400)
     except (DatabaseUnavailable, *DATABASE_UNAVAILABLE):
         down = unavailable()
