@@ -6,6 +6,7 @@ shown reachable (the same token with the right claim, key or time is accepted), 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -26,6 +27,7 @@ from tokengate.core import tokens
 from tokengate.core import trust_policies as rules
 from tokengate.core.errors import Forbidden, InvalidInput, PlanRestricted
 from tokengate.core.policy import Grant
+from tokengate.http.token_exchange import ISSUER_KEYS
 from tokengate.services import OPERATOR, Actor
 from tokengate.services import trust_policies as service
 
@@ -231,7 +233,7 @@ async def test_hs256_signed_with_the_public_key_is_refused(setup: Setup) -> None
     body, _, signature = forged.rpartition(".")
     assert hmac.compare_digest(
         hmac.new(secret, body.encode(), hashlib.sha256).digest(),
-        __import__("base64").urlsafe_b64decode(signature + "=="),
+        base64.urlsafe_b64decode(signature + "=="),
     )
     await refused(setup.server, forged)
     assert "algorithm not allowed" in (await audit_reasons(setup))[-1]
@@ -286,7 +288,7 @@ async def test_keys_rotated_at_the_issuer(setup: Setup) -> None:
 async def test_slow_or_huge_issuer_fails_in_bounded_time_and_others_are_served(setup: Setup) -> None:
     server, issuer = setup.server, setup.issuer
     service_token = await accepted(setup, issuer.github(AUDIENCE))
-    keys = server.app[__import__("tokengate.http.token_exchange", fromlist=["ISSUER_KEYS"]).ISSUER_KEYS]
+    keys = server.app[ISSUER_KEYS]
     keys._entries.clear()  # forget the cached keys: the next exchange fetches
     issuer.delay = 30.0
     pending = asyncio.ensure_future(exchange(server, issuer.sign(issuer.github(AUDIENCE))))
@@ -364,15 +366,8 @@ async def test_policies_are_validated_plan_gated_and_audited(setup: Setup) -> No
             backend, OPERATOR, setup.account_id, "p", rules.Binding("https://169.254.169.254", "a", "s", {}), []
         )
     with pytest.raises(InvalidInput, match="maxLifetimeSeconds"):
-        await github_policy(setup.server, setup.account_id, setup.issuer) if False else await service.create(
-            backend,
-            OPERATOR,
-            setup.account_id,
-            "p",
-            rules.Binding("https://ci.example", "a", "s", {}),
-            [],
-            max_lifetime_seconds=7200,
-        )
+        binding = rules.Binding("https://ci.example", "a", "s", {})
+        await service.create(backend, OPERATOR, setup.account_id, "p", binding, [], max_lifetime_seconds=7200)
     small = await setup.server.bootstrap("Small", "DEVELOPER")
     with pytest.raises(PlanRestricted):
         await service.create(
