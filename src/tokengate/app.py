@@ -21,7 +21,17 @@ from tokengate.auth.sessions import SessionReader
 from tokengate.config import Config
 from tokengate.core.limits import Throttle
 from tokengate.graphql.engine.documents import DocumentCache
-from tokengate.http import forward_auth, graphql, headers, health, introspection, pages, secret_scanning, sign_in
+from tokengate.http import (
+    forward_auth,
+    graphql,
+    headers,
+    health,
+    introspection,
+    pages,
+    secret_scanning,
+    sign_in,
+    token_exchange,
+)
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.http.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.http.protocol_errors import answer_protocol_errors_in_json
@@ -144,6 +154,7 @@ def create_app(
     graphql.add_routes(app)
     forward_auth.add_routes(app)
     introspection.add_routes(app)
+    token_exchange.add_routes(app)
     health.add_routes(app)
     pages.add_routes(app)
     sign_in.add_routes(app)

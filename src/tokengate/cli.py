@@ -20,6 +20,7 @@ import asyncpg
 from tokengate.auth.listener import ListenerDeaf
 from tokengate.config import Config, ConfigError, load_config
 from tokengate.core import global_ids, tokens
+from tokengate.core import trust_policies as trust_rules
 from tokengate.core.catalog import PERMISSION_SET_KEYS, PLANS
 from tokengate.core.errors import DomainError, NotFound
 from tokengate.core.limits import divided
@@ -33,14 +34,17 @@ from tokengate.services import (
     projects,
     service_tokens,
     sign_in,
+    trust_policies,
     user_tokens,
     users,
 )
 from tokengate.services.sign_in import INVITATION_PATH, sign_in_timeouts
 from tokengate.store import database as db
 from tokengate.store import tokens as token_store
+from tokengate.store import trust_policies as trust_policy_store
 from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
+from tokengate.store.trust_policies import TrustPolicyRow
 from tokengate.store.users import UserRow
 
 
@@ -194,8 +198,116 @@ def build_parser() -> Parser:
     deactivate.add_argument("--user-id", required=True)
     list_tokens = with_data_dir(commands.add_parser("list-user-tokens", help="a user's personal tokens, as JSON"))
     list_tokens.add_argument("--user-id", required=True)
+    _trust_policy_commands(commands, with_data_dir)
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
+
+
+def _trust_policy_commands(commands: Any, with_data_dir: Callable[[Any], argparse.ArgumentParser]) -> None:
+    """Keyless CI (docs/keyless-ci.md): trust policies from the command line."""
+    create = with_data_dir(
+        commands.add_parser(
+            "create-trust-policy",
+            help="trust a CI platform's OIDC tokens for short-lived tokens (POST /oauth/token, docs/keyless-ci.md)",
+        )
+    )
+    create.add_argument("--account-id", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--preset", choices=("github", "gitlab", "custom"), default="custom")
+    create.add_argument("--audience", required=True, help="the exact aud the tokens must carry")
+    create.add_argument("--issuer", help="custom, or a self-hosted GitLab's URL (default: the platform's)")
+    create.add_argument("--subject", help="custom: the exact sub")
+    create.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE", help="custom: an exact claim")
+    create.add_argument("--repository", help="github: owner/name")
+    create.add_argument("--repository-owner-id", help="github: the owner's numeric id")
+    create.add_argument("--workflow", help="github: the workflow file name (deploy.yml)")
+    create.add_argument("--environment", help="github, gitlab: the job's environment")
+    create.add_argument("--ref", help="github: refs/heads/main; gitlab: the branch or tag name")
+    create.add_argument("--ref-type", default="branch", help="gitlab: branch or tag")
+    create.add_argument("--project-path", help="gitlab: group/project")
+    create.add_argument("--namespace-id", help="gitlab: the namespace's numeric id")
+    create.add_argument("--project-id", help="gitlab: the project's numeric id")
+    create.add_argument("--max-lifetime-seconds", type=int, default=None, help="60 to 3600 (default 900)")
+    create.add_argument(
+        "--grant", action="append", default=[], type=_grant, metavar="SET[:PROJECT_ID,...]", help="repeat for more"
+    )
+    delete = with_data_dir(
+        commands.add_parser("delete-trust-policy", help="delete a trust policy; its exchanged tokens stop at once")
+    )
+    delete.add_argument("--account-id", required=True)
+    delete.add_argument("--id", required=True, dest="policy_id")
+    listing = with_data_dir(commands.add_parser("list-trust-policies", help="an account's trust policies, as JSON"))
+    listing.add_argument("--account-id", required=True)
+
+
+def _binding(args: argparse.Namespace) -> trust_rules.Binding:
+    def need(*names: str) -> None:
+        missing = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is None]
+        if missing:
+            raise Failure(f"--preset {args.preset} needs {', '.join(missing)}")
+
+    if args.preset == "github":
+        need("repository", "repository_owner_id")
+        return trust_rules.github_actions(
+            audience=args.audience,
+            repository=args.repository,
+            repository_owner_id=args.repository_owner_id,
+            workflow=args.workflow,
+            ref=args.ref,
+            environment=args.environment,
+            **({"issuer": args.issuer} if args.issuer else {}),
+        )
+    if args.preset == "gitlab":
+        need("project_path", "namespace_id", "project_id", "ref")
+        return trust_rules.gitlab_ci(
+            audience=args.audience,
+            project_path=args.project_path,
+            namespace_id=args.namespace_id,
+            project_id=args.project_id,
+            ref=args.ref,
+            ref_type=args.ref_type,
+            environment=args.environment,
+            **({"issuer": args.issuer} if args.issuer else {}),
+        )
+    need("issuer", "subject")
+    conditions = {}
+    for text in args.claim:
+        name, equals, value = text.partition("=")
+        if not equals:
+            raise Failure(f"--claim {text!r}: give NAME=VALUE")
+        conditions[name] = value
+    return trust_rules.Binding(args.issuer, args.audience, args.subject, conditions)
+
+
+def trust_policy_json(row: TrustPolicyRow) -> dict[str, Any]:
+    return {"id": row.id, **trust_policies.described(row)}
+
+
+async def _create_trust_policy(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    row = await trust_policies.create(
+        _backend(pool, config),
+        OPERATOR,
+        args.account_id,
+        args.name,
+        _binding(args),
+        args.grant,
+        args.max_lifetime_seconds,
+        config.webhook_allow_private,
+    )
+    return trust_policy_json(row)
+
+
+async def _delete_trust_policy(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        row = await trust_policies.delete(_backend(pool, config), OPERATOR, args.account_id, args.policy_id)
+    except NotFound:
+        raise Failure(f"no trust policy with id {args.policy_id} in account {args.account_id}") from None
+    return {"id": row.id, "deleted": True}
+
+
+async def _list_trust_policies(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    rows = await trust_policy_store.of_account(pool, args.account_id)
+    return {"account_id": args.account_id, "trust_policies": [trust_policy_json(row) for row in rows]}
 
 
 async def _with_database(config: Config, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
@@ -412,6 +524,9 @@ def run(argv: list[str] | None = None) -> int:
         "disable-ip-restrictions": _disable_ip_restrictions,
         "deactivate-user": _deactivate_user,
         "list-user-tokens": _list_user_tokens,
+        "create-trust-policy": _create_trust_policy,
+        "delete-trust-policy": _delete_trust_policy,
+        "list-trust-policies": _list_trust_policies,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))

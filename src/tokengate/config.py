@@ -77,6 +77,10 @@ class Config:
     webhook_allow_private: bool = False  # webhooks to private and loopback addresses, and over plain http
     github_scanning_keys: Path | None = None  # GitHub's secret-scanning public_keys document
     webhook_timing: WebhookTiming = WebhookTiming()
+    # Keyless CI (docs/keyless-ci.md): an issuer's discovery document and JWKS are fetched within this many seconds
+    # (TOKENGATE_FEDERATION_FETCH_TIMEOUT_SECONDS), and refetched for an unknown kid at most once per cooldown.
+    federation_fetch_timeout_seconds: float = 5.0
+    federation_refetch_cooldown_seconds: float = 30.0
     limits: Limits = field(default_factory=Limits)  # rates, budgets, quotas and timeouts (limits.py; README "Limits")
     database: DatabaseSettings = DatabaseSettings()
     sign_in: SignInSettings = SignInSettings()
@@ -230,6 +234,10 @@ def load_config(data_dir: Path | str | None = None, env: Mapping[str, str] | Non
         github_scanning_keys=checked_scanning_keys(Path(scanning_keys)) if scanning_keys else None,
         webhook_timing=WebhookTiming(
             notice_interval_seconds=parse_notice_interval(env.get("TOKENGATE_TOKEN_NOTICE_INTERVAL_SECONDS"))
+        ),
+        federation_fetch_timeout_seconds=_positive(env, "TOKENGATE_FEDERATION_FETCH_TIMEOUT_SECONDS", 5.0, 30.0),
+        federation_refetch_cooldown_seconds=_positive(
+            env, "TOKENGATE_FEDERATION_REFETCH_COOLDOWN_SECONDS", 30.0, 3600.0
         ),
         limits=limits,
         database=database_settings(env),

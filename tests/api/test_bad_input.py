@@ -90,7 +90,46 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
         ),
         "Query.givablePermissionSets.projectIds": (GIVABLE, lambda bad: {"p": [project_id, bad]}),
         **webhook_text_calls(token_id, grants),
+        **trust_policy_text_calls(),
     }
+
+
+def trust_policy_text_calls() -> dict[str, tuple[str, Any]]:
+    """Every text argument of the trust policies' mutations (keyless CI), each put in an otherwise valid input."""
+    from tests.api.test_keyless_ci import CREATE_POLICY, DELETE_POLICY, UPDATE_POLICY
+
+    whole = {
+        "github": {"repository": "o/r", "repositoryOwnerId": "1", "ref": "refs/heads/main"},
+        "gitlab": {"projectPath": "g/p", "namespaceId": "1", "projectId": "2", "ref": "main"},
+        "conditions": [{"name": "n", "value": "v"}],
+        "grants": [{"permissionSet": "JOB_ADMIN", "allProjects": False, "projectIds": ["prj_x"]}],
+    }
+
+    def placed(path: list[str], bad: str) -> dict[str, Any]:
+        base: dict[str, Any] = {"name": "p", "audience": "a", "issuer": "https://ci.example", "subject": "s"}
+        if len(path) == 1:
+            return {**base, path[0]: bad}
+        field, leaf = path
+        if field in ("github", "gitlab"):
+            return {"name": "p", "audience": "a", field: {**whole[field], leaf: bad}}
+        if field == "conditions":
+            return {**base, "conditions": [{**whole["conditions"][0], leaf: bad}]}
+        return {**base, "grants": [{**whole["grants"][0], "projectIds": [bad]}]}
+
+    calls: dict[str, tuple[str, Any]] = {
+        "Mutation.updateTrustPolicy.id": (UPDATE_POLICY, lambda bad: {"id": bad, "input": {"name": "n"}}),
+        "Mutation.deleteTrustPolicy.id": (DELETE_POLICY, lambda bad: {"id": bad}),
+    }
+    for argument in arguments_of_scalar("String", "ID"):
+        parts = argument.split(".")
+        if parts[1] not in ("createTrustPolicy", "updateTrustPolicy") or parts[2] != "input":
+            continue
+        path = parts[3:]
+        if parts[1] == "createTrustPolicy":
+            calls[argument] = (CREATE_POLICY, lambda bad, path=path: {"input": placed(path, bad)})
+        else:
+            calls[argument] = (UPDATE_POLICY, lambda bad, path=path: {"id": "tpl_x", "input": placed(path, bad)})
+    return calls
 
 
 def webhook_text_calls(token_id: str, grants: Any) -> dict[str, tuple[str, Any]]:

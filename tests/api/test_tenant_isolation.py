@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tests.api import webhook_calls as hooks
@@ -33,6 +33,7 @@ from tests.api.test_bad_input import (
     snapshot,
 )
 from tests.api.test_graphql import CREATE_USER, create_project
+from tests.api.test_keyless_ci import CREATE_POLICY, DELETE_POLICY, UPDATE_POLICY
 from tests.conftest import Server
 from tokengate.core import tokens
 from tokengate.graphql.schema import connections
@@ -58,6 +59,7 @@ class Mine:
     project: str
     token: str
     member: str = ""  # a user of the caller's account other than the caller (no one changes themselves)
+    policy: str = ""  # a trust policy of the caller's account
 
 
 ID_CALLS: dict[str, IdCall] = {
@@ -164,7 +166,33 @@ ID_CALLS: dict[str, IdCall] = {
         hooks.ROTATE_SECRET, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"
     ),
     "Mutation.deleteWebhook.id": IdCall(hooks.DELETE, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"),
+    # Trust policies (keyless CI): the update before the deletion.
+    "Mutation.createTrustPolicy.input.grants.projectIds": IdCall(
+        CREATE_POLICY,
+        lambda the_id, mine: {"input": {**POLICY_INPUT, "grants": [grant("JOB_ADMIN", the_id)]}},
+        "project",
+        "BAD_USER_INPUT",
+    ),
+    "Mutation.updateTrustPolicy.id": IdCall(
+        UPDATE_POLICY, lambda the_id, mine: {"id": the_id, "input": {"name": "mine now"}}, "trust_policy", "NOT_FOUND"
+    ),
+    "Mutation.updateTrustPolicy.input.grants.projectIds": IdCall(
+        UPDATE_POLICY,
+        lambda the_id, mine: {"id": mine.policy, "input": {"grants": [grant("JOB_ADMIN", the_id)]}},
+        "project",
+        "BAD_USER_INPUT",
+    ),
+    "Mutation.deleteTrustPolicy.id": IdCall(
+        DELETE_POLICY, lambda the_id, mine: {"id": the_id}, "trust_policy", "NOT_FOUND"
+    ),
 }
+
+POLICY_INPUT = {"name": "ci", "audience": "https://tokengate.example", "issuer": "https://ci.example", "subject": "s"}
+
+
+async def a_policy(server: Server, token: str) -> str:
+    reply = await server.gql(CREATE_POLICY, {"input": POLICY_INPUT}, token=token)
+    return reply.data["createTrustPolicy"]["id"]
 
 
 async def a_member(server, admin_token: str) -> tuple[str, str]:
@@ -194,6 +222,8 @@ def unknown_id(kind: str) -> str:
         return connections.encode_cursor(connections.MEMBERS, tokens.new_id("usr"))
     if kind == "webhook":
         return tokens.new_id("whk")
+    if kind == "trust_policy":
+        return tokens.new_id("tpl")
     if kind == "delivery":
         return f"whd_{10**15}"
     return encode_cursor(10**15)
@@ -236,11 +266,13 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
     theirs["token_cursor"] = pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"]
     theirs["member_cursor"] = pages.data["account"]["memberConnection"]["edges"][0]["cursor"]
     theirs.update(await webhook_with_a_delivery(server, one.token))
+    theirs["trust_policy"] = await a_policy(server, one.token)
     their_secret_token = (await created(server, one.token, "second")).secret
     events = await server.gql(AUDIT, {"first": 1}, token=one.token)
     theirs["audit_cursor"] = events.data["account"]["auditLog"]["edges"][0]["cursor"]
     member, _ = await a_member(server, two.token)
     mine = Mine(await create_project(server, two.token, "mine"), (await created(server, two.token)).id, member)
+    mine = replace(mine, policy=await a_policy(server, two.token))
     await create_project(server, two.token, "more history")  # so a cursor of Two's own has older events
 
     before = await snapshot(server)
@@ -262,6 +294,7 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
     admin = await server.bootstrap()
     member, member_token = await a_member(server, admin.token)
     mine = Mine(await create_project(server, admin.token), (await created(server, admin.token)).id, member)
+    mine = replace(mine, policy=await a_policy(server, admin.token))
     cursor = (await server.gql(AUDIT, {"first": 1}, token=admin.token)).data["account"]["auditLog"]["edges"][0]
     pages = await server.gql(
         "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
@@ -278,6 +311,7 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
         "member_cursor": pages.data["account"]["memberConnection"]["edges"][0]["cursor"],
     }
     own.update(await webhook_with_a_delivery(server, admin.token))
+    own["trust_policy"] = await a_policy(server, admin.token)
     for argument, call in ID_CALLS.items():
         if call.kind == "service_token" and "delete" not in argument.lower():
             reply = await server.gql(call.query, call.variables(own[call.kind], mine), token=admin.token)

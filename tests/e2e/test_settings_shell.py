@@ -37,6 +37,7 @@ HEADINGS = {
     "audit-log": "Audit log",
     "token-policy": "Token policy",
     "webhooks": "Webhooks",
+    "trust-policies": "Keyless CI",
 }
 SET_RULES = """mutation($enabled: Boolean!, $rules: [IpRuleInput!]!) {
   setIpRestrictions(enabled: $enabled, rules: $rules) { enabled } }"""

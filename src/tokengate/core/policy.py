@@ -146,6 +146,8 @@ class Principal:
     project_ids: frozenset[str]  # every project of the account, for tenant checks
     expires_at: datetime | None = None
     created_at: datetime | None = None  # when the token was issued (RFC 7662 ``iat``); None where unknown
+    # An exchanged token's trust policy (docs/keyless-ci.md): such a principal never manages tokens.
+    trust_policy_id: str | None = None
     permissions: Permissions = field(init=False, repr=False, compare=False)
     # The principal alone, in its stored form (``user:usr_…``, ``service_token:<row key>``): what rate limits key
     # on and ``X-Tokengate-Principal`` says; made once (every request of the principal asks for it).
@@ -246,6 +248,8 @@ def service_token_admin_denial(principal: Principal) -> str | None:
     SERVICE_TOKENS:WRITE is checked by ``@requires``; a user caller also needs a Developer license
     (an IT license passes SERVICE_TOKENS:WRITE, so this rule is what refuses it).
     """
+    if principal.trust_policy_id is not None:
+        return "a token exchanged under a trust policy cannot manage tokens or trust policies"
     if principal.kind == USER and principal.license != TOKEN_ADMIN_LICENSE:
         return f"managing service tokens requires a {TOKEN_ADMIN_LICENSE} license (yours is {principal.license})"
     return None

@@ -1,6 +1,7 @@
 """Token format, parsing and hashing. Pure: no database, no network.
 
-v2 token: ``tgs_`` (service) or ``tgu_`` (user) + 16-character base62 id + 32-character base62 secret
+v2 token: ``tgs_`` (service), ``tgu_`` (user) or ``tgx_`` (exchanged for a workload's OIDC token under a trust
+policy, docs/keyless-ci.md) + 16-character base62 id + 32-character base62 secret
 + 6-character base62 CRC32 of everything before it (58 characters in all).
 Legacy token (created on or before 2023-07-18): 40 lowercase hex characters.
 """
@@ -23,6 +24,9 @@ import nacl.utils
 BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SERVICE_PREFIX: Final = "tgs_"
 USER_PREFIX: Final = "tgu_"
+EXCHANGED_PREFIX: Final = "tgx_"
+PREFIXES: Final = {"service": SERVICE_PREFIX, "user": USER_PREFIX, "exchanged": EXCHANGED_PREFIX}
+KIND_OF_LETTER: Final = {"s": "service", "u": "user", "x": "exchanged"}
 ID_LENGTH: Final = 16
 SECRET_LENGTH: Final = 32
 CHECKSUM_LENGTH: Final = 6
@@ -33,9 +37,9 @@ HASH_SIZE: Final = 32
 # Tokens created on or before this day use the legacy format and validate slowly.
 LEGACY_CUTOFF: Final = datetime(2023, 7, 19, tzinfo=UTC)
 
-TokenKind = Literal["service", "user"]
+TokenKind = Literal["service", "user", "exchanged"]
 
-_V2_SHAPE: Final = re.compile(r"tg[su]_[0-9A-Za-z]{54}")
+_V2_SHAPE: Final = re.compile(r"tg[sux]_[0-9A-Za-z]{54}")
 _LEGACY_SHAPE: Final = re.compile(r"[0-9a-f]{40}")
 _HEX: Final = "0123456789abcdef"
 
@@ -106,7 +110,7 @@ def new_id(prefix: str) -> str:
 def issue_token(kind: TokenKind) -> IssuedToken:
     """A fresh v2 token: its id (the row key) and the full text (shown once)."""
     token_id = random_base62(ID_LENGTH)
-    body = (SERVICE_PREFIX if kind == "service" else USER_PREFIX) + token_id + random_base62(SECRET_LENGTH)
+    body = PREFIXES[kind] + token_id + random_base62(SECRET_LENGTH)
     return IssuedToken(id=token_id, text=body + checksum(body))
 
 
@@ -116,20 +120,20 @@ def parse_token(text: str) -> ParsedToken:
         body = text[:-CHECKSUM_LENGTH]
         if not hmac.compare_digest(checksum(body), text[-CHECKSUM_LENGTH:]):
             raise MalformedToken("token checksum does not match")
-        kind: TokenKind = "service" if text[2] == "s" else "user"
+        kind: TokenKind = KIND_OF_LETTER[text[2]]  # type: ignore[assignment]
         return ParsedToken(text=text, format="v2", kind=kind, lookup=text[4 : 4 + ID_LENGTH])
     if len(text) == LEGACY_LENGTH and _LEGACY_SHAPE.fullmatch(text):
         return ParsedToken(text=text, format="legacy", kind=None, lookup=text[:LEGACY_HINT_LENGTH])
     if not text:
         raise MalformedToken("token is empty")
-    if text.startswith((SERVICE_PREFIX, USER_PREFIX)):
+    if text.startswith((SERVICE_PREFIX, USER_PREFIX, EXCHANGED_PREFIX)):
         raise MalformedToken("token has the wrong length or characters")
     raise MalformedToken("token has an unknown prefix")
 
 
 def display_prefix(text: str) -> str:
     """The non-secret start of a token, as shown in lists: ``tgs_AbC1…``."""
-    if text.startswith((SERVICE_PREFIX, USER_PREFIX)):
+    if text.startswith((SERVICE_PREFIX, USER_PREFIX, EXCHANGED_PREFIX)):
         return text[:8] + "…"
     return text[:4] + "…"
 
@@ -138,7 +142,7 @@ def display_prefix_for(kind: TokenKind, format_: str, lookup: str) -> str:
     """The display prefix rebuilt from stored, non-secret columns."""
     if format_ == "legacy":
         return lookup[:4] + "…"
-    return (SERVICE_PREFIX if kind == "service" else USER_PREFIX) + lookup[:4] + "…"
+    return PREFIXES[kind] + lookup[:4] + "…"
 
 
 @lru_cache(maxsize=16)

@@ -92,6 +92,7 @@ READ_OF_FAMILY: Final[dict[str, str]] = {
     "user_token": "MEMBERS",  # User.tokens
     "ip_restrictions": "IP_RESTRICTIONS",  # Account.ipRestrictions
     "token_policy": "ACCOUNT_SETTINGS",  # Account.tokenPolicy
+    "trust_policy": "SERVICE_TOKENS",  # Account.trustPolicies (keyless CI)
     "webhook": "WEBHOOKS",  # Account.webhooks and their delivery logs
     "project": "PROJECTS",  # Account.projects: PROJECTS:READ on the event's project
 }

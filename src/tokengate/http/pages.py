@@ -60,6 +60,7 @@ SETTINGS_PAGES: Final = (
     SettingsPage("audit-log", "Audit log", "audit-log.js"),
     SettingsPage("token-policy", "Token policy", "token-policy.js"),
     SettingsPage("webhooks", "Webhooks", "webhooks.js"),
+    SettingsPage("trust-policies", "Keyless CI", "trust-policies.js"),
 )
 
 

@@ -339,7 +339,7 @@ async def _report(
         revoked = await token_store.revoke_if_usable(work.conn, credential.id, now)
         if revoked is None:
             return "unusable"
-        action = "service_token.leak_reported" if revoked.kind == "service" else "user_token.leak_reported"
+        action = "user_token.leak_reported" if revoked.kind == "user" else "service_token.leak_reported"
         details: dict[str, object] = {"revoked": True}
         if source_url is not None:
             details["source_url"] = source_url

@@ -44,7 +44,8 @@ CREDENTIAL_SELECT = """
 SELECT t.id, t.account_id, t.kind, t.format, t.hash, t.key_id,
        CASE WHEN u.state = 'deactivated' THEN 'deleted' ELSE t.state END AS state,
        t.expires_at, t.created_at, t.user_id, t.lookup_hint,
-       t.expiry_audited_at IS NOT NULL AS expiry_audited, a.name AS account_name, a.plan AS account_plan, u.license,
+       t.expiry_audited_at IS NOT NULL AS expiry_audited, t.trust_policy_id,
+       a.name AS account_name, a.plan AS account_plan, u.license,
        ARRAY(SELECT p.id FROM projects p WHERE p.account_id = t.account_id) AS project_ids,
        (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids, g.id)
                         ORDER BY g.position, g.id)::text
@@ -94,6 +95,7 @@ class Credential:
     user_id: str | None
     lookup_hint: str | None
     expiry_audited: bool
+    trust_policy_id: str | None  # an exchanged token's policy (docs/keyless-ci.md); None otherwise
     account_name: str
     account_plan: str
     license: str | None
@@ -112,9 +114,9 @@ def _credential(row) -> Credential:
 
 
 def principal_from_credential(credential: Credential) -> Principal:
-    kind = credential.kind  # "service" | "user"
+    kind = credential.kind  # "service" | "user" | "exchanged" (a service principal bound to its trust policy)
     return Principal(
-        kind=SERVICE_TOKEN if kind == "service" else USER,
+        kind=USER if kind == "user" else SERVICE_TOKEN,
         token_id=credential.id,
         display_prefix=tokens.display_prefix_for(
             kind,  # type: ignore[arg-type]
@@ -130,6 +132,7 @@ def principal_from_credential(credential: Credential) -> Principal:
         project_ids=credential.project_ids,
         expires_at=credential.expires_at,
         created_at=credential.created_at,
+        trust_policy_id=credential.trust_policy_id,
     )
 
 

@@ -16,6 +16,7 @@ from tokengate.graphql.schema.queries import Query
 from tokengate.graphql.schema.service_tokens import ServiceTokenMutations
 from tokengate.graphql.schema.sign_in import SignInMutations
 from tokengate.graphql.schema.token_policy import TokenPolicyMutations
+from tokengate.graphql.schema.trust_policies import TrustPolicyMutations
 from tokengate.graphql.schema.user_tokens import UserTokenMutations
 from tokengate.graphql.schema.webhooks import WebhookMutations
 
@@ -31,6 +32,7 @@ schema = strawberry.Schema(
             TokenPolicyMutations,
             WebhookMutations,
             SignInMutations,
+            TrustPolicyMutations,
         ),
     ),
     schema_directives=[Requires],

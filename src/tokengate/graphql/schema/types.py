@@ -55,6 +55,7 @@ from tokengate.store.users import UserRow
 
 if TYPE_CHECKING:
     from tokengate.graphql.schema.connections import ServiceTokenConnection, ServiceTokenFilter, UserConnection
+    from tokengate.graphql.schema.trust_policies import TrustPolicy
 
 CONNECTIONS = "tokengate.graphql.schema.connections"
 T = TypeVar("T")
@@ -395,6 +396,18 @@ class Account(Node):
     @requires(Resource.WEBHOOKS, Access.READ, description="The account's webhooks, oldest first.")
     async def webhooks(self, info: Info) -> list[Webhook] | None:
         return await webhooks_of_account(info, str(self.id))
+
+    @requires(
+        Resource.SERVICE_TOKENS,
+        Access.READ,
+        description="Trust policies for keyless CI (docs/keyless-ci.md), oldest first.",
+    )
+    async def trust_policies(
+        self, info: Info
+    ) -> list[Annotated[TrustPolicy, strawberry.lazy("tokengate.graphql.schema.trust_policies")]] | None:
+        from tokengate.graphql.schema.trust_policies import trust_policies_of_account
+
+        return await trust_policies_of_account(info, str(self.id))
 
 
 def principal_node_id(principal: Principal) -> str:
