@@ -20,7 +20,7 @@ from tokengate.auth.principal_cache import PrincipalCache
 from tokengate.config import Config
 from tokengate.core.limits import Throttle
 from tokengate.graphql.engine.documents import DocumentCache
-from tokengate.http import forward_auth, graphql, headers, health, introspection, pages, secret_scanning
+from tokengate.http import forward_auth, graphql, headers, health, introspection, pages, scim, secret_scanning
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
 from tokengate.http.observability import AccessLog, LoopLag, Metrics, RequestIds, hide_malformed_request_text
 from tokengate.http.protocol_errors import answer_protocol_errors_in_json
@@ -135,6 +135,7 @@ def create_app(
     graphql.add_routes(app)
     forward_auth.add_routes(app)
     introspection.add_routes(app)
+    scim.add_routes(app)
     health.add_routes(app)
     pages.add_routes(app)
     headers.add_hooks(app)

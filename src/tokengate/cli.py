@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import asyncpg
 
 from tokengate.auth.listener import ListenerDeaf
+from tokengate.auth.scim_tokens import display_prefix as scim_display_prefix
 from tokengate.config import Config, ConfigError, load_config
 from tokengate.core import global_ids, tokens
 from tokengate.core.catalog import PERMISSION_SET_KEYS, PLANS
@@ -31,6 +32,7 @@ from tokengate.services import (
     accounts,
     ip_restrictions,
     projects,
+    scim,
     service_tokens,
     user_tokens,
     users,
@@ -39,6 +41,7 @@ from tokengate.store import database as db
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
+from tokengate.store.scim import ScimTokenRow
 from tokengate.store.users import UserRow
 
 
@@ -182,6 +185,21 @@ def build_parser() -> Parser:
         )
     )
     deactivate.add_argument("--user-id", required=True)
+    scim_create = with_data_dir(
+        commands.add_parser(
+            "create-scim-token", help="a SCIM token for an account's identity provider (docs/scim.md); shown once"
+        )
+    )
+    scim_create.add_argument("--account-id", required=True)
+    scim_create.add_argument("--name", required=True)
+    scim_list = with_data_dir(commands.add_parser("list-scim-tokens", help="an account's SCIM tokens, as JSON"))
+    scim_list.add_argument("--account-id", required=True)
+    scim_list.add_argument("--include-revoked", action="store_true")
+    scim_revoke = with_data_dir(
+        commands.add_parser("revoke-scim-token", help="revoke a SCIM token: refused from its next request")
+    )
+    scim_revoke.add_argument("--account-id", required=True)
+    scim_revoke.add_argument("--id", required=True, dest="token_id")
     list_tokens = with_data_dir(commands.add_parser("list-user-tokens", help="a user's personal tokens, as JSON"))
     list_tokens.add_argument("--user-id", required=True)
     commands.add_parser("export-schema", help="print the GraphQL SDL")
@@ -263,6 +281,41 @@ async def _deactivate_user(pool: asyncpg.Pool, config: Config, args: argparse.Na
 
 def _moment(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _scim_token(row: ScimTokenRow) -> dict[str, Any]:
+    return {
+        "id": global_ids.scim_token_id(row.id),
+        "name": row.name,
+        "display_prefix": scim_display_prefix(row.id),
+        "created_at": _moment(row.created_at),
+        "last_used_at": _moment(row.last_used_at),
+        "revoked_at": _moment(row.revoked_at),
+    }
+
+
+async def _create_scim_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        issued, row = await scim.create_token(_backend(pool, config), OPERATOR, args.account_id, args.name)
+    except NotFound:
+        raise Failure(f"no account with id {args.account_id}") from None
+    return {**_scim_token(row), "token": issued.text}
+
+
+async def _list_scim_tokens(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    rows = await scim.list_tokens(pool, OPERATOR, args.account_id, args.include_revoked)
+    return {"account_id": args.account_id, "scim_tokens": [_scim_token(row) for row in rows]}
+
+
+async def _revoke_scim_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    key = global_ids.scim_token_key(args.token_id)
+    try:
+        if key is None:
+            raise NotFound(scim.SCIM_TOKEN)
+        row = await scim.revoke_token(_backend(pool, config), OPERATOR, args.account_id, key)
+    except NotFound:
+        raise Failure(f"no SCIM token with id {args.token_id} in account {args.account_id}") from None
+    return _scim_token(row)
 
 
 async def _list_user_tokens(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
@@ -388,6 +441,9 @@ def run(argv: list[str] | None = None) -> int:
         "disable-ip-restrictions": _disable_ip_restrictions,
         "deactivate-user": _deactivate_user,
         "list-user-tokens": _list_user_tokens,
+        "create-scim-token": _create_scim_token,
+        "list-scim-tokens": _list_scim_tokens,
+        "revoke-scim-token": _revoke_scim_token,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))

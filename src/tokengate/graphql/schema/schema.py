@@ -13,6 +13,7 @@ from tokengate.graphql.schema.directives import Requires
 from tokengate.graphql.schema.members import MemberMutations
 from tokengate.graphql.schema.mutations import Mutation
 from tokengate.graphql.schema.queries import Query
+from tokengate.graphql.schema.scim_tokens import ScimTokenMutations
 from tokengate.graphql.schema.service_tokens import ServiceTokenMutations
 from tokengate.graphql.schema.token_policy import TokenPolicyMutations
 from tokengate.graphql.schema.user_tokens import UserTokenMutations
@@ -22,7 +23,15 @@ schema = strawberry.Schema(
     query=Query,
     mutation=merge_types(
         "Mutation",
-        (Mutation, ServiceTokenMutations, UserTokenMutations, MemberMutations, TokenPolicyMutations, WebhookMutations),
+        (
+            Mutation,
+            ServiceTokenMutations,
+            UserTokenMutations,
+            MemberMutations,
+            TokenPolicyMutations,
+            WebhookMutations,
+            ScimTokenMutations,
+        ),
     ),
     schema_directives=[Requires],
 )
