@@ -86,9 +86,10 @@ def acts_as_admin(license_: str, grants: Sequence[Grant]) -> bool:
 
 async def require_admin_left(work: UnitOfWork, user: UserRow, held: Sequence[Grant], after: bool) -> None:
     """Refuse (``Forbidden``) a change that leaves the account without an active ACCOUNT_ADMIN: ``user`` acts as
-    one now (``held``) and will not (``after`` False), and no other active member does. Whoever asks, the operator
-    included (``tokengate bootstrap`` on an empty account is the way back in, not this)."""
-    if user.state != "active" or not acts_as_admin(user.license, held) or after:
+    one now (``held``) and will not (``after`` False), and no other active member does. Whoever asks through a
+    door (GraphQL, SCIM: a service token or the identity provider could otherwise do it); the operator at the
+    command line may (``tokengate deactivate-user`` is also how an operator shuts an account's last person out)."""
+    if work.actor.principal is None or user.state != "active" or not acts_as_admin(user.license, held) or after:
         return
     if await scim_store.other_active_admins(work.conn, user.account_id, user.id) == 0:
         raise Forbidden(LAST_ADMIN)
