@@ -280,6 +280,13 @@ async def test_the_last_active_account_admin_cannot_be_deprovisioned(server):
     deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { state } }"
     reply = await server.gql(deactivate, {"id": admin.user_id}, admin_service)
     assert reply.codes == ["FORBIDDEN"] and "last active ACCOUNT_ADMIN" in reply.errors[0]["message"]
+    update = "mutation($id: ID!, $grants: [GrantInput!]) { updateUser(id: $id, grants: $grants) { id } }"
+    lose = await server.gql(update, {"id": admin.user_id, "grants": [grant("MEMBER")]}, admin_service)
+    assert lose.codes == ["FORBIDDEN"] and "last active ACCOUNT_ADMIN" in lose.errors[0]["message"], lose.body
+    keep = await server.gql(
+        update, {"id": admin.user_id, "grants": [grant("ACCOUNT_ADMIN"), grant("MEMBER")]}, admin_service
+    )
+    assert keep.errors == [], keep.body  # reachable: the same caller may change the last admin's other grants
 
 
 async def test_a_scim_token_opens_scim_only_and_scim_takes_nothing_else(server):
