@@ -368,3 +368,23 @@ async def test_discovery_documents(server):
     user_schema = (await scim(server, "GET", f"/Schemas/{USER_SCHEMA}", secret)).body
     assert {a["name"] for a in user_schema["attributes"]} == {"userName", "name", "displayName", "emails", "active"}
     assert (await scim(server, "GET", "/ResourceTypes/Group", secret)).status == 404
+
+
+async def test_a_leaked_scim_token_reported_is_revoked(server):
+    admin = await server.bootstrap()
+    token_id, secret = await scim_token(server, admin.token)
+    assert (await scim(server, "GET", "/Users", secret)).status == 200  # reachable until reported
+    report = "mutation($token: String!) { reportLeakedToken(token: $token) }"
+    assert (await server.gql(report, {"token": secret})).data == {"reportLeakedToken": True}
+    assert (await scim(server, "GET", "/Users", secret)).status == 401
+    assert (await server.gql(report, {"token": secret})).data == {"reportLeakedToken": False}  # once
+    forged = secret[:20] + "x" * 32
+    forged += tokens.checksum(forged)  # its id, another secret: not a token of ours
+    assert (await server.gql(report, {"token": forged})).data == {"reportLeakedToken": False}
+    event = await server.pool.fetchrow(
+        "SELECT actor, details FROM audit_events WHERE action = 'scim_token.leak_reported'"
+    )
+    assert event["actor"] == "anonymous" and json.loads(event["details"]) == {"revoked": True}
+    assert token_id  # its id stays listed, revoked
+    listed = (await server.gql(SCIM_TOKENS, {"all": True}, admin.token)).data["account"]["scimTokens"]
+    assert [t["revokedAt"] is not None for t in listed] == [True]

@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.api import webhook_calls as hooks
 from tests.api.schema_inputs import arguments_of_scalar
+from tests.api.scim_calls import REVOKE_SCIM_TOKEN, scim_token
 from tests.api.service_token_calls import CREATE, created, grant, works
 from tests.api.test_bad_input import (
     AUDIT,
@@ -152,6 +153,9 @@ ID_CALLS: dict[str, IdCall] = {
         hooks.ROTATE_SECRET, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"
     ),
     "Mutation.deleteWebhook.id": IdCall(hooks.DELETE, lambda the_id, mine: {"id": the_id}, "webhook", "NOT_FOUND"),
+    "Mutation.revokeScimToken.id": IdCall(
+        REVOKE_SCIM_TOKEN, lambda the_id, mine: {"id": the_id}, "scim_token", "NOT_FOUND"
+    ),
 }
 
 
@@ -172,6 +176,8 @@ def unknown_id(kind: str) -> str:
         return "stk_" + tokens.random_base62(tokens.ID_LENGTH)
     if kind == "user_token":
         return "utk_" + tokens.random_base62(tokens.ID_LENGTH)
+    if kind == "scim_token":
+        return "scm_" + tokens.random_base62(tokens.ID_LENGTH)
     if kind == "user":
         return tokens.new_id("usr")
     if kind == "token_cursor":
@@ -213,6 +219,7 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
         "service_token": (await created(server, one.token, "theirs")).id,
         "user": one.user_id,
         "user_token": "utk_" + one.token[4:20],
+        "scim_token": (await scim_token(server, one.token))[0],
     }
     pages = await server.gql(
         "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
@@ -260,6 +267,7 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
         "audit_cursor": cursor["cursor"],
         "token_cursor": pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"],
         "member_cursor": pages.data["account"]["memberConnection"]["edges"][0]["cursor"],
+        "scim_token": (await scim_token(server, admin.token))[0],
     }
     own.update(await webhook_with_a_delivery(server, admin.token))
     for argument, call in ID_CALLS.items():

@@ -11,7 +11,7 @@ active ACCOUNT_ADMIN kept) it does here too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from tokengate.core import scim, tokens
 from tokengate.core.errors import Forbidden, NotFound
@@ -76,6 +76,33 @@ async def revoke_token(backend: Backend, actor: Actor, account_id: str, token_id
             return existing
         await work.audit(account_id, "scim_token.revoked", token_id, name=existing.name)
     return revoked
+
+
+async def report_leak(
+    backend: Backend, actor: Actor, text: str, source_url: str | None = None
+) -> Literal["revoked", "unusable", "unknown"]:
+    """A SCIM token reported as leaked (``reportLeakedToken``, GitHub's secret scanning): revoked if still usable
+    and audited ``scim_token.leak_reported`` in its account, as service_tokens.py does for the others. "revoked",
+    "unusable" (revoked before) or "unknown" (not a SCIM token of ours)."""
+    try:
+        token_id = tokens.parse_scim_token(text)
+    except tokens.MalformedToken:
+        return "unknown"
+    found = await scim_store.credential(backend.pool, token_id)
+    if found is None or not tokens.hash_matches(text, found.hash, backend.keys):
+        return "unknown"
+    reporter = actor.principal
+    if reporter is not None and reporter.account_id != found.account_id:
+        actor = Actor("anonymous", actor.source, actor.client_addr)
+    async with backend.change(actor) as work:
+        revoked = await scim_store.revoke_token(work.conn, found.account_id, token_id)
+        if revoked is None:
+            return "unusable"
+        details: dict[str, object] = {"revoked": True}
+        if source_url is not None:
+            details["source_url"] = source_url
+        await work.audit(found.account_id, "scim_token.leak_reported", token_id, **details)
+    return "revoked"
 
 
 # Members through /scim/v2 (the actor is the SCIM token's principal).
