@@ -207,6 +207,18 @@ async def test_client_mistakes_answer_scim_errors_never_a_500(server):
         ("PATCH", path, patch({"op": "replace", "value": "active"}), None, 400, "invalidValue"),
         ("PUT", "/Users/usr_doesNotExist0", user("y@acme.test"), None, 404, None),
         ("PUT", "/ServiceProviderConfig", {}, None, 405, None),
+        ("POST", "/Users", user("nul\u0000@acme.test"), None, 400, "invalidValue"),
+        ("POST", "/Users", None, b'{"userName": "\\ud800@acme.test"}', 400, "invalidValue"),
+        ("POST", "/Users", None, b"[" * 30000 + b"]" * 30000, 400, "invalidSyntax"),
+        ("GET", "/Users?filter=userName%20eq%20%22a%5Cu0000b%22", None, None, 400, "invalidFilter"),
+        (
+            "PATCH",
+            path,
+            patch({"op": "replace", "path": 'emails[value eq "\\q"].value', "value": "x"}),
+            None,
+            400,
+            "invalidPath",
+        ),
         ("POST", "/.search", {}, None, 501, None),
     ]
     for method, where, body, raw, status, scim_type in cases:
@@ -215,6 +227,8 @@ async def test_client_mistakes_answer_scim_errors_never_a_500(server):
         assert reply.body["schemas"] == [ERROR] and reply.body["status"] == str(status), reply.body
         assert reply.scim_type == scim_type, (method, where, reply.body)
         assert reply.headers["Content-Type"].startswith("application/scim+json")
+    far = await scim(server, "GET", "/Users?startIndex=" + "9" * 40, secret)
+    assert far.status == 200 and far.body["Resources"] == [] and far.body["totalResults"] == 2
     assert (await scim(server, "GET", path, secret)).body == someone  # nothing of it changed
 
 

@@ -29,6 +29,7 @@ MAX_RESULTS: Final = 200  # the most members one page holds (ServiceProviderConf
 MAX_OPERATIONS: Final = 100  # PATCH operations in one request
 MAX_TEXT: Final = 320  # characters of userName and of any other text attribute
 MAX_EMAILS: Final = 20
+MAX_START_INDEX: Final = 2**31 - 1
 
 
 class ScimError(Exception):
@@ -217,9 +218,22 @@ def looks_like_email(value: str) -> bool:
     return bool(at and local and "." in domain and len(value) <= MAX_TEXT and not any(c.isspace() for c in value))
 
 
+def storable(value: str) -> bool:
+    """Text PostgreSQL can keep: no NUL character, no lone surrogate (which UTF-8 cannot encode)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise invalid_value(f"{what} must be a non-empty string")
+    if not storable(value):
+        raise invalid_value(f"{what} holds a character that is not text (NUL, or a lone surrogate)")
     if len(value) > MAX_TEXT:
         raise invalid_value(f"{what} must be at most {MAX_TEXT} characters")
     return value
@@ -386,7 +400,9 @@ def paging(start_index: str | None, count: str | None) -> tuple[int, int]:
         except ValueError:
             raise invalid_value(f"{what} must be an integer") from None
 
-    return max(1, number(start_index, "startIndex", 1)), min(MAX_RESULTS, max(0, number(count, "count", MAX_RESULTS)))
+    # Past MAX_START_INDEX nothing is found either; the bound keeps the number a database integer.
+    start = min(MAX_START_INDEX, max(1, number(start_index, "startIndex", 1)))
+    return start, min(MAX_RESULTS, max(0, number(count, "count", MAX_RESULTS)))
 
 
 # Filters: the forms providers send to find a member (Okta and Entra ID: ``userName eq "…"``; Entra ID also
@@ -423,6 +439,8 @@ def parsed_filter(text: str | None) -> Equality | None:
         value = json.loads(match.group(3))
     except ValueError:
         raise ScimError(400, "the filter's value is not a valid string", "invalidFilter") from None
+    if not storable(value):
+        raise ScimError(400, "the filter's value holds a character that is not text", "invalidFilter")
     return Equality(attribute, value)
 
 
@@ -467,7 +485,10 @@ def _target(path: str) -> Target:
         if attribute != "emails":
             raise ScimError(400, "a value filter in a path is supported on emails only", "invalidPath")
         literal = match.group(3)
-        wanted: Any = literal.lower() == "true" if literal.lower() in ("true", "false") else json.loads(literal)
+        try:
+            wanted: Any = literal.lower() == "true" if literal.lower() in ("true", "false") else json.loads(literal)
+        except ValueError:
+            raise ScimError(400, "the value filter's value is not a valid string", "invalidPath") from None
         where = (str(part(match.group(2))), wanted)
     return Target(attribute, part(match.group(4)), where)
 

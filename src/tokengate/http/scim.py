@@ -62,8 +62,8 @@ async def read_json(request: web.Request) -> Any:
         raise ScimError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ScimError(400, "the body is not JSON", "invalidSyntax") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ScimError(400, "the body is not JSON (or nests too deep)", "invalidSyntax") from None
 
 
 def user_resource(request: web.Request, member: MemberRecord, projection: scim.Projection | None = None) -> Any:

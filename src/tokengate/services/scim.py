@@ -184,16 +184,22 @@ async def provision(backend: Backend, actor: Actor, account_id: str, record: sci
 
 
 async def replace(backend: Backend, actor: Actor, account_id: str, user_id: str, record: scim.Record) -> MemberRecord:
-    """The member's record replaced (PUT /Users/{id}, or the result of a PATCH), then its state as ``active``
-    says (left as it is when the provider did not say)."""
+    """The member's record replaced (PUT /Users/{id}, or the result of a PATCH), and its state as ``active``
+    says (left as it is when the provider did not say). Switching off comes first: when it is refused (the last
+    active ACCOUNT_ADMIN) nothing is written; when the record is then refused (409), the member is off anyway,
+    which is what the provider asked first of all."""
     require_account(actor.principal, account_id)
+    if record.active is False:
+        await member(backend.pool, account_id, user_id)  # removed through SCIM: 404 before anything happens
+        await _set_state(backend, actor, account_id, user_id, False)
     async with backend.change(actor) as work:
         user, _ = await users.locked_user(work, account_id, user_id)
         if await scim_store.member(work.conn, account_id, user.id) is None:
             raise NotFound(MEMBER)  # removed through SCIM
         if await _write_record(work, user, record):
             await work.audit(account_id, "user.updated", user.id, user_name=record.user_name)
-    await _set_state(backend, actor, account_id, user_id, record.active)
+    if record.active is True:
+        await _set_state(backend, actor, account_id, user_id, True)
     return await member(backend.pool, account_id, user_id)
 
 
