@@ -158,6 +158,15 @@ async def _write_record(work: UnitOfWork, user: users.UserRow, record: scim.Reco
     )
 
 
+async def _require_free(db: Executor, account_id: str, user_id: str, record: scim.Record) -> None:
+    """``Conflict`` when another member has the record's userName or e-mail (checked again when written)."""
+    email = record.email()
+    if await scim_store.user_name_taken(db, account_id, record.user_name, user_id) or await scim_store.email_taken(
+        db, account_id, email, user_id
+    ):
+        raise Conflict
+
+
 async def _set_state(backend: Backend, actor: Actor, account_id: str, user_id: str, active: bool | None) -> None:
     """``active`` false: what deactivateUser does (the same function); true: switched on again."""
     if active is False:
@@ -185,12 +194,13 @@ async def provision(backend: Backend, actor: Actor, account_id: str, record: sci
 
 async def replace(backend: Backend, actor: Actor, account_id: str, user_id: str, record: scim.Record) -> MemberRecord:
     """The member's record replaced (PUT /Users/{id}, or the result of a PATCH), and its state as ``active``
-    says (left as it is when the provider did not say). Switching off comes first: when it is refused (the last
-    active ACCOUNT_ADMIN) nothing is written; when the record is then refused (409), the member is off anyway,
-    which is what the provider asked first of all."""
+    says (left as it is when the provider did not say). Switching off comes first, after the record's
+    uniqueness is checked: when it is refused (the last active ACCOUNT_ADMIN) nothing is written. (Only a
+    concurrent change taking the userName in between leaves a member switched off with its record refused.)"""
     require_account(actor.principal, account_id)
     if record.active is False:
         await member(backend.pool, account_id, user_id)  # removed through SCIM: 404 before anything happens
+        await _require_free(backend.pool, account_id, user_id, record)  # a 409 known now changes nothing
         await _set_state(backend, actor, account_id, user_id, False)
     async with backend.change(actor) as work:
         user, _ = await users.locked_user(work, account_id, user_id)

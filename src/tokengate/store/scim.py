@@ -132,6 +132,10 @@ USER_NAME_TAKEN = (
     " AND lower(coalesce(scim_user_name, email)) = lower($2))"
 )
 
+EMAIL_TAKEN = (
+    "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = $1 AND id IS DISTINCT FROM $3 AND lower(email) = lower($2))"
+)
+
 
 class Taken(Exception):
     """Another member of the account has this userName or e-mail."""
@@ -190,6 +194,10 @@ async def count_members(db: Executor, account_id: str, wanted: MemberFilter) -> 
 
 async def user_name_taken(db: Executor, account_id: str, user_name: str, user_id: str | None = None) -> bool:
     return bool(await db.fetchval(USER_NAME_TAKEN, account_id, user_name, user_id))
+
+
+async def email_taken(db: Executor, account_id: str, email: str, user_id: str | None = None) -> bool:
+    return bool(await db.fetchval(EMAIL_TAKEN, account_id, email, user_id))
 
 
 async def set_record(db: Executor, user_id: str, user_name: str, profile: dict[str, Any]) -> None:
