@@ -402,3 +402,22 @@ async def test_a_leaked_scim_token_reported_is_revoked(server):
     assert token_id  # its id stays listed, revoked
     listed = (await server.gql(SCIM_TOKENS, {"all": True}, admin.token)).data["account"]["scimTokens"]
     assert [t["revokedAt"] is not None for t in listed] == [True]
+
+
+async def test_a_patch_whose_operations_build_on_each_other(server):
+    """Found by test_scim_fuzz.py: an operation that sets an attribute to the wrong type, then one inside it."""
+    admin = await server.bootstrap()
+    _, secret = await scim_token(server, admin.token)
+    someone = await provisioned(server, secret, "someone@acme.test", name={"givenName": "Some"})
+    path = f"/Users/{someone['id']}"
+    for first in ({"op": "replace", "path": "name", "value": "x"}, {"op": "replace", "path": "emails", "value": "x"}):
+        second = {"op": "replace", "path": "name.givenName", "value": "y"}
+        third = {"op": "add", "path": 'emails[type eq "work"].value', "value": "w@acme.test"}
+        reply = await scim(server, "PATCH", path, secret, patch(first, second, third))
+        assert reply.status == 400 and reply.scim_type == "invalidValue", reply.body
+    both = patch(
+        {"op": "replace", "path": "name", "value": {"familyName": "One"}},
+        {"op": "add", "path": "name.givenName", "value": "Two"},
+    )
+    reply = await scim(server, "PATCH", path, secret, both)
+    assert reply.status == 200 and reply.body["name"] == {"givenName": "Two", "familyName": "One"}, reply.body

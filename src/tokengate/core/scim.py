@@ -554,7 +554,9 @@ def patched(record: Record, body: Any) -> Record:
         raise ScimError(400, "Operations must be a non-empty list", "invalidSyntax")
     if len(operations) > MAX_OPERATIONS:
         raise ScimError(400, f"at most {MAX_OPERATIONS} Operations", "tooMany")
-    raw = record.as_raw()
+    # Each step starts from a valid record (checked_record after every change): what an operation finds at its
+    # path is always of the schema's type, whatever an earlier operation of the request set.
+    current = record
     for operation in operations:
         fields = _keyed(operation, "an operation")
         op = str(fields.get("op", "")).lower()
@@ -565,10 +567,16 @@ def patched(record: Record, body: Any) -> Record:
         if path is not None:
             if not isinstance(path, str):
                 raise ScimError(400, "path must be a string", "invalidPath")
-            _apply(raw, op, _target(path), value)
+            current = _step(current, op, _target(path), value)
         elif op == "remove":
             raise ScimError(400, "remove needs a path", "noTarget")
         else:  # no path: the value's attributes, each as a path (Okta: {"active": false})
             for key, item in _keyed(value, "the value of an operation without a path").items():
-                _apply(raw, op, _target(key), item)
+                current = _step(current, op, _target(key), item)
+    return current
+
+
+def _step(record: Record, op: str, target: Target, value: Any) -> Record:
+    raw = record.as_raw()
+    _apply(raw, op, target, value)
     return checked_record(raw)
