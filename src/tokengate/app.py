@@ -28,6 +28,7 @@ from tokengate.http import (
     health,
     introspection,
     pages,
+    scim,
     secret_scanning,
     sign_in,
     token_exchange,
@@ -155,6 +156,7 @@ def create_app(
     forward_auth.add_routes(app)
     introspection.add_routes(app)
     token_exchange.add_routes(app)
+    scim.add_routes(app)
     health.add_routes(app)
     pages.add_routes(app)
     sign_in.add_routes(app)

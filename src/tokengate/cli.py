@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import asyncpg
 
 from tokengate.auth.listener import ListenerDeaf
+from tokengate.auth.scim_tokens import display_prefix as scim_display_prefix
 from tokengate.config import Config, ConfigError, load_config
 from tokengate.core import global_ids, tokens
 from tokengate.core import trust_policies as trust_rules
@@ -32,6 +33,7 @@ from tokengate.services import (
     accounts,
     ip_restrictions,
     projects,
+    scim,
     service_tokens,
     sign_in,
     trust_policies,
@@ -44,6 +46,7 @@ from tokengate.store import tokens as token_store
 from tokengate.store import trust_policies as trust_policy_store
 from tokengate.store import users as user_store
 from tokengate.store.migrations import MigrationError, migrate
+from tokengate.store.scim import ScimTokenRow
 from tokengate.store.trust_policies import TrustPolicyRow
 from tokengate.store.users import UserRow
 
@@ -196,6 +199,21 @@ def build_parser() -> Parser:
         )
     )
     deactivate.add_argument("--user-id", required=True)
+    scim_create = with_data_dir(
+        commands.add_parser(
+            "create-scim-token", help="a SCIM token for an account's identity provider (docs/scim.md); shown once"
+        )
+    )
+    scim_create.add_argument("--account-id", required=True)
+    scim_create.add_argument("--name", required=True)
+    scim_list = with_data_dir(commands.add_parser("list-scim-tokens", help="an account's SCIM tokens, as JSON"))
+    scim_list.add_argument("--account-id", required=True)
+    scim_list.add_argument("--include-revoked", action="store_true")
+    scim_revoke = with_data_dir(
+        commands.add_parser("revoke-scim-token", help="revoke a SCIM token: refused from its next request")
+    )
+    scim_revoke.add_argument("--account-id", required=True)
+    scim_revoke.add_argument("--id", required=True, dest="token_id")
     list_tokens = with_data_dir(commands.add_parser("list-user-tokens", help="a user's personal tokens, as JSON"))
     list_tokens.add_argument("--user-id", required=True)
     _trust_policy_commands(commands, with_data_dir)
@@ -400,6 +418,41 @@ def _moment(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _scim_token(row: ScimTokenRow) -> dict[str, Any]:
+    return {
+        "id": global_ids.scim_token_id(row.id),
+        "name": row.name,
+        "display_prefix": scim_display_prefix(row.id),
+        "created_at": _moment(row.created_at),
+        "last_used_at": _moment(row.last_used_at),
+        "revoked_at": _moment(row.revoked_at),
+    }
+
+
+async def _create_scim_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        issued, row = await scim.create_token(_backend(pool, config), OPERATOR, args.account_id, args.name)
+    except NotFound:
+        raise Failure(f"no account with id {args.account_id}") from None
+    return {**_scim_token(row), "token": issued.text}
+
+
+async def _list_scim_tokens(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    rows = await scim.list_tokens(pool, OPERATOR, args.account_id, args.include_revoked)
+    return {"account_id": args.account_id, "scim_tokens": [_scim_token(row) for row in rows]}
+
+
+async def _revoke_scim_token(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    key = global_ids.scim_token_key(args.token_id)
+    try:
+        if key is None:
+            raise NotFound(scim.SCIM_TOKEN)
+        row = await scim.revoke_token(_backend(pool, config), OPERATOR, args.account_id, key)
+    except NotFound:
+        raise Failure(f"no SCIM token with id {args.token_id} in account {args.account_id}") from None
+    return _scim_token(row)
+
+
 async def _list_user_tokens(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
     user = await _existing_user(pool, args.user_id)
     records = (await token_store.user_tokens_of_users(pool, [user.id]))[user.id]
@@ -527,6 +580,9 @@ def run(argv: list[str] | None = None) -> int:
         "create-trust-policy": _create_trust_policy,
         "delete-trust-policy": _delete_trust_policy,
         "list-trust-policies": _list_trust_policies,
+        "create-scim-token": _create_scim_token,
+        "list-scim-tokens": _list_scim_tokens,
+        "revoke-scim-token": _revoke_scim_token,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.api import webhook_calls as hooks
 from tests.api.schema_inputs import arguments_of_scalar
+from tests.api.scim_calls import CREATE_SCIM_TOKEN, REVOKE_SCIM_TOKEN
 from tests.api.service_token_calls import CREATE, REPORT, created, grant
 from tests.api.test_graphql import CREATE_PROJECT, CREATE_USER, create_project
 from tests.conftest import Server
@@ -89,6 +90,8 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
             lambda bad: {"r": [{"resource": "JOBS", "access": "READ", "projectId": bad}]},
         ),
         "Query.givablePermissionSets.projectIds": (GIVABLE, lambda bad: {"p": [project_id, bad]}),
+        "Mutation.createScimToken.name": (CREATE_SCIM_TOKEN, lambda bad: {"name": bad}),
+        "Mutation.revokeScimToken.id": (REVOKE_SCIM_TOKEN, lambda bad: {"id": bad}),
         **webhook_text_calls(token_id, grants),
         **trust_policy_text_calls(),
     }

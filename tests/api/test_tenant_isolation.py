@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.api import webhook_calls as hooks
 from tests.api.schema_inputs import arguments_of_scalar
+from tests.api.scim_calls import REVOKE_SCIM_TOKEN, scim_token
 from tests.api.service_token_calls import CREATE, created, grant, works
 from tests.api.sign_in_calls import stored_session
 from tests.api.test_bad_input import (
@@ -185,6 +186,9 @@ ID_CALLS: dict[str, IdCall] = {
     "Mutation.deleteTrustPolicy.id": IdCall(
         DELETE_POLICY, lambda the_id, mine: {"id": the_id}, "trust_policy", "NOT_FOUND"
     ),
+    "Mutation.revokeScimToken.id": IdCall(
+        REVOKE_SCIM_TOKEN, lambda the_id, mine: {"id": the_id}, "scim_token", "NOT_FOUND"
+    ),
 }
 
 POLICY_INPUT = {"name": "ci", "audience": "https://tokengate.example", "issuer": "https://ci.example", "subject": "s"}
@@ -224,6 +228,8 @@ def unknown_id(kind: str) -> str:
         return tokens.new_id("whk")
     if kind == "trust_policy":
         return tokens.new_id("tpl")
+    if kind == "scim_token":
+        return "scm_" + tokens.random_base62(tokens.ID_LENGTH)
     if kind == "delivery":
         return f"whd_{10**15}"
     return encode_cursor(10**15)
@@ -258,6 +264,7 @@ async def test_ids_of_another_account_answer_exactly_as_ids_that_do_not_exist(se
         "user": one.user_id,
         "user_token": "utk_" + one.token[4:20],
         "session": await stored_session(server, one.account_id, one.user_id),
+        "scim_token": (await scim_token(server, one.token))[0],
     }
     pages = await server.gql(
         "{ account { serviceTokenConnection { edges { cursor } } memberConnection { edges { cursor } } } }",
@@ -307,6 +314,7 @@ async def test_own_ids_in_the_same_calls_are_accepted(server):
         "user_token": "utk_" + member_token,
         "audit_cursor": cursor["cursor"],
         "session": await stored_session(server, admin.account_id, admin.user_id),
+        "scim_token": (await scim_token(server, admin.token))[0],
         "token_cursor": pages.data["account"]["serviceTokenConnection"]["edges"][0]["cursor"],
         "member_cursor": pages.data["account"]["memberConnection"]["edges"][0]["cursor"],
     }

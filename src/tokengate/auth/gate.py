@@ -264,6 +264,41 @@ class Gate:
             raise refused_by_ip_rules()
         return Admission(principal, client_addr)
 
+    async def admit_scim(
+        self, request: web.BaseRequest, authenticate: Callable[[str], Awaitable[Principal | None]]
+    ) -> Admission:
+        """/scim/v2's admission, or ``Refusal``: a SCIM token only (``authenticate`` finds its principal, None when
+        the text is no usable SCIM token), with the address, failure and principal budgets and the account's IP
+        rules as every door. Any other token (service, personal) is refused here unread: malformed for this door."""
+        client_addr = self.client_address(request)
+        address = address_key(client_addr)
+        self._spend(self.throttle.address, address)
+        header = single_header(request, "Authorization")
+        started = time.perf_counter()
+        try:
+            text = token_from_header(header)
+            tokens.parse_scim_token(text)
+        except Unauthenticated as refusal:
+            self._refused(refusal, started)
+            raise not_authenticated(str(refusal)) from None
+        except tokens.MalformedToken:
+            self._refused(Unauthenticated("not a SCIM token", "malformed"), started)
+            raise not_authenticated("/scim/v2 accepts only a SCIM token (tgp_…)") from None
+        self._require_failures_left(address)
+        try:
+            principal = await authenticate(text)
+        except DATABASE_UNAVAILABLE:
+            raise unavailable() from None
+        if principal is None:
+            self.throttle.failures.charge(address, 1)
+            self._refused(Unauthenticated("invalid SCIM token"), started)
+            raise not_authenticated("invalid SCIM token")
+        self.metrics.count_authentication("ok")
+        self.metrics.validation_seconds.observe(time.perf_counter() - started)
+        request[PRINCIPAL_PREFIX] = principal.display_prefix
+        self._spend(self.throttle.principal, principal_key(principal))
+        return await self._admit_after_loading_rules(principal, client_addr)
+
     def _require_failures_left(self, address: str) -> None:
         try:
             self.throttle.require(self.throttle.failures, address)

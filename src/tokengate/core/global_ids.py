@@ -35,7 +35,7 @@ WEBHOOK: Final = "Webhook"
 # A bare token id, as printed before the prefixes: either kind of token (the row says which).
 ANY_TOKEN: Final = "Token"
 
-ActorKind = Literal["user", "service_token"]
+ActorKind = Literal["user", "service_token", "scim_token"]
 NodeType = Literal[
     "Account", "User", "Project", "IpRule", "Webhook", "ServiceToken", "UserToken", "AuditEvent", "Token"
 ]
@@ -54,12 +54,33 @@ VIEWER_PREFIX: Final = "vwr"
 WEBHOOK_DELIVERY_PREFIX: Final = "whd_"
 USER_ACTOR: Final = "user"
 SERVICE_TOKEN_ACTOR: Final = "service_token"
+SCIM_TOKEN_ACTOR: Final = "scim_token"  # the identity provider, through a SCIM token (docs/scim.md)
+SCIM_TOKEN_PREFIX: Final = "scm"
+
+
+def scim_token_id(key: str) -> str:
+    """The printed id of the SCIM token whose row key is ``key``."""
+    return f"{SCIM_TOKEN_PREFIX}_{key}"
+
+
+def scim_token_key(text: str) -> str | None:
+    """The row key of a SCIM token id, printed (``scm_…``) or bare; None otherwise."""
+    prefix, separator, rest = text.partition("_")
+    key = rest if separator and prefix == SCIM_TOKEN_PREFIX else text
+    return key if _is_key(key) else None
+
+
 TOKEN_KEY_LENGTH: Final = 16
 MAX_KEY_LENGTH: Final = 64
 MAX_AUDIT_EVENT: Final = 2**63 - 1  # the bigint identity's range
 _BASE62: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # Audit actions whose target is a token row (its bare key is what the audit table holds).
-_TOKEN_TARGETS: Final = (("service_token.", "stk"), ("legacy_token.", "stk"), ("user_token.", "utk"))
+_TOKEN_TARGETS: Final = (
+    ("service_token.", "stk"),
+    ("legacy_token.", "stk"),
+    ("user_token.", "utk"),
+    ("scim_token.", SCIM_TOKEN_PREFIX),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +168,8 @@ def actor_name(kind: ActorKind, principal_id: str, display_prefix: str | None = 
     ``stk_`` id where the API prints it (``printed=True``)."""
     if kind == SERVICE_TOKEN_ACTOR and printed and _is_key(principal_id):
         principal_id = service_token_id(principal_id)
+    elif kind == SCIM_TOKEN_ACTOR and _is_key(principal_id):
+        principal_id = scim_token_id(principal_id)  # no stored form to keep: printed alike everywhere
     name = f"{kind}:{principal_id}"
     return f"{name} ({display_prefix})" if display_prefix is not None else name
 

@@ -18,6 +18,8 @@ from tokengate.core.validation import shown
 
 SERVICE_TOKEN: Final = "SERVICE_TOKEN"
 USER: Final = "USER"
+# The identity provider through a SCIM token (docs/scim.md): admitted by /scim/v2 only, never by the gate.
+SCIM_TOKEN: Final = "SCIM_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,8 @@ class Principal:
     def _stored_name(self) -> str:
         if self.kind == USER:
             return global_ids.actor_name(global_ids.USER_ACTOR, str(self.user_id), printed=False)
+        if self.kind == SCIM_TOKEN:
+            return global_ids.actor_name(global_ids.SCIM_TOKEN_ACTOR, self.token_id, printed=False)
         return global_ids.actor_name(global_ids.SERVICE_TOKEN_ACTOR, self.token_id, printed=False)
 
     @property
@@ -177,6 +181,8 @@ class Principal:
         """How the audit log stores this principal (never a secret); ``global_ids.printed_actor`` prints it."""
         if self.kind == USER:
             return self.name
+        if self.kind == SCIM_TOKEN:
+            return global_ids.actor_name(global_ids.SCIM_TOKEN_ACTOR, self.token_id, self.display_prefix, printed=False)
         return global_ids.actor_name(global_ids.SERVICE_TOKEN_ACTOR, self.token_id, self.display_prefix, printed=False)
 
 

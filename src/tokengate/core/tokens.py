@@ -27,6 +27,9 @@ USER_PREFIX: Final = "tgu_"
 EXCHANGED_PREFIX: Final = "tgx_"
 PREFIXES: Final = {"service": SERVICE_PREFIX, "user": USER_PREFIX, "exchanged": EXCHANGED_PREFIX}
 KIND_OF_LETTER: Final = {"s": "service", "u": "user", "x": "exchanged"}
+# A SCIM token (docs/scim.md): the same shape and checksum, its own prefix. ``parse_token`` refuses it (unknown
+# prefix), so no door but /scim/v2 (``parse_scim_token``) ever looks one up.
+SCIM_PREFIX: Final = "tgp_"
 ID_LENGTH: Final = 16
 SECRET_LENGTH: Final = 32
 CHECKSUM_LENGTH: Final = 6
@@ -40,6 +43,7 @@ LEGACY_CUTOFF: Final = datetime(2023, 7, 19, tzinfo=UTC)
 TokenKind = Literal["service", "user", "exchanged"]
 
 _V2_SHAPE: Final = re.compile(r"tg[sux]_[0-9A-Za-z]{54}")
+_SCIM_SHAPE: Final = re.compile(r"tgp_[0-9A-Za-z]{54}")
 _LEGACY_SHAPE: Final = re.compile(r"[0-9a-f]{40}")
 _HEX: Final = "0123456789abcdef"
 
@@ -114,6 +118,23 @@ def issue_token(kind: TokenKind) -> IssuedToken:
     return IssuedToken(id=token_id, text=body + checksum(body))
 
 
+def issue_scim_token() -> IssuedToken:
+    """A fresh SCIM token: ``tgp_`` + id + secret + checksum, as ``issue_token`` makes the others."""
+    token_id = random_base62(ID_LENGTH)
+    body = SCIM_PREFIX + token_id + random_base62(SECRET_LENGTH)
+    return IssuedToken(id=token_id, text=body + checksum(body))
+
+
+def parse_scim_token(text: str) -> str:
+    """The id of a well-formed SCIM token (prefix, length, alphabet, checksum), without I/O; ``MalformedToken``
+    otherwise (a service or personal token included: it is not a SCIM token)."""
+    if len(text) != TOKEN_LENGTH or not _SCIM_SHAPE.fullmatch(text):
+        raise MalformedToken("not a SCIM token")
+    if not hmac.compare_digest(checksum(text[:-CHECKSUM_LENGTH]), text[-CHECKSUM_LENGTH:]):
+        raise MalformedToken("token checksum does not match")
+    return text[4 : 4 + ID_LENGTH]
+
+
 def parse_token(text: str) -> ParsedToken:
     """Check prefix, length, alphabet and checksum without I/O; raise ``MalformedToken`` otherwise."""
     if len(text) == TOKEN_LENGTH and _V2_SHAPE.fullmatch(text):
@@ -133,7 +154,7 @@ def parse_token(text: str) -> ParsedToken:
 
 def display_prefix(text: str) -> str:
     """The non-secret start of a token, as shown in lists: ``tgs_AbC1…``."""
-    if text.startswith((SERVICE_PREFIX, USER_PREFIX, EXCHANGED_PREFIX)):
+    if text.startswith((SERVICE_PREFIX, USER_PREFIX, EXCHANGED_PREFIX, SCIM_PREFIX)):
         return text[:8] + "…"
     return text[:4] + "…"
 

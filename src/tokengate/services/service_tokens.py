@@ -14,6 +14,7 @@ from tokengate.core.lifetimes import creator_expiry, require_lifetime_bound, tok
 from tokengate.core.policy import SERVICE_TOKEN as POLICY_SERVICE_TOKEN
 from tokengate.core.policy import Grant, check_service_token_grants, require_account, require_token_admin
 from tokengate.core.validation import checked_name
+from tokengate.services import scim
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
@@ -322,8 +323,8 @@ async def _report(
     token of ours (or a legacy one, when ``legacy`` is False: those are only looked up when asked to)."""
     try:
         parsed = tokens.parse_token(text.strip())
-    except tokens.MalformedToken:
-        return "unknown"
+    except tokens.MalformedToken:  # perhaps a SCIM token (tgp_): the same rule, its own table
+        return await scim.report_leak(backend, actor, text.strip(), source_url)
     if parsed.format == "legacy" and not legacy:
         return "unknown"
     credential = await find_credential(backend.pool, backend.keys, parsed, backend.verify_legacy)

@@ -115,7 +115,7 @@ async def create_invitation(
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     async with backend.change(actor) as work:
-        user = await member_to_take_over(work, account_id, user_id)
+        user, _ = await member_to_take_over(work, account_id, user_id)
         return await invite(work, backend.keys, user, timeouts.invitation)
 
 

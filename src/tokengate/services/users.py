@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Final
 
 from tokengate.core import tokens
 from tokengate.core.catalog import LICENSES
@@ -11,6 +12,7 @@ from tokengate.core.errors import Forbidden, InvalidInput, NotFound
 from tokengate.core.invalidations import UserChanged
 from tokengate.core.lifetimes import creator_expiry, lifetime_bound_denial
 from tokengate.core.policy import (
+    ACCOUNT_ADMIN,
     SERVICE_TOKEN,
     Grant,
     check_grants,
@@ -23,6 +25,7 @@ from tokengate.core.validation import checked_email
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.store import grants as grant_store
 from tokengate.store import projects as project_store
+from tokengate.store import scim as scim_store
 from tokengate.store import sign_in as sign_in_store
 from tokengate.store import tokens as token_store
 from tokengate.store import users as user_store
@@ -47,23 +50,50 @@ async def create(
     backend: Backend, actor: Actor, account_id: str, email: str, license_: str, grants: Sequence[Grant]
 ) -> UserRow:
     """A new member with a license (LICENSES:WRITE) and grants the caller could give (policy: no escalation)."""
-    require_account(actor.principal, account_id)
-    require(actor.principal, "MEMBERS", "WRITE")
+    async with backend.change(actor) as work:
+        return await create_in(work, account_id, email, license_, grants)
+
+
+async def create_in(work: UnitOfWork, account_id: str, email: str, license_: str, grants: Sequence[Grant]) -> UserRow:
+    """``create`` inside a change that may write more about the new member (SCIM: its userName and record)."""
+    principal = work.actor.principal
+    require_account(principal, account_id)
+    require(principal, "MEMBERS", "WRITE")
     email = checked_email(email)
     checked_license(license_)
-    require(actor.principal, "LICENSES", "WRITE")
-    async with backend.change(actor) as work:
-        checked = await account_grants(work, account_id, grants)
-        require_change(actor.principal, (), checked, None, license_)
-        try:
-            user = await user_store.create_user(work.conn, tokens.new_id("usr"), account_id, email, license_)
-        except user_store.DuplicateEmail:
-            raise InvalidInput("a user with this email already exists in the account") from None
-        await grant_store.add_user_grants(work.conn, account_id, user.id, checked)
-        await work.audit(
-            account_id, "user.created", user.id, license=license_, grants=[g.permission_set for g in checked]
-        )
+    require(principal, "LICENSES", "WRITE")
+    checked = await account_grants(work, account_id, grants)
+    require_change(principal, (), checked, None, license_)
+    try:
+        user = await user_store.create_user(work.conn, tokens.new_id("usr"), account_id, email, license_)
+    except user_store.DuplicateEmail:
+        raise Duplicate("a user with this email already exists in the account") from None
+    await grant_store.add_user_grants(work.conn, account_id, user.id, checked)
+    await work.audit(account_id, "user.created", user.id, license=license_, grants=[g.permission_set for g in checked])
     return user
+
+
+class Duplicate(InvalidInput):
+    """Another member of the account has this e-mail (or SCIM userName): BAD_USER_INPUT, SCIM's 409."""
+
+
+LAST_ADMIN: Final = f"the last active {ACCOUNT_ADMIN} of the account cannot be deactivated or lose {ACCOUNT_ADMIN}"
+
+
+def acts_as_admin(license_: str, grants: Sequence[Grant]) -> bool:
+    """What ``holds_account_admin`` asks of a principal, asked of a stored member."""
+    return license_ != "READ_ONLY" and any(g.permission_set == ACCOUNT_ADMIN for g in grants)
+
+
+async def require_admin_left(work: UnitOfWork, user: UserRow, held: Sequence[Grant], after: bool) -> None:
+    """Refuse (``Forbidden``) a change that leaves the account without an active ACCOUNT_ADMIN: ``user`` acts as
+    one now (``held``) and will not (``after`` False), and no other active member does. Whoever asks through a
+    door (GraphQL, SCIM: a service token or the identity provider could otherwise do it); the operator at the
+    command line may (``tokengate deactivate-user`` is also how an operator shuts an account's last person out)."""
+    if work.actor.principal is None or user.state != "active" or not acts_as_admin(user.license, held) or after:
+        return
+    if await scim_store.other_active_admins(work.conn, user.account_id, user.id) == 0:
+        raise Forbidden(LAST_ADMIN)
 
 
 async def locked_user(work: UnitOfWork, account_id: str, user_id: str) -> tuple[UserRow, list[Grant]]:
@@ -102,6 +132,9 @@ async def update(
         require_change(actor.principal, held, held if checked is None else checked, user.license, license_)
         if checked is not None:
             await _require_tokens_lifetime_bound(work, user.id, held, checked)
+        await require_admin_left(
+            work, user, held, acts_as_admin(license_ or user.license, held if checked is None else checked)
+        )
         changes: dict[str, object] = {}
         if license_ is not None and license_ != user.license:
             user = await user_store.set_license(work.conn, user.id, license_)
@@ -143,7 +176,8 @@ async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: s
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     async with backend.change(actor) as work:
-        user = await member_to_take_over(work, account_id, user_id)
+        user, held = await member_to_take_over(work, account_id, user_id)
+        await require_admin_left(work, user, held, after=False)
         deactivated = await user_store.deactivate_user(work.conn, user.id)
         if deactivated is None:
             return user
@@ -158,14 +192,14 @@ async def deactivate(backend: Backend, actor: Actor, account_id: str, user_id: s
     return deactivated
 
 
-async def member_to_take_over(work: UnitOfWork, account_id: str, user_id: str) -> UserRow:
+async def member_to_take_over(work: UnitOfWork, account_id: str, user_id: str) -> tuple[UserRow, list[Grant]]:
     """The member, locked, for a change that acts on everything they hold (deactivation takes it all away; an
     invitation lets someone sign in as them): never the caller themselves, and the caller must be able to take
     each of it away (``change_refusal``)."""
     user, held = await locked_user(work, account_id, user_id)
     require_not_self(work.actor.principal, user.id)
     require_change(work.actor.principal, held, ())
-    return user
+    return user, held
 
 
 async def end_sessions(work: UnitOfWork, user: UserRow, reason: str) -> list[str]:
@@ -175,3 +209,21 @@ async def end_sessions(work: UnitOfWork, user: UserRow, reason: str) -> list[str
     for session_id in ended:
         await work.audit(user.account_id, "session.ended", session_id, user_id=user.id, reason=reason)
     return ended
+
+
+async def reactivate(backend: Backend, actor: Actor, account_id: str, user_id: str) -> UserRow:
+    """Switch a deactivated member on again (a provider's ``active: true``): it may sign in and get new personal
+    tokens; the ones deactivation deleted stay deleted. It gives back everything the user holds: the caller must be
+    able to give each of it (``change_refusal``). Reactivating an active member changes nothing."""
+    require_account(actor.principal, account_id)
+    require(actor.principal, "MEMBERS", "WRITE")
+    async with backend.change(actor) as work:
+        user, held = await locked_user(work, account_id, user_id)
+        if user.state == "active":
+            return user
+        require_not_self(actor.principal, user.id)
+        require_change(actor.principal, (), held)
+        reactivated = await user_store.reactivate_user(work.conn, user.id)
+        await work.audit(account_id, "user.reactivated", user.id)
+        await work.notify(UserChanged(user.id))
+    return reactivated

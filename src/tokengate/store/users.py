@@ -24,6 +24,11 @@ DEACTIVATE = (
     + USER_COLUMNS
 )
 
+REACTIVATE = (
+    "UPDATE users SET state = 'active', deactivated_at = NULL WHERE id = $1 AND state = 'deactivated' RETURNING "
+    + USER_COLUMNS
+)
+
 
 class DuplicateEmail(Exception):
     pass
@@ -70,6 +75,11 @@ async def deactivate_user(db: Executor, user_id: str) -> UserRow | None:
     """Marks an active user deactivated; None when it already was."""
     row = await db.fetchrow(DEACTIVATE, user_id)
     return UserRow(**dict(row)) if row else None
+
+
+async def reactivate_user(db: Executor, user_id: str) -> UserRow:
+    """Marks a deactivated user active again (the caller holds its row lock and saw it deactivated)."""
+    return UserRow(**dict(await db.fetchrow(REACTIVATE, user_id)))
 
 
 # Keyset pages of an account's users, in the order of list_users.

@@ -45,12 +45,14 @@ def decode_cursor(cursor: str) -> int:
 class AuditEvent(Node):
     action: str
     actor: str = strawberry.field(
-        description="user:<user id>, service_token:<token id: stk_…> (<display prefix>), cli, anonymous, "
+        description="user:<user id>, service_token:<token id: stk_…> (<display prefix>), "
+        "scim_token:<token id: scm_…> (<display prefix>) (the identity provider), cli, anonymous, "
         "github_secret_scanning or tokengate."
     )
     source: str = strawberry.field(
-        description="graphql, cli, secret_scanning (GitHub's reports), system (the server's own jobs) or sign_in "
-        "(sign-ins and sign-outs of the pages)."
+        description="graphql, cli, secret_scanning (GitHub's reports), system (the server's own jobs), sign_in "
+        "(sign-ins and sign-outs of the pages), token_exchange (keyless CI) or scim (the identity provider through "
+        "/scim/v2)."
     )
     client_address: str | None = strawberry.field(description="The client's address; null for the command line.")
     target_id: strawberry.ID | None

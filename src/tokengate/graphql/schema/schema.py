@@ -13,6 +13,7 @@ from tokengate.graphql.schema.directives import Requires
 from tokengate.graphql.schema.members import MemberMutations
 from tokengate.graphql.schema.mutations import Mutation
 from tokengate.graphql.schema.queries import Query
+from tokengate.graphql.schema.scim_tokens import ScimTokenMutations
 from tokengate.graphql.schema.service_tokens import ServiceTokenMutations
 from tokengate.graphql.schema.sign_in import SignInMutations
 from tokengate.graphql.schema.token_policy import TokenPolicyMutations
@@ -33,6 +34,7 @@ schema = strawberry.Schema(
             WebhookMutations,
             SignInMutations,
             TrustPolicyMutations,
+            ScimTokenMutations,
         ),
     ),
     schema_directives=[Requires],

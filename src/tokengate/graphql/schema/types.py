@@ -36,6 +36,7 @@ from tokengate.graphql.schema.enums import (
 )
 from tokengate.graphql.schema.ip_restrictions import IpRestrictions
 from tokengate.graphql.schema.node import Node
+from tokengate.graphql.schema.scim_tokens import ScimToken, scim_tokens_of
 from tokengate.graphql.schema.sign_in import BrowserSession, sessions_of
 from tokengate.graphql.schema.token_policy import TokenPolicyView
 from tokengate.graphql.schema.usage import DailyUsage, UsageBatch
@@ -392,6 +393,12 @@ class Account(Node):
     @requires(Resource.ACCOUNT_SETTINGS, Access.READ)
     async def token_policy(self, info: Info) -> TokenPolicyView | None:
         return TokenPolicyView.of(await token_policy_store.policy_of(info.context.pool, str(self.id)))
+
+    @strawberry.field(
+        description="The account's SCIM tokens (docs/scim.md), oldest first; ACCOUNT_ADMIN only (else FORBIDDEN)."
+    )
+    async def scim_tokens(self, info: Info, include_revoked: bool = False) -> list[ScimToken] | None:
+        return await scim_tokens_of(info, str(self.id), include_revoked)
 
     @requires(Resource.WEBHOOKS, Access.READ, description="The account's webhooks, oldest first.")
     async def webhooks(self, info: Info) -> list[Webhook] | None:
