@@ -126,24 +126,26 @@ TOKEN_STATES = {member.value: member for member in TokenState}  # type: ignore[a
 
 
 def listed_grant_view(
-    caller: Principal, listed: token_listing.ListedGrant, readable: dict[str, bool] | None = None
+    caller: Principal, listed: token_listing.ListedGrant, shown: dict[str, Project | None] | None = None
 ) -> GrantView:
-    """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it. ``readable``:
-    ``may_read_project`` of the caller by project, kept across the grants of one answer (the same few projects
-    come back in most grants)."""
+    """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it. ``shown``: by
+    project, the Project the caller may read (``may_read_project``) or None, kept across the grants of one answer
+    (the same few projects come back in most grants; one query's rows name each project alike)."""
     grant, last_used_at, names = listed
-    if readable is None:
-        readable = {}
+    if shown is None:
+        shown = {}
     projects = []
     if names:
         for p in grant.project_ids:
-            name = names.get(p)
-            if name is not None:
-                allowed = readable.get(p)
-                if allowed is None:
-                    allowed = readable[p] = may_read_project(caller, p)
-                if allowed:
-                    projects.append(Project(id=strawberry.ID(p), name=name))
+            if p in shown:
+                project = shown[p]
+            else:
+                name = names.get(p)
+                if name is None:
+                    continue  # no such project (left out; asked again where another grant names it)
+                project = shown[p] = Project(id=strawberry.ID(p), name=name) if may_read_project(caller, p) else None
+            if project is not None:
+                projects.append(project)
     key = grant.permission_set
     return GrantView(
         permission_set=PERMISSION_SET_KEYS.get(key) or PermissionSetKey(key),
@@ -283,10 +285,10 @@ async def service_tokens_with_grants(context: Context, records: list[TokenRecord
 def listed_service_tokens(caller: Principal, listed: list[token_listing.ListedToken]) -> list[ServiceToken]:
     """``Account.serviceTokens``'s one query as GraphQL tokens, with one usage read for all, when it is asked."""
     usage = UsageBatch(token.record.id for token in listed)
-    readable: dict[str, bool] = {}
+    shown: dict[str, Project | None] = {}
     now = datetime.now(UTC)
     return [
-        ServiceToken.of(record, [listed_grant_view(caller, g, readable) for g in grants], usage, now)
+        ServiceToken.of(record, [listed_grant_view(caller, g, shown) for g in grants], usage, now)
         for record, grants in listed
     ]
 
