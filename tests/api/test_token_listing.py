@@ -13,11 +13,14 @@ import dataclasses
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pytest
+
 from tests.api import service_token_calls as calls
 from tokengate.core.policy import SERVICE_TOKEN, Grant, Principal
 from tokengate.graphql.schema import types
 from tokengate.store import token_listing
 from tokengate.store import tokens as token_store
+from tokengate.store.tokens import TokenRecord
 
 LIST = "{ account { serviceTokens { id grants { permissionSet projects { id name } lastUsedAt } } } }"
 
@@ -114,3 +117,24 @@ async def test_one_query_lists_what_four_did(server):
     listed_by_api = reply.data["account"]["serviceTokens"]
     assert [t["id"] for t in listed_by_api] == [m.id for m in made[:3]]
     assert [g["lastUsedAt"] for g in listed_by_api[1]["grants"]] == [used.isoformat()] * 2
+
+
+def test_enum_tables_answer_what_the_enum_calls_did():
+    """The listing's tables of enum members (one lookup per row instead of an Enum call) give the member the call
+    gave, for every stored value; an unknown value still raises as the call does."""
+    from tokengate.graphql.schema.enums import PermissionSetKey, TokenFormat, TokenState
+
+    for member in PermissionSetKey:
+        assert types.PERMISSION_SET_KEYS[member.value] is PermissionSetKey(member.value)
+    for stored in ("legacy", "v2"):
+        assert types.TOKEN_FORMATS[stored] is TokenFormat(stored.upper())
+    for state in ("ACTIVE", "EXPIRED", "DELETED"):
+        assert types.TOKEN_STATES[state] is TokenState(state)
+    assert len(types.PERMISSION_SET_KEYS) == len(PermissionSetKey)
+    assert set(types.TOKEN_FORMATS.values()) == set(TokenFormat)
+    assert set(types.TOKEN_STATES.values()) == set(TokenState)
+    odd = TokenRecord(
+        "tok", "acc", "service", "v3", "hint", "n", None, "active", datetime.now(UTC), "usr", None, None, None
+    )
+    with pytest.raises(ValueError, match="V3"):
+        types.ServiceToken.of(odd, [])

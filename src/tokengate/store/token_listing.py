@@ -3,9 +3,8 @@ query (``Account.serviceTokens``): one round trip instead of four, whatever the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -26,30 +25,31 @@ LISTED_GRANTS = """,
 SERVICE_TOKENS_WITH_GRANTS = SERVICE_TOKENS_OF_ACCOUNT.replace(" FROM tokens t", LISTED_GRANTS + "\nFROM tokens t", 1)
 
 
-@dataclass(frozen=True, slots=True)
-class ListedGrant:
+# Named tuples rather than frozen dataclasses: a list makes one per row, and a frozen dataclass sets each field
+# through object.__setattr__.
+class ListedGrant(NamedTuple):
     grant: Grant
     last_used_at: datetime | None
     project_names: dict[str, str]  # of the granted projects that exist
 
 
-@dataclass(frozen=True, slots=True)
-class ListedToken:
+class ListedToken(NamedTuple):
     record: TokenRecord
     grants: list[ListedGrant]
 
 
 def _grant(entry: list[Any]) -> ListedGrant:
     permission_set, all_projects, project_ids, grant_id, last_used, names = entry
-    used = datetime.fromisoformat(last_used).replace(tzinfo=UTC) if last_used is not None else None
-    return ListedGrant(Grant(permission_set, all_projects, tuple(project_ids or ()), grant_id), used, names or {})
+    used = None if last_used is None else datetime.fromisoformat(last_used).replace(tzinfo=UTC)
+    return ListedGrant(
+        Grant(permission_set, all_projects, tuple(project_ids) if project_ids else (), grant_id), used, names or {}
+    )
 
 
 async def service_tokens_with_grants(db: Executor, account_id: str, include_deleted: bool) -> list[ListedToken]:
     listed = []
     for row in await db.fetch(SERVICE_TOKENS_WITH_GRANTS, account_id, include_deleted):
-        fields = dict(row)
-        document = fields.pop("listed_grants")
+        *fields, document = row  # TOKEN_COLUMNS are TokenRecord's fields in its order; listed_grants comes last
         grants = [_grant(entry) for entry in orjson.loads(document)] if document else []
-        listed.append(ListedToken(TokenRecord(**fields), grants))
+        listed.append(ListedToken(TokenRecord(*fields), grants))
     return listed

@@ -118,28 +118,40 @@ async def grants_with_projects(context: Context, held: dict[str, list[Grant]]) -
     }
 
 
+# Enum members by value, for the lists that make one per row (an Enum call costs a Python-level call chain);
+# a value missing from a table still goes through the call, which raises as before.
+PERMISSION_SET_KEYS = {member.value: member for member in PermissionSetKey}  # type: ignore[attr-defined]
+TOKEN_FORMATS = {member.value.lower(): member for member in TokenFormat}  # type: ignore[attr-defined]
+TOKEN_STATES = {member.value: member for member in TokenState}  # type: ignore[attr-defined]
+
+
 def listed_grant_view(
-    caller: Principal, listed: token_listing.ListedGrant, readable: dict[str, bool] | None = None
+    caller: Principal, listed: token_listing.ListedGrant, shown: dict[str, Project | None] | None = None
 ) -> GrantView:
-    """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it. ``readable``:
-    ``may_read_project`` of the caller by project, kept across the grants of one answer (the same few projects
-    come back in most grants)."""
-    grant, names = listed.grant, listed.project_names
-    if readable is None:
-        readable = {}
+    """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it. ``shown``: by
+    project, the Project the caller may read (``may_read_project``) or None, kept across the grants of one answer
+    (the same few projects come back in most grants; one query's rows name each project alike)."""
+    grant, last_used_at, names = listed
+    if shown is None:
+        shown = {}
     projects = []
-    for p in grant.project_ids:
-        if p in names:
-            allowed = readable.get(p)
-            if allowed is None:
-                allowed = readable[p] = may_read_project(caller, p)
-            if allowed:
-                projects.append(Project(id=strawberry.ID(p), name=names[p]))
+    if names:
+        for p in grant.project_ids:
+            if p in shown:
+                project = shown[p]
+            else:
+                name = names.get(p)
+                if name is None:
+                    continue  # no such project (left out; asked again where another grant names it)
+                project = shown[p] = Project(id=strawberry.ID(p), name=name) if may_read_project(caller, p) else None
+            if project is not None:
+                projects.append(project)
+    key = grant.permission_set
     return GrantView(
-        permission_set=PermissionSetKey(grant.permission_set),
+        permission_set=PERMISSION_SET_KEYS.get(key) or PermissionSetKey(key),
         all_projects=grant.all_projects,
         projects=projects,
-        last_used_at=listed.last_used_at,
+        last_used_at=last_used_at,
     )
 
 
@@ -231,21 +243,30 @@ class ServiceToken(Node):
         return await batch.of(info.context.pool, key, days)
 
     @classmethod
-    def of(cls, record: TokenRecord, grants: list[GrantView], usage_batch: UsageBatch | None = None) -> ServiceToken:
+    def of(
+        cls,
+        record: TokenRecord,
+        grants: list[GrantView],
+        usage_batch: UsageBatch | None = None,
+        now: datetime | None = None,
+    ) -> ServiceToken:
+        """``now``: the moment the state is decided at (one for all the tokens of a list; the clock otherwise)."""
+        format_ = record.format
+        state = tokens.token_state(record.state, record.expires_at, datetime.now(UTC) if now is None else now)
         return cls(
             id=strawberry.ID(global_ids.service_token_id(record.id)),
             name=record.name,
             display_prefix=tokens.display_prefix_for(
                 record.kind,  # type: ignore[arg-type]
-                record.format,
+                format_,
                 record.lookup_hint or record.id,
             ),
-            format=TokenFormat(record.format.upper()),
-            state=TokenState(tokens.token_state(record.state, record.expires_at, datetime.now(UTC))),
+            format=TOKEN_FORMATS.get(format_) or TokenFormat(format_.upper()),
+            state=TOKEN_STATES.get(state) or TokenState(state),
             created_at=record.created_at,
             last_used_at=record.last_used_at,
             expires_at=record.expires_at,
-            rotation_recommended=record.format == "legacy" or tokens.rotation_recommended(record.created_at),
+            rotation_recommended=format_ == "legacy" or tokens.rotation_recommended(record.created_at),
             grants=grants,
             last_used_from=list(record.last_used_from),
             usage_batch=usage_batch,
@@ -264,10 +285,11 @@ async def service_tokens_with_grants(context: Context, records: list[TokenRecord
 def listed_service_tokens(caller: Principal, listed: list[token_listing.ListedToken]) -> list[ServiceToken]:
     """``Account.serviceTokens``'s one query as GraphQL tokens, with one usage read for all, when it is asked."""
     usage = UsageBatch(token.record.id for token in listed)
-    readable: dict[str, bool] = {}
+    shown: dict[str, Project | None] = {}
+    now = datetime.now(UTC)
     return [
-        ServiceToken.of(token.record, [listed_grant_view(caller, g, readable) for g in token.grants], usage)
-        for token in listed
+        ServiceToken.of(record, [listed_grant_view(caller, g, shown) for g in grants], usage, now)
+        for record, grants in listed
     ]
 
 
