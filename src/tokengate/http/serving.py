@@ -48,10 +48,6 @@ from tokengate.http.responses import refusal_body
 from tokengate.runtime import RUNTIME
 
 RETRY_SECONDS: Final = 1
-# The youngest generation is collected after this many more container objects were made than freed (Python's
-# default: 700). A listing of 50 tokens holds a few thousand objects until its answer is written, so at 700 a
-# collection ran about once per request and walked them while they were still alive (docs/performance.md).
-GEN0_THRESHOLD: Final = 50_000
 MAX_DRAIN_BYTES: Final = 256 * 1024  # Go's maxPostHandlerReadBytes: beyond it, reconnecting is cheaper than reading
 
 
@@ -324,7 +320,6 @@ def serve(
             # collector's sight, a full collection walks only what requests made (it took 200-330 ms under
             # attack, with it).
             gc.freeze()
-            gc.set_threshold(GEN0_THRESHOLD, *gc.get_threshold()[1:])
             await asyncio.Event().wait()
         finally:
             await started.cleanup()
