@@ -41,7 +41,7 @@ EXCHANGE = {
 def config(tmp_path: Path, **overrides: Any):
     values: dict[str, Any] = {
         "webhook_allow_private": True,  # the loopback issuer
-        "federation_fetch_timeout_seconds": 1.0,
+        "federation_fetch_timeout_seconds": 5.0,  # room for a busy machine; the slow issuer waits 30 s
         "federation_refetch_cooldown_seconds": 0.05,
     }
     values.update(overrides)
@@ -302,7 +302,7 @@ async def test_slow_or_huge_issuer_fails_in_bounded_time_and_others_are_served(s
     status, body = await asyncio.wait_for(exchange(server, issuer.sign(issuer.github(AUDIENCE))), 20)
     assert (status, body) == (400, {"error": "invalid_grant"})
     reasons = await audit_reasons(setup)
-    assert "no answer within 1 s" in reasons[0] and "larger than" in reasons[1], reasons
+    assert "no answer within 5 s" in reasons[0] and "larger than" in reasons[1], reasons
 
 
 async def test_one_fetch_at_a_time_per_issuer(setup: Setup) -> None:
