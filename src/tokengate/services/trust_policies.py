@@ -19,7 +19,7 @@ from tokengate.core import trust_policies as rules
 from tokengate.core.errors import NotFound
 from tokengate.core.invalidations import AccountChanged, TokenChanged
 from tokengate.core.lifetimes import require_lifetime_bound
-from tokengate.core.policy import SERVICE_TOKEN, Grant, require_account, require_token_admin
+from tokengate.core.policy import SERVICE_TOKEN, Grant, gives_account_admin, require_account, require_token_admin
 from tokengate.core.validation import checked_name
 from tokengate.services.service_tokens import checked_grants
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
@@ -63,6 +63,8 @@ async def _checked(work: UnitOfWork, account_id: str, grants: Sequence[Grant]) -
     checked = await checked_grants(work, account_id, grants)
     # The policy makes tokens for as long as it exists: from an expiring token, only what gives no power.
     require_lifetime_bound(work.actor.principal, SERVICE_TOKEN, None, (), checked)
+    if gives_account_admin((), checked):  # every token exchanged under it would hold ACCOUNT_ADMIN
+        work.actor.require_recent_sign_in()
     return checked
 
 
