@@ -185,6 +185,24 @@ async def create_admin_trust_policy(admin: Admin, call: Call, n: int) -> Reply:
     return await call(CREATE_POLICY, {"input": policy})
 
 
+UPDATE_POLICY = "mutation($id: ID!, $input: TrustPolicyInput!) { updateTrustPolicy(id: $id, input: $input) { id } }"
+
+
+async def admin_trust_policies(admin: Admin) -> None:
+    ids = []
+    for n in range(4):
+        reply = await create_admin_trust_policy(admin, admin.by_token, 100 + n)
+        assert reply.errors == [], reply.body
+        ids.append(reply.data["createTrustPolicy"]["id"])
+    admin.made["policies"] = ids
+
+
+async def retarget_admin_trust_policy(admin: Admin, call: Call, n: int) -> Reply:
+    """Whom an ACCOUNT_ADMIN policy trusts, changed without naming its grants: another CI gets ACCOUNT_ADMIN."""
+    github = {"repository": f"octo-org/other{n}", "repositoryOwnerId": "4242", "environment": "prod"}
+    return await call(UPDATE_POLICY, {"id": admin.made["policies"][n], "input": {"github": github}})
+
+
 CASES = [
     Case("createScimToken", create_scim_token),
     Case("revokeScimToken", revoke_scim_token, scim_tokens_to_revoke),
@@ -196,6 +214,7 @@ CASES = [
     Case("setServiceTokenGrants adding ACCOUNT_ADMIN", set_token_grants_to_admin, service_tokens),
     Case("rotateServiceToken of an ACCOUNT_ADMIN token", rotate_admin_token, admin_service_tokens),
     Case("createTrustPolicy with ACCOUNT_ADMIN", create_admin_trust_policy),
+    Case("updateTrustPolicy of an ACCOUNT_ADMIN policy", retarget_admin_trust_policy, admin_trust_policies),
     Case("createInvitation for an ACCOUNT_ADMIN", invite_an_admin, admin_members),
     Case("createUserToken of an ACCOUNT_ADMIN", create_own_personal_token),
 ]

@@ -63,9 +63,14 @@ async def _checked(work: UnitOfWork, account_id: str, grants: Sequence[Grant]) -
     checked = await checked_grants(work, account_id, grants)
     # The policy makes tokens for as long as it exists: from an expiring token, only what gives no power.
     require_lifetime_bound(work.actor.principal, SERVICE_TOKEN, None, (), checked)
-    if gives_account_admin((), checked):  # every token exchanged under it would hold ACCOUNT_ADMIN
-        work.actor.require_recent_sign_in()
     return checked
+
+
+def _require_recent_sign_in(work: UnitOfWork, grants: Sequence[Grant]) -> None:
+    """A policy that gives ACCOUNT_ADMIN gives it to every token exchanged under it: saving one (whatever changed,
+    its grants or whom it trusts) asks a browser session for a recent sign-in."""
+    if gives_account_admin((), grants):
+        work.actor.require_recent_sign_in()
 
 
 async def create(
@@ -85,6 +90,7 @@ async def create(
     lifetime = rules.checked_lifetime(max_lifetime_seconds)
     async with backend.change(actor) as work:
         checked = await _checked(work, account_id, grants)
+        _require_recent_sign_in(work, checked)
         row = await store.insert(
             work.conn, tokens.new_id(ID_PREFIX), account_id, name, binding, checked, lifetime, actor.name
         )
@@ -125,6 +131,7 @@ async def update(
         if old is None:
             raise NotFound(TRUST_POLICY)
         checked = await _checked(work, account_id, grants) if grants is not None else old.grants
+        _require_recent_sign_in(work, checked)
         row = await store.update(
             work.conn,
             old.id,
