@@ -57,6 +57,8 @@ class SignInSettings:
     session_absolute_seconds: float = 86_400.0  # TOKENGATE_SESSION_ABSOLUTE_SECONDS: and ends this long after sign-in
     invitation_seconds: float = 7 * 86_400.0  # TOKENGATE_INVITATION_SECONDS: how long an invitation link works
     ceremony_seconds: float = 300.0  # TOKENGATE_PASSKEY_CEREMONY_SECONDS: a passkey challenge's lifetime
+    # TOKENGATE_RECENT_SIGN_IN_SECONDS: a session older than this must sign in again for a sensitive change
+    recent_sign_in_seconds: float = 600.0
     # TOKENGATE_PUBLIC_URL: the pages' origin (https://tokengate.example.com); the passkeys' relying-party id is its
     # host name. None: the Host of each request (http://localhost:PORT in development).
     public_url: str | None = None
@@ -285,8 +287,8 @@ def parse_public_url(text: str) -> str | None:
 
 
 def sign_in_settings(env: Mapping[str, str]) -> SignInSettings:
-    """The ``TOKENGATE_SESSION_*``, ``TOKENGATE_INVITATION_SECONDS``, ``TOKENGATE_PASSKEY_CEREMONY_SECONDS`` and
-    ``TOKENGATE_PUBLIC_URL`` settings."""
+    """The ``TOKENGATE_SESSION_*``, ``TOKENGATE_INVITATION_SECONDS``, ``TOKENGATE_PASSKEY_CEREMONY_SECONDS``,
+    ``TOKENGATE_RECENT_SIGN_IN_SECONDS`` and ``TOKENGATE_PUBLIC_URL`` settings."""
     defaults = SignInSettings()
     year = 366 * 86_400.0
     return SignInSettings(
@@ -296,6 +298,9 @@ def sign_in_settings(env: Mapping[str, str]) -> SignInSettings:
         ),
         invitation_seconds=_positive(env, "TOKENGATE_INVITATION_SECONDS", defaults.invitation_seconds, year),
         ceremony_seconds=_positive(env, "TOKENGATE_PASSKEY_CEREMONY_SECONDS", defaults.ceremony_seconds, 3600),
+        recent_sign_in_seconds=_positive(
+            env, "TOKENGATE_RECENT_SIGN_IN_SECONDS", defaults.recent_sign_in_seconds, year
+        ),
         public_url=parse_public_url(env.get("TOKENGATE_PUBLIC_URL", "")),
     )
 

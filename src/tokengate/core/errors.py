@@ -53,6 +53,13 @@ class Unauthenticated(DomainError):
         self.outcome = outcome
 
 
+class RecentSignInRequired(DomainError):
+    """A sensitive change asked of a browser session that signed in too long ago (auth/recent_sign_in.py): the
+    person signs in again and retries. Tokens are never asked."""
+
+    code = "RECENT_SIGN_IN_REQUIRED"
+
+
 class QuotaExceeded(DomainError):
     """A change that would take an account past a quota (usable service tokens)."""
 
@@ -67,5 +74,15 @@ class Overloaded(DomainError):
 
 # Every code a client may see besides INTERNAL_SERVER_ERROR (masked) and the HTTP-level ones.
 CONTRACT_CODES: Final = frozenset(
-    cls.code for cls in (InvalidInput, NotFound, Forbidden, PlanRestricted, Unauthenticated, QuotaExceeded, Overloaded)
+    cls.code
+    for cls in (
+        InvalidInput,
+        NotFound,
+        Forbidden,
+        PlanRestricted,
+        Unauthenticated,
+        RecentSignInRequired,
+        QuotaExceeded,
+        Overloaded,
+    )
 )

@@ -150,6 +150,9 @@ class Principal:
     created_at: datetime | None = None  # when the token was issued (RFC 7662 ``iat``); None where unknown
     # An exchanged token's trust policy (docs/keyless-ci.md): such a principal never manages tokens.
     trust_policy_id: str | None = None
+    # A browser session's sign-in (the session's start: each sign-in makes a new session); None for every token.
+    # Sensitive changes ask for a recent one (auth/recent_sign_in.py).
+    signed_in_at: datetime | None = None
     permissions: Permissions = field(init=False, repr=False, compare=False)
     # The principal alone, in its stored form (``user:usr_…``, ``service_token:<row key>``): what rate limits key
     # on and ``X-Tokengate-Principal`` says; made once (every request of the principal asks for it).
@@ -303,6 +306,20 @@ ACCOUNT_ADMIN: Final = "ACCOUNT_ADMIN"
 def holds_account_admin(principal: Principal) -> bool:
     """An ACCOUNT_ADMIN grant under a license that lets it act on the account (READ_ONLY does not)."""
     return principal.license != "READ_ONLY" and any(g.permission_set == ACCOUNT_ADMIN for g in principal.grants)
+
+
+def gives_account_admin(
+    before: Sequence[Grant], after: Sequence[Grant], old_license: str | None = None, new_license: str | None = None
+) -> bool:
+    """Whether taking a member or a token from ``before`` to ``after`` gives it ACCOUNT_ADMIN: the grant where it
+    had none, or (for a member) a license that lets an ACCOUNT_ADMIN grant it holds act (READ_ONLY to another).
+    Creating a holder is ``before`` empty. One of the changes that ask a browser session for a recent sign-in."""
+    held_before = any(grant.permission_set == ACCOUNT_ADMIN for grant in before)
+    held_after = any(grant.permission_set == ACCOUNT_ADMIN for grant in after)
+    if held_after and not held_before:
+        return True
+    acted_before = held_before and old_license is not None and old_license != "READ_ONLY"
+    return held_after and new_license is not None and new_license != "READ_ONLY" and not acted_before
 
 
 def _scope(resource: str, project_id: str | None) -> str:

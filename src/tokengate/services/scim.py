@@ -49,6 +49,7 @@ async def create_token(
     require_account(actor.principal, account_id)
     require_scim_admin(actor.principal, creating=True)
     name = checked_name(name)
+    actor.require_recent_sign_in()
     async with backend.change(actor) as work:
         await work.account(account_id)
         issued, row = await scim_store.insert_token(work.conn, backend.newest_key, account_id, name, actor.name)
@@ -67,6 +68,7 @@ async def revoke_token(backend: Backend, actor: Actor, account_id: str, token_id
     revoked token returns it unchanged, audited once."""
     require_account(actor.principal, account_id)
     require_scim_admin(actor.principal)
+    actor.require_recent_sign_in()
     async with backend.change(actor) as work:
         existing = await scim_store.token_by_id(work.conn, account_id, token_id)
         if existing is None:

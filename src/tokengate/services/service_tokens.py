@@ -12,7 +12,13 @@ from tokengate.core.errors import InvalidInput, NotFound, QuotaExceeded
 from tokengate.core.invalidations import TokenChanged
 from tokengate.core.lifetimes import creator_expiry, require_lifetime_bound, token_expiry
 from tokengate.core.policy import SERVICE_TOKEN as POLICY_SERVICE_TOKEN
-from tokengate.core.policy import Grant, check_service_token_grants, require_account, require_token_admin
+from tokengate.core.policy import (
+    Grant,
+    check_service_token_grants,
+    gives_account_admin,
+    require_account,
+    require_token_admin,
+)
 from tokengate.core.validation import checked_name
 from tokengate.services import scim
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
@@ -123,6 +129,8 @@ async def create(
     name = checked_name(name)
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
+        if gives_account_admin((), checked):
+            actor.require_recent_sign_in()
         expires_at = await service_token_expiry(work, account_id, expires_at)
         require_lifetime_bound(work.actor.principal, POLICY_SERVICE_TOKEN, expires_at, (), checked)
         await check_token_quota(work, backend, account_id)
@@ -170,6 +178,8 @@ async def rotate(
         still_usable = tokens.token_state(old.state, old.expires_at, now) == "ACTIVE"
         await check_token_quota(work, backend, account_id, expiring=int(revoke_old_in_seconds == 0 and still_usable))
         grants = (await grant_store.grants_for_tokens(work.conn, [old.id])).get(old.id, [])
+        if gives_account_admin((), grants):  # a new secret that holds ACCOUNT_ADMIN
+            actor.require_recent_sign_in()
         expiry = await service_token_expiry(work, account_id, expires_at, inherited=old.expires_at)
         require_lifetime_bound(work.actor.principal, POLICY_SERVICE_TOKEN, expiry, (), grants)
         created = await store_service_token(work, backend.newest_key, account_id, old.name, grants, expiry, old.id)
@@ -188,11 +198,14 @@ async def rotate(
     return replace(created, replaced=old)
 
 
-async def _require_lifetime_bound(work: UnitOfWork, record: TokenRecord, grants: Sequence[Grant]) -> None:
-    """An edit of a token's grants by a token that expires keeps the lifetime bound (``require_lifetime_bound``):
-    compared with what the token holds now, read under its row lock."""
+async def _require_grants_edit(work: UnitOfWork, record: TokenRecord, grants: Sequence[Grant]) -> None:
+    """An edit of a token's grants, compared with what the token holds now (read under its row lock): by a token
+    that expires it keeps the lifetime bound (``require_lifetime_bound``), and when it gives ACCOUNT_ADMIN it
+    asks a browser session for a recent sign-in."""
     held = (await grant_store.grants_for_tokens(work.conn, [record.id])).get(record.id, [])
     require_lifetime_bound(work.actor.principal, POLICY_SERVICE_TOKEN, record.expires_at, held, grants)
+    if gives_account_admin(held, grants):
+        work.actor.require_recent_sign_in()
 
 
 async def update(
@@ -213,7 +226,7 @@ async def update(
         if new_name is None and checked is None:
             return record
         if checked is not None:
-            await _require_lifetime_bound(work, record, checked)
+            await _require_grants_edit(work, record, checked)
         changes: dict[str, object] = {}
         if new_name is not None:
             record = await token_store.rename_token(work.conn, token_id, new_name)
@@ -239,7 +252,7 @@ async def set_grants(
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
         record = await _locked_active(work, account_id, token_id, "changed")
-        await _require_lifetime_bound(work, record, checked)
+        await _require_grants_edit(work, record, checked)
         if not await grant_store.sync_token_grants(work.conn, account_id, token_id, checked):
             return record
         await work.audit(account_id, "service_token.updated", token_id, grants=_sets(checked))
@@ -284,6 +297,8 @@ async def import_legacy(
     hint = tokens.parse_token(text).lookup
     async with backend.change(actor) as work:
         checked = await checked_grants(work, account_id, grants)
+        if gives_account_admin((), checked):
+            actor.require_recent_sign_in()
         for candidate in await token_store.credentials_by_hint(work.conn, hint):
             if tokens.legacy_matches(text, candidate.hash):
                 raise DuplicateLegacySecret("a legacy token with this secret is already stored")

@@ -33,7 +33,7 @@ from tokengate.config import Config
 from tokengate.core import global_ids, tokens
 from tokengate.core.browser_sessions import RelyingParty, new_secret, secret_hashes
 from tokengate.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from tokengate.core.policy import require, require_account
+from tokengate.core.policy import gives_account_admin, require, require_account
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.services.users import USER, end_sessions, member_to_take_over
 from tokengate.store import sign_in as sign_in_store
@@ -115,7 +115,9 @@ async def create_invitation(
     require_account(actor.principal, account_id)
     require(actor.principal, "MEMBERS", "WRITE")
     async with backend.change(actor) as work:
-        user, _ = await member_to_take_over(work, account_id, user_id)
+        user, held = await member_to_take_over(work, account_id, user_id)
+        if gives_account_admin((), held):  # whoever opens the link signs in as an ACCOUNT_ADMIN
+            actor.require_recent_sign_in()
         return await invite(work, backend.keys, user, timeouts.invitation)
 
 

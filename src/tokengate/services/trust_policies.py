@@ -19,7 +19,7 @@ from tokengate.core import trust_policies as rules
 from tokengate.core.errors import NotFound
 from tokengate.core.invalidations import AccountChanged, TokenChanged
 from tokengate.core.lifetimes import require_lifetime_bound
-from tokengate.core.policy import SERVICE_TOKEN, Grant, require_account, require_token_admin
+from tokengate.core.policy import SERVICE_TOKEN, Grant, gives_account_admin, require_account, require_token_admin
 from tokengate.core.validation import checked_name
 from tokengate.services.service_tokens import checked_grants
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
@@ -66,6 +66,13 @@ async def _checked(work: UnitOfWork, account_id: str, grants: Sequence[Grant]) -
     return checked
 
 
+def _require_recent_sign_in(work: UnitOfWork, grants: Sequence[Grant]) -> None:
+    """A policy that gives ACCOUNT_ADMIN gives it to every token exchanged under it: saving one (whatever changed,
+    its grants or whom it trusts) asks a browser session for a recent sign-in."""
+    if gives_account_admin((), grants):
+        work.actor.require_recent_sign_in()
+
+
 async def create(
     backend: Backend,
     actor: Actor,
@@ -83,6 +90,7 @@ async def create(
     lifetime = rules.checked_lifetime(max_lifetime_seconds)
     async with backend.change(actor) as work:
         checked = await _checked(work, account_id, grants)
+        _require_recent_sign_in(work, checked)
         row = await store.insert(
             work.conn, tokens.new_id(ID_PREFIX), account_id, name, binding, checked, lifetime, actor.name
         )
@@ -123,6 +131,7 @@ async def update(
         if old is None:
             raise NotFound(TRUST_POLICY)
         checked = await _checked(work, account_id, grants) if grants is not None else old.grants
+        _require_recent_sign_in(work, checked)
         row = await store.update(
             work.conn,
             old.id,

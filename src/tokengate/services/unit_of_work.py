@@ -26,6 +26,10 @@ from tokengate.store.audit import AuditEntry
 from tokengate.store.tokens import LegacyVerify
 
 
+def _asks_nothing() -> None:
+    """No door but GraphQL admits a browser session: elsewhere nobody is asked for a recent sign-in."""
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who makes a change, through which door and from where (the audit log's "who").
@@ -38,10 +42,19 @@ class Actor:
     source: str  # graphql | cli
     client_addr: str | None = None
     principal: Principal | None = None
+    # A sensitive change calls this before it writes: the door binds auth/recent_sign_in.py's check, which refuses
+    # a browser session that signed in too long ago (RECENT_SIGN_IN_REQUIRED) and lets any token through.
+    require_recent_sign_in: Callable[[], None] = field(default=_asks_nothing, repr=False, compare=False)
 
     @classmethod
-    def of(cls, principal: Principal, client_addr: str | None, source: str = "graphql") -> Actor:
-        return cls(principal.actor, source, client_addr, principal)
+    def of(
+        cls,
+        principal: Principal,
+        client_addr: str | None,
+        source: str = "graphql",
+        require_recent_sign_in: Callable[[], None] = _asks_nothing,
+    ) -> Actor:
+        return cls(principal.actor, source, client_addr, principal, require_recent_sign_in)
 
 
 OPERATOR = Actor(name="cli", source="cli")

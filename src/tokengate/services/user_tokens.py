@@ -12,7 +12,7 @@ from tokengate.core import tokens
 from tokengate.core.errors import Forbidden, InvalidInput, NotFound
 from tokengate.core.invalidations import TokenChanged
 from tokengate.core.lifetimes import creator_expiry, token_expiry
-from tokengate.core.policy import USER, require, require_account, require_change
+from tokengate.core.policy import USER, gives_account_admin, require, require_account, require_change
 from tokengate.core.validation import checked_name
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
 from tokengate.services.users import locked_user
@@ -61,6 +61,8 @@ async def create(
     if principal is not None and (principal.kind != USER or principal.user_id != user_id):
         raise Forbidden("only a user can create a personal token for itself")
     name = checked_name(name)
+    if principal is not None and gives_account_admin((), principal.grants):  # a bearer token holding ACCOUNT_ADMIN
+        actor.require_recent_sign_in()
     async with backend.change(actor) as work:
         user = await user_store.get_user(work.conn, user_id)
         if user is None:

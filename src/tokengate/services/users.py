@@ -16,6 +16,7 @@ from tokengate.core.policy import (
     SERVICE_TOKEN,
     Grant,
     check_grants,
+    gives_account_admin,
     require,
     require_account,
     require_change,
@@ -64,6 +65,8 @@ async def create_in(work: UnitOfWork, account_id: str, email: str, license_: str
     require(principal, "LICENSES", "WRITE")
     checked = await account_grants(work, account_id, grants)
     require_change(principal, (), checked, None, license_)
+    if gives_account_admin((), checked, None, license_):
+        work.actor.require_recent_sign_in()
     try:
         user = await user_store.create_user(work.conn, tokens.new_id("usr"), account_id, email, license_)
     except user_store.DuplicateEmail:
@@ -130,6 +133,8 @@ async def update(
         require_not_self(actor.principal, user.id)
         checked = await account_grants(work, account_id, grants) if grants is not None else None
         require_change(actor.principal, held, held if checked is None else checked, user.license, license_)
+        if gives_account_admin(held, held if checked is None else checked, user.license, license_ or user.license):
+            actor.require_recent_sign_in()
         if checked is not None:
             await _require_tokens_lifetime_bound(work, user.id, held, checked)
         await require_admin_left(
@@ -223,6 +228,8 @@ async def reactivate(backend: Backend, actor: Actor, account_id: str, user_id: s
             return user
         require_not_self(actor.principal, user.id)
         require_change(actor.principal, (), held)
+        if gives_account_admin((), held, None, user.license):
+            actor.require_recent_sign_in()
         reactivated = await user_store.reactivate_user(work.conn, user.id)
         await work.audit(account_id, "user.reactivated", user.id)
         await work.notify(UserChanged(user.id))

@@ -131,6 +131,7 @@ async def use_session(db: Executor, hashes: list[bytes], idle_seconds: float) ->
         grants=grants_from_document(row["grants"]),
         project_ids=frozenset(row["project_ids"]),
         created_at=row["created_at"],
+        signed_in_at=row["created_at"],
     )
 
 

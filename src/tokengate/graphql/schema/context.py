@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from strawberry.types import Info as StrawberryInfo
 
+from tokengate.auth.recent_sign_in import require_recent_sign_in
 from tokengate.core.errors import Unauthenticated
 from tokengate.core.policy import Principal
 from tokengate.services import Actor, Backend
@@ -43,7 +44,10 @@ class Context:
         """The caller as the services see it: who, through GraphQL, from where."""
         if self.principal is None:
             return Actor("anonymous", "graphql", self.client_addr)
-        return Actor.of(self.principal, self.client_addr)
+        principal, config = self.principal, self.runtime.config
+        return Actor.of(
+            principal, self.client_addr, require_recent_sign_in=lambda: require_recent_sign_in(principal, config)
+        )
 
 
 # What resolvers are handed: typed, so ``info.context`` is a Context.

@@ -92,6 +92,9 @@ export function describeError(error, { doing = 'managing', what = 'service token
       return sentence(error.serverMessage);
     case 'NOT_FOUND':
       return missing;
+    case 'RECENT_SIGN_IN_REQUIRED':
+      return 'Sign in again to do this: it is a sensitive change, and your sign-in is not recent. '
+        + 'Use "Sign in again" at the top of the page, then try once more.';
     case 'RATE_LIMITED':
       return `tokengate is receiving too many requests from you: wait ${error.retryAfter || 1} s and try again.`;
     case 'INTERNAL_SERVER_ERROR':

@@ -6,6 +6,8 @@
 // `session.call`, so an expired sign-in anywhere brings the sign-in form back, saying so. A 429 (too many
 // requests) never signs out: the shell says "slow down" with the wait the server asked for, and a query is
 // asked again once that wait is over (or at once with "Retry now"); a refused mutation is left to its page.
+// A sensitive change refused for an old sign-in (RECENT_SIGN_IN_REQUIRED, browser sessions only) is left to
+// its page too, and the shell offers "Sign in again", which comes back to this page afterwards.
 import { ApiError, describeError, gql } from './api.js';
 import { $, busy } from './dom.js';
 
@@ -39,6 +41,12 @@ function slowDown(error) {
 
 function slowedDown() {
   $('slow-down').hidden = true;
+}
+
+// "Sign in again" to the sign-in page, which brings the person back to this page (only ever a settings page).
+function askToSignInAgain() {
+  $('sign-in-again-link').href = `/sign-in?next=${encodeURIComponent(window.location.pathname)}`;
+  $('sign-in-again').hidden = false;
 }
 
 const isMutation = (query) => /^\s*mutation\b/.test(query);
@@ -76,6 +84,7 @@ export function startSettingsPage(page) {
         return await patiently(session.cookie ? null : session.token, query, variables);
       } catch (error) {
         if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') signOut(describeError(error));
+        if (error instanceof ApiError && error.code === 'RECENT_SIGN_IN_REQUIRED') askToSignInAgain();
         throw error;
       }
     },
@@ -107,6 +116,7 @@ export function startSettingsPage(page) {
     session.cookie = false;
     session.token = null;
     session.viewer = null;
+    $('sign-in-again').hidden = true;
     if (page.stop) page.stop();
     for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
     showSignIn(message);

@@ -1,5 +1,14 @@
-// "Sign in with a passkey": a new session, then on to the settings pages.
+// "Sign in with a passkey": a new session, then on to the settings pages: back to the page that asked for a new
+// sign-in (`?next=/settings/...`, a sensitive change), else /settings.
 import { signInWithPasskey } from './webauthn.js';
+
+// Only a settings page of this origin: never another site or a scheme (no open redirect).
+const SETTINGS_PATH = /^\/settings(\/[a-z0-9-]+)?\/?$/;
+
+function returnPath() {
+  const next = new URLSearchParams(window.location.search).get('next');
+  return next && SETTINGS_PATH.test(next) ? next : '/settings';
+}
 
 const button = document.getElementById('passkey-sign-in');
 const error = document.getElementById('sign-in-error');
@@ -9,7 +18,7 @@ button.addEventListener('click', async () => {
   button.disabled = true;
   try {
     await signInWithPasskey();
-    window.location.assign('/settings');
+    window.location.assign(returnPath());
   } catch (problem) {
     error.textContent = problem.message;
     button.disabled = false;
