@@ -22,11 +22,13 @@ import pytest
 
 from tests.api.oidc_issuer import hs256_with_public_key, unsigned
 from tests.api.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
-from tests.api.sign_in_calls import Browser, unb64
-from tests.api.test_personal_tokens import DEACTIVATE
-from tests.conftest import Server, make_config, start_server
+from tests.api.sign_in_calls import Authenticator, Browser, unb64
+from tests.api.test_cli import external, tokengate
+from tests.api.test_personal_tokens import DEACTIVATE, member
+from tests.conftest import Server, free_port, make_config, start_server
 from tokengate.core.browser_sessions import COOKIE
 from tokengate.core.single_sign_on import FLOW_COOKIE
+from tokengate.services import OPERATOR, sign_in
 from tokengate.store import grants as grant_store
 
 SSO_FIELDS = (
@@ -480,3 +482,151 @@ async def test_another_subject_claiming_an_existing_members_email_is_not_linked(
     assert await refusals(setup.server) == ["email_taken", "email_taken"]
     links = await setup.server.pool.fetch("SELECT subject, user_id FROM single_sign_on_links")
     assert [(row["subject"], row["user_id"]) for row in links] == [("okta|1001", user["id"])]
+
+
+# Who may configure it, and what it enforces
+
+
+async def test_a_mapping_to_account_admin_is_refused_at_save_unless_an_account_admin_saves_it(setup: Setup) -> None:
+    security = [{"permissionSet": "SECURITY_ADMIN", "allProjects": True}]
+    _, token = await member(setup.server, setup.admin, "sec@acme.example", security)
+    # Reachable: the security admin (AUTH_PROVIDER:WRITE) configures a mapping to a set it holds itself.
+    mapped = [{"group": "security", "grants": security}]
+    saved = await configure(setup, token, defaultGrants=[], groupMappings=mapped)
+    assert saved.errors == [], saved.body
+    admin_mapping = [{"group": "admins", "grants": [{"permissionSet": "ACCOUNT_ADMIN", "allProjects": True}]}]
+    refused_save = await configure(setup, token, defaultGrants=[], groupMappings=admin_mapping)
+    assert refused_save.codes == ["FORBIDDEN"] and "ACCOUNT_ADMIN" in refused_save.errors[0]["message"]
+    as_default = await configure(setup, token, defaultGrants=admin_mapping[0]["grants"], groupMappings=[])
+    assert as_default.codes == ["FORBIDDEN"], as_default.body
+    # A set it could not give a member (DEVELOPER's project access) is refused as createUser refuses it.
+    developer = await configure(setup, token, defaultGrants=DEVELOPER, groupMappings=[])
+    assert developer.codes == ["FORBIDDEN"], developer.body
+    read = await setup.server.gql(READ, token=setup.admin)
+    assert read.data["account"]["singleSignOn"]["groupMappings"][0]["group"] == "security"  # unchanged
+    # The account admin may map ACCOUNT_ADMIN; a member of that group is made one just in time.
+    assert (await configure(setup, groupMappings=admin_mapping)).errors == []
+    setup.provider.person = {**setup.provider.person, "groups": ["admins"]}
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+    user = await user_of(setup.server, setup.account_id, "ada@acme.example")
+    assert user is not None and ("ACCOUNT_ADMIN", True) in await held(setup.server, user["id"])
+
+
+async def passkey_of(server: Server, account_id: str, user_id: str) -> tuple[Browser, Authenticator]:
+    """A passkey registered from an invitation the operator made (``tokengate invite-user``)."""
+    _, secret = await sign_in.create_invitation(
+        server.runtime.backend, OPERATOR, account_id, user_id, sign_in.sign_in_timeouts(server.config)
+    )
+    server.issued.append(secret)
+    browser, authenticator = Browser(server), Authenticator()
+    registered = await browser.register(secret, authenticator)
+    assert registered.status == 200, registered.body
+    return browser, authenticator
+
+
+async def test_enforced_sso_refuses_a_members_passkey_but_not_an_admins_and_remove_sso_lifts_it(
+    setup: Setup, database: str
+) -> None:
+    dev_id, _ = await member(setup.server, setup.admin, "dev@acme.example", DEVELOPER)
+    dev, dev_key = await passkey_of(setup.server, setup.account_id, dev_id)
+    admin, admin_key = await passkey_of(setup.server, setup.account_id, setup.admin_user_id)
+    assert (await dev.sign_in(dev_key)).status == 200  # reachable: both sign in with their passkeys
+    assert (await admin.sign_in(admin_key)).status == 200
+    assert (await configure(setup, clientSecret=None, enforced=True)).errors == []
+    refused_passkey = await Browser(setup.server).sign_in(dev_key)
+    assert refused_passkey.status == 403, refused_passkey.body
+    message = refused_passkey.body["errors"][0]["message"]
+    assert "single sign-on" in message and f"/sign-in/sso?account={setup.account_id}" in message
+    # An invitation does not get round it either (a new invitation also revokes the member's passkey).
+    _, secret = await sign_in.create_invitation(
+        setup.server.runtime.backend, OPERATOR, setup.account_id, dev_id, sign_in.sign_in_timeouts(setup.server.config)
+    )
+    setup.server.issued.append(secret)
+    invited = await Browser(setup.server).post("/sign-in/invitation/options", {"invitation": secret})
+    assert invited.status == 403, invited.body
+    assert (await Browser(setup.server).sign_in(admin_key)).status == 200  # the admin's passkey still works
+    reasons = await setup.server.pool.fetch(
+        "SELECT details FROM audit_events WHERE action = 'sign_in.refused' ORDER BY id"
+    )
+    assert [json.loads(row["details"])["reason"] for row in reasons] == ["sso_enforced", "sso_enforced"]
+    # The operator's way back in: `tokengate remove-sso` removes the provider, and enforcement with it.
+    result = tokengate("remove-sso", "--account-id", setup.account_id, env=external(database))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"account_id": setup.account_id, "issuer": setup.provider.url, "removed": True}
+    assert (await Browser(setup.server).register(secret, Authenticator())).status == 200
+    removed = await setup.server.pool.fetchrow("SELECT actor, source FROM audit_events WHERE action = 'sso.removed'")
+    assert (removed["actor"], removed["source"]) == ("cli", "cli")
+    assert (await setup.server.gql(READ, token=setup.admin)).data["account"]["singleSignOn"] is None
+    status, text, _ = await setup.server.get("/sign-in/sso?account=" + setup.account_id, allow_redirects=False)
+    assert status == 404 and "not configured" in text
+    again = tokengate("remove-sso", "--account-id", setup.account_id, env=external(database))
+    assert again.returncode == 1 and "has no single sign-on" in again.stderr
+
+
+async def test_sign_in_again_after_seconds_caps_the_session(setup: Setup) -> None:
+    assert (await configure(setup, clientSecret=None, signInAgainAfterSeconds=120)).errors == []
+    browser = SsoBrowser(setup.server)
+    page = await browser.sign_in_through(setup.account_id)
+    assert page.status == 200
+    session = cookie_of(page.set_cookie, COOKIE)
+    assert session is not None and session[COOKIE]["max-age"] == "120"
+    lifetime = "SELECT extract(epoch FROM absolute_expires_at - created_at) FROM sessions WHERE method = 'sso'"
+    assert await setup.server.pool.fetchval(lifetime) == 120
+    # Lowered, the setting holds for the sessions already open.
+    assert (await configure(setup, clientSecret=None, signInAgainAfterSeconds=60)).errors == []
+    assert await setup.server.pool.fetchval(lifetime) == 60
+    assert (await browser.gql(VIEWER)).status == 200
+    # Time is moved in the database rather than waited for: the session was signed in 61 s ago.
+    await setup.server.pool.execute(
+        "UPDATE sessions SET created_at = created_at - interval '61 seconds',"
+        " absolute_expires_at = absolute_expires_at - interval '61 seconds' WHERE method = 'sso'"
+    )
+    assert (await browser.gql(VIEWER)).status == 401
+    # Signing in again through the provider gives a new session.
+    assert (await browser.sign_in_through(setup.account_id)).status == 200
+    assert (await browser.gql(VIEWER)).status == 200
+
+
+async def test_configure_input_errors_are_bad_user_input(setup: Setup, database: str, tmp_path: Path) -> None:
+    async def problem(server: Server, token: str, **overrides: Any) -> str:
+        reply = await server.gql(CONFIGURE, {"input": sso_input(setup.provider, **overrides)}, token)
+        assert reply.status == 200 and reply.codes == ["BAD_USER_INPUT"], reply.body
+        assert CLIENT_SECRET not in json.dumps(reply.body)
+        return reply.errors[0]["message"]
+
+    assert "issuer" in await problem(setup.server, setup.admin, issuer="not a url")
+    assert "issuer" in await problem(setup.server, setup.admin, issuer="ftp://sso.acme.example")
+    assert "issuer" in await problem(setup.server, setup.admin, issuer="https://sso.acme.example/?tenant=1")
+    assert "emailDomains" in await problem(setup.server, setup.admin, emailDomains=[])
+    assert "emailDomains" in await problem(setup.server, setup.admin, emailDomains=["not a domain"])
+    assert "signInAgainAfterSeconds" in await problem(setup.server, setup.admin, signInAgainAfterSeconds=5)
+    assert "groupMappings" in await problem(
+        setup.server, setup.admin, groupMappings=[{"group": "a", "grants": []}, {"group": "a", "grants": []}]
+    )
+    # The first time, the client secret is required.
+    other = await setup.server.bootstrap(name="Beta", email="admin@beta.example")
+    assert "clientSecret is required" in await problem(setup.server, other.token, clientSecret=None)
+    # Without the operator's allow-private setting: https only, and no private address.
+    async for strict in start_server(database, config(tmp_path / "strict", webhook_allow_private=False)):
+        admin = await strict.bootstrap(name="Gamma", email="admin@gamma.example")
+        assert "private" in await problem(strict, admin.token, issuer="https://10.1.2.3")
+        assert "private" in await problem(strict, admin.token, issuer="https://127.0.0.1:8443")
+        assert "https" in await problem(strict, admin.token, issuer="http://sso.gamma.example")
+        accepted = await strict.gql(
+            CONFIGURE, {"input": sso_input(setup.provider, issuer="https://sso.gamma.example")}, admin.token
+        )
+        assert accepted.errors == [], accepted.body  # reachable: a public https issuer is taken
+
+
+async def test_sign_in_pages_for_an_unknown_account_or_an_unreachable_provider(setup: Setup) -> None:
+    status, text, _ = await setup.server.get("/sign-in/sso?account=acc_unknown", allow_redirects=False)
+    assert status == 404 and "not configured" in text
+    other = await setup.server.bootstrap(name="Beta", email="admin@beta.example")
+    dead = f"http://127.0.0.1:{free_port()}"
+    reply = await setup.server.gql(CONFIGURE, {"input": sso_input(setup.provider, issuer=dead)}, other.token)
+    assert reply.errors == [], reply.body
+    status, text, _ = await setup.server.get("/sign-in/sso?account=" + other.account_id, allow_redirects=False)
+    assert status == 502 and "could not be reached" in text
+    # A callback without any flow is refused with a page, never a 500.
+    status, text, _ = await setup.server.get("/sign-in/sso/callback?code=x&state=y", allow_redirects=False)
+    assert status == 400 and "Start again" in text
