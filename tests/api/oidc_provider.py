@@ -20,8 +20,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.api.oidc_issuer import Issuer, rsa_key
-from tests.conftest import free_port
+from tests.api.oidc_issuer import Issuer, on_loopback, rsa_key
 
 CLIENT_ID = "tokengate-test"
 CLIENT_SECRET = "provider-client-secret-0123456789"
@@ -134,12 +133,6 @@ async def running_provider(provider: Provider | None = None) -> AsyncIterator[Pr
     app.router.add_get("/jwks", jwks)
     app.router.add_get("/authorize", authorize)
     app.router.add_post("/token", token)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    provider.url = f"http://127.0.0.1:{port}"
-    try:
+    async with on_loopback(app) as url:
+        provider.url = url
         yield provider
-    finally:
-        await runner.cleanup()
