@@ -174,8 +174,9 @@ async def running_issuer(issuer: Issuer | None = None) -> AsyncIterator[Issuer]:
 
 @asynccontextmanager
 async def on_loopback(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 at a free port while the block runs: its base URL."""
-    runner = web.AppRunner(app)
+    """Serve ``app`` on 127.0.0.1 at a free port while the block runs: its base URL. No access log: the URLs a
+    provider is sent hold the flows' state (the tests check that no log line holds a secret)."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

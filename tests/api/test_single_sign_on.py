@@ -6,6 +6,7 @@ and would be taken), then refused with a page and ``sign_in.refused`` audited wi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.api.oidc_issuer import hs256_with_public_key, unsigned
+from tests.api.oidc_issuer import ec_key, hs256_with_public_key, unsigned
 from tests.api.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
 from tests.api.sign_in_calls import Authenticator, Browser, unb64
 from tests.api.test_cli import external, tokengate
@@ -28,6 +29,7 @@ from tests.api.test_personal_tokens import DEACTIVATE, member
 from tests.conftest import Server, free_port, make_config, start_server
 from tokengate.core.browser_sessions import COOKIE
 from tokengate.core.single_sign_on import FLOW_COOKIE
+from tokengate.http.token_exchange import ISSUER_KEYS
 from tokengate.services import OPERATOR, sign_in
 from tokengate.store import grants as grant_store
 
@@ -123,14 +125,21 @@ class SsoBrowser(Browser):
             assert response.status == 302, await response.text()
             morsel = cookie_of(response.headers.getall("Set-Cookie", []), FLOW_COOKIE)
             assert morsel is not None
-            self.flow_cookie = morsel[FLOW_COOKIE].value
+            flow = morsel[FLOW_COOKIE]
+            assert flow["secure"] and flow["httponly"] and flow["path"] == "/" and flow["samesite"] == "Lax"
+            assert not flow["domain"] and flow["max-age"] == "600"
+            self.flow_cookie = flow.value
+            self.server.issued.append(flow.value)
             return response.headers["Location"]
 
     async def at_provider(self, location: str) -> str:
         """The provider signs the person in and sends the browser back: the callback URL."""
         async with self.server.session.get(location, allow_redirects=False) as response:
             assert response.status == 302, await response.text()
-            return response.headers["Location"]
+            back = response.headers["Location"]
+        query = parse_qs(urlsplit(back).query)
+        self.server.issued.extend([*query.get("code", []), *query.get("state", [])])  # never in a log line
+        return back
 
     async def callback(self, url: str, flow_cookie: str | None = ..., **headers: str) -> Page:  # type: ignore[assignment]
         parts = urlsplit(url)
@@ -261,6 +270,29 @@ async def test_a_linked_member_signs_in_again_as_the_same_member(setup: Setup) -
     assert await user_of(setup.server, setup.account_id, "ada.lovelace@acme.example") is None
     # A later sign-in adds the grants of the groups the member is in now.
     assert await held(setup.server, user["id"]) == {("DEVELOPER", True), ("ANALYST", True)}
+    updated = await setup.server.pool.fetchval("SELECT details::text FROM audit_events WHERE action = 'user.updated'")
+    assert '"via": "sso"' in updated
+
+
+async def test_rotated_provider_keys_es256_and_client_secret_post_sign_in(setup: Setup) -> None:
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+    fetched = setup.provider.requests
+    # The provider rotates to an ES256 key: the unknown kid refetches the JWKS (once the refetch cooldown, 0.05 s
+    # here, has passed since the last fetch), and the sign-in goes on.
+    setup.provider.keys = [ec_key("k2")]
+    await asyncio.sleep(0.1)
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+    assert setup.provider.requests > fetched
+    assert json.loads(unb64(setup.provider.id_tokens[-1].split(".")[0]))["alg"] == "ES256"
+    # A provider that takes the client's secret in the form only (its discovery document says so).
+    setup.provider.auth_methods = ["client_secret_post"]
+    setup.server.app[ISSUER_KEYS]._entries.clear()  # the cached discovery document is 5 minutes old in this test
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+    assert [request["method"] for request in setup.provider.token_requests] == [
+        "client_secret_basic",
+        "client_secret_basic",
+        "client_secret_post",
+    ]
 
 
 # The attack table: each attack first reachable, then refused with a page and audited with its reason.
