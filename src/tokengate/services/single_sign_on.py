@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Final
+from urllib.parse import quote
 
 import asyncpg
 from authlib.common.security import generate_token
@@ -346,8 +346,6 @@ async def _exchange_code(
 
 def _basic(client_id: str, secret: str) -> str:
     """RFC 6749 2.3.1: each part form-encoded, then base64."""
-    from urllib.parse import quote
-
     pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
@@ -468,9 +466,3 @@ async def _apply_groups(work: UnitOfWork, user: UserRow, settings: rules.Setting
         user.account_id, "user.updated", user.id, grants=[g.permission_set for g in combined], via="sso", groups=groups
     )
     await work.notify(UserChanged(user.id))
-
-
-def settings_document(row: SingleSignOnRow) -> str:
-    """The settings as JSON, for the command line (never the secret)."""
-    settings = row.settings
-    return json.dumps({"account_id": row.account_id, "issuer": settings.issuer, "client_id": settings.client_id})
