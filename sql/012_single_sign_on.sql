@@ -13,7 +13,7 @@ CREATE TABLE single_sign_on (
     groups_claim      text NOT NULL DEFAULT 'groups',
     group_mappings    jsonb NOT NULL DEFAULT '[]'::jsonb,   -- [{"group": "...", "grants": [...]}, ...]
     enforced          boolean NOT NULL DEFAULT false,
-    sign_in_again_after_seconds integer NOT NULL DEFAULT 86400 CHECK (sign_in_again_after_seconds BETWEEN 60 AND 2592000),
+    sign_in_again_after_seconds integer NOT NULL DEFAULT 86400 CHECK (sign_in_again_after_seconds BETWEEN 1 AND 2592000),
     updated_by        text NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()

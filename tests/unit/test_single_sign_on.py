@@ -100,7 +100,7 @@ def test_settings_are_normalised_or_refused_with_the_fields_name():
         "issuer": {"issuer": "http://sso.acme.example"},
         "emailDomains": {"email_domains": ()},
         "groupsClaim": {"groups_claim": "has space"},
-        "signInAgainAfterSeconds": {"sign_in_again_after_seconds": 59},
+        "signInAgainAfterSeconds": {"sign_in_again_after_seconds": 0},
         "clientId": {"client_id": " tg"},
     }
     for field, change in bad.items():

@@ -383,7 +383,7 @@ async def _usable_grants(conn: Executor, account_id: str, grants: list[Grant]) -
         kept = tuple(p for p in grant.project_ids if p in project_ids)
         if kept:
             usable.append(Grant(grant.permission_set, False, kept))
-    return list(check_grants(usable, list(project_ids))) if usable else []
+    return list(check_grants(usable, project_ids)) if usable else []
 
 
 async def _member_session(backend: Backend, row: SingleSignOnRow, claims: dict[str, Any], browser: Browser) -> SignedIn:
