@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
@@ -103,16 +103,11 @@ def checked_settings(settings: Settings, allow_private: bool = False) -> Setting
         raise InvalidInput(
             f"signInAgainAfterSeconds must be {MIN_SIGN_IN_AGAIN_SECONDS} to {MAX_SIGN_IN_AGAIN_SECONDS}"
         )
-    return Settings(
+    return replace(
+        settings,
         issuer=issuer,
         client_id=_text("clientId", settings.client_id, MAX_CLIENT_ID_LENGTH),
         email_domains=domains,
-        trust_emails_without_verification=settings.trust_emails_without_verification,
-        default_grants=settings.default_grants,
-        groups_claim=settings.groups_claim,
-        group_mappings=settings.group_mappings,
-        enforced=settings.enforced,
-        sign_in_again_after_seconds=seconds,
     )
 
 
