@@ -167,13 +167,20 @@ async def running_issuer(issuer: Issuer | None = None) -> AsyncIterator[Issuer]:
     app.router.add_get("/_apis/pipelines/idtoken", github_id_token)
     app.router.add_get("/.well-known/openid-configuration", discovery)
     app.router.add_get("/jwks", jwks)
-    runner = web.AppRunner(app)
+    async with on_loopback(app) as url:
+        issuer.url = url
+        yield issuer
+
+
+@asynccontextmanager
+async def on_loopback(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 at a free port while the block runs: its base URL. No access log: the URLs a
+    provider is sent hold the flows' state (the tests check that no log line holds a secret)."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    issuer.url = f"http://127.0.0.1:{port}"
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield issuer
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
