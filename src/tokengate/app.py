@@ -31,6 +31,7 @@ from tokengate.http import (
     scim,
     secret_scanning,
     sign_in,
+    single_sign_on,
     token_exchange,
 )
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, errors_as_json, observe
@@ -160,6 +161,7 @@ def create_app(
     health.add_routes(app)
     pages.add_routes(app)
     sign_in.add_routes(app)
+    single_sign_on.add_routes(app)
     headers.add_hooks(app)
     secret_scanning.add_routes(app, config.github_scanning_keys)
     allow_cross_origin(app, config.cors_origins)

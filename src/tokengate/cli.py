@@ -36,6 +36,7 @@ from tokengate.services import (
     scim,
     service_tokens,
     sign_in,
+    single_sign_on,
     trust_policies,
     user_tokens,
     users,
@@ -214,6 +215,14 @@ def build_parser() -> Parser:
     )
     scim_revoke.add_argument("--account-id", required=True)
     scim_revoke.add_argument("--id", required=True, dest="token_id")
+    remove_sso = with_data_dir(
+        commands.add_parser(
+            "remove-sso",
+            help="remove an account's single sign-on (docs/sign-in.md): the way back in when its provider or "
+            "enforced single sign-on locks the admins out",
+        )
+    )
+    remove_sso.add_argument("--account-id", required=True)
     list_tokens = with_data_dir(commands.add_parser("list-user-tokens", help="a user's personal tokens, as JSON"))
     list_tokens.add_argument("--user-id", required=True)
     _trust_policy_commands(commands, with_data_dir)
@@ -453,6 +462,14 @@ async def _revoke_scim_token(pool: asyncpg.Pool, config: Config, args: argparse.
     return _scim_token(row)
 
 
+async def _remove_sso(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        row = await single_sign_on.remove(_backend(pool, config), OPERATOR, args.account_id)
+    except NotFound:
+        raise Failure(f"account {args.account_id} has no single sign-on") from None
+    return {"account_id": row.account_id, "issuer": row.settings.issuer, "removed": True}
+
+
 async def _list_user_tokens(pool: asyncpg.Pool, config: Config, args: argparse.Namespace) -> dict[str, Any]:
     user = await _existing_user(pool, args.user_id)
     records = (await token_store.user_tokens_of_users(pool, [user.id]))[user.id]
@@ -583,6 +600,7 @@ def run(argv: list[str] | None = None) -> int:
         "create-scim-token": _create_scim_token,
         "list-scim-tokens": _list_scim_tokens,
         "revoke-scim-token": _revoke_scim_token,
+        "remove-sso": _remove_sso,
     }
     if args.command == "migrate":
         asyncio.run(_with_database(config, lambda pool: asyncio.sleep(0)))

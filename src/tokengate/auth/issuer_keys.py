@@ -1,4 +1,6 @@
-"""The signing keys of the OIDC issuers trust policies name (keyless CI, docs/keyless-ci.md).
+"""OIDC issuers' discovery documents and signing keys: those trust policies name (keyless CI,
+docs/keyless-ci.md) and the single sign-on providers accounts configure (docs/sign-in.md), and the one request
+single sign-on makes to a provider's token endpoint (``post_form``).
 
 An issuer's JWKS is found through its discovery document (``<issuer>/.well-known/openid-configuration``, whose
 ``issuer`` must be the issuer itself) and kept ``TTL_SECONDS``. A token naming a ``kid`` the set does not hold
@@ -40,6 +42,7 @@ class KeysUnavailable(Exception):
 
 @dataclass
 class _Entry:
+    discovery: dict[str, Any] | None = None
     keys: KeySet | None = None
     kids: frozenset[str] = frozenset()
     fetched_at: float = 0.0
@@ -122,7 +125,7 @@ class IssuerKeys:
             if not cooling:
                 entry.attempted_at = now
                 try:
-                    entry.keys, entry.kids = await self._fetch(issuer)
+                    entry.keys, entry.kids = await self._fetch(issuer, entry)
                     entry.fetched_at = time.monotonic()
                 except KeysUnavailable as problem:
                     log.warning("could not fetch the keys of issuer %s: %s", issuer, problem)
@@ -134,7 +137,25 @@ class IssuerKeys:
                 raise KeysUnavailable("unknown kid")
             return entry.keys
 
-    async def _fetch(self, issuer: str) -> tuple[KeySet, frozenset[str]]:
+    async def metadata(self, issuer: str) -> dict[str, Any]:
+        """The issuer's discovery document (kept ``TTL_SECONDS``, refetched with its keys), or ``KeysUnavailable``."""
+        entry = self._entries.setdefault(issuer, _Entry())
+        if entry.discovery is not None and time.monotonic() - entry.fetched_at < TTL_SECONDS:
+            return entry.discovery
+        async with entry.lock:
+            if entry.discovery is not None and time.monotonic() - entry.fetched_at < TTL_SECONDS:
+                return entry.discovery
+            entry.attempted_at = time.monotonic()
+            try:
+                entry.keys, entry.kids = await self._fetch(issuer, entry)
+                entry.fetched_at = time.monotonic()
+            except KeysUnavailable as problem:
+                log.warning("could not fetch the discovery document of issuer %s: %s", issuer, problem)
+                raise
+            assert entry.discovery is not None
+            return entry.discovery
+
+    async def _fetch(self, issuer: str, entry: _Entry | None = None) -> tuple[KeySet, frozenset[str]]:
         self.fetches += 1
         try:
             async with asyncio.timeout(self.timeout_seconds):
@@ -144,19 +165,42 @@ class IssuerKeys:
                 jwks_uri = discovery.get("jwks_uri")
                 if not isinstance(jwks_uri, str):
                     raise KeysUnavailable("the discovery document has no jwks_uri")
-                return key_set(await self._get_json(jwks_uri))
+                keys = key_set(await self._get_json(jwks_uri))
+                if entry is not None:
+                    entry.discovery = discovery
+                return keys
+        except TimeoutError:
+            raise KeysUnavailable(f"no answer within {self.timeout_seconds:g} s") from None
+
+    async def post_form(self, url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]:
+        """POST a form to an issuer's endpoint (the token endpoint) through the same guard, deadline and size
+        bound, without redirects: the status and the JSON answer. ``KeysUnavailable`` when there is none."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await self._request_json("POST", url, form, headers)
         except TimeoutError:
             raise KeysUnavailable(f"no answer within {self.timeout_seconds:g} s") from None
 
     async def _get_json(self, url: str) -> Any:
+        status, document = await self._request_json("GET", url)
+        if status != 200:
+            raise KeysUnavailable(f"HTTP {status}")
+        return document
+
+    async def _request_json(
+        self, method: str, url: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         try:
             url = checked_webhook_url(url, self.allow_private)
         except InvalidInput as problem:
             raise KeysUnavailable(f"refused URL: {problem}") from None
         try:
-            async with self._client().get(url, allow_redirects=False) as response:
-                if response.status != 200:
-                    raise KeysUnavailable(f"HTTP {response.status}")
+            async with self._client().request(
+                method, url, data=form, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                if method == "GET" and status != 200:
+                    raise KeysUnavailable(f"HTTP {status}")
                 if response.content_length is not None and response.content_length > self.max_bytes:
                     raise KeysUnavailable(f"larger than {self.max_bytes} bytes")
                 body = bytearray()
@@ -172,6 +216,6 @@ class IssuerKeys:
         except (aiohttp.ClientError, OSError) as problem:
             raise KeysUnavailable(f"request failed ({type(problem).__name__})") from None
         try:
-            return json.loads(bytes(body))
+            return status, json.loads(bytes(body))
         except ValueError:
-            raise KeysUnavailable("not JSON") from None
+            raise KeysUnavailable(f"not JSON (HTTP {status})") from None

@@ -24,6 +24,7 @@ from aiohttp import web
 from tokengate.auth.gate import RETRY_AFTER, Admission, Refusal
 from tokengate.core.browser_sessions import COOKIE
 from tokengate.core.media_types import GRAPHQL_RESPONSE, JSON, response_media_type
+from tokengate.core.single_sign_on import pages_origin
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.documents import DocumentCache
 from tokengate.graphql.engine.error_answers import format_errors, is_database_unavailable
@@ -166,7 +167,8 @@ class GraphQLDoor:
             if csrf_refusal is not None and refusal.status == 401:
                 return error_response(403, csrf_refusal, "FORBIDDEN", content_type=media_type)
             return refusal_response(refusal, media_type)
-        context = Context(runtime, admission.principal, admission.client_addr, request_id)
+        origin = pages_origin(runtime.config.sign_in.public_url, request.scheme, request.headers.get("Host"))
+        context = Context(runtime, admission.principal, admission.client_addr, request_id, origin)
         document = documents.get(found.text)
         try:
             result = await run(

@@ -35,8 +35,10 @@ from tokengate.core.browser_sessions import RelyingParty, new_secret, secret_has
 from tokengate.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from tokengate.core.policy import require, require_account
 from tokengate.services.unit_of_work import Actor, Backend, UnitOfWork
-from tokengate.services.users import USER, end_sessions, member_to_take_over
+from tokengate.services.users import USER, acts_as_admin, end_sessions, member_to_take_over
+from tokengate.store import grants as grant_store
 from tokengate.store import sign_in as sign_in_store
+from tokengate.store import single_sign_on as single_sign_on_store
 from tokengate.store import users as user_store
 from tokengate.store.sign_in import InvitationRow, SessionRow
 from tokengate.store.users import UserRow
@@ -52,6 +54,10 @@ USER_DEACTIVATED: Final = "user.deactivated"
 INVITATION_REFUSED: Final = "this invitation link is unknown, already used, expired or replaced by a newer one"
 PASSKEY_REFUSED: Final = "this passkey is not accepted here: it is unknown, or was replaced by a new invitation"
 CEREMONY_REFUSED: Final = "this sign-in attempt is unknown, expired or already used: start again"
+SSO_ENFORCED: Final = (
+    "this account signs its members in through single sign-on: use your organisation's sign-in at "
+    "/sign-in/sso?account={account} (only account administrators may sign in with a passkey)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +177,24 @@ async def usable_invitation(
     return invitation, user
 
 
+async def require_passkeys_allowed(
+    backend: Backend, user: UserRow, method: str, target_id: str, client_addr: str | None
+) -> None:
+    """Refuse (``Forbidden``, audited ``sign_in.refused`` ``sso_enforced``) a passkey or invitation sign-in of a
+    member who is not an ACCOUNT_ADMIN of an account whose single sign-on is enforced."""
+    configured = await single_sign_on_store.of_account(backend.pool, user.account_id)
+    if configured is None or not configured.settings.enforced:
+        return
+    held = (await grant_store.grants_for_users(backend.pool, [user.id])).get(user.id, [])
+    if acts_as_admin(user.license, held):
+        return
+    async with backend.change(user_actor(user, client_addr)) as work:
+        await work.audit(
+            user.account_id, "sign_in.refused", target_id, user_id=user.id, method=method, reason="sso_enforced"
+        )
+    raise Forbidden(SSO_ENFORCED.format(account=user.account_id))
+
+
 # Passkey ceremonies
 
 
@@ -182,6 +206,7 @@ async def registration_options(backend: Backend, secret: str, browser: Browser) 
     """Start registering a passkey from an invitation: the ceremony's id and the options for
     ``navigator.credentials.create``."""
     invitation, user = await usable_invitation(backend, secret, browser.client_addr)
+    await require_passkeys_allowed(backend, user, "invitation", invitation.id, browser.client_addr)
     rp, timeouts = browser.rp, browser.timeouts
     options = webauthn.generate_registration_options(
         rp_id=rp.id,
@@ -224,6 +249,7 @@ async def register_passkey(
         )
     except (webauthn_errors.InvalidRegistrationResponse, webauthn_errors.InvalidJSONStructure, ValueError) as error:
         raise Unauthenticated(f"the passkey was not registered: {_reason(error)}") from None
+    await require_passkeys_allowed(backend, user, "invitation", invitation.id, browser.client_addr)
     async with backend.change(user_actor(user, browser.client_addr)) as work:
         used = await sign_in_store.use_invitation(work.conn, invitation.id)
         if used is None:
@@ -302,6 +328,8 @@ async def sign_in_with_passkey(
     user = await user_store.get_user(backend.pool, passkey.user_id)
     if user is None:
         raise NotFound(USER)
+    if refusal is None:
+        await require_passkeys_allowed(backend, user, "passkey", passkey.id, browser.client_addr)
     async with backend.change(user_actor(user, browser.client_addr)) as work:
         if refusal is not None:
             await work.audit(

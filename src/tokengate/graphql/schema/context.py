@@ -22,6 +22,7 @@ class Context:
     principal: Principal | None  # None only for the documents anyone may run (introspection, leak reports)
     client_addr: str | None
     request_id: str
+    pages_origin: str | None = None  # the origin the request was sent to (single sign-on's redirect URI)
 
     @property
     def pool(self) -> asyncpg.Pool:

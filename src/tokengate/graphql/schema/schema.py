@@ -16,6 +16,7 @@ from tokengate.graphql.schema.queries import Query
 from tokengate.graphql.schema.scim_tokens import ScimTokenMutations
 from tokengate.graphql.schema.service_tokens import ServiceTokenMutations
 from tokengate.graphql.schema.sign_in import SignInMutations
+from tokengate.graphql.schema.single_sign_on import SingleSignOnMutations
 from tokengate.graphql.schema.token_policy import TokenPolicyMutations
 from tokengate.graphql.schema.trust_policies import TrustPolicyMutations
 from tokengate.graphql.schema.user_tokens import UserTokenMutations
@@ -35,6 +36,7 @@ schema = strawberry.Schema(
             SignInMutations,
             TrustPolicyMutations,
             ScimTokenMutations,
+            SingleSignOnMutations,
         ),
     ),
     schema_directives=[Requires],

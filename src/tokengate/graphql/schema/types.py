@@ -56,6 +56,7 @@ from tokengate.store.users import UserRow
 
 if TYPE_CHECKING:
     from tokengate.graphql.schema.connections import ServiceTokenConnection, ServiceTokenFilter, UserConnection
+    from tokengate.graphql.schema.single_sign_on import SingleSignOn
     from tokengate.graphql.schema.trust_policies import TrustPolicy
 
 CONNECTIONS = "tokengate.graphql.schema.connections"
@@ -437,6 +438,18 @@ class Account(Node):
         from tokengate.graphql.schema.trust_policies import trust_policies_of_account
 
         return await trust_policies_of_account(info, str(self.id))
+
+    @requires(
+        Resource.AUTH_PROVIDER,
+        Access.READ,
+        description="The account's OpenID Connect single sign-on (docs/sign-in.md); null when not configured.",
+    )
+    async def single_sign_on(
+        self, info: Info
+    ) -> Annotated[SingleSignOn, strawberry.lazy("tokengate.graphql.schema.single_sign_on")] | None:
+        from tokengate.graphql.schema.single_sign_on import single_sign_on_of_account
+
+        return await single_sign_on_of_account(info, str(self.id))
 
 
 def principal_node_id(principal: Principal) -> str:
