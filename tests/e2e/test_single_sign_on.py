@@ -1,4 +1,14 @@
-"""Single sign-on through a real OpenID provider (panva's oidc-provider, tests/e2e/oidc_provider.py)."""
+"""Single sign-on in Chromium through a real OpenID provider (panva's oidc-provider from npm, OpenID Certified:
+tests/e2e/oidc_provider.py): an admin configures it over GraphQL with a group mapping; a person signs in at the
+provider and lands on the settings pages as a member made just in time with the default and the mapped grants,
+and no bearer token of theirs is in the page's storage; enforced single sign-on refuses a member's passkey and
+lets an admin's through; the session ends after the configured window and the person signs in again; SCIM
+deactivation ends the open session on two `tokengate serve` instances and the member's personal token on both.
+
+The pages are walked at ``http://localhost:PORT`` (the redirect URI registered at the provider; passkeys need a
+host name), the provider at ``http://127.0.0.1:PORT``: plain http on loopback is taken because the servers allow
+private networks (TOKENGATE_WEBHOOK_ALLOW_PRIVATE), as the webhooks' tests do.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +17,23 @@ import hashlib
 import json
 import re
 import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import aiohttp
+import pytest
 
-from tests.e2e.oidc_provider import CALLBACK_PATH, openid_provider
+from tests.api.sign_in_calls import invite
+from tests.api.test_personal_tokens import member
+from tests.conftest import Seeded, Server, make_config, start_server
+from tests.e2e.oidc_provider import CALLBACK_PATH, OpenIdProvider, openid_provider
+from tests.e2e.settings_browser import Browser, Page, expect
+from tests.e2e.test_sign_in_passkeys import AUTHENTICATOR
+from tokengate.core.browser_sessions import COOKIE
 
 SCOPE = "openid email profile"
 
@@ -78,3 +99,198 @@ async def test_the_provider_signs_in_an_account_with_the_claims_the_test_set(tmp
         assert claims["sub"] == "alice" and claims["email"] == "alice@acme.example"
         assert claims["groups"] == ["eng", "ops"] and "email_verified" not in claims
     assert "server_error" not in provider.log.read_text()
+
+
+# --- tokengate with the provider ---------------------------------------------------------------------------------
+
+CONFIGURE = """mutation($input: SingleSignOnInput!) {
+  configureSingleSignOn(input: $input) { redirectUri signInPath signInAgainAfterSeconds enforced } }"""
+MEMBERS = "{ account { memberConnection(first: 50) { edges { node { id email state grants { permissionSet } } } } } }"
+VIEWER_STATUS = """async () => (await fetch('/graphql', {
+  method: 'POST', headers: {'Content-Type': 'application/json', 'X-Tokengate-CSRF': '1'},
+  body: JSON.stringify({query: '{ viewer { kind } }'}), credentials: 'same-origin'})).status"""
+DEVELOPER = [{"permissionSet": "DEVELOPER", "allProjects": True}]
+ANALYST = [{"permissionSet": "ANALYST", "allProjects": True}]
+DANA = {"email": "dana@acme.example", "email_verified": True, "groups": ["analysts", "unmapped"]}
+SIGNED_OUT = "Sign in to account settings"
+
+
+def localhost(url: str) -> str:
+    """The pages' origin as a person opens them: localhost, the server's port."""
+    return f"http://localhost:{urlsplit(url).port}"
+
+
+def sso_input(provider: OpenIdProvider, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "issuer": provider.issuer,
+        "clientId": provider.client_id,
+        "clientSecret": provider.client_secret,
+        "emailDomains": ["acme.example"],
+        "defaultGrants": DEVELOPER,
+        "groupMappings": [{"group": "analysts", "grants": ANALYST}],
+    }
+    return values | overrides
+
+
+@dataclass
+class Single:
+    server: Server
+    provider: OpenIdProvider
+    admin: Seeded
+    origin: str
+
+
+@pytest.fixture
+async def single(database: str, tmp_path: Path, node_packages) -> AsyncIterator[Single]:
+    """An in-process tokengate that allows private networks, a provider whose client redirects to it at
+    localhost, and the account's admin (bootstrap) who configured single sign-on over GraphQL."""
+    config = make_config(tmp_path, webhook_allow_private=True, federation_fetch_timeout_seconds=5.0)
+    async for server in start_server(database, config):
+        origin = localhost(server.url)
+        async with openid_provider(tmp_path, [origin + CALLBACK_PATH], {"dana": DANA}) as provider:
+            server.issued.append(provider.client_secret)  # never in a log line
+            admin = await server.bootstrap("Acme", "ENTERPRISE", "admin@acme.example")
+            yield Single(server, provider, admin, origin)
+
+
+async def configure(server_url: str, http: aiohttp.ClientSession, token: str, sso: dict[str, Any]) -> dict:
+    payload = {"query": CONFIGURE, "variables": {"input": sso}}
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.post(server_url + "/graphql", json=payload, headers=headers) as response:
+        body = await response.json()
+    assert not body.get("errors"), body
+    return body["data"]["configureSingleSignOn"]
+
+
+async def sso_sign_in(page: Page, origin: str, account_id: str, provider: OpenIdProvider, login: str | None) -> None:
+    """From the members' sign-in link to the settings, signed in: at the provider's login form when ``login``
+    is given (a browser the provider does not know yet), straight back otherwise."""
+    await page.goto(f"{origin}/sign-in/sso?account={account_id}")
+    if login is not None:
+        await expect(page).to_have_url(re.compile("^" + re.escape(provider.issuer) + "/interaction/"))
+        await provider.sign_in(page, login)
+    await expect(page).to_have_url(origin + "/settings/service-tokens")
+
+
+async def no_token_in_the_page(page: Page) -> None:
+    """Nothing a script of the page can read holds a credential: no storage, no IndexedDB, no readable cookie."""
+    assert await page.evaluate("sessionStorage.length") == 0
+    assert await page.evaluate("localStorage.length") == 0
+    assert await page.evaluate("indexedDB.databases().then((found) => found.length)") == 0
+    assert await page.evaluate("document.cookie") == ""
+    ours = [cookie for cookie in await page.context.cookies() if cookie["domain"] == "localhost"]
+    assert [cookie["name"] for cookie in ours] == [COOKIE]  # the flow's cookie is gone, the session's stays
+    (session,) = ours
+    assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
+
+
+async def members(server: Server, token: str) -> dict[str, dict]:
+    reply = await server.gql(MEMBERS, token=token)
+    assert reply.errors == [], reply.body
+    return {edge["node"]["email"]: edge["node"] for edge in reply.data["account"]["memberConnection"]["edges"]}
+
+
+async def test_a_person_signs_in_through_the_provider_as_a_member_made_just_in_time(single: Single, browser: Browser):
+    server, provider, admin, origin = single.server, single.provider, single.admin, single.origin
+    made = await configure(server.url, server.session, admin.token, sso_input(provider))
+    assert (
+        made["redirectUri"].endswith(CALLBACK_PATH) and made["signInPath"] == f"/sign-in/sso?account={admin.account_id}"
+    )
+    assert "dana@acme.example" not in await members(server, admin.token)  # nobody of that name yet
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+
+    await sso_sign_in(page, origin, admin.account_id, provider, "dana")
+    await expect(page.locator("#session-who")).to_have_text("Signed in as dana@acme.example")
+    await no_token_in_the_page(page)
+    dana = (await members(server, admin.token))["dana@acme.example"]
+    assert dana["state"] == "ACTIVE"
+    assert sorted(grant["permissionSet"] for grant in dana["grants"]) == ["ANALYST", "DEVELOPER"]
+    sessions = await server.pool.fetch(
+        "SELECT method FROM sessions WHERE ended_at IS NULL AND user_id = $1", dana["id"]
+    )
+    assert [row["method"] for row in sessions] == ["sso"]
+    # The same person again (linked by issuer and subject): no second member, the session works page to page.
+    await page.get_by_role("navigation", name="Account settings").get_by_role("link", name="Personal tokens").click()
+    await expect(page.locator("#session-who")).to_have_text("Signed in as dana@acme.example")
+    await no_token_in_the_page(page)
+    assert len([email for email in await members(server, admin.token) if email == "dana@acme.example"]) == 1
+    await context.close()
+
+
+async def test_enforced_single_sign_on_refuses_a_members_passkey_and_lets_an_admins_through(
+    single: Single, browser: Browser
+):
+    server, provider, admin, origin = single.server, single.provider, single.admin, single.origin
+    await configure(server.url, server.session, admin.token, sso_input(provider))
+    dev_id, _ = await member(server, admin.token, "dev@acme.example", DEVELOPER)
+    boss_id, _ = await member(
+        server, admin.token, "boss@acme.example", [{"permissionSet": "ACCOUNT_ADMIN", "allProjects": True}]
+    )
+
+    async def with_a_passkey(user_id: str) -> Page:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        page = await context.new_page()
+        devtools = await context.new_cdp_session(page)
+        await devtools.send("WebAuthn.enable")
+        await devtools.send("WebAuthn.addVirtualAuthenticator", {"options": AUTHENTICATOR})
+        await page.goto(origin + "/invitation#" + await invite(server, admin.token, user_id))
+        await page.get_by_role("button", name="Create a passkey and sign in").click()
+        await expect(page).to_have_url(origin + "/settings/service-tokens")
+        await page.get_by_role("button", name="Sign out", exact=True).click()
+        await expect(page.get_by_role("heading", name=SIGNED_OUT)).to_be_visible()
+        return page
+
+    async def passkey_sign_in(page: Page) -> None:
+        await page.goto(origin + "/sign-in")
+        await page.get_by_role("button", name="Sign in with a passkey").click()
+
+    dev, boss = await with_a_passkey(dev_id), await with_a_passkey(boss_id)
+    await passkey_sign_in(dev)  # the precondition: single sign-on not enforced yet, the member's passkey works
+    await expect(dev.locator("#session-who")).to_have_text("Signed in as dev@acme.example")
+    await dev.get_by_role("button", name="Sign out", exact=True).click()
+    await expect(dev.get_by_role("heading", name=SIGNED_OUT)).to_be_visible()
+
+    assert (await configure(server.url, server.session, admin.token, sso_input(provider, enforced=True)))["enforced"]
+    await passkey_sign_in(dev)
+    await expect(dev.get_by_role("alert")).to_contain_text("single sign-on")
+    await expect(dev.get_by_role("alert")).to_contain_text(f"/sign-in/sso?account={admin.account_id}")
+    await expect(dev).to_have_url(origin + "/sign-in")
+    await passkey_sign_in(boss)  # an account admin keeps the passkey
+    await expect(boss.locator("#session-who")).to_have_text("Signed in as boss@acme.example")
+    refused = await server.pool.fetch("SELECT details FROM audit_events WHERE action = 'sign_in.refused'")
+    assert len(refused) == 1 and '"sso_enforced"' in refused[0]["details"], refused
+    for page in (dev, boss):
+        await page.context.close()
+
+
+async def test_the_session_ends_after_the_window_and_the_person_signs_in_again(single: Single, browser: Browser):
+    server, provider, admin, origin = single.server, single.provider, single.admin, single.origin
+    window = 3600  # shorter than the sessions' own absolute timeout (24 h): the window is what caps it
+    await configure(server.url, server.session, admin.token, sso_input(provider, signInAgainAfterSeconds=window))
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await sso_sign_in(page, origin, admin.account_id, provider, "dana")
+    await expect(page.locator("#session-who")).to_have_text("Signed in as dana@acme.example")
+    first = await server.pool.fetchrow("SELECT id, created_at, absolute_expires_at FROM sessions WHERE method = 'sso'")
+    assert (first["absolute_expires_at"] - first["created_at"]).total_seconds() == window
+    [cookie] = [c for c in await context.cookies() if c["name"] == COOKIE]
+    assert 0 < cookie["expires"] - time.time() <= window  # the browser forgets it by then too
+
+    # The window passes (time moved in the database, not waited for): the open page is signed out.
+    await server.pool.execute(
+        "UPDATE sessions SET absolute_expires_at = now() - interval '1 second' WHERE id = $1", first["id"]
+    )
+    assert await page.evaluate(VIEWER_STATUS) == 401
+    await page.reload()
+    await expect(page.get_by_role("heading", name=SIGNED_OUT)).to_be_visible()
+
+    # Signing in again goes through the provider (which remembers this browser) and makes a new session.
+    await sso_sign_in(page, origin, admin.account_id, provider, None)
+    await expect(page.locator("#session-who")).to_have_text("Signed in as dana@acme.example")
+    second = await server.pool.fetchrow(
+        "SELECT id FROM sessions WHERE method = 'sso' AND ended_at IS NULL AND absolute_expires_at > now()"
+    )
+    assert second["id"] != first["id"]
+    await no_token_in_the_page(page)
+    await context.close()
