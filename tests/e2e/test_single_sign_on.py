@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ import pytest
 
 from tests.api.sign_in_calls import invite
 from tests.api.test_personal_tokens import member
-from tests.conftest import Seeded, Server, make_config, start_server
+from tests.conftest import TEST_SECRET_KEY, Seeded, Server, make_config, start_server
 from tests.e2e.oidc_provider import CALLBACK_PATH, OpenIdProvider, openid_provider
+from tests.e2e.processes import assert_no_secret_in, log_text, tokengate_cli, tokengate_serve
 from tests.e2e.settings_browser import Browser, Page, expect
 from tests.e2e.test_sign_in_passkeys import AUTHENTICATOR
 from tokengate.core.browser_sessions import COOKIE
@@ -294,3 +296,93 @@ async def test_the_session_ends_after_the_window_and_the_person_signs_in_again(s
     assert second["id"] != first["id"]
     await no_token_in_the_page(page)
     await context.close()
+
+
+# --- two instances: SCIM deactivation ends the session and the personal token on both ----------------------------
+
+TOKENGATE = [sys.executable, "-m", "tokengate"]
+CREATE_SCIM_TOKEN = 'mutation { createScimToken(name: "provider") { secret } }'
+DEACTIVATE = {
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{"op": "replace", "path": "active", "value": False}],
+}
+ENDED_DEADLINE = 10.0  # seconds: generous; the measured time is printed and written to e2e-artifacts/
+
+
+async def auth_check(http: aiohttp.ClientSession, url: str, token: str) -> int:
+    async with http.get(url + "/auth/check", headers={"Authorization": f"Bearer {token}"}) as response:
+        return response.status
+
+
+async def test_scim_deactivation_ends_the_open_session_and_the_personal_token_on_both_instances(
+    database: str, tmp_path: Path, browser: Browser, artifacts: Path, node_packages
+):
+    env = {
+        "TOKENGATE_DATABASE_URL": database,
+        "TOKENGATE_SECRET_KEY": TEST_SECRET_KEY,
+        "TOKENGATE_WEBHOOK_ALLOW_PRIVATE": "1",  # the loopback provider
+    }
+    bootstrap = ["bootstrap", "--account-name", "Acme", "--plan", "enterprise", "--admin-email", "admin@acme.example"]
+    admin = tokengate_cli(TOKENGATE, *bootstrap, env=env)
+    secrets_seen = [admin["token"]]
+    outcome: dict[str, Any] = {}
+    async with (
+        tokengate_serve(TOKENGATE, tmp_path, env, name="a") as a,
+        tokengate_serve(TOKENGATE, tmp_path, env, name="b") as b,
+        openid_provider(tmp_path, [localhost(url) + CALLBACK_PATH for url in (a, b)], {"dana": DANA}) as provider,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+    ):
+        secrets_seen.append(provider.client_secret)
+        await configure(a, http, admin["token"], sso_input(provider))
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        on_a = await context.new_page()
+        await sso_sign_in(on_a, localhost(a), admin["account_id"], provider, "dana")
+        await expect(on_a.locator("#session-who")).to_have_text("Signed in as dana@acme.example")
+        # The same browser on the other instance: the session cookie (host localhost) goes there too.
+        on_b = await context.new_page()
+        await on_b.goto(localhost(b) + "/settings/members")
+        await expect(on_b.locator("#session-who")).to_have_text("Signed in as dana@acme.example")
+        headers = {"Authorization": f"Bearer {admin['token']}"}
+        async with http.post(a + "/graphql", json={"query": MEMBERS}, headers=headers) as response:
+            listed = (await response.json())["data"]["account"]["memberConnection"]["edges"]
+        (user_id,) = [edge["node"]["id"] for edge in listed if edge["node"]["email"] == "dana@acme.example"]
+        personal = tokengate_cli(TOKENGATE, "issue-user-token", "--user-id", user_id, env=env)["token"]
+        secrets_seen.append(personal)
+        for _ in range(3):  # both instances have seen (and cached) the session and the token
+            assert await on_a.evaluate(VIEWER_STATUS) == 200 and await on_b.evaluate(VIEWER_STATUS) == 200
+            assert await auth_check(http, a, personal) == 200 and await auth_check(http, b, personal) == 200
+
+        async with http.post(a + "/graphql", json={"query": CREATE_SCIM_TOKEN}, headers=headers) as response:
+            scim_token = (await response.json())["data"]["createScimToken"]["secret"]
+        secrets_seen.append(scim_token)
+        scim = {"Authorization": f"Bearer {scim_token}", "Content-Type": "application/scim+json"}
+        started = time.perf_counter()
+        async with http.patch(f"{a}/scim/v2/Users/{user_id}", data=json.dumps(DEACTIVATE), headers=scim) as response:
+            assert response.status == 200, await response.text()
+            assert (await response.json())["active"] is False
+
+        async def ended_after(check) -> float | None:
+            while time.perf_counter() - started < ENDED_DEADLINE:
+                if await check():
+                    return round((time.perf_counter() - started) * 1000, 1)
+            return None
+
+        outcome["session_ended_on_b_ms"] = await ended_after(lambda: refused(on_b.evaluate(VIEWER_STATUS)))
+        outcome["session_ended_on_a_ms"] = await ended_after(lambda: refused(on_a.evaluate(VIEWER_STATUS)))
+        outcome["token_refused_on_b_ms"] = await ended_after(lambda: refused(auth_check(http, b, personal)))
+        outcome["token_refused_on_a_ms"] = await ended_after(lambda: refused(auth_check(http, a, personal)))
+        print(f"SCIM deactivation across two instances: {json.dumps(outcome)}")
+        (artifacts / "sso-scim-deactivation.json").write_text(json.dumps(outcome, indent=2), encoding="utf-8")
+        assert None not in outcome.values(), outcome
+        for page in (on_a, on_b):  # the open pages, reloaded: signed out
+            await page.reload()
+            await expect(page.get_by_role("heading", name=SIGNED_OUT)).to_be_visible()
+        assert await auth_check(http, a, admin["token"]) == 200  # everyone else keeps working
+        await context.close()
+    for name in ("a", "b"):
+        assert_no_secret_in(tmp_path / f"{name}.log", secrets_seen)
+        assert "Traceback" not in log_text(tmp_path / f"{name}.log"), name
+
+
+async def refused(status) -> bool:
+    return await status == 401
