@@ -3,7 +3,8 @@ keyless CI issuer of tests/api/oidc_issuer.py (discovery, JWKS, keys made with `
 authorization endpoint that sends the browser straight back with a code (the person is whoever ``person`` says)
 and a token endpoint that checks the client, the code (once), the redirect URI and the PKCE verifier, and answers
 a signed ID token. The test makes it misbehave: ``tamper`` changes the claims it signs, ``forge`` replaces the ID
-token, ``codes_once`` off lets a code be used again (to show that tokengate's own flow refuses the replay)."""
+token, ``strict`` off lets a code be used again and skips its PKCE check (to show that tokengate's own checks refuse the
+replay)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class Provider(Issuer):
     )
     tamper: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # the claims as signed
     forge: Callable[[dict[str, Any]], str] | None = None  # the ID token answered instead of a signed one
-    codes_once: bool = True
+    strict: bool = True  # codes once, PKCE checked
     auth_methods: list[str] = field(default_factory=lambda: ["client_secret_basic", "client_secret_post"])
     codes: dict[str, Code] = field(default_factory=dict)
     token_requests: list[dict[str, Any]] = field(default_factory=list)  # how the client authenticated, the form
@@ -115,9 +116,10 @@ async def running_provider(provider: Provider | None = None) -> AsyncIterator[Pr
         if client_id != provider.client_id or secret != provider.client_secret:
             return web.json_response({"error": "invalid_client"}, status=401)
         code = provider.codes.get(str(form.get("code")))
-        if code is None or (code.used and provider.codes_once):
+        if code is None or (code.used and provider.strict):
             return web.json_response({"error": "invalid_grant"}, status=400)
-        if form.get("redirect_uri") != code.redirect_uri or s256(str(form.get("code_verifier"))) != code.challenge:
+        verifier_ok = s256(str(form.get("code_verifier"))) == code.challenge or not provider.strict
+        if form.get("redirect_uri") != code.redirect_uri or not verifier_ok:
             return web.json_response({"error": "invalid_grant"}, status=400)
         code.used = True
         claims = provider.id_token_claims(code)

@@ -6,7 +6,11 @@ and would be taken), then refused with a page and ``sign_in.refused`` audited wi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -16,11 +20,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.api.oidc_issuer import hs256_with_public_key, unsigned
 from tests.api.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
-from tests.api.sign_in_calls import Browser
-from tests.conftest import Server, make_config, start_server
+from tests.api.sign_in_calls import Authenticator, Browser, unb64
+from tests.api.test_cli import external, tokengate
+from tests.api.test_personal_tokens import DEACTIVATE, member
+from tests.conftest import Server, free_port, make_config, start_server
 from tokengate.core.browser_sessions import COOKIE
 from tokengate.core.single_sign_on import FLOW_COOKIE
+from tokengate.services import OPERATOR, sign_in
 from tokengate.store import grants as grant_store
 
 SSO_FIELDS = (
@@ -253,3 +261,372 @@ async def test_a_linked_member_signs_in_again_as_the_same_member(setup: Setup) -
     assert await user_of(setup.server, setup.account_id, "ada.lovelace@acme.example") is None
     # A later sign-in adds the grants of the groups the member is in now.
     assert await held(setup.server, user["id"]) == {("DEVELOPER", True), ("ANALYST", True)}
+
+
+# The attack table: each attack first reachable, then refused with a page and audited with its reason.
+
+
+async def refused(browser: SsoBrowser, url: str, status: int, words: str, **kwargs: Any) -> Page:
+    page = await browser.callback(url, **kwargs)
+    assert page.status == status, page.text
+    assert words in page.text, page.text
+    assert cookie_of(page.set_cookie, COOKIE) is None  # no session
+    return page
+
+
+async def test_a_state_mismatch_no_flow_cookie_or_another_flows_cookie_is_refused(setup: Setup) -> None:
+    honest = SsoBrowser(setup.server)
+    url = await honest.at_provider(await honest.start(setup.account_id))
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    # The attacker's own flow, in the attacker's browser: a callback URL the victim could be lured to.
+    attacker = SsoBrowser(setup.server)
+    attacker_url = await attacker.at_provider(await attacker.start(setup.account_id))
+    # The victim's browser holds its own flow's cookie; the attacker's callback carries the attacker's state.
+    await refused(honest, attacker_url, 400, "Start again")
+    # Without the flow cookie at all, the attacker's URL signs nobody in either.
+    await refused(attacker, attacker_url, 400, "Start again", flow_cookie=None)
+    # A state altered by one character in the right browser.
+    third = SsoBrowser(setup.server)
+    third_url = await third.at_provider(await third.start(setup.account_id))
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200  # reachable: honest
+    altered = third_url.replace("state=", "state=x", 1)
+    await refused(third, altered, 400, "Start again")
+    assert state  # the honest state was never used: its flow was taken by the refused callback
+    assert await refusals(setup.server) == ["state_mismatch", "no_flow_cookie", "state_mismatch"]
+    assert await user_of(setup.server, setup.account_id, "ada@acme.example") is not None  # only the honest one
+
+
+async def test_a_replayed_code_is_refused(setup: Setup) -> None:
+    browser = SsoBrowser(setup.server)
+    url = await browser.at_provider(await browser.start(setup.account_id))
+    assert (await browser.callback(url)).status == 200  # the callback works ...
+    await refused(browser, url, 400, "already used")  # ... once: the flow was taken
+    # In a new flow of the attacker's, the old code with the new state: the provider refuses the used code (and
+    # the new flow's PKCE verifier, which is not the one the code was issued for).
+    attacker = SsoBrowser(setup.server)
+    fresh = await attacker.at_provider(await attacker.start(setup.account_id))
+    old_code = parse_qs(urlsplit(url).query)["code"][0]
+    fresh_state = parse_qs(urlsplit(fresh).query)["state"][0]
+    replay = f"{attacker.origin}/sign-in/sso/callback?code={old_code}&state={fresh_state}"
+    await refused(attacker, replay, 401, "could not be verified")
+    # A provider that takes a code twice (and skips PKCE): the ID token then carries the old flow's nonce.
+    setup.provider.strict = False
+    again = SsoBrowser(setup.server)
+    again_url = await again.at_provider(await again.start(setup.account_id))
+    again_state = parse_qs(urlsplit(again_url).query)["state"][0]
+    await refused(again, f"{again.origin}/sign-in/sso/callback?code={old_code}&state={again_state}", 401, "verified")
+    assert await refusals(setup.server) == ["flow_already_used", "code_refused (invalid_grant)", "nonce_mismatch"]
+
+
+async def test_a_replayed_nonce_an_id_token_of_an_earlier_flow_is_refused(setup: Setup) -> None:
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200  # the token worked
+    earlier = setup.provider.id_tokens[0]
+    setup.provider.forge = lambda claims: earlier  # the provider (or a man in the middle) answers the old token
+    browser = SsoBrowser(setup.server)
+    await refused(browser, await browser.at_provider(await browser.start(setup.account_id)), 401, "verified")
+    assert await refusals(setup.server) == ["nonce_mismatch"]
+
+
+async def attack(setup: Setup, honest: Any, attacked: Any, reason: str, status: int = 401, words: str = "verified"):
+    """The same flow signs in with ``honest`` (a provider setting applied before it) and is refused with
+    ``attacked``; the refusal audited ``reason``."""
+    honest(setup.provider)
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+    attacked(setup.provider)
+    browser = SsoBrowser(setup.server)
+    await refused(browser, await browser.at_provider(await browser.start(setup.account_id)), status, words)
+    assert (await refusals(setup.server))[-1] == reason
+
+
+def tampering(**changes: Any):
+    def apply(provider: Provider) -> None:
+        provider.tamper = lambda claims: {**claims, **changes}
+
+    return apply
+
+
+def honest_provider(provider: Provider) -> None:
+    provider.tamper = None
+    provider.forge = None
+
+
+async def test_a_wrong_audience_is_refused(setup: Setup) -> None:
+    await attack(setup, tampering(aud=[CLIENT_ID]), tampering(aud="another-client"), "wrong_audience")
+    # Several audiences: the authorized party must be tokengate's client.
+    await attack(
+        setup,
+        tampering(aud=[CLIENT_ID, "other"], azp=CLIENT_ID),
+        tampering(aud=[CLIENT_ID, "other"], azp="other"),
+        "wrong_authorized_party",
+    )
+
+
+async def test_alg_none_is_refused(setup: Setup) -> None:
+    def forge_unsigned(provider: Provider) -> None:
+        provider.forge = unsigned
+
+    await attack(setup, honest_provider, forge_unsigned, "algorithm_not_allowed (none)")
+    # Reachable: the forged token is well-formed and carries exactly the claims of an honest one.
+    forged = setup.provider.id_tokens[-1]
+    header, payload, signature = forged.split(".")
+    assert json.loads(unb64(header)) == {"alg": "none", "typ": "JWT"} and signature == ""
+    assert json.loads(unb64(payload))["iss"] == setup.provider.url
+
+
+async def test_hs256_signed_with_the_providers_public_key_is_refused(setup: Setup) -> None:
+    secrets_used: list[bytes] = []
+
+    def forge_hs256(provider: Provider) -> None:
+        def forged(claims: dict[str, Any]) -> str:
+            token, secret = hs256_with_public_key(claims, provider.keys[0])
+            secrets_used.append(secret)
+            return token
+
+        provider.forge = forged
+
+    await attack(setup, honest_provider, forge_hs256, "algorithm_not_allowed (HS256)")
+    # Reachable: the HMAC verifies under the public key anyone can fetch from the JWKS, as a verifier that took
+    # the algorithm from the token's header would check it.
+    forged = setup.provider.id_tokens[-1]
+    body, signature = forged.rsplit(".", 1)
+    assert hmac.compare_digest(hmac.new(secrets_used[0], body.encode(), hashlib.sha256).digest(), unb64(signature))
+
+
+async def test_an_expired_id_token_is_refused(setup: Setup) -> None:
+    now = int(time.time())
+    await attack(
+        setup,
+        tampering(iat=now - 120, exp=now + 30),  # reachable: old but not expired
+        tampering(iat=now - 7200, exp=now - 3600),
+        "expired_id_token",
+    )
+
+
+async def test_a_wrong_issuer_is_refused(setup: Setup) -> None:
+    # The token is signed by the configured provider's own key; only its iss names another issuer.
+    await attack(setup, honest_provider, tampering(iss="https://evil.example"), "wrong_issuer")
+
+
+async def test_an_unverified_email_is_refused_unless_the_provider_is_trusted_for_it(setup: Setup) -> None:
+    def person(email: str, verified: Any):
+        def apply(provider: Provider) -> None:
+            provider.person = {"sub": f"entra|{uuid.uuid4().hex}", "email": email}
+            if verified is not None:
+                provider.person["email_verified"] = verified
+
+        return apply
+
+    # email_verified true makes a member; false, or absent (Entra ID sends none), does not: the nOAuth takeover.
+    await attack(setup, person("ada@acme.example", True), person("bob@acme.example", False), "email_not_verified", 403)
+    await attack(setup, person("cy@acme.example", True), person("dee@acme.example", None), "email_not_verified", 403)
+    assert await user_of(setup.server, setup.account_id, "bob@acme.example") is None
+    assert await user_of(setup.server, setup.account_id, "dee@acme.example") is None
+    # The admin marks the provider authoritative for its domains: an e-mail without email_verified makes a member,
+    # and one the provider says is not verified still does not.
+    assert (await configure(setup, clientSecret=None, trustEmailsWithoutVerification=True)).errors == []
+    await attack(setup, person("dee@acme.example", None), person("eve@acme.example", False), "email_not_verified", 403)
+    assert await user_of(setup.server, setup.account_id, "dee@acme.example") is not None
+
+
+async def test_an_email_of_another_domain_is_refused(setup: Setup) -> None:
+    def person(email: str, sub: str):
+        def apply(provider: Provider) -> None:
+            provider.person = {"sub": sub, "email": email, "email_verified": True}
+
+        return apply
+
+    await attack(
+        setup,
+        person("ada@acme.example", "okta|1"),
+        person("mallory@evil.example", "okta|2"),
+        "email_domain_not_allowed",
+        403,
+        "not of a domain",
+    )
+    # Nor a domain that merely ends like one of the account's.
+    await attack(
+        setup,
+        person("bob@acme.example", "okta|3"),
+        person("eve@notacme.example", "okta|4"),
+        "email_domain_not_allowed",
+        403,
+        "not of a domain",
+    )
+    assert await user_of(setup.server, setup.account_id, "mallory@evil.example") is None
+
+
+async def test_a_deactivated_member_is_refused(setup: Setup) -> None:
+    browser = SsoBrowser(setup.server)
+    assert (await browser.sign_in_through(setup.account_id)).status == 200  # reachable: the member signs in
+    user = await user_of(setup.server, setup.account_id, "ada@acme.example")
+    assert user is not None
+    reply = await setup.server.gql(DEACTIVATE, {"id": user["id"]}, setup.admin)
+    assert reply.errors == [], reply.body
+    assert (await browser.gql(VIEWER)).status == 401  # the open session ended at once
+    again = SsoBrowser(setup.server)
+    await refused(again, await again.at_provider(await again.start(setup.account_id)), 403, "deactivated")
+    assert await refusals(setup.server) == ["user_deactivated"]
+
+
+async def test_another_subject_claiming_an_existing_members_email_is_not_linked(setup: Setup) -> None:
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200  # okta|1001 is ada
+    user = await user_of(setup.server, setup.account_id, "ada@acme.example")
+    assert user is not None
+    setup.provider.person = {"sub": "okta|6666", "email": "ada@acme.example", "email_verified": True}
+    browser = SsoBrowser(setup.server)
+    await refused(browser, await browser.at_provider(await browser.start(setup.account_id)), 403, "e-mail alone")
+    # Nor the account admin made by bootstrap (no link at all): a verified e-mail alone never takes a member over.
+    setup.provider.person = {"sub": "okta|7777", "email": "admin@acme.example", "email_verified": True}
+    browser = SsoBrowser(setup.server)
+    await refused(browser, await browser.at_provider(await browser.start(setup.account_id)), 403, "e-mail alone")
+    assert await refusals(setup.server) == ["email_taken", "email_taken"]
+    links = await setup.server.pool.fetch("SELECT subject, user_id FROM single_sign_on_links")
+    assert [(row["subject"], row["user_id"]) for row in links] == [("okta|1001", user["id"])]
+
+
+# Who may configure it, and what it enforces
+
+
+async def test_a_mapping_to_account_admin_is_refused_at_save_unless_an_account_admin_saves_it(setup: Setup) -> None:
+    security = [{"permissionSet": "SECURITY_ADMIN", "allProjects": True}]
+    _, token = await member(setup.server, setup.admin, "sec@acme.example", security)
+    # Reachable: the security admin (AUTH_PROVIDER:WRITE) configures a mapping to a set it holds itself.
+    mapped = [{"group": "security", "grants": security}]
+    saved = await configure(setup, token, defaultGrants=[], groupMappings=mapped)
+    assert saved.errors == [], saved.body
+    admin_mapping = [{"group": "admins", "grants": [{"permissionSet": "ACCOUNT_ADMIN", "allProjects": True}]}]
+    refused_save = await configure(setup, token, defaultGrants=[], groupMappings=admin_mapping)
+    assert refused_save.codes == ["FORBIDDEN"] and "ACCOUNT_ADMIN" in refused_save.errors[0]["message"]
+    as_default = await configure(setup, token, defaultGrants=admin_mapping[0]["grants"], groupMappings=[])
+    assert as_default.codes == ["FORBIDDEN"], as_default.body
+    # A set it could not give a member (DEVELOPER's project access) is refused as createUser refuses it.
+    developer = await configure(setup, token, defaultGrants=DEVELOPER, groupMappings=[])
+    assert developer.codes == ["FORBIDDEN"], developer.body
+    read = await setup.server.gql(READ, token=setup.admin)
+    assert read.data["account"]["singleSignOn"]["groupMappings"][0]["group"] == "security"  # unchanged
+    # The account admin may map ACCOUNT_ADMIN; a member of that group is made one just in time.
+    assert (await configure(setup, groupMappings=admin_mapping)).errors == []
+    setup.provider.person = {**setup.provider.person, "groups": ["admins"]}
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+    user = await user_of(setup.server, setup.account_id, "ada@acme.example")
+    assert user is not None and ("ACCOUNT_ADMIN", True) in await held(setup.server, user["id"])
+
+
+async def passkey_of(server: Server, account_id: str, user_id: str) -> tuple[Browser, Authenticator]:
+    """A passkey registered from an invitation the operator made (``tokengate invite-user``)."""
+    _, secret = await sign_in.create_invitation(
+        server.runtime.backend, OPERATOR, account_id, user_id, sign_in.sign_in_timeouts(server.config)
+    )
+    server.issued.append(secret)
+    browser, authenticator = Browser(server), Authenticator()
+    registered = await browser.register(secret, authenticator)
+    assert registered.status == 200, registered.body
+    return browser, authenticator
+
+
+async def test_enforced_sso_refuses_a_members_passkey_but_not_an_admins_and_remove_sso_lifts_it(
+    setup: Setup, database: str
+) -> None:
+    dev_id, _ = await member(setup.server, setup.admin, "dev@acme.example", DEVELOPER)
+    dev, dev_key = await passkey_of(setup.server, setup.account_id, dev_id)
+    admin, admin_key = await passkey_of(setup.server, setup.account_id, setup.admin_user_id)
+    assert (await dev.sign_in(dev_key)).status == 200  # reachable: both sign in with their passkeys
+    assert (await admin.sign_in(admin_key)).status == 200
+    assert (await configure(setup, clientSecret=None, enforced=True)).errors == []
+    refused_passkey = await Browser(setup.server).sign_in(dev_key)
+    assert refused_passkey.status == 403, refused_passkey.body
+    message = refused_passkey.body["errors"][0]["message"]
+    assert "single sign-on" in message and f"/sign-in/sso?account={setup.account_id}" in message
+    # An invitation does not get round it either (a new invitation also revokes the member's passkey).
+    _, secret = await sign_in.create_invitation(
+        setup.server.runtime.backend, OPERATOR, setup.account_id, dev_id, sign_in.sign_in_timeouts(setup.server.config)
+    )
+    setup.server.issued.append(secret)
+    invited = await Browser(setup.server).post("/sign-in/invitation/options", {"invitation": secret})
+    assert invited.status == 403, invited.body
+    assert (await Browser(setup.server).sign_in(admin_key)).status == 200  # the admin's passkey still works
+    reasons = await setup.server.pool.fetch(
+        "SELECT details FROM audit_events WHERE action = 'sign_in.refused' ORDER BY id"
+    )
+    assert [json.loads(row["details"])["reason"] for row in reasons] == ["sso_enforced", "sso_enforced"]
+    # The operator's way back in: `tokengate remove-sso` removes the provider, and enforcement with it.
+    result = tokengate("remove-sso", "--account-id", setup.account_id, env=external(database))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"account_id": setup.account_id, "issuer": setup.provider.url, "removed": True}
+    assert (await Browser(setup.server).register(secret, Authenticator())).status == 200
+    removed = await setup.server.pool.fetchrow("SELECT actor, source FROM audit_events WHERE action = 'sso.removed'")
+    assert (removed["actor"], removed["source"]) == ("cli", "cli")
+    assert (await setup.server.gql(READ, token=setup.admin)).data["account"]["singleSignOn"] is None
+    status, text, _ = await setup.server.get("/sign-in/sso?account=" + setup.account_id, allow_redirects=False)
+    assert status == 404 and "not configured" in text
+    again = tokengate("remove-sso", "--account-id", setup.account_id, env=external(database))
+    assert again.returncode == 1 and "has no single sign-on" in again.stderr
+
+
+async def test_sign_in_again_after_seconds_caps_the_session(setup: Setup) -> None:
+    assert (await configure(setup, clientSecret=None, signInAgainAfterSeconds=120)).errors == []
+    browser = SsoBrowser(setup.server)
+    page = await browser.sign_in_through(setup.account_id)
+    assert page.status == 200
+    session = cookie_of(page.set_cookie, COOKIE)
+    assert session is not None and session[COOKIE]["max-age"] == "120"
+    lifetime = "SELECT extract(epoch FROM absolute_expires_at - created_at) FROM sessions WHERE method = 'sso'"
+    assert await setup.server.pool.fetchval(lifetime) == 120
+    # Lowered, the setting holds for the sessions already open.
+    assert (await configure(setup, clientSecret=None, signInAgainAfterSeconds=60)).errors == []
+    assert await setup.server.pool.fetchval(lifetime) == 60
+    assert (await browser.gql(VIEWER)).status == 200
+    # Time is moved in the database rather than waited for: the session was signed in 61 s ago.
+    await setup.server.pool.execute(
+        "UPDATE sessions SET created_at = created_at - interval '61 seconds',"
+        " absolute_expires_at = absolute_expires_at - interval '61 seconds' WHERE method = 'sso'"
+    )
+    assert (await browser.gql(VIEWER)).status == 401
+    # Signing in again through the provider gives a new session.
+    assert (await browser.sign_in_through(setup.account_id)).status == 200
+    assert (await browser.gql(VIEWER)).status == 200
+
+
+async def test_configure_input_errors_are_bad_user_input(setup: Setup, database: str, tmp_path: Path) -> None:
+    async def problem(server: Server, token: str, **overrides: Any) -> str:
+        reply = await server.gql(CONFIGURE, {"input": sso_input(setup.provider, **overrides)}, token)
+        assert reply.status == 200 and reply.codes == ["BAD_USER_INPUT"], reply.body
+        assert CLIENT_SECRET not in json.dumps(reply.body)
+        return reply.errors[0]["message"]
+
+    assert "issuer" in await problem(setup.server, setup.admin, issuer="not a url")
+    assert "issuer" in await problem(setup.server, setup.admin, issuer="ftp://sso.acme.example")
+    assert "issuer" in await problem(setup.server, setup.admin, issuer="https://sso.acme.example/?tenant=1")
+    assert "emailDomains" in await problem(setup.server, setup.admin, emailDomains=[])
+    assert "emailDomains" in await problem(setup.server, setup.admin, emailDomains=["not a domain"])
+    assert "signInAgainAfterSeconds" in await problem(setup.server, setup.admin, signInAgainAfterSeconds=5)
+    assert "groupMappings" in await problem(
+        setup.server, setup.admin, groupMappings=[{"group": "a", "grants": []}, {"group": "a", "grants": []}]
+    )
+    # The first time, the client secret is required.
+    other = await setup.server.bootstrap(name="Beta", email="admin@beta.example")
+    assert "clientSecret is required" in await problem(setup.server, other.token, clientSecret=None)
+    # Without the operator's allow-private setting: https only, and no private address.
+    async for strict in start_server(database, config(tmp_path / "strict", webhook_allow_private=False)):
+        admin = await strict.bootstrap(name="Gamma", email="admin@gamma.example")
+        assert "private" in await problem(strict, admin.token, issuer="https://10.1.2.3")
+        assert "private" in await problem(strict, admin.token, issuer="https://127.0.0.1:8443")
+        assert "https" in await problem(strict, admin.token, issuer="http://sso.gamma.example")
+        accepted = await strict.gql(
+            CONFIGURE, {"input": sso_input(setup.provider, issuer="https://sso.gamma.example")}, admin.token
+        )
+        assert accepted.errors == [], accepted.body  # reachable: a public https issuer is taken
+
+
+async def test_sign_in_pages_for_an_unknown_account_or_an_unreachable_provider(setup: Setup) -> None:
+    status, text, _ = await setup.server.get("/sign-in/sso?account=acc_unknown", allow_redirects=False)
+    assert status == 404 and "not configured" in text
+    other = await setup.server.bootstrap(name="Beta", email="admin@beta.example")
+    dead = f"http://127.0.0.1:{free_port()}"
+    reply = await setup.server.gql(CONFIGURE, {"input": sso_input(setup.provider, issuer=dead)}, other.token)
+    assert reply.errors == [], reply.body
+    status, text, _ = await setup.server.get("/sign-in/sso?account=" + other.account_id, allow_redirects=False)
+    assert status == 502 and "could not be reached" in text
+    # A callback without any flow is refused with a page, never a 500.
+    status, text, _ = await setup.server.get("/sign-in/sso/callback?code=x&state=y", allow_redirects=False)
+    assert status == 400 and "Start again" in text

@@ -93,6 +93,7 @@ READ_OF_FAMILY: Final[dict[str, str]] = {
     "ip_restrictions": "IP_RESTRICTIONS",  # Account.ipRestrictions
     "token_policy": "ACCOUNT_SETTINGS",  # Account.tokenPolicy
     "trust_policy": "SERVICE_TOKENS",  # Account.trustPolicies (keyless CI)
+    "sso": "AUTH_PROVIDER",  # Account.singleSignOn (sso.configured, sso.removed, sso.linked)
     "webhook": "WEBHOOKS",  # Account.webhooks and their delivery logs
     "project": "PROJECTS",  # Account.projects: PROJECTS:READ on the event's project
 }
