@@ -111,6 +111,7 @@ async def test_one_navigation_lists_every_page_in_order_and_marks_this_one(serve
         "Token policy",
         "Webhooks",
         "Keyless CI",
+        "Single sign-on",
     ]
     assert navigation_links(html) == [(page.path, page.title, page.path == path) for page in SETTINGS_PAGES]
 

@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.conftest import Server, free_port, make_config, start_server
 from tests.e2e import pgbouncer as pooling
+from tests.e2e.processes import install_node_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "e2e-artifacts"
@@ -87,6 +88,12 @@ async def loopback_site() -> AsyncIterator[Callable[[Handler, int | None], Await
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def node_packages() -> Path:
+    """tests/e2e/node/node_modules as the committed lock has it (npm ci, only when the lock changed)."""
+    return install_node_packages()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,10 @@ import aiohttp
 from tests.conftest import free_port, secret_parts
 
 LOOPBACK = "127.0.0.1"
+# The Node programs of the tests (GraphQL clients, the OpenID provider) and the lock `make e2e` installs them from.
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_LOCK = NODE_DIR / "package-lock.json"
+NODE_INSTALLED = NODE_DIR / "node_modules" / ".package-lock.json"  # npm writes it when it installs the lock
 # PostgreSQL and PgBouncer refuse to run as root (CI runs as root): they run as this account then.
 SERVICE_USER = "postgres"
 
@@ -172,3 +177,13 @@ def tokengate_cli(command: Sequence[str], *args: str, env: Mapping[str, str], cw
     )
     assert done.returncode == 0, f"tokengate {args[0]} exited with {done.returncode}:\n{done.stderr}"
     return json.loads(done.stdout)
+
+
+def install_node_packages() -> Path:
+    """tests/e2e/node/node_modules as the committed lock has it (npm ci, only when the lock changed)."""
+    assert shutil.which("node") and shutil.which("npm"), "node and npm are missing: `make e2e` installs them"
+    if not NODE_INSTALLED.exists() or NODE_INSTALLED.stat().st_mtime < NODE_LOCK.stat().st_mtime:
+        argv = ["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"]
+        done = subprocess.run(argv, cwd=NODE_DIR, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"npm ci failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return NODE_DIR

@@ -13,16 +13,11 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import Server
+from tests.e2e.processes import NODE_DIR
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
-LOCK = NODE_DIR / "package-lock.json"
-INSTALLED = NODE_DIR / "node_modules" / ".package-lock.json"  # npm writes it when it installs the lock
 TIMEOUT = 300
 
 
@@ -30,15 +25,6 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(args, cwd=NODE_DIR, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
-
-
-@pytest.fixture(scope="session")
-def node_packages() -> Path:
-    """tests/e2e/node/node_modules as the committed lock has it (npm ci, only when the lock changed)."""
-    assert shutil.which("node") and shutil.which("npm"), "node and npm are missing: `make e2e` installs them"
-    if not INSTALLED.exists() or INSTALLED.stat().st_mtime < LOCK.stat().st_mtime:
-        run("npm", "ci", "--prefer-offline", "--no-audit", "--no-fund")
-    return NODE_DIR
 
 
 async def node_json(script: str, server: Server, token: str) -> dict[str, Any]:

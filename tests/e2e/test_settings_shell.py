@@ -38,6 +38,7 @@ HEADINGS = {
     "token-policy": "Token policy",
     "webhooks": "Webhooks",
     "trust-policies": "Keyless CI",
+    "single-sign-on": "Single sign-on",
 }
 SET_RULES = """mutation($enabled: Boolean!, $rules: [IpRuleInput!]!) {
   setIpRestrictions(enabled: $enabled, rules: $rules) { enabled } }"""

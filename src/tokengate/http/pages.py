@@ -61,6 +61,7 @@ SETTINGS_PAGES: Final = (
     SettingsPage("token-policy", "Token policy", "token-policy.js"),
     SettingsPage("webhooks", "Webhooks", "webhooks.js"),
     SettingsPage("trust-policies", "Keyless CI", "trust-policies.js"),
+    SettingsPage("single-sign-on", "Single sign-on", "single-sign-on.js"),
 )
 
 
