@@ -203,7 +203,40 @@ async def retarget_admin_trust_policy(admin: Admin, call: Call, n: int) -> Reply
     return await call(UPDATE_POLICY, {"id": admin.made["policies"][n], "input": {"github": github}})
 
 
+CONFIGURE_SSO = "mutation($input: SingleSignOnInput!) { configureSingleSignOn(input: $input) { issuer } }"
+REMOVE_SSO = "mutation { removeSingleSignOn { issuer } }"
+
+
+def sso_settings(n: int) -> dict[str, Any]:
+    """A provider's settings (not fetched when saved: only at a sign-in)."""
+    return {
+        "issuer": f"https://sso{n}.example.com",
+        "clientId": "tokengate",
+        "clientSecret": "s3cret",
+        "emailDomains": ["example.com"],
+    }
+
+
+async def configure_sso(admin: Admin, call: Call, n: int) -> Reply:
+    return await call(CONFIGURE_SSO, {"input": sso_settings(n)})
+
+
+async def provider(admin: Admin) -> None:
+    configured = await admin.server.gql(CONFIGURE_SSO, {"input": sso_settings(0)}, token=admin.first.token)
+    assert configured.errors == [], configured.body
+
+
+async def remove_sso(admin: Admin, call: Call, n: int) -> Reply:
+    """Remove the provider; once removed, it is configured again (by the bootstrap admin) for the next time."""
+    reply = await call(REMOVE_SSO, None)
+    if reply.errors == []:
+        await provider(admin)
+    return reply
+
+
 CASES = [
+    Case("configureSingleSignOn", configure_sso),
+    Case("removeSingleSignOn", remove_sso, provider),
     Case("createScimToken", create_scim_token),
     Case("revokeScimToken", revoke_scim_token, scim_tokens_to_revoke),
     Case("createUser with ACCOUNT_ADMIN", create_admin_member),
