@@ -297,6 +297,33 @@ async def test_rotated_provider_keys_es256_and_client_secret_post_sign_in(setup:
     ]
 
 
+async def test_the_groups_scope_is_asked_only_of_a_provider_that_lists_it(setup: Setup) -> None:
+    """Okta sends the groups claim only for the ``groups`` scope; most providers refuse a scope they do not know."""
+    provider = setup.provider
+    provider.groups_need_scope = True
+    provider.person = {**provider.person, "groups": ["analysts"]}
+    provider.scopes_supported = ["openid", "email", "profile"]
+    browser = SsoBrowser(setup.server)
+    location = await browser.start(setup.account_id)
+    assert parse_qs(urlsplit(location).query)["scope"] == ["openid email profile"]
+    # Why it is not asked of every provider: this one refuses the request with it.
+    with_groups = location.replace("scope=openid+email+profile", "scope=openid+email+profile+groups")
+    assert with_groups != location
+    assert parse_qs(urlsplit(await browser.at_provider(with_groups)).query)["error"] == ["invalid_scope"]
+    assert (await browser.callback(await browser.at_provider(location))).status == 200
+    user = await user_of(setup.server, setup.account_id, "ada@acme.example")
+    assert user is not None
+    assert await held(setup.server, user["id"]) == {("DEVELOPER", True)}  # no groups claim without the scope
+    # The provider lists it (the cached discovery document forgotten): asked, the claim sent, the group mapped.
+    provider.scopes_supported = ["openid", "email", "profile", "groups"]
+    setup.server.app[ISSUER_KEYS]._entries.clear()
+    again = SsoBrowser(setup.server)
+    location = await again.start(setup.account_id)
+    assert parse_qs(urlsplit(location).query)["scope"] == ["openid email profile groups"]
+    assert (await again.callback(await again.at_provider(location))).status == 200
+    assert await held(setup.server, user["id"]) == {("DEVELOPER", True), ("ANALYST", True)}
+
+
 # The attack table: each attack first reachable, then refused with a page and audited with its reason.
 
 

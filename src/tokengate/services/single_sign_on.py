@@ -244,7 +244,13 @@ async def start(
     if secrets.randbelow(64) == 0:  # now and then, flows of yesterday are forgotten
         await store.forget_old_flows(backend.pool)
     location = rules.authorization_url(
-        endpoint, settings.client_id, redirect_uri, state, nonce, create_s256_code_challenge(verifier)
+        endpoint,
+        settings.client_id,
+        redirect_uri,
+        state,
+        nonce,
+        create_s256_code_challenge(verifier),
+        rules.scope(metadata),
     )
     return Started(location, browser_secret)
 
