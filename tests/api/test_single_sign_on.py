@@ -569,17 +569,17 @@ async def linked_details(server: Server) -> list[dict[str, Any]]:
     return [json.loads(row["details"]) for row in rows]
 
 
+def an_analyst(sub: str, email: str) -> dict[str, Any]:
+    """The claims of a person whose e-mail the provider verified, in the mapped group ``analysts``."""
+    return {"sub": sub, "email": email, "email_verified": True, "groups": ["analysts"]}
+
+
 async def test_a_member_made_by_create_user_is_linked_at_their_first_sign_in_and_keeps_their_grants(
     setup: Setup,
 ) -> None:
     job_admin = [{"permissionSet": "JOB_ADMIN", "allProjects": True}]
     grace_id, grace_token = await member(setup.server, setup.admin, "Grace@Acme.example", job_admin)
-    setup.provider.person = {
-        "sub": "okta|2002",
-        "email": "grace@acme.example",
-        "email_verified": True,
-        "groups": ["analysts"],
-    }
+    setup.provider.person = an_analyst("okta|2002", "grace@acme.example")
     browser = SsoBrowser(setup.server)
     page = await browser.sign_in_through(setup.account_id)
     assert page.status == 200, page.text
@@ -595,7 +595,7 @@ async def test_a_member_made_by_create_user_is_linked_at_their_first_sign_in_and
             "SELECT action, actor FROM audit_events WHERE source = 'sign_in' ORDER BY id"
         )
     ]
-    assert [action for action, _ in actions] == ["sso.linked", "user.updated", "session.started"]
+    assert actions == [(action, f"user:{grace_id}") for action in ("sso.linked", "user.updated", "session.started")]
     assert await linked_details(setup.server) == [
         {"user_id": grace_id, "issuer": setup.provider.url, "existing_member": True}
     ]
@@ -616,12 +616,7 @@ async def test_a_member_provisioned_by_scim_is_linked_at_their_first_sign_in(set
     )
     hopper_id = record["id"]
     before = await held(setup.server, hopper_id)
-    setup.provider.person = {
-        "sub": "00u-hopper",
-        "email": "hopper@acme.example",
-        "email_verified": True,
-        "groups": ["analysts"],
-    }
+    setup.provider.person = an_analyst("00u-hopper", "hopper@acme.example")
     browser = SsoBrowser(setup.server)
     assert (await browser.sign_in_through(setup.account_id)).status == 200
     assert await sso_viewer(browser) == hopper_id
