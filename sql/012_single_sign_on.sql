@@ -14,6 +14,11 @@ CREATE TABLE single_sign_on (
     group_mappings    jsonb NOT NULL DEFAULT '[]'::jsonb,   -- [{"group": "...", "grants": [...]}, ...]
     enforced          boolean NOT NULL DEFAULT false,
     sign_in_again_after_seconds integer NOT NULL DEFAULT 86400 CHECK (sign_in_again_after_seconds BETWEEN 1 AND 2592000),
+    -- Whether a first sign-in may link a member who exists already (same e-mail, no link to this issuer yet):
+    -- decided at each save, true only when the saver holds ACCOUNT_ADMIN (who could invite, i.e. sign in as,
+    -- any member anyway). Anyone else's save could otherwise point the account at a provider they control and
+    -- sign in as an admin.
+    links_existing_members boolean NOT NULL DEFAULT false,
     updated_by        text NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()

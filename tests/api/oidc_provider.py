@@ -4,7 +4,9 @@ authorization endpoint that sends the browser straight back with a code (the per
 and a token endpoint that checks the client, the code (once), the redirect URI and the PKCE verifier, and answers
 a signed ID token. The test makes it misbehave: ``tamper`` changes the claims it signs, ``forge`` replaces the ID
 token, ``strict`` off lets a code be used again and skips its PKCE check (to show that tokengate's own checks refuse the
-replay)."""
+replay). ``scopes_supported`` set, it is listed in the discovery document and a request for any other scope is
+answered ``invalid_scope`` (as most providers do); ``groups_need_scope`` puts the ``groups`` claim in the ID token
+only when the ``groups`` scope was asked for (as Okta does)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class Code:
     nonce: str
     challenge: str
     person: dict[str, Any]
+    scopes: list[str] = field(default_factory=list)
     used: bool = False
 
 
@@ -48,6 +51,8 @@ class Provider(Issuer):
     forge: Callable[[dict[str, Any]], str] | None = None  # the ID token answered instead of a signed one
     strict: bool = True  # codes once, PKCE checked
     auth_methods: list[str] = field(default_factory=lambda: ["client_secret_basic", "client_secret_post"])
+    scopes_supported: list[str] | None = None
+    groups_need_scope: bool = False
     codes: dict[str, Code] = field(default_factory=dict)
     token_requests: list[dict[str, Any]] = field(default_factory=list)  # how the client authenticated, the form
     id_tokens: list[str] = field(default_factory=list)  # every ID token answered, oldest first
@@ -63,12 +68,14 @@ class Provider(Issuer):
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": self.auth_methods,
-        }
+        } | ({"scopes_supported": self.scopes_supported} if self.scopes_supported is not None else {})
 
     def id_token_claims(self, code: Code) -> dict[str, Any]:
         now = int(time.time())
         claims = {"iss": self.url, "aud": code.client_id, "iat": now, "exp": now + 300, "nonce": code.nonce}
         claims.update(code.person)
+        if self.groups_need_scope and "groups" not in code.scopes:
+            claims.pop("groups", None)
         return self.tamper(claims) if self.tamper else claims
 
 
@@ -101,9 +108,19 @@ async def running_provider(provider: Provider | None = None) -> AsyncIterator[Pr
             return web.Response(status=400, text="unknown client")
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
             return web.Response(status=400, text="PKCE S256 required")
+        scopes = query.get("scope", "").split()
+        unknown = [scope for scope in scopes if scope not in (provider.scopes_supported or scopes)]
+        if unknown:
+            back = query["redirect_uri"] + "?" + urlencode({"error": "invalid_scope", "state": query["state"]})
+            return web.Response(status=302, headers={"Location": back})
         code = secrets.token_urlsafe(24)
         provider.codes[code] = Code(
-            provider.client_id, query["redirect_uri"], query["nonce"], query["code_challenge"], dict(provider.person)
+            provider.client_id,
+            query["redirect_uri"],
+            query["nonce"],
+            query["code_challenge"],
+            dict(provider.person),
+            scopes,
         )
         back = query["redirect_uri"] + "?" + urlencode({"code": code, "state": query["state"]})
         return web.Response(status=302, headers={"Location": back})

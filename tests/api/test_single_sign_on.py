@@ -23,6 +23,7 @@ import pytest
 
 from tests.api.oidc_issuer import ec_key, hs256_with_public_key, unsigned
 from tests.api.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
+from tests.api.scim_calls import provisioned, scim_token
 from tests.api.sign_in_calls import Authenticator, Browser, unb64
 from tests.api.test_cli import external, tokengate
 from tests.api.test_personal_tokens import DEACTIVATE, member
@@ -36,7 +37,7 @@ from tokengate.store import grants as grant_store
 SSO_FIELDS = (
     "issuer clientId emailDomains trustEmailsWithoutVerification defaultGrants { permissionSet allProjects } "
     "groupsClaim groupMappings { group grants { permissionSet allProjects } } enforced signInAgainAfterSeconds "
-    "redirectUri signInPath updatedAt"
+    "redirectUri signInPath linksExistingMembers updatedAt"
 )
 CONFIGURE = "mutation($input: SingleSignOnInput!) { configureSingleSignOn(input: $input) { " + SSO_FIELDS + " } }"
 REMOVE = "mutation { removeSingleSignOn { issuer } }"
@@ -190,6 +191,7 @@ async def test_configure_answers_the_settings_and_never_the_secret(setup: Setup)
     assert sso["issuer"] == setup.provider.url and sso["clientId"] == CLIENT_ID
     assert sso["emailDomains"] == ["acme.example"]  # lower-case
     assert sso["trustEmailsWithoutVerification"] is False and sso["enforced"] is False
+    assert sso["linksExistingMembers"] is True  # saved by the account admin
     assert sso["groupsClaim"] == "groups" and sso["signInAgainAfterSeconds"] == 86400
     assert sso["defaultGrants"] == [{"permissionSet": "DEVELOPER", "allProjects": True}]
     assert sso["groupMappings"] == [
@@ -293,6 +295,33 @@ async def test_rotated_provider_keys_es256_and_client_secret_post_sign_in(setup:
         "client_secret_basic",
         "client_secret_post",
     ]
+
+
+async def test_the_groups_scope_is_asked_only_of_a_provider_that_lists_it(setup: Setup) -> None:
+    """Okta sends the groups claim only for the ``groups`` scope; most providers refuse a scope they do not know."""
+    provider = setup.provider
+    provider.groups_need_scope = True
+    provider.person = {**provider.person, "groups": ["analysts"]}
+    provider.scopes_supported = ["openid", "email", "profile"]
+    browser = SsoBrowser(setup.server)
+    location = await browser.start(setup.account_id)
+    assert parse_qs(urlsplit(location).query)["scope"] == ["openid email profile"]
+    # Why it is not asked of every provider: this one refuses the request with it.
+    with_groups = location.replace("scope=openid+email+profile", "scope=openid+email+profile+groups")
+    assert with_groups != location
+    assert parse_qs(urlsplit(await browser.at_provider(with_groups)).query)["error"] == ["invalid_scope"]
+    assert (await browser.callback(await browser.at_provider(location))).status == 200
+    user = await user_of(setup.server, setup.account_id, "ada@acme.example")
+    assert user is not None
+    assert await held(setup.server, user["id"]) == {("DEVELOPER", True)}  # no groups claim without the scope
+    # The provider lists it (the cached discovery document forgotten): asked, the claim sent, the group mapped.
+    provider.scopes_supported = ["openid", "email", "profile", "groups"]
+    setup.server.app[ISSUER_KEYS]._entries.clear()
+    again = SsoBrowser(setup.server)
+    location = await again.start(setup.account_id)
+    assert parse_qs(urlsplit(location).query)["scope"] == ["openid email profile groups"]
+    assert (await again.callback(await again.at_provider(location))).status == 200
+    assert await held(setup.server, user["id"]) == {("DEVELOPER", True), ("ANALYST", True)}
 
 
 # The attack table: each attack first reachable, then refused with a page and audited with its reason.
@@ -500,20 +529,174 @@ async def test_a_deactivated_member_is_refused(setup: Setup) -> None:
     assert await refusals(setup.server) == ["user_deactivated"]
 
 
-async def test_another_subject_claiming_an_existing_members_email_is_not_linked(setup: Setup) -> None:
+async def test_another_subject_claiming_an_already_linked_members_email_is_not_linked(setup: Setup) -> None:
     assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200  # okta|1001 is ada
     user = await user_of(setup.server, setup.account_id, "ada@acme.example")
     assert user is not None
+    # Reachable: the configuration links existing members (an account admin saved it), and an unlinked member's
+    # e-mail claimed by a new subject links (below, the account admin made by bootstrap).
+    setup.provider.person = {"sub": "okta|7777", "email": "admin@acme.example", "email_verified": True}
+    assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+    # A second subject of the same issuer claiming ada's e-mail: ada is connected to okta|1001 already.
     setup.provider.person = {"sub": "okta|6666", "email": "ada@acme.example", "email_verified": True}
     browser = SsoBrowser(setup.server)
-    await refused(browser, await browser.at_provider(await browser.start(setup.account_id)), 403, "e-mail alone")
-    # Nor the account admin made by bootstrap (no link at all): a verified e-mail alone never takes a member over.
-    setup.provider.person = {"sub": "okta|7777", "email": "admin@acme.example", "email_verified": True}
+    page = await refused(browser, await browser.at_provider(await browser.start(setup.account_id)), 403, "another")
+    assert "already connected to another identity" in page.text
+    assert await refusals(setup.server) == ["email_taken"]
+    links = await setup.server.pool.fetch("SELECT subject, user_id FROM single_sign_on_links ORDER BY created_at")
+    assert [(row["subject"], row["user_id"]) for row in links] == [
+        ("okta|1001", user["id"]),
+        ("okta|7777", setup.admin_user_id),
+    ]
+
+
+# Members who exist before their first sign-in through the provider
+
+
+async def sso_viewer(browser: SsoBrowser) -> str:
+    reply = await browser.gql(VIEWER)
+    assert reply.status == 200, reply.body
+    return str(reply.data["viewer"]["user"]["id"])
+
+
+async def links_of(server: Server) -> list[tuple[str, str]]:
+    rows = await server.pool.fetch("SELECT subject, user_id FROM single_sign_on_links ORDER BY created_at")
+    return [(row["subject"], row["user_id"]) for row in rows]
+
+
+async def linked_details(server: Server) -> list[dict[str, Any]]:
+    rows = await server.pool.fetch("SELECT details FROM audit_events WHERE action = 'sso.linked' ORDER BY id")
+    return [json.loads(row["details"]) for row in rows]
+
+
+def an_analyst(sub: str, email: str) -> dict[str, Any]:
+    """The claims of a person whose e-mail the provider verified, in the mapped group ``analysts``."""
+    return {"sub": sub, "email": email, "email_verified": True, "groups": ["analysts"]}
+
+
+async def test_a_member_made_by_create_user_is_linked_at_their_first_sign_in_and_keeps_their_grants(
+    setup: Setup,
+) -> None:
+    job_admin = [{"permissionSet": "JOB_ADMIN", "allProjects": True}]
+    grace_id, grace_token = await member(setup.server, setup.admin, "Grace@Acme.example", job_admin)
+    setup.provider.person = an_analyst("okta|2002", "grace@acme.example")
     browser = SsoBrowser(setup.server)
-    await refused(browser, await browser.at_provider(await browser.start(setup.account_id)), 403, "e-mail alone")
-    assert await refusals(setup.server) == ["email_taken", "email_taken"]
-    links = await setup.server.pool.fetch("SELECT subject, user_id FROM single_sign_on_links")
-    assert [(row["subject"], row["user_id"]) for row in links] == [("okta|1001", user["id"])]
+    page = await browser.sign_in_through(setup.account_id)
+    assert page.status == 200, page.text
+    # The same member (no new one), their own grants kept, the mapped group's added; not the default grants,
+    # which are for members made just in time.
+    assert await sso_viewer(browser) == grace_id
+    assert await held(setup.server, grace_id) == {("JOB_ADMIN", True), ("ANALYST", True)}
+    assert await setup.server.pool.fetchval("SELECT count(*) FROM users") == 2
+    assert await links_of(setup.server) == [("okta|2002", grace_id)]
+    actions = [
+        (row["action"], row["actor"])
+        for row in await setup.server.pool.fetch(
+            "SELECT action, actor FROM audit_events WHERE source = 'sign_in' ORDER BY id"
+        )
+    ]
+    assert actions == [(action, f"user:{grace_id}") for action in ("sso.linked", "user.updated", "session.started")]
+    assert await linked_details(setup.server) == [
+        {"user_id": grace_id, "issuer": setup.provider.url, "existing_member": True}
+    ]
+    assert (await setup.server.gql(VIEWER, token=grace_token)).data["viewer"]["user"]["id"] == grace_id
+    # Later sign-ins go by the link.
+    again = SsoBrowser(setup.server)
+    assert (await again.sign_in_through(setup.account_id)).status == 200
+    assert await sso_viewer(again) == grace_id
+
+
+async def test_a_member_provisioned_by_scim_is_linked_at_their_first_sign_in(setup: Setup) -> None:
+    _, scim_secret = await scim_token(setup.server, setup.admin)
+    record = await provisioned(
+        setup.server,
+        scim_secret,
+        "hopper@acme.example",
+        emails=[{"value": "hopper@acme.example", "primary": True}],
+    )
+    hopper_id = record["id"]
+    before = await held(setup.server, hopper_id)
+    setup.provider.person = an_analyst("00u-hopper", "hopper@acme.example")
+    browser = SsoBrowser(setup.server)
+    assert (await browser.sign_in_through(setup.account_id)).status == 200
+    assert await sso_viewer(browser) == hopper_id
+    assert await held(setup.server, hopper_id) == before | {("ANALYST", True)}
+    assert await links_of(setup.server) == [("00u-hopper", hopper_id)]
+    assert (await linked_details(setup.server))[-1]["existing_member"] is True
+
+
+async def test_a_security_admins_configuration_does_not_link_existing_members(setup: Setup) -> None:
+    """The attack: a SECURITY_ADMIN (AUTH_PROVIDER:WRITE) points the account at a provider they control and claims
+    the account admin's e-mail there."""
+    async with running_provider() as evil:
+        evil.person = {"sub": "mallory|1", "email": "admin@acme.example", "email_verified": True}
+        _, security_token = await member(
+            setup.server, setup.admin, "sec@acme.example", [{"permissionSet": "SECURITY_ADMIN", "allProjects": True}]
+        )
+        # Reachable: saved by an account admin, the same claim at that provider signs in as the account admin.
+        saved = await configure(setup, issuer=evil.url, defaultGrants=[], groupMappings=[])
+        assert saved.errors == [] and saved.data["configureSingleSignOn"]["linksExistingMembers"] is True
+        browser = SsoBrowser(setup.server)
+        assert (await browser.sign_in_through(setup.account_id)).status == 200
+        assert await sso_viewer(browser) == setup.admin_user_id
+        assert await links_of(setup.server) == [("mallory|1", setup.admin_user_id)]
+        # The account as it was before that sign-in: no link.
+        await setup.server.pool.execute("DELETE FROM single_sign_on_links")
+        # The security admin saves the same configuration: it links nobody who exists.
+        saved = await configure(setup, security_token, issuer=evil.url, defaultGrants=[], groupMappings=[])
+        assert saved.errors == [], saved.body
+        assert saved.data["configureSingleSignOn"]["linksExistingMembers"] is False
+        audit = await setup.server.pool.fetchval(
+            "SELECT details FROM audit_events WHERE action = 'sso.configured' ORDER BY id DESC LIMIT 1"
+        )
+        assert json.loads(audit)["links_existing_members"] is False
+        attacker = SsoBrowser(setup.server)
+        await refused(attacker, await attacker.at_provider(await attacker.start(setup.account_id)), 403, "e-mail alone")
+        assert (await refusals(setup.server))[-1] == "email_taken"
+        assert await links_of(setup.server) == []
+        # People who are not members yet are still made just in time under it.
+        evil.person = {"sub": "mallory|2", "email": "newcomer@acme.example", "email_verified": True}
+        assert (await SsoBrowser(setup.server).sign_in_through(setup.account_id)).status == 200
+        newcomer = await user_of(setup.server, setup.account_id, "newcomer@acme.example")
+        assert newcomer is not None and await links_of(setup.server) == [("mallory|2", newcomer["id"])]
+
+
+async def test_an_existing_member_with_an_unverified_email_another_domain_or_deactivated_is_not_linked(
+    setup: Setup,
+) -> None:
+    una_id, _ = await member(setup.server, setup.admin, "una@acme.example", ANALYST)
+    vic_id, _ = await member(setup.server, setup.admin, "vic@acme.example", ANALYST)
+    zed_id, _ = await member(setup.server, setup.admin, "zed@elsewhere.example", ANALYST)
+    dan_id, _ = await member(setup.server, setup.admin, "dan@acme.example", ANALYST)
+
+    def person(sub: str, email: str, verified: Any):
+        def apply(provider: Provider) -> None:
+            provider.person = {"sub": sub, "email": email}
+            if verified is not None:
+                provider.person["email_verified"] = verified
+
+        return apply
+
+    una = person("okta|una", "una@acme.example", True)
+    # Reachable: una's verified e-mail links una (then signs in by the link); vic's unverified e-mail (false, or
+    # absent) does not link vic.
+    await attack(setup, una, person("okta|vic", "vic@acme.example", False), "email_not_verified", 403)
+    await attack(setup, una, person("okta|vic", "vic@acme.example", None), "email_not_verified", 403)
+    # A member of another domain: the e-mail rule refuses it before any member is looked for.
+    await attack(
+        setup,
+        una,
+        person("okta|zed", "zed@elsewhere.example", True),
+        "email_domain_not_allowed",
+        403,
+        "not of a domain",
+    )
+    # A deactivated member.
+    assert (await setup.server.gql(DEACTIVATE, {"id": dan_id}, setup.admin)).errors == []
+    await attack(setup, una, person("okta|dan", "dan@acme.example", True), "user_deactivated", 403, "deactivated")
+    assert await links_of(setup.server) == [("okta|una", una_id)]
+    for user_id in (vic_id, zed_id, dan_id):
+        assert await held(setup.server, user_id) == {("ANALYST", True)}
 
 
 # Who may configure it, and what it enforces

@@ -262,6 +262,17 @@ async def test_enforced_single_sign_on_refuses_a_members_passkey_and_lets_an_adm
     await expect(boss.locator("#session-who")).to_have_text("Signed in as boss@acme.example")
     refused = await server.pool.fetch("SELECT details FROM audit_events WHERE action = 'sign_in.refused'")
     assert len(refused) == 1 and '"sso_enforced"' in refused[0]["details"], refused
+    # The member made by createUser is not locked out: their first sign-in through the provider links them (an
+    # account admin saved the configuration), as the same member with the grants they had.
+    provider.set_account("dev", email="dev@acme.example", email_verified=True)
+    await sso_sign_in(dev, origin, admin.account_id, provider, "dev")
+    await expect(dev.locator("#session-who")).to_have_text("Signed in as dev@acme.example")
+    await no_token_in_the_page(dev)
+    linked = await server.pool.fetchrow("SELECT user_id, subject FROM single_sign_on_links")
+    assert (linked["user_id"], linked["subject"]) == (dev_id, "dev")
+    assert [g["permissionSet"] for g in (await members(server, admin.token))["dev@acme.example"]["grants"]] == [
+        "DEVELOPER"
+    ]
     for page in (dev, boss):
         await page.context.close()
 

@@ -132,3 +132,15 @@ def test_the_authorization_url_and_the_token_endpoints_client_authentication():
         rules.checked_endpoint({"token_endpoint": "https://10.0.0.1/token"}, "token_endpoint", False)
     assert rules.pages_origin(None, "http", "localhost:8080") == "http://localhost:8080"
     assert rules.pages_origin("https://tg.example/", "http", "x") == "https://tg.example"
+
+
+def test_the_groups_scope_is_asked_only_of_a_provider_that_lists_it():
+    assert rules.scope({}) == "openid email profile"
+    assert rules.scope({"scopes_supported": ["openid", "email", "profile"]}) == "openid email profile"
+    assert rules.scope({"scopes_supported": "openid groups"}) == "openid email profile"  # not a list: ignored
+    okta = {"scopes_supported": ["openid", "profile", "email", "address", "phone", "offline_access", "groups"]}
+    assert rules.scope(okta) == "openid email profile groups"
+    url = rules.authorization_url(
+        "https://idp.example/auth", "tg", "https://tg/cb", "st", "no", "ch", rules.scope(okta)
+    )
+    assert "scope=openid+email+profile+groups" in url

@@ -29,6 +29,7 @@ from tokengate.core.validation import shown
 ALGORITHMS: Final = ("RS256", "ES256")
 CLOCK_SKEW_SECONDS: Final = 60
 SCOPE: Final = "openid email profile"
+GROUPS_SCOPE: Final = "groups"  # Okta sends the groups claim only when it is asked for
 FLOW_SECONDS: Final = 600  # a started sign-in must come back within 10 minutes
 FLOW_COOKIE: Final = "__Host-tokengate_sso"
 START_PATH: Final = "/sign-in/sso"
@@ -160,16 +161,32 @@ def token_endpoint_auth(metadata: Mapping[str, Any]) -> str:
     return "client_secret_basic"
 
 
+def scope(metadata: Mapping[str, Any]) -> str:
+    """The scopes asked for: ``openid email profile``, and ``groups`` when the discovery document lists it in
+    ``scopes_supported`` (Okta sends the groups claim only for that scope; other providers refuse a scope they do
+    not know, so it is asked only of those that list it)."""
+    supported = metadata.get("scopes_supported")
+    if isinstance(supported, list) and GROUPS_SCOPE in supported:
+        return f"{SCOPE} {GROUPS_SCOPE}"
+    return SCOPE
+
+
 def authorization_url(
-    endpoint: str, client_id: str, redirect_uri: str, state: str, nonce: str, code_challenge: str
+    endpoint: str,
+    client_id: str,
+    redirect_uri: str,
+    state: str,
+    nonce: str,
+    code_challenge: str,
+    scopes: str = SCOPE,
 ) -> str:
-    """Where the browser is sent: the code flow with PKCE (S256), state and nonce."""
+    """Where the browser is sent: the code flow with PKCE (S256), state and nonce, asking for ``scopes``."""
     query = urlencode(
         {
             "response_type": "code",
             "client_id": client_id,
             "redirect_uri": redirect_uri,
-            "scope": SCOPE,
+            "scope": scopes,
             "state": state,
             "nonce": nonce,
             "code_challenge": code_challenge,

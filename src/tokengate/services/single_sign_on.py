@@ -67,6 +67,10 @@ NOT_VERIFIED: Final = (
     "The identity provider's answer could not be verified, so you were not signed in. Start again; if it happens "
     "again, tell an account administrator."
 )
+ALREADY_LINKED: Final = (  # reason email_taken, for a member linked to another subject of the same issuer
+    "The member with your e-mail address is already connected to another identity at this identity provider, so "
+    "it cannot be connected to yours. Ask an account administrator."
+)
 MESSAGES: Final[dict[str, str]] = {
     "email_not_verified": "Your identity provider does not say that your e-mail address is verified, so no "
     "membership can be made from it. Verify the address at your identity provider, or ask an account administrator.",
@@ -136,6 +140,14 @@ async def _checked_grants(work: UnitOfWork, account_id: str, settings: rules.Set
     return settings
 
 
+def links_existing_members(principal: Any) -> bool:
+    """Whether a configuration saved by ``principal`` may link members who exist already at their first sign-in:
+    only an ACCOUNT_ADMIN's (who could invite, i.e. sign in as, any member anyway: ``require_change`` lets them
+    take over anything) or the operator's. Anyone else holding AUTH_PROVIDER:WRITE (a SECURITY_ADMIN) could point
+    the account at a provider they control and sign in as an admin, so their save links nobody."""
+    return principal is None or holds_account_admin(principal)
+
+
 async def configure(
     backend: Backend,
     actor: Actor,
@@ -145,7 +157,9 @@ async def configure(
     allow_private: bool,
 ) -> SingleSignOnRow:
     """Save the account's provider (AUTH_PROVIDER:WRITE): the client secret is sealed under the server key and
-    never read back; without one the stored one is kept (required the first time). Audited ``sso.configured``."""
+    never read back; without one the stored one is kept (required the first time). Whether it links existing
+    members is decided anew at every save by who saves it (``links_existing_members``). Audited
+    ``sso.configured``."""
     require_provider_admin(actor.principal, account_id, "WRITE")
     actor.require_recent_sign_in()  # who signs everyone in: a stale browser session may not change it
     settings = rules.checked_settings(settings, allow_private)
@@ -159,7 +173,8 @@ async def configure(
         else:
             assert current is not None
             sealed, key_id = current.sealed_secret, current.secret_key_id
-        row = await store.save(work.conn, account_id, settings, sealed, key_id, actor.name)
+        links = links_existing_members(actor.principal)
+        row = await store.save(work.conn, account_id, settings, sealed, key_id, links, actor.name)
         await work.audit(
             account_id,
             "sso.configured",
@@ -173,6 +188,7 @@ async def configure(
             enforced=settings.enforced,
             sign_in_again_after_seconds=settings.sign_in_again_after_seconds,
             client_secret_changed=secret is not None,
+            links_existing_members=links,
         )
         return row
 
@@ -228,7 +244,13 @@ async def start(
     if secrets.randbelow(64) == 0:  # now and then, flows of yesterday are forgotten
         await store.forget_old_flows(backend.pool)
     location = rules.authorization_url(
-        endpoint, settings.client_id, redirect_uri, state, nonce, create_s256_code_challenge(verifier)
+        endpoint,
+        settings.client_id,
+        redirect_uri,
+        state,
+        nonce,
+        create_s256_code_challenge(verifier),
+        rules.scope(metadata),
     )
     return Started(location, browser_secret)
 
@@ -387,8 +409,9 @@ async def _usable_grants(conn: Executor, account_id: str, grants: list[Grant]) -
 
 
 async def _member_session(backend: Backend, row: SingleSignOnRow, claims: dict[str, Any], browser: Browser) -> SignedIn:
-    """The member linked to (issuer, subject), or one made just in time; then a session capped by the account's
-    sign_in_again_after_seconds."""
+    """The member linked to (issuer, subject); else, for an e-mail the just-in-time rule accepts, the member who
+    has it (linked now, if the configuration links existing members) or one made just in time; then a session
+    capped by the account's sign_in_again_after_seconds."""
     settings, account_id = row.settings, row.account_id
     subject = str(claims["sub"])
     groups = rules.groups_of(claims, settings.groups_claim)
@@ -416,12 +439,51 @@ async def _member_session(backend: Backend, row: SingleSignOnRow, claims: dict[s
                     raise Refused(refusal, MESSAGES[refusal], 403)
                 email = rules.email_of(claims)
                 assert email is not None
-                user = await _made_just_in_time(work, account_id, email, settings, groups, browser)
-                await store.link(conn, account_id, settings.issuer, subject, user.id)
-                await work.audit(account_id, "sso.linked", user.id, user_id=user.id, issuer=settings.issuer)
+                existing = await user_store.lock_user_by_email(conn, account_id, email)
+                if existing is not None:
+                    user = await _linked_existing(work, row, existing, subject, groups, browser)
+                else:
+                    user = await _made_just_in_time(work, account_id, email, settings, groups, browser)
+                    await store.link(conn, account_id, settings.issuer, subject, user.id)
+                    await work.audit(
+                        account_id,
+                        "sso.linked",
+                        user.id,
+                        user_id=user.id,
+                        issuer=settings.issuer,
+                        existing_member=False,
+                    )
             return await start_session(work, backend.keys, user, "sso", None, capped)
     except asyncpg.UniqueViolationError:  # two first sign-ins of one person at once: the other one made it
         raise Refused("concurrent_first_sign_in", FLOW_REFUSED, 409) from None
+
+
+async def _linked_existing(
+    work: UnitOfWork,
+    row: SingleSignOnRow,
+    user: UserRow,
+    subject: str,
+    groups: list[str],
+    browser: Browser,
+) -> UserRow:
+    """Link the member who has the (accepted) e-mail to (issuer, subject) and add the grants of their mapped groups
+    as a later sign-in would: only when an ACCOUNT_ADMIN saved the configuration, only an active member, and only
+    one not linked to another subject of this issuer. Audited ``sso.linked`` with ``existing_member``."""
+    settings, account_id = row.settings, row.account_id
+    if not row.links_existing_members:  # saved by someone who could not sign in as every member themselves
+        raise Refused("email_taken", MESSAGES["email_taken"], 403)
+    if user.state != "active":
+        raise Refused("user_deactivated", MESSAGES["user_deactivated"], 403)
+    linked = await store.subject_of_user(work.conn, account_id, settings.issuer, user.id)
+    if linked == subject:  # a concurrent first sign-in of the same person linked it first
+        raise Refused("concurrent_first_sign_in", FLOW_REFUSED, 409)
+    if linked is not None:
+        raise Refused("email_taken", ALREADY_LINKED, 403)
+    await store.link(work.conn, account_id, settings.issuer, subject, user.id)
+    work.actor = user_actor(user, browser.client_addr)
+    await work.audit(account_id, "sso.linked", user.id, user_id=user.id, issuer=settings.issuer, existing_member=True)
+    await _apply_groups(work, user, settings, groups)
+    return user
 
 
 async def _made_just_in_time(

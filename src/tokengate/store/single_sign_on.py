@@ -30,6 +30,7 @@ class SingleSignOnRow:
     settings: Settings
     sealed_secret: bytes
     secret_key_id: str
+    links_existing_members: bool  # saved by an ACCOUNT_ADMIN: a first sign-in may link a member who exists
     updated_by: str
     created_at: datetime
     updated_at: datetime
@@ -40,8 +41,8 @@ class SingleSignOnRow:
 
 COLUMNS = (
     "account_id, issuer, client_id, sealed_secret, secret_key_id, email_domains, trust_emails_without_verification, "
-    "default_grants::text, group_mappings::text, groups_claim, enforced, sign_in_again_after_seconds, updated_by, "
-    "created_at, updated_at"
+    "default_grants::text, group_mappings::text, groups_claim, enforced, sign_in_again_after_seconds, "
+    "links_existing_members, updated_by, created_at, updated_at"
 )
 OF_ACCOUNT = "SELECT " + COLUMNS + " FROM single_sign_on WHERE account_id = $1"
 LOCK_OF_ACCOUNT = OF_ACCOUNT + " FOR UPDATE"
@@ -49,15 +50,16 @@ UPSERT = (
     """
 INSERT INTO single_sign_on (account_id, issuer, client_id, sealed_secret, secret_key_id, email_domains,
     trust_emails_without_verification, default_grants, group_mappings, groups_claim, enforced,
-    sign_in_again_after_seconds, updated_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13)
+    sign_in_again_after_seconds, links_existing_members, updated_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14)
 ON CONFLICT (account_id) DO UPDATE SET issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id,
     sealed_secret = EXCLUDED.sealed_secret, secret_key_id = EXCLUDED.secret_key_id,
     email_domains = EXCLUDED.email_domains,
     trust_emails_without_verification = EXCLUDED.trust_emails_without_verification,
     default_grants = EXCLUDED.default_grants, group_mappings = EXCLUDED.group_mappings,
     groups_claim = EXCLUDED.groups_claim, enforced = EXCLUDED.enforced,
-    sign_in_again_after_seconds = EXCLUDED.sign_in_again_after_seconds, updated_by = EXCLUDED.updated_by,
+    sign_in_again_after_seconds = EXCLUDED.sign_in_again_after_seconds,
+    links_existing_members = EXCLUDED.links_existing_members, updated_by = EXCLUDED.updated_by,
     updated_at = now()
 RETURNING """
     + COLUMNS
@@ -92,6 +94,7 @@ def _row(record: Any) -> SingleSignOnRow:
         settings,
         bytes(record["sealed_secret"]),
         record["secret_key_id"],
+        record["links_existing_members"],
         record["updated_by"],
         record["created_at"],
         record["updated_at"],
@@ -104,7 +107,13 @@ async def of_account(db: Executor, account_id: str, lock: bool = False) -> Singl
 
 
 async def save(
-    db: Executor, account_id: str, settings: Settings, sealed_secret: bytes, secret_key_id: str, updated_by: str
+    db: Executor,
+    account_id: str,
+    settings: Settings,
+    sealed_secret: bytes,
+    secret_key_id: str,
+    links_existing_members: bool,
+    updated_by: str,
 ) -> SingleSignOnRow:
     mappings = [{"group": m.group, "grants": _grants_json(m.grants)} for m in settings.group_mappings]
     record = await db.fetchrow(
@@ -121,6 +130,7 @@ async def save(
         settings.groups_claim,
         settings.enforced,
         settings.sign_in_again_after_seconds,
+        links_existing_members,
         updated_by,
     )
     await db.execute(CAP_SESSIONS, account_id, settings.sign_in_again_after_seconds)
@@ -138,6 +148,7 @@ LINKED_USER = """
 SELECT user_id FROM single_sign_on_links WHERE account_id = $1 AND issuer = $2 AND subject = $3
 """
 INSERT_LINK = "INSERT INTO single_sign_on_links (account_id, issuer, subject, user_id) VALUES ($1, $2, $3, $4)"
+SUBJECT_OF_USER = "SELECT subject FROM single_sign_on_links WHERE account_id = $1 AND issuer = $2 AND user_id = $3"
 LINK_USED = (
     "UPDATE single_sign_on_links SET last_sign_in_at = now() WHERE account_id = $1 AND issuer = $2 AND subject = $3"
 )
@@ -145,6 +156,12 @@ LINK_USED = (
 
 async def linked_user(db: Executor, account_id: str, issuer: str, subject: str) -> str | None:
     value = await db.fetchval(LINKED_USER, account_id, issuer, subject)
+    return str(value) if value is not None else None
+
+
+async def subject_of_user(db: Executor, account_id: str, issuer: str, user_id: str) -> str | None:
+    """The subject the member is linked to at this issuer, or None (a member has at most one per issuer)."""
+    value = await db.fetchval(SUBJECT_OF_USER, account_id, issuer, user_id)
     return str(value) if value is not None else None
 
 

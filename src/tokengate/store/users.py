@@ -18,6 +18,9 @@ BY_ID = "SELECT " + USER_COLUMNS + " FROM users WHERE id = $1"
 BY_ACCOUNT = "SELECT " + USER_COLUMNS + " FROM users WHERE account_id = $1 ORDER BY created_at, id"
 # The row lock serialises updates and deactivation of one user.
 FOR_UPDATE = "SELECT " + USER_COLUMNS + " FROM users WHERE account_id = $1 AND id = $2 FOR UPDATE"
+FOR_UPDATE_BY_EMAIL = (
+    "SELECT " + USER_COLUMNS + " FROM users WHERE account_id = $1 AND lower(email) = lower($2) FOR UPDATE"
+)
 SET_LICENSE = "UPDATE users SET license = $2 WHERE id = $1 RETURNING " + USER_COLUMNS
 DEACTIVATE = (
     "UPDATE users SET state = 'deactivated', deactivated_at = now() WHERE id = $1 AND state = 'active' RETURNING "
@@ -64,6 +67,12 @@ async def list_users(db: Executor, account_id: str) -> list[UserRow]:
 async def lock_user(db: Executor, account_id: str, user_id: str) -> UserRow | None:
     """The account's user, locked until the transaction ends; None for unknown or foreign ids."""
     row = await db.fetchrow(FOR_UPDATE, account_id, user_id)
+    return UserRow(**dict(row)) if row else None
+
+
+async def lock_user_by_email(db: Executor, account_id: str, email: str) -> UserRow | None:
+    """The account's user with this e-mail (case-insensitively, as the unique index compares), locked; or None."""
+    row = await db.fetchrow(FOR_UPDATE_BY_EMAIL, account_id, email)
     return UserRow(**dict(row)) if row else None
 
 

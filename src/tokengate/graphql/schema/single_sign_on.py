@@ -45,6 +45,12 @@ class SingleSignOn:
     sign_in_again_after_seconds: int = strawberry.field(description="A single sign-on session ends after this.")
     redirect_uri: str = strawberry.field(description="What the admin registers at the provider.")
     sign_in_path: str = strawberry.field(description="Where members start signing in.")
+    links_existing_members: bool = strawberry.field(
+        description="Read-only, decided at every save: true when an ACCOUNT_ADMIN saved it. Then a first sign-in "
+        "whose e-mail passes the just-in-time rule is linked to the active member who has that e-mail and no link "
+        "to this issuer yet (keeping their grants, adding those of their mapped groups). Saved by anyone else "
+        "(a SECURITY_ADMIN), such a sign-in is refused: they could not sign in as every member themselves."
+    )
     updated_at: datetime
 
 
@@ -69,6 +75,7 @@ async def single_sign_on_view(info: Info, row: SingleSignOnRow) -> SingleSignOn:
         sign_in_again_after_seconds=settings.sign_in_again_after_seconds,
         redirect_uri=rules.redirect_uri(origin),
         sign_in_path=rules.sign_in_path(row.account_id),
+        links_existing_members=row.links_existing_members,
         updated_at=row.updated_at,
     )
 

@@ -14,7 +14,8 @@ const GRANT = 'permissionSet allProjects projects { id name }';
 const QUERY = `query SettingsSingleSignOn {
   account { id singleSignOn {
     issuer clientId emailDomains trustEmailsWithoutVerification defaultGrants { ${GRANT} } groupsClaim
-    groupMappings { group grants { ${GRANT} } } enforced signInAgainAfterSeconds redirectUri signInPath updatedAt
+    groupMappings { group grants { ${GRANT} } } enforced signInAgainAfterSeconds redirectUri signInPath
+    linksExistingMembers updatedAt
   } }
   permissionSets { key name level }
   check(resource: AUTH_PROVIDER, access: WRITE) { allowed reason }
@@ -83,6 +84,9 @@ function showCurrent(sso) {
     ? 'Trusted: the provider is the authority for these domains' : 'Refused unless the provider marks them verified';
   $('current-enforced').textContent = sso.enforced
     ? 'Yes: members other than account admins sign in only through the provider' : 'No';
+  $('current-links').textContent = sso.linksExistingMembers
+    ? 'Connected at their first sign-in when the e-mail matches (an account admin saved this configuration)'
+    : 'Refused at their first sign-in (saved by someone who is not an account admin; an account admin\'s save turns this on)';
   $('current-window').textContent = duration(sso.signInAgainAfterSeconds);
   $('current-groups-claim').textContent = sso.groupsClaim;
   $('current-default-grants').replaceChildren(grantList(sso.defaultGrants, state.sets));
