@@ -94,7 +94,41 @@ def text_calls(token_id: str, project_id: str) -> dict[str, tuple[str, Any]]:
         "Mutation.revokeScimToken.id": (REVOKE_SCIM_TOKEN, lambda bad: {"id": bad}),
         **webhook_text_calls(token_id, grants),
         **trust_policy_text_calls(),
+        **single_sign_on_text_calls(),
     }
+
+
+CONFIGURE_SSO = "mutation($input: SingleSignOnInput!) { configureSingleSignOn(input: $input) { issuer } }"
+
+
+def single_sign_on_text_calls() -> dict[str, tuple[str, Any]]:
+    """Every text argument of configureSingleSignOn, each put in an otherwise valid input."""
+    grants = [{"permissionSet": "JOB_ADMIN", "allProjects": False, "projectIds": ["prj_x"]}]
+    base: dict[str, Any] = {
+        "issuer": "https://sso.example.com",
+        "clientId": "tokengate",
+        "clientSecret": "s3cret",
+        "emailDomains": ["example.com"],
+        "defaultGrants": grants,
+        "groupMappings": [{"group": "analysts", "grants": grants}],
+    }
+
+    def placed(path: list[str], bad: str) -> dict[str, Any]:
+        if path == ["defaultGrants", "projectIds"]:
+            return {**base, "defaultGrants": [{**grants[0], "projectIds": [bad]}]}
+        if path == ["groupMappings", "group"]:
+            return {**base, "groupMappings": [{"group": bad, "grants": grants}]}
+        if path == ["groupMappings", "grants", "projectIds"]:
+            return {**base, "groupMappings": [{"group": "g", "grants": [{**grants[0], "projectIds": [bad]}]}]}
+        (field_name,) = path
+        return {**base, field_name: [bad] if field_name == "emailDomains" else bad}
+
+    calls: dict[str, tuple[str, Any]] = {}
+    for argument in arguments_of_scalar("String", "ID"):
+        parts = argument.split(".")
+        if parts[1] == "configureSingleSignOn":
+            calls[argument] = (CONFIGURE_SSO, lambda bad, path=parts[3:]: {"input": placed(path, bad)})
+    return calls
 
 
 def trust_policy_text_calls() -> dict[str, tuple[str, Any]]:

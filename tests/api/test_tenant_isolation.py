@@ -20,6 +20,7 @@ from tests.api.test_bad_input import (
     AUDIT,
     CHECK,
     CHECKS,
+    CONFIGURE_SSO,
     DEACTIVATE_USER,
     DELETE,
     DELETE_USER_TOKEN,
@@ -189,6 +190,28 @@ ID_CALLS: dict[str, IdCall] = {
     "Mutation.revokeScimToken.id": IdCall(
         REVOKE_SCIM_TOKEN, lambda the_id, mine: {"id": the_id}, "scim_token", "NOT_FOUND"
     ),
+    # Single sign-on: the grants a provider's members get name projects of the account only.
+    "Mutation.configureSingleSignOn.input.defaultGrants.projectIds": IdCall(
+        CONFIGURE_SSO,
+        lambda the_id, mine: {"input": {**SSO_INPUT, "defaultGrants": [grant("JOB_ADMIN", the_id)]}},
+        "project",
+        "BAD_USER_INPUT",
+    ),
+    "Mutation.configureSingleSignOn.input.groupMappings.grants.projectIds": IdCall(
+        CONFIGURE_SSO,
+        lambda the_id, mine: {
+            "input": {**SSO_INPUT, "groupMappings": [{"group": "g", "grants": [grant("JOB_ADMIN", the_id)]}]}
+        },
+        "project",
+        "BAD_USER_INPUT",
+    ),
+}
+
+SSO_INPUT = {
+    "issuer": "https://sso.example.com",
+    "clientId": "tokengate",
+    "clientSecret": "s3cret",
+    "emailDomains": ["example.com"],
 }
 
 POLICY_INPUT = {"name": "ci", "audience": "https://tokengate.example", "issuer": "https://ci.example", "subject": "s"}

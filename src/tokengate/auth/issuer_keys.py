@@ -24,6 +24,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from tokengate.core.errors import InvalidInput
+from tokengate.core.federation import KeysUnavailable
 from tokengate.core.webhook_addresses import checked_webhook_url
 from tokengate.jobs.webhook_delivery import RefusedAddress, guarded_socket
 
@@ -33,11 +34,6 @@ TTL_SECONDS: Final = 300.0
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
 USER_AGENT: Final = "tokengate-federation/1"
 SIGNING_KEY_TYPES: Final = ("RSA", "EC")
-
-
-class KeysUnavailable(Exception):
-    """No key for this token: the issuer could not be fetched, or has no such ``kid``. The message is for the
-    audit log and the server log (never the client)."""
 
 
 @dataclass

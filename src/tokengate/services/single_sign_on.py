@@ -27,11 +27,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
 
-from tokengate.auth.issuer_keys import IssuerKeys, KeysUnavailable
 from tokengate.core import single_sign_on as rules
 from tokengate.core import tokens
 from tokengate.core.browser_sessions import secret_hashes
 from tokengate.core.errors import Forbidden, InvalidInput, NotFound
+from tokengate.core.federation import KeysUnavailable, ProviderDocuments
 from tokengate.core.invalidations import UserChanged
 from tokengate.core.policy import (
     ACCOUNT_ADMIN,
@@ -215,7 +215,7 @@ def _state_hashes(keys: tuple[bytes, ...], state: str | None) -> list[bytes] | N
 
 
 async def start(
-    backend: Backend, issuer_keys: IssuerKeys, account_id: str, redirect_uri: str, allow_private: bool
+    backend: Backend, issuer_keys: ProviderDocuments, account_id: str, redirect_uri: str, allow_private: bool
 ) -> Started:
     """Begin a sign-in: the flow stored (state hashed, nonce, PKCE verifier; 10 minutes; once) and the
     provider's authorization URL. ``NotFound`` without settings; ``Refused`` when the provider is unreachable."""
@@ -272,7 +272,7 @@ async def audit_refusal(
 
 async def finish(
     backend: Backend,
-    issuer_keys: IssuerKeys,
+    issuer_keys: ProviderDocuments,
     browser_secret: str | None,
     params: dict[str, str],
     browser: Browser,
@@ -303,7 +303,7 @@ async def finish(
 
 async def _signed_in(
     backend: Backend,
-    issuer_keys: IssuerKeys,
+    issuer_keys: ProviderDocuments,
     flow: store.FlowRow,
     params: dict[str, str],
     browser: Browser,
@@ -325,7 +325,7 @@ async def _signed_in(
 
 async def _exchange_code(
     backend: Backend,
-    issuer_keys: IssuerKeys,
+    issuer_keys: ProviderDocuments,
     row: SingleSignOnRow,
     flow: store.FlowRow,
     code: str,
@@ -372,7 +372,7 @@ def _basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
-async def _verified_claims(issuer_keys: IssuerKeys, settings: rules.Settings, id_token: str) -> dict[str, Any]:
+async def _verified_claims(issuer_keys: ProviderDocuments, settings: rules.Settings, id_token: str) -> dict[str, Any]:
     """The ID token's claims once its signature is verified with the provider's key, by an allowed algorithm."""
     try:
         header = extract_compact(id_token.encode("ascii")).headers()
