@@ -24,8 +24,9 @@ from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
 
 from tokengate.auth.gate import Refusal, rate_limited, unavailable
-from tokengate.auth.issuer_keys import IssuerKeys, KeysUnavailable
+from tokengate.auth.issuer_keys import IssuerKeys
 from tokengate.core import trust_policies as rules
+from tokengate.core.federation import KeysUnavailable
 from tokengate.core.limits import OverLimit, address_key
 from tokengate.http.introspection import BadRequest, one, read_form
 from tokengate.http.responses import json_response
