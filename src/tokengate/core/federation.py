@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from joserfc.jwk import KeySet
-
 
 class KeysUnavailable(Exception):
     """No key for this token: the issuer could not be fetched, or has no such ``kid``. The message is for the
@@ -16,6 +14,6 @@ class KeysUnavailable(Exception):
 class ProviderDocuments(Protocol):
     async def metadata(self, issuer: str) -> dict[str, Any]: ...
 
-    async def keys_for(self, issuer: str, kid: str) -> KeySet: ...
+    async def keys_for(self, issuer: str, kid: str) -> Any: ...  # a joserfc KeySet (core imports no library)
 
     async def post_form(self, url: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, Any]: ...
