@@ -90,8 +90,6 @@ export function describeError(error, { doing = 'managing', what = 'service token
       return `Not available on this account's plan: ${sentence(error.serverMessage)}`;
     case 'BAD_USER_INPUT':
       return sentence(error.serverMessage);
-    case 'RECENT_SIGN_IN_REQUIRED':
-      return 'This change needs a recent sign-in: sign out, sign in again, then make it again.';
     case 'NOT_FOUND':
       return missing;
     case 'RECENT_SIGN_IN_REQUIRED':
