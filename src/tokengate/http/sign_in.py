@@ -57,18 +57,29 @@ def from_pages(request: web.BaseRequest) -> str | None:
     )
 
 
-async def signed_in_response(
-    request: web.Request, runtime: Runtime, signed_in: SignedIn, client_addr: str | None
-) -> web.Response:
-    """The new session's cookie; the session this browser had before, if any, ends (one browser, one session)."""
+async def hand_over_session(
+    request: web.Request, runtime: Runtime, response: web.StreamResponse, signed_in: SignedIn, client_addr: str | None
+) -> None:
+    """Every sign-in's last step (passkeys here, single sign-on's callback): the session this browser had before,
+    if any, ends (one browser, one session), and ``response`` carries the new session's cookie, kept by the
+    browser as long as the session may live (an SSO session's is capped by its provider's setting)."""
     previous = request.cookies.get(COOKIE)
     if previous:
         await sign_in.sign_out(runtime.backend, previous, client_addr, sign_in.SIGNED_IN_AGAIN)
+    session = signed_in.session
+    lifetime = (session.absolute_expires_at - session.created_at).total_seconds()
+    response.set_cookie(COOKIE, signed_in.secret, **cookie_attributes(lifetime))  # type: ignore[arg-type]
+
+
+async def signed_in_response(
+    request: web.Request, runtime: Runtime, signed_in: SignedIn, client_addr: str | None
+) -> web.Response:
+    """A passkey sign-in's answer, with the new session's cookie."""
     user = signed_in.user
     response = json_response(
         {"signedIn": True, "user": {"id": user.id, "email": user.email}, "session": {"id": signed_in.session.id}}
     )
-    response.set_cookie(COOKIE, signed_in.secret, **cookie_attributes(runtime.config.sign_in.session_absolute_seconds))  # type: ignore[arg-type]
+    await hand_over_session(request, runtime, response, signed_in, client_addr)
     response.headers["Cache-Control"] = "no-store"
     return response
 

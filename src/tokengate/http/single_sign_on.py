@@ -18,11 +18,11 @@ from aiohttp import web
 
 from tokengate.auth.gate import Refusal
 from tokengate.core import single_sign_on as rules
-from tokengate.core.browser_sessions import COOKIE, RelyingParty, cookie_attributes
+from tokengate.core.browser_sessions import RelyingParty
 from tokengate.core.errors import NotFound
 from tokengate.http.pages import PAGE_HEADERS, html_response
 from tokengate.http.responses import refusal_response
-from tokengate.http.sign_in import browser_of
+from tokengate.http.sign_in import browser_of, hand_over_session
 from tokengate.http.token_exchange import ISSUER_KEYS
 from tokengate.runtime import RUNTIME
 from tokengate.services import sign_in
@@ -86,6 +86,10 @@ def _flow_cookie(response: web.StreamResponse, value: str) -> None:
     )
 
 
+def _forget_flow_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(rules.FLOW_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+
+
 async def start(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     try:
@@ -141,22 +145,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
         runtime.gate.sign_in_failed(client_addr)
         log.info("single sign-on refused: %s", refused.reason)
         response = page("Not signed in", refused.message, refused.status)
-        response.del_cookie(rules.FLOW_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+        _forget_flow_cookie(response)
         return response
     except DATABASE_UNAVAILABLE:
         return page("Not signed in", UNAVAILABLE, 503)
-    previous = request.cookies.get(COOKIE)
-    if previous:
-        await sign_in.sign_out(runtime.backend, previous, client_addr, sign_in.SIGNED_IN_AGAIN)
     response = page("Signed in", f"Signed in as {signed_in.user.email}.", 200, refresh_to=AFTER_SIGN_IN)
-    response.set_cookie(COOKIE, signed_in.secret, **cookie_attributes(signed_in_seconds(signed_in)))  # type: ignore[arg-type]
-    response.del_cookie(rules.FLOW_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    await hand_over_session(request, runtime, response, signed_in, client_addr)
+    _forget_flow_cookie(response)
     return response
-
-
-def signed_in_seconds(signed_in: sign_in.SignedIn) -> float:
-    session = signed_in.session
-    return (session.absolute_expires_at - session.created_at).total_seconds()
 
 
 def browser_of_request(request: web.Request, client_addr: str | None) -> sign_in.Browser:
