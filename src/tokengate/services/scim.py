@@ -93,10 +93,7 @@ async def report_leak(
     found = await scim_store.credential(backend.pool, token_id)
     if found is None or not tokens.hash_matches(text, found.hash, backend.keys):
         return "unknown"
-    reporter = actor.principal
-    if reporter is not None and reporter.account_id != found.account_id:
-        actor = Actor("anonymous", actor.source, actor.client_addr)
-    async with backend.change(actor) as work:
+    async with backend.change(actor.as_named_in(found.account_id)) as work:
         revoked = await scim_store.revoke_token(work.conn, found.account_id, token_id)
         if revoked is None:
             return "unusable"

@@ -348,10 +348,7 @@ async def _report(
     now = datetime.now(UTC)
     if credential_state(credential, now) != "ACTIVE":
         return "unusable"
-    reporter = actor.principal
-    if reporter is not None and reporter.account_id != credential.account_id:
-        actor = Actor("anonymous", actor.source, actor.client_addr)
-    async with backend.change(actor) as work:
+    async with backend.change(actor.as_named_in(credential.account_id)) as work:
         revoked = await token_store.revoke_if_usable(work.conn, credential.id, now)
         if revoked is None:
             return "unusable"

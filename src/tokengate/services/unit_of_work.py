@@ -56,6 +56,13 @@ class Actor:
     ) -> Actor:
         return cls(principal.actor, source, client_addr, principal, require_recent_sign_in)
 
+    def as_named_in(self, account_id: str) -> Actor:
+        """This actor as another account's audit log may name it: a principal of that account by name, anyone
+        else as ``anonymous`` (a leak report revokes a token of any account and must not tell it who reported)."""
+        if self.principal is not None and self.principal.account_id != account_id:
+            return Actor("anonymous", self.source, self.client_addr)
+        return self
+
 
 OPERATOR = Actor(name="cli", source="cli")
 
