@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
@@ -13,6 +13,7 @@ from tokengate.auth.ip_guard import IpGuard
 from tokengate.auth.listener import CacheInvalidator, InvalidationListener
 from tokengate.config import Config
 from tokengate.graphql.engine.documents import DocumentCache
+from tokengate.graphql.engine.kept_answers import KeptAnswers
 from tokengate.http.observability import Metrics
 from tokengate.jobs.token_notices import NoticeJob
 from tokengate.jobs.webhook_delivery import DeliveryWorker
@@ -33,6 +34,7 @@ class Runtime:
     listener: InvalidationListener
     deliveries: DeliveryWorker  # webhook deliveries from the outbox
     notices: NoticeJob  # expiry and disuse notices
+    answers: KeptAnswers = field(default_factory=KeptAnswers)  # queries that read only their principal
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

@@ -28,7 +28,8 @@ from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 
 from tokengate.auth.gate import PRINCIPAL_PREFIX
 from tokengate.core.policy import Principal
-from tokengate.http import forward_auth
+from tokengate.http import fast_graphql, forward_auth
+from tokengate.http.fast_graphql import FastGraphQL
 from tokengate.http.headers import NO_STORE
 from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, failure_response
 from tokengate.runtime import RUNTIME, Runtime
@@ -55,10 +56,15 @@ class FastForwardAuth:
         self.metrics = app[METRICS]
         self.access_log = app[ACCESS_LOG]
         self.request_ids = app[REQUEST_IDS]
+        self.graphql = FastGraphQL.of(app)  # POST /graphql, in the same way (fast_graphql.py)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         runtime = self.app.get(RUNTIME)
-        if runtime is None or not takes(request):
+        if runtime is None:
+            return await self.generic(request)
+        if not takes(request):
+            if self.graphql is not None and fast_graphql.takes(request):
+                return await self.graphql(request, runtime)
             return await self.generic(request)
         started = time.perf_counter()
         request_id = self.request_ids.next()

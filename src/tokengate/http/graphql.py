@@ -28,15 +28,16 @@ from tokengate.core.single_sign_on import pages_origin
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.documents import DocumentCache
 from tokengate.graphql.engine.error_answers import format_errors, is_database_unavailable
-from tokengate.graphql.engine.operations import RequestErrors, RequestRefused, run
+from tokengate.graphql.engine.kept_answers import may_keep_body
+from tokengate.graphql.engine.operations import KeepAs, RequestErrors, RequestRefused, answer_kept, run
 from tokengate.graphql.engine.persisted import ResolvedDocument, resolve
 from tokengate.graphql.schema.context import Context
+from tokengate.http.bodies import read_body
 from tokengate.http.middleware import REQUEST_ID
 from tokengate.http.pages import GRAPHIQL_PAGE
 from tokengate.http.responses import error_response, json_response, refusal_response
-from tokengate.http.serving import read_body
 from tokengate.http.sign_in import from_pages
-from tokengate.runtime import RUNTIME
+from tokengate.runtime import RUNTIME, Runtime
 
 log = logging.getLogger("tokengate.graphql")
 
@@ -58,6 +59,7 @@ class GraphQLRequest:
     operation_name: str | None
     extensions: dict[str, Any] | None
     document_id: str | None
+    body: bytes | None = None  # a POST's body as sent: what its answer may be kept under (kept_answers.py)
 
 
 class BadRequest(Exception):
@@ -68,7 +70,7 @@ class UnsupportedMediaType(BadRequest):
     status = 415
 
 
-def _query_parameters(request: web.Request) -> dict[str, Any]:
+def _query_parameters(request: web.BaseRequest) -> dict[str, Any]:
     # The spec: an empty optional parameter is the same as none; JSON ones are JSON text in the URL.
     raw: dict[str, Any] = {key: value for key, value in request.query.items() if value != "" or key == "query"}
     for name in JSON_PARAMETERS:
@@ -80,18 +82,19 @@ def _query_parameters(request: web.Request) -> dict[str, Any]:
     return raw
 
 
-async def _body(request: web.Request) -> Any:
+async def _body(request: web.BaseRequest, runtime: Runtime) -> tuple[Any, bytes]:
     if request.content_type not in JSON_CONTENT_TYPES and not request.content_type.endswith("+json"):
         raise UnsupportedMediaType(f"send the body as application/json, not {shown(request.content_type)}")
+    body = await read_body(request, runtime)
     try:
-        return json.loads(await read_body(request))
+        return json.loads(body), body
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
         raise BadRequest("the body must be a JSON object with a 'query' string") from None
 
 
-async def read_graphql_request(request: web.Request) -> GraphQLRequest:
+async def read_graphql_request(request: web.BaseRequest, runtime: Runtime) -> GraphQLRequest:
     """The parameters of a GET or POST, or ``BadRequest`` (aiohttp raises ``HTTPRequestEntityTooLarge``)."""
-    raw = _query_parameters(request) if request.method == "GET" else await _body(request)
+    raw, body = (_query_parameters(request), None) if request.method == "GET" else await _body(request, runtime)
     if isinstance(raw, list):
         raise BadRequest("batched requests are not supported: send one operation per request")
     if not isinstance(raw, dict):
@@ -111,10 +114,10 @@ async def read_graphql_request(request: web.Request) -> GraphQLRequest:
         return GraphQLRequest(None, variables, operation_name or None, extensions, document_id)
     if not isinstance(query, str) or not query.strip():
         raise BadRequest("no GraphQL query found in the request")
-    return GraphQLRequest(query, variables, operation_name or None, extensions, document_id)
+    return GraphQLRequest(query, variables, operation_name or None, extensions, document_id, body)
 
 
-def wants_graphiql(request: web.Request) -> bool:
+def wants_graphiql(request: web.BaseRequest) -> bool:
     return (
         request.method == "GET"
         and not {"query", "extensions", "documentId"} & request.query.keys()
@@ -128,18 +131,22 @@ class GraphQLDoor:
         self.graphiql_html = GRAPHIQL_PAGE.read_text(encoding="utf-8")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """The route's handler (behind the middlewares, which gave the request its id)."""
+        return await self.answer(request, request.app[RUNTIME], request[REQUEST_ID])
+
+    async def answer(self, request: web.BaseRequest, runtime: Runtime, request_id: str) -> web.StreamResponse:
+        """The answer to a request for ``/graphql``, from the route or from the fast door (fast_graphql.py)."""
         if wants_graphiql(request):
             return web.Response(text=self.graphiql_html, content_type="text/html")
         media_type = response_media_type(request.headers.get("Accept"))
         if media_type is None:
             return error_response(406, f"accepts neither {GRAPHQL_RESPONSE} nor {JSON}", "BAD_REQUEST", ACCEPTED)
         try:
-            payload = await read_graphql_request(request)
+            payload = await read_graphql_request(request, runtime)
         except BadRequest as problem:
             return error_response(problem.status, str(problem), "BAD_REQUEST")
         except web.HTTPRequestEntityTooLarge:
             return error_response(413, f"the body is larger than {MAX_BODY_BYTES} bytes", "BAD_REQUEST")
-        runtime = request.app[RUNTIME]
         documents = runtime.documents
         try:
             found = resolve(
@@ -147,7 +154,6 @@ class GraphQLDoor:
             )
         except RequestRefused as refused:
             return error_response(refused.status, str(refused), "BAD_REQUEST", refused.headers)
-        request_id = request[REQUEST_ID]
         if isinstance(found, RequestErrors):
             return request_errors_response(found, media_type, request_id)
         public_introspection = runtime.config.public_introspection
@@ -169,10 +175,26 @@ class GraphQLDoor:
             return refusal_response(refusal, media_type)
         origin = pages_origin(runtime.config.sign_in.public_url, request.scheme, request.headers.get("Host"))
         context = Context(runtime, admission.principal, admission.client_addr, request_id, origin)
+        keep_as = None
+        if admission.principal is not None and session is None and keepable(payload, found):
+            assert payload.body is not None
+            kept = runtime.answers.get(admission.principal, media_type, payload.body)
+            if kept is not None:  # a query that reads only this principal, answered before: its bytes again
+                try:
+                    extensions = answer_kept(kept, context)
+                except RequestRefused as refused:
+                    return error_response(refused.status, str(refused), refused.code, refused.headers, media_type)
+                return web.Response(body=kept.body(extensions), content_type=media_type, charset="utf-8")
+            keep_as = KeepAs(runtime.answers, media_type, payload.body)
         document = documents.get(found.text)
         try:
             result = await run(
-                document, payload.operation_name, payload.variables, context, allow_mutations=request.method == "POST"
+                document,
+                payload.operation_name,
+                payload.variables,
+                context,
+                allow_mutations=request.method == "POST",
+                keep_as=keep_as,
             )
         except RequestRefused as refused:
             return error_response(refused.status, str(refused), refused.code, refused.headers, media_type)
@@ -195,6 +217,17 @@ class GraphQLDoor:
         return json_response(body, content_type=media_type)
 
 
+def keepable(payload: GraphQLRequest, found: ResolvedDocument) -> bool:
+    """Whether the answer may be kept under the request's body (kept_answers.py): a POST whose body carries the
+    query text itself, small enough; a document named by a hash or id depends on what is registered."""
+    return (
+        payload.body is not None
+        and payload.query is not None
+        and found.register_as is None
+        and may_keep_body(payload.body)
+    )
+
+
 def register(found: ResolvedDocument, parsed: bool, documents: DocumentCache) -> None:
     """Keep an APQ text sent with its hash, once the request was admitted and the text parsed."""
     if found.register_as is not None and parsed:
@@ -210,7 +243,10 @@ def request_errors_response(errors: RequestErrors, media_type: str, request_id: 
     return json_response(body, status, content_type=media_type)
 
 
+GRAPHQL_DOOR: Final = web.AppKey("graphql_door", GraphQLDoor)
+
+
 def add_routes(app: web.Application) -> None:
-    door = GraphQLDoor()
+    door = app[GRAPHQL_DOOR] = GraphQLDoor()
     app.router.add_route("GET", "/graphql", door.handle)
     app.router.add_route("POST", "/graphql", door.handle)

@@ -41,8 +41,8 @@ from tokengate.auth.legacy_verifier import VerifierBusy
 from tokengate.core.errors import Unauthenticated
 from tokengate.core.limits import OverLimit
 from tokengate.core.policy import SERVICE_TOKEN, Principal
+from tokengate.http.bodies import read_in_time
 from tokengate.http.responses import json_response
-from tokengate.http.serving import read_in_time
 from tokengate.runtime import RUNTIME
 from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable
 

@@ -75,8 +75,17 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
     try:
         return await handler(request)
     except web.HTTPException as http_error:
-        if not 400 <= http_error.status < 500 or http_error.content_type == "application/json":
-            raise  # a server error, or a refusal that already says what happened in JSON (serving.read_body)
-        headers = {name: value for name, value in http_error.headers.items() if name.lower() in KEPT_HEADERS}
-        code = HTTP_ERROR_CODES.get(http_error.status, "BAD_REQUEST")
-        return error_response(http_error.status, http_error.reason, code, headers)
+        answer = as_json_error(http_error)
+        if answer is None:
+            raise
+        return answer
+
+
+def as_json_error(http_error: web.HTTPException) -> web.Response | None:
+    """aiohttp's 4xx refusal in the JSON error shape; None for a server error, or a refusal that already says
+    what happened in JSON (bodies.read_body): it is answered as raised."""
+    if not 400 <= http_error.status < 500 or http_error.content_type == "application/json":
+        return None
+    headers = {name: value for name, value in http_error.headers.items() if name.lower() in KEPT_HEADERS}
+    code = HTTP_ERROR_CODES.get(http_error.status, "BAD_REQUEST")
+    return error_response(http_error.status, http_error.reason, code, headers)

@@ -21,8 +21,8 @@ from tokengate.auth.scim_tokens import scim_principal
 from tokengate.core import global_ids, scim
 from tokengate.core.errors import Forbidden, InvalidInput, NotFound
 from tokengate.core.scim import ScimError
+from tokengate.http.bodies import read_in_time
 from tokengate.http.responses import json_response
-from tokengate.http.serving import read_in_time
 from tokengate.runtime import RUNTIME
 from tokengate.services import Actor
 from tokengate.services import scim as provisioning

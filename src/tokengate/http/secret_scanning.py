@@ -19,8 +19,8 @@ from aiohttp import web
 from tokengate.auth.gate import Refusal
 from tokengate.core import leak_reports as secret_scanning
 from tokengate.core.leak_reports import KeysProblem, PublicKeys
+from tokengate.http.bodies import read_in_time
 from tokengate.http.responses import error_response, json_response, refusal_response
-from tokengate.http.serving import read_in_time
 from tokengate.runtime import RUNTIME
 from tokengate.services import Actor, service_tokens
 

@@ -8,7 +8,7 @@ all. Here, per connection:
   the first byte of its next request (a silent connection, or headers trickled a byte at a time): else 408 and
   closed;
 - an idle kept-alive connection is closed after ``idle_timeout`` (aiohttp's keep-alive timer);
-- a body must arrive within ``body_timeout`` once its head is in: ``read_body`` (the GraphQL door's read)
+- a body must arrive within ``body_timeout`` once its head is in: ``bodies.read_body`` (the GraphQL door's read)
   answers 408 past it, and a body no handler reads is drained for at most that long (aiohttp's lingering) when
   at most ``MAX_DRAIN_BYTES`` of it are still to come; past that it is left unread (the answer says
   ``Connection: close``, reading stops, the connection closes after that time): a refused 480 KB body costs its
@@ -39,12 +39,9 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from tokengate.auth.gate import Refusal
 from tokengate.config import Config, IPNetwork
 from tokengate.core.limits import Limits, address_key
-from tokengate.graphql.engine.document_limits import ANONYMOUS_MAX_BODY_BYTES
 from tokengate.http import fast_forward_auth
-from tokengate.http.responses import refusal_body
 from tokengate.runtime import RUNTIME
 
 RETRY_SECONDS: Final = 1
@@ -65,22 +62,6 @@ TOO_MANY_CONNECTIONS: Final = _canned(
     "RATE_LIMITED",
     "too many connections from this address",
     f"Retry-After: {RETRY_SECONDS}\r\n",
-)
-BODY_TIMEOUT: Final = json.dumps(
-    {"errors": [{"message": "the request body did not arrive in time", "extensions": {"code": "BAD_REQUEST"}}]},
-    separators=(",", ":"),
-)
-ANONYMOUS_TOO_LARGE: Final = json.dumps(
-    {
-        "errors": [
-            {
-                "message": f"authentication required: without credentials a body is at most {ANONYMOUS_MAX_BODY_BYTES} "
-                "bytes (public introspection and leak reports)",
-                "extensions": {"code": "UNAUTHENTICATED"},
-            }
-        ]
-    },
-    separators=(",", ":"),
 )
 HEAD_TIMEOUT: Final = _canned("408 Request Timeout", "BAD_REQUEST", "the request head did not arrive in time")
 
@@ -349,35 +330,3 @@ def serve(
                 loop.run_until_complete(main)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-async def read_body(request: web.Request) -> bytes:
-    """The request's body, or 408 when it does not arrive within the body timeout. Refused before it is read:
-    a body without credentials larger than a public document could be (401), and a request whose payer is out
-    of a budget already (429, ``Gate.before_body``), or whose forwarded client address is not one (400)."""
-    if "Authorization" not in request.headers and (request.content_length or 0) > ANONYMOUS_MAX_BODY_BYTES:
-        raise web.HTTPUnauthorized(
-            text=ANONYMOUS_TOO_LARGE, content_type="application/json", headers={"WWW-Authenticate": "Bearer"}
-        )
-    runtime = request.app[RUNTIME]
-    try:
-        runtime.gate.before_body(request)
-    except Refusal as refusal:
-        raised = web.HTTPBadRequest if refusal.status == 400 else web.HTTPTooManyRequests
-        raise raised(
-            text=refusal_body(refusal).decode(), content_type="application/json", headers=refusal.headers
-        ) from None
-    return await read_in_time(request, runtime.config.limits.body_timeout)
-
-
-async def read_in_time(request: web.Request, seconds: float) -> bytes:
-    """The request's body, or 408 when it does not arrive within ``seconds``."""
-    if request.content.is_eof():  # the whole body has arrived (a small one, with the headers): nothing to wait for
-        return await request.read()
-    try:
-        async with asyncio.timeout(seconds):
-            return await request.read()
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(
-            text=BODY_TIMEOUT, content_type="application/json", headers={"Connection": "close"}
-        ) from None

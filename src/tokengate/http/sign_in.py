@@ -31,9 +31,9 @@ from tokengate.core.browser_sessions import (
     relying_party,
 )
 from tokengate.core.errors import DomainError, InvalidInput, Unauthenticated
+from tokengate.http.bodies import read_in_time
 from tokengate.http.pages import html_response, render_plain_page
 from tokengate.http.responses import error_response, json_response, refusal_response
-from tokengate.http.serving import read_in_time
 from tokengate.runtime import RUNTIME, Runtime
 from tokengate.services import sign_in
 from tokengate.services.sign_in import Browser, SignedIn, sign_in_timeouts

@@ -28,9 +28,9 @@ from tokengate.auth.issuer_keys import IssuerKeys
 from tokengate.core import trust_policies as rules
 from tokengate.core.federation import KeysUnavailable
 from tokengate.core.limits import OverLimit, address_key
+from tokengate.http.bodies import read_in_time
 from tokengate.http.introspection import BadRequest, one, read_form
 from tokengate.http.responses import json_response
-from tokengate.http.serving import read_in_time
 from tokengate.runtime import RUNTIME
 from tokengate.services import trust_policies as service
 from tokengate.store import DATABASE_UNAVAILABLE, DatabaseUnavailable

@@ -89,6 +89,7 @@ class Document:
     _pending: dict[object, asyncio.Future[object]] = field(default_factory=dict)  # work under way, shared
     costs: dict[str | None, int] = field(default_factory=dict)  # by operation name, of operations without variables
     actual_plans: dict[str | None, Any] = field(default_factory=dict)  # by operation name: cost.actual_plan
+    principal_only: dict[str | None, bool] = field(default_factory=dict)  # by operation name: kept_answers.py
 
     @classmethod
     def unparsed(cls, text: str) -> Document:

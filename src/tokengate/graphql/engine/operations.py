@@ -39,6 +39,7 @@ from tokengate.core.validation import shown
 from tokengate.graphql.engine.compiled import execute_compiled
 from tokengate.graphql.engine.cost import ActualPlan, CostUnknown, actual_cost, actual_plan, operation_cost
 from tokengate.graphql.engine.documents import INTROSPECTION_FIELDS, Document
+from tokengate.graphql.engine.kept_answers import KeptAnswer, KeptAnswers, reads_only_principal
 from tokengate.graphql.engine.offload import WORKER
 from tokengate.graphql.schema.context import Context
 from tokengate.graphql.schema.schema import schema
@@ -212,6 +213,15 @@ async def introspection(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class KeepAs:
+    """Where a request's answer is kept when it reads only its principal (kept_answers.py), and under what."""
+
+    answers: KeptAnswers
+    media_type: str
+    body: bytes
+
+
 async def run(
     document: Document,
     operation_name: str | None,
@@ -219,6 +229,7 @@ async def run(
     context: Context,
     *,
     allow_mutations: bool,
+    keep_as: KeepAs | None = None,
 ) -> ExecutionResult | RequestErrors:
     """Choose the operation, validate (once per document), guard the inputs, check the cost, then execute.
     Raises ``RequestRefused`` (before validation, as Strawberry did: a subscription is a 400, not a validation
@@ -228,12 +239,30 @@ async def run(
     paid_by = payer(context.principal, context.client_addr)
     try:
         throttle.require(throttle.cost, paid_by)
-        return await _run(document, operation_name, variables, context, allow_mutations, paid_by)
+        return await _run(document, operation_name, variables, context, allow_mutations, paid_by, keep_as)
     except OverLimit as over:
         raise RequestRefused.of(rate_limited(over)) from None
     except Overloaded as busy:
         throttle.count("worker")
         raise RequestRefused(503, str(busy), RETRY_AFTER, busy.code) from None
+
+
+def answer_kept(kept: KeptAnswer, context: Context) -> dict[str, Any] | None:
+    """What a kept answer still does per request, as ``run`` does it: the payer must have points left (else
+    ``RequestRefused``, 429), is charged the estimate and settled to the actual cost, and its checks' grants are
+    noted. Returns the answer's ``extensions``."""
+    runtime = context.runtime
+    throttle = runtime.gate.throttle
+    paid_by = payer(context.principal, context.client_addr)
+    try:
+        throttle.require(throttle.cost, paid_by)
+    except OverLimit as over:
+        raise RequestRefused.of(rate_limited(over)) from None
+    throttle.cost.settle(paid_by, throttle.cost.charge(paid_by, kept.requested), kept.actual)
+    usage = runtime.gate.usage
+    for grant_id in kept.grants:
+        usage.note_grant(grant_id)
+    return cost_extensions(throttle.cost, paid_by, kept.requested, kept.actual)
 
 
 async def _run(
@@ -243,6 +272,7 @@ async def _run(
     context: Context,
     allow_mutations: bool,
     paid_by: str,
+    keep_as: KeepAs | None = None,
 ) -> ExecutionResult | RequestErrors:
     runtime = context.runtime
     throttle = runtime.gate.throttle
@@ -287,6 +317,16 @@ async def _run(
     actual = actual_cost(CORE_SCHEMA, document.ast, operation, result.data, planned_walk(document, operation_name))
     throttle.cost.settle(paid_by, charged, actual)
     result.extensions = cost_extensions(throttle.cost, paid_by, cost, actual)
+    principal = context.principal
+    if (
+        keep_as is not None
+        and principal is not None
+        and not result.errors
+        and reads_only_principal(CORE_SCHEMA, document, operation_name)
+    ):
+        keep_as.answers.keep(
+            principal, keep_as.media_type, keep_as.body, result.data, cost, actual, context.noted_grants
+        )
     return result
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -24,6 +24,7 @@ class Context:
     client_addr: str | None
     request_id: str
     pages_origin: str | None = None  # the origin the request was sent to (single sign-on's redirect URI)
+    noted_grants: list[int] = field(default_factory=list)  # grants that allowed its checks (kept_answers.py)
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -30,8 +30,9 @@ def decide(principal: Principal, resource: str, access: str, project_id: str | N
 
 def noted(info: Info, view: DecisionView) -> DecisionView:
     """Record which grant allowed it (Grant.lastUsedAt); a dict update, written in batches."""
-    if view.allowed:
+    if view.allowed and view.grant_id is not None:
         info.context.runtime.gate.usage.note_grant(view.grant_id)
+        info.context.noted_grants.append(view.grant_id)  # noted again when the answer is given from memory
     return view
 
 

@@ -6,6 +6,8 @@ api/operations.py on its graphql-core schema, so no Strawberry extension is conf
 
 from __future__ import annotations
 
+from typing import Final
+
 import strawberry
 from strawberry.tools import merge_types
 
@@ -40,6 +42,38 @@ schema = strawberry.Schema(
         ),
     ),
     schema_directives=[Requires],
+)
+
+
+# Fields ("Type.field") whose answer is a function of the caller's principal and the field's arguments alone: no
+# database, no clock, no client address, no side effect but a check's grant note (Context.noted_grants). A query
+# selecting nothing else is answered again from memory for the same principal (graphql/engine/kept_answers.py);
+# tests/api/test_kept_answers.py proves every one answers as executed.
+ANSWERED_FROM_PRINCIPAL: Final = frozenset(
+    {
+        "Query.viewer",  # Viewer(kind, principal)
+        "Query.account",  # Account.of(principal)
+        "Query.check",  # principal.decide
+        "Query.checks",
+        "Query.permissionSets",  # the catalog and the principal's plan
+        "Query.givablePermissionSets",  # core.policy's givable_sets(principal, projects)
+        "Viewer.id",
+        "Viewer.kind",
+        "Viewer.account",
+        "Account.id",
+        "Account.name",
+        "Account.plan",
+        "Account.availablePermissionSets",
+        "Decision.allowed",
+        "Decision.reason",
+        "PermissionSet.key",
+        "PermissionSet.name",
+        "PermissionSet.level",
+        "PermissionSet.availableOnPlan",
+        "GivablePermissionSet.key",
+        "GivablePermissionSet.allowed",
+        "GivablePermissionSet.reason",
+    }
 )
 
 
