@@ -19,7 +19,7 @@ import time
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, generate_latest
@@ -190,6 +190,7 @@ class RequestIds:
         return f"{self.prefix}-{next(self.counter):x}"
 
 
+HEAD: Final = '{"time":"%s","level":"info","logger":"tokengate.access","message":"request","request_id":"'
 # An access line's fields: when (time.time()), request id, method, route, status, duration in ms, principal.
 Entry = tuple[float, str, str, str, int, float, str | None]
 
@@ -209,6 +210,8 @@ class AccessLog(PeriodicFlush):
         self._second = -1
         self._stamp = ""
         self._json: dict[str | None, str] = {}  # methods, routes and display prefixes as JSON, made once each
+        self._middles: dict[tuple[str, str, int, str | None], tuple[str, str]] = {}  # see ``lines``
+        self._durations: dict[float, str] = {}
 
     def write(
         self, request_id: str, method: str, route: str, status: int, duration_ms: float, principal: str | None
@@ -224,27 +227,50 @@ class AccessLog(PeriodicFlush):
 
     def lines(self, entries: list[Entry]) -> list[str]:
         """The access lines of ``entries``, in their order."""
+        if self.log_format != "json":
+            return [
+                f"{self._stamp_of(now)} {request_id} {method} {route} {status} {duration_ms}ms {principal or '-'}"
+                for now, request_id, method, route, status, duration_ms, principal in entries
+            ]
         made = []
-        quoted = self._json
-        as_json = self._as_json
-        json_format = self.log_format == "json"
+        middles = self._middles
+        durations = self._durations
+        last_ms, head = -1, ""
         for now, request_id, method, route, status, duration_ms, principal in entries:
+            # Assembled by hand from parts made once: a line's head per millisecond (a busy second has thousands
+            # of lines), its middle and tail per method, route, status and principal (the display prefix is the
+            # only free text: json.dumps), the duration's text per value (a few dozen distinct ones).
             second = int(now)
-            if second != self._second:  # formatting the date once a second, not once a line
-                self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            stamp = f"{self._stamp}.{int((now - second) * 1000):03d}Z"
-            if json_format:
-                # Assembled by hand: method and request id are token characters, the route a canonical path;
-                # the principal's display prefix is the only free text and goes through json.dumps.
-                made.append(
-                    f'{{"time":"{stamp}","level":"info","logger":"tokengate.access","message":"request",'
-                    f'"request_id":"{request_id}","method":{quoted.get(method) or as_json(method)},'
-                    f'"route":{quoted.get(route) or as_json(route)},"status":{status},'
-                    f'"duration_ms":{duration_ms},"principal":{quoted.get(principal) or as_json(principal)}}}'
-                )
-            else:
-                made.append(f"{stamp} {request_id} {method} {route} {status} {duration_ms}ms {principal or '-'}")
+            ms = second * 1000 + int((now - second) * 1000)  # the stamp's own arithmetic, so its own boundaries
+            if ms != last_ms:
+                last_ms, head = ms, HEAD % self._stamp_of(now)
+            parts = middles.get((method, route, status, principal))
+            if parts is None:
+                parts = self._parts(method, route, status, principal)
+            duration = durations.get(duration_ms)
+            if duration is None:
+                duration = repr(duration_ms)
+                if len(durations) < 4096:
+                    durations[duration_ms] = duration
+            made.append(head + request_id + parts[0] + duration + parts[1])
         return made
+
+    def _stamp_of(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:  # formatting the date once a second, not once a line
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+
+    def _parts(self, method: str, route: str, status: int, principal: str | None) -> tuple[str, str]:
+        """A JSON line's text between the request id and the duration, and after the duration."""
+        as_json = self._as_json
+        parts = (
+            f'","method":{as_json(method)},"route":{as_json(route)},"status":{status},"duration_ms":',
+            f',"principal":{as_json(principal)}}}',
+        )
+        if len(self._middles) < 4096:
+            self._middles[(method, route, status, principal)] = parts
+        return parts
 
     def _as_json(self, text: str | None) -> str:
         """``json.dumps(text, ensure_ascii=False)``, kept for the next line (a few thousand texts at most)."""
