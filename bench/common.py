@@ -294,6 +294,7 @@ class Load:
     warmup: int
     connections: int
     threads: int
+    rounds: int = 1
 
 
 def run_wrk(

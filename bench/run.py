@@ -16,14 +16,20 @@ The targets compare tokengate with the fair anchors: c/b' (a tuned Strawberry an
 static data), e/e' and d/a; c/b is printed for continuity with the first benchmark.
 
 Each scenario is checked with one real request before and after it is loaded (HTTP 200 and the expected
-JSON), warmed up, then measured; a wrong answer fails the scenario and the run (exit 1).
+JSON), and warmed up; a wrong answer fails the scenario and the run (exit 1). Then every server is measured in
+``--rounds`` rounds of ``--duration`` seconds, interleaved: in each round a tokengate scenario runs right next
+to its anchor ((a, d), (b', c), (e', e), which goes first alternating from round to round), so that a change
+in the machine's speed (on a shared VM, the anchor alone moved 20,440-32,648 req/s over eight 4-second runs
+on 2026-12-06) weighs on both sides of a ratio alike. A scenario's figures are its median round's; a ratio is
+the median of the rounds' own ratios (each round's pair measured back to back).
 
 --check (the test suite's smoke run, tests/bench/test_bench_smoke.py): every scenario started and its answer
 checked before and after a short wrk run (--duration, no warm-up), which may complete any number of
 requests, none at all on a busy machine: it fails on a wrong answer (or a non-2xx under load), never on
 speed. No figure comes of it: no ratios, results in bench/results/bench-check-latest.json.
 
-Options (or the environment): --duration (BENCH_DURATION, 10 s), --warmup (BENCH_WARMUP, 3 s),
+Options (or the environment): --rounds (BENCH_ROUNDS, 5), --duration (BENCH_DURATION, 4 s a round),
+--warmup (BENCH_WARMUP, 3 s),
 --connections (BENCH_CONNECTIONS, 32), --threads (BENCH_THREADS, 1), --only a,c, --update-readme
 (rewrite the table in docs/performance.md), --profile (py-spy flame graph of tokengate per scenario, when
 py-spy is installed). With TOKENGATE_DATABASE_URL (and TOKENGATE_SECRET_KEY) set, tokengate runs on that
@@ -33,8 +39,10 @@ database instead of a fresh embedded one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -105,6 +113,9 @@ SCENARIO_QUERY = (
 LIST_QUERY = (
     "{ account { serviceTokens { id name displayPrefix grants { permissionSet allProjects projects { id name } } } } }"
 )
+# Measured in this order in every round: each tokengate scenario next to its anchor, the order within a pair
+# alternating from round to round; the anchors kept only for continuity last.
+ROUND_ORDER = [("a", "d"), ("b'", "c"), ("e'", "e"), ("a'",), ("b",)]
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 CHECK_NOTE = "A check run (`--check`): answers verified around a short load; the figures mean nothing."
 
@@ -114,7 +125,8 @@ class Outcome:
     key: str
     status: str = "skipped"  # measured | checked (--check) | failed | skipped
     reason: str | None = None
-    result: WrkResult | None = None
+    result: WrkResult | None = None  # the median round's
+    rounds: list[WrkResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,8 +135,20 @@ class Outcome:
             "status": self.status,
             "reason": self.reason,
             "notes": self.notes,
+            "rounds_requests_per_s": [r.requests_per_s for r in self.rounds],
             **(self.result.row() if self.result else {}),
         }
+
+
+@dataclass
+class Target:
+    """A started, checked and warmed-up scenario, waiting for its rounds."""
+
+    outcome: Outcome
+    url: str
+    script: Path | None
+    verify: Callable[[], None]
+    server: Child
 
 
 class Bench:
@@ -141,6 +165,7 @@ class Bench:
         self.wrk, self.load, self.procs, self.scratch = wrk, load, procs, scratch
         self.profile, self.wanted, self.check = profile, wanted, check
         self.outcomes = {key: Outcome(key) for key in TITLES}
+        self.targets: dict[str, Target] = {}
 
     def run(self, key: str, body: Callable[[Outcome], None]) -> None:
         """Run one scenario, turning a BenchError into its reported status."""
@@ -150,7 +175,7 @@ class Bench:
         log(f"{TITLES[key]} ...")
         try:
             body(outcome)
-            outcome.status = "checked" if self.check else "measured"
+            outcome.status = "ready"  # measured in the rounds (measure_rounds)
         except BenchError as problem:
             outcome.status, outcome.reason = "failed", str(problem)
             log(f"  FAILED: {problem}")
@@ -158,22 +183,59 @@ class Bench:
     def measure(
         self, outcome: Outcome, url: str, script: Path | None, verify: Callable[[], None], server: Child
     ) -> None:
+        """Check the scenario's answer and warm it up; its rounds come later (``measure_rounds``)."""
         verify()  # one real request: a benchmark of error responses is worthless
         if not self.check:
             run_wrk(self.wrk, url, script, self.load, self.load.warmup)
-        result = run_wrk(self.wrk, url, script, self.load, self.load.duration, require_requests=not self.check)
-        verify()  # and still right after the load
-        if server.proc.poll() is not None:
-            raise BenchError(f"{server.name} died during the run:\n{server.tail()}")
-        outcome.result = result
+        self.targets[outcome.key] = Target(outcome, url, script, verify, server)
+
+    def measure_rounds(self) -> None:
+        """Every target's rounds, interleaved (ROUND_ORDER), then its answer checked again."""
+        for number in range(self.load.rounds):
+            log(f"round {number + 1} of {self.load.rounds} ...")
+            for pair in ROUND_ORDER:
+                for key in pair if number % 2 == 0 else tuple(reversed(pair)):
+                    if key in self.targets:
+                        self._round(self.targets[key])
+        for target in list(self.targets.values()):
+            self._finish(target)
+
+    def _round(self, target: Target) -> None:
+        outcome = target.outcome
+        try:
+            result = run_wrk(
+                self.wrk, target.url, target.script, self.load, self.load.duration, require_requests=not self.check
+            )
+        except BenchError as problem:
+            outcome.status, outcome.reason = "failed", str(problem)
+            log(f"  {TITLES[outcome.key]} FAILED: {problem}")
+            del self.targets[outcome.key]
+            return
+        outcome.rounds.append(result)
+        log(f"  {TITLES[outcome.key]:<54}{result.requests_per_s:>10,.0f} req/s")
+
+    def _finish(self, target: Target) -> None:
+        outcome, server = target.outcome, target.server
+        try:
+            target.verify()  # and still right after the load
+            if server.proc.poll() is not None:
+                raise BenchError(f"{server.name} died during the run:\n{server.tail()}")
+        except BenchError as problem:
+            outcome.status, outcome.reason = "failed", str(problem)
+            return
+        outcome.status = "checked" if self.check else "measured"
+        ordered = sorted(outcome.rounds, key=lambda r: r.requests_per_s)
+        result = outcome.result = ordered[len(ordered) // 2]
         if self.check:
             outcome.notes.append(f"answered right before and after {result.requests} requests under load")
             return
-        log(f"  {result.requests_per_s:,.0f} req/s  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms")
-        if result.socket_errors:
-            outcome.notes.append(f"wrk socket errors: {result.socket_errors}")
-        if self.profile:
-            self.record_profile(outcome, url, script, server)
+        if len(ordered) > 1:
+            outcome.notes.append(f"rounds {ordered[0].requests_per_s:,.0f}-{ordered[-1].requests_per_s:,.0f} req/s")
+        errors = [r.socket_errors for r in outcome.rounds if r.socket_errors]
+        if errors:
+            outcome.notes.append(f"wrk socket errors: {'; '.join(errors)}")
+        if self.profile and outcome.key in ("c", "d", "e"):
+            self.record_profile(outcome, target.url, target.script, server)
 
     def record_profile(self, outcome: Outcome, url: str, script: Path | None, server: Child) -> None:
         """A py-spy flame graph of the server under the same load (an extra run, not the measured one)."""
@@ -223,10 +285,7 @@ def scenario_a(bench: Bench, outcome: Outcome) -> None:
         if status != 200 or json.loads(raw) != RAW_PAYLOAD:
             raise BenchError(f"raw baseline answered {status}: {raw[:200]!r}")
 
-    try:
-        bench.measure(outcome, url, None, verify, child)
-    finally:
-        bench.procs.stop(child)
+    bench.measure(outcome, url, None, verify, child)  # stopped at the end of the run
 
 
 def scenario_query_baseline(
@@ -251,10 +310,7 @@ def scenario_query_baseline(
         headers={"Content-Type": "application/json"},
         body=_json({"query": query}),
     )
-    try:
-        bench.measure(outcome, url, script, verify, child)
-    finally:
-        bench.procs.stop(child)
+    bench.measure(outcome, url, script, verify, child)  # stopped at the end of the run
 
 
 def scenario_b(bench: Bench, outcome: Outcome) -> None:
@@ -269,10 +325,7 @@ def scenario_a_low_level(bench: Bench, outcome: Outcome) -> None:
         if status != 200:
             raise BenchError(f"low-level baseline answered {status}")
 
-    try:
-        bench.measure(outcome, url, None, verify, child)
-    finally:
-        bench.procs.stop(child)
+    bench.measure(outcome, url, None, verify, child)  # stopped at the end of the run
 
 
 def scenario_b_tuned(bench: Bench, outcome: Outcome) -> None:
@@ -296,10 +349,7 @@ def scenario_e_tuned(bench: Bench, outcome: Outcome) -> None:
         headers={"Content-Type": "application/json"},
         body=_json({"query": LIST_QUERY}),
     )
-    try:
-        bench.measure(outcome, url, script, verify, child)
-    finally:
-        bench.procs.stop(child)
+    bench.measure(outcome, url, script, verify, child)  # stopped at the end of the run
 
 
 def _json(payload: Any) -> str:
@@ -414,31 +464,31 @@ def scenario_e(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: 
     bench.measure(outcome, url, script, verify, server)
 
 
-def tokengate_scenarios(bench: Bench) -> dict[str, Any]:
-    """Start tokengate on a fresh database, seed it, and run (c), (d), (e)."""
+def tokengate_scenarios(bench: Bench, stack: contextlib.ExitStack) -> dict[str, Any]:
+    """Start tokengate on a fresh database (kept until ``stack`` closes: the rounds come later), seed it, and
+    check and warm up (c), (d), (e)."""
     if not bench.wanted & {"c", "d", "e"}:
         return {}
     env = tokengate_env()
     info: dict[str, Any] = {}
-    with temporary_dir("tokengate-bench-") as data_dir:
-        log("tokengate: starting on a fresh " + ("embedded database" if embedded(env) else "account"))
-        server = start_tokengate(bench.procs, "tokengate", data_dir, env, cpu=SERVER_CPU)
-        try:
-            started = time.monotonic()
-            seeded = seed(server.graphql, data_dir, env)
-            log(f"  seeded in {time.monotonic() - started:.1f}s")
-            if embedded(env):
-                info["embedded_postgres_cpus"] = postgres_cpus(data_dir)
-            for key, scenario in (("c", scenario_c), ("d", scenario_d), ("e", scenario_e)):
-                target = server.url if key == "d" else server.graphql
-                bench.run(key, lambda outcome, s=scenario, t=target: s(bench, outcome, server.child, t, seeded))
-        except BenchError as problem:  # seeding broke: every tokengate scenario fails with it
-            for key in ("c", "d", "e"):
-                if key in bench.wanted and bench.outcomes[key].status == "skipped":
-                    bench.outcomes[key].status, bench.outcomes[key].reason = "failed", f"seeding: {problem}"
-            log(f"  FAILED while seeding: {problem}")
-        finally:
-            bench.procs.stop(server.child)
+    data_dir = stack.enter_context(temporary_dir("tokengate-bench-"))
+    log("tokengate: starting on a fresh " + ("embedded database" if embedded(env) else "account"))
+    server = start_tokengate(bench.procs, "tokengate", data_dir, env, cpu=SERVER_CPU)
+    stack.callback(bench.procs.stop, server.child)  # before its data directory goes
+    try:
+        started = time.monotonic()
+        seeded = seed(server.graphql, data_dir, env)
+        log(f"  seeded in {time.monotonic() - started:.1f}s")
+        if embedded(env):
+            info["embedded_postgres_cpus"] = postgres_cpus(data_dir)
+        for key, scenario in (("c", scenario_c), ("d", scenario_d), ("e", scenario_e)):
+            target = server.url if key == "d" else server.graphql
+            bench.run(key, lambda outcome, s=scenario, t=target: s(bench, outcome, server.child, t, seeded))
+    except BenchError as problem:  # seeding broke: every tokengate scenario fails with it
+        for key in ("c", "d", "e"):
+            if key in bench.wanted and bench.outcomes[key].status == "skipped":
+                bench.outcomes[key].status, bench.outcomes[key].reason = "failed", f"seeding: {problem}"
+        log(f"  FAILED while seeding: {problem}")
     return info
 
 
@@ -451,8 +501,11 @@ def ratios(outcomes: dict[str, Outcome]) -> list[dict[str, Any]]:
         a, b = outcomes[top], outcomes[bottom]
         row: dict[str, Any] = {"ratio": name, "target": target, "stretch": stretch, "value": None}
         if a.result and b.result:
-            value = a.result.requests_per_s / b.result.requests_per_s
+            # Each round's pair was measured back to back: the median of their ratios (rounds both completed).
+            paired = [x.requests_per_s / y.requests_per_s for x, y in zip(a.rounds, b.rounds, strict=False)]
+            value = statistics.median(paired)
             row["value"] = round(value, 2)
+            row["rounds"] = [round(ratio, 2) for ratio in paired]
             if value < target:
                 row["verdict"] = "MISSED"
             elif stretch is not None and value < stretch:
@@ -490,18 +543,23 @@ def markdown(
     for key, outcome in outcomes.items():
         lines.append(f"| {TITLES[key]} | " + " | ".join(scenario_cells(outcome)) + f" | {status_text(outcome)} |")
     if ratio_rows:
-        lines += ["", "| ratio | value | target | stretch | verdict |", "| --- | ---: | ---: | ---: | --- |"]
+        lines += [
+            "",
+            "| ratio | value (median) | rounds | target | stretch | verdict |",
+            "| --- | ---: | --- | ---: | ---: | --- |",
+        ]
     for row in ratio_rows:
         value = f"{row['value']:.2f}" if row["value"] is not None else "—"
+        rounds = ", ".join(f"{ratio:.2f}" for ratio in row.get("rounds", ())) or "—"
         stretch = f"≥ {row['stretch']}" if row["stretch"] is not None else "—"
-        lines.append(f"| {row['ratio']} | {value} | ≥ {row['target']} | {stretch} | {row['verdict']} |")
+        lines.append(f"| {row['ratio']} | {value} | {rounds} | ≥ {row['target']} | {stretch} | {row['verdict']} |")
     versions = env["versions"]
     lines += [
         "",
         f"`make bench` at {env['git']}, {env['when']}: {env['cpu']}, {env['cores']} cores, "
         f"server on core {SERVER_CPU} and wrk on core {CLIENT_CPU} ({'pinned' if env['pinned'] else 'NOT pinned'}), "
         f"wrk -t{load.threads} -c{load.connections} -d{load.duration}s "
-        + ("without warm-up; " if check else f"after a {load.warmup}s warm-up; ")
+        + ("without warm-up; " if check else f"after a {load.warmup}s warm-up, {load.rounds} interleaved rounds; ")
         + f"Python {env['python']}, strawberry-graphql {versions['strawberry-graphql']}, "
         f"aiohttp {versions['aiohttp']}; {env['database']} PostgreSQL"
         + (
@@ -529,7 +587,11 @@ def console(outcomes: dict[str, Outcome], ratio_rows: list[dict[str, Any]]) -> s
     for row in ratio_rows:
         value = f"{row['value']:.2f}" if row["value"] is not None else "—"
         stretch = f">={row['stretch']}" if row["stretch"] is not None else "—"
-        lines.append(f"{row['ratio']:<8}{value:>8}{'>=' + str(row['target']):>10}{stretch:>10}   {row['verdict']}")
+        rounds = " ".join(f"{ratio:.2f}" for ratio in row.get("rounds", ()))
+        lines.append(
+            f"{row['ratio']:<8}{value:>8}{'>=' + str(row['target']):>10}{stretch:>10}   {row['verdict']}"
+            + (f"   (rounds: {rounds})" if rounds else "")
+        )
     return "\n".join(lines)
 
 
@@ -545,7 +607,8 @@ def update_readme(table: str) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "10")))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "4")))
     parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_WARMUP", "3")))
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "32")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "1")))
@@ -559,29 +622,40 @@ def parse_args() -> argparse.Namespace:
     args.only = {key.strip() for key in args.only.split(",") if key.strip()}
     if not args.only <= set(TITLES):
         parser.error(f"--only takes scenarios among {', '.join(TITLES)}")
-    if min(args.duration, args.warmup, args.connections, args.threads) < 1:
-        parser.error("--duration, --warmup, --connections and --threads must be at least 1")
+    if min(args.rounds, args.duration, args.warmup, args.connections, args.threads) < 1:
+        parser.error("--rounds, --duration, --warmup, --connections and --threads must be at least 1")
     return args
 
 
 def main() -> int:
     exit_on_sigterm()
     args = parse_args()
-    load = Load(duration=args.duration, warmup=args.warmup, connections=args.connections, threads=args.threads)
+    load = Load(
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        threads=args.threads,
+        rounds=1 if args.check else args.rounds,
+    )
     wrk = ensure_wrk()
     env = environment()
     if not env["pinned"]:
         log("WARNING: fewer than 2 cores or no taskset: servers and wrk are NOT pinned; figures are not comparable")
     started = time.monotonic()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with temporary_dir("tokengate-bench-scratch-") as scratch, Processes(RESULTS / "logs") as procs:
+    with (
+        temporary_dir("tokengate-bench-scratch-") as scratch,
+        Processes(RESULTS / "logs") as procs,
+        contextlib.ExitStack() as stack,
+    ):
         bench = Bench(wrk, load, procs, scratch, args.profile, args.only, args.check)
         bench.run("a", lambda outcome: scenario_a(bench, outcome))
         bench.run("a'", lambda outcome: scenario_a_low_level(bench, outcome))
         bench.run("b", lambda outcome: scenario_b(bench, outcome))
         bench.run("b'", lambda outcome: scenario_b_tuned(bench, outcome))
         bench.run("e'", lambda outcome: scenario_e_tuned(bench, outcome))
-        env.update(tokengate_scenarios(bench))
+        env.update(tokengate_scenarios(bench, stack))
+        bench.measure_rounds()
     ratio_rows = [] if args.check else ratios(bench.outcomes)
     table = markdown(bench.outcomes, ratio_rows, env, load, args.check)
     payload = {

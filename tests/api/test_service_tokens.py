@@ -429,7 +429,7 @@ async def test_last_used_at_is_batched_in_memory_and_never_moves_backwards(serve
     # Another instance that saw an older use flushes later: the time stays.
     async for other in start_server(database, make_config(tmp_path)):
         other_recorder = other.runtime.authenticator.last_used
-        other_recorder.note(token.key, first - timedelta(minutes=5))
+        other_recorder.note(token.key, (first - timedelta(minutes=5)).timestamp())
         assert await other_recorder.flush() == 1
         assert await server.pool.fetchval(stored, token.key) == first
         assert await works(other, token.secret)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -101,11 +102,11 @@ class Authenticator:
         if entry is None:
             return None
         principal = entry.principal
-        now = datetime.now(UTC)
-        if not self._may_serve(entry, now, self.cache.ttl):
+        # Younger than the TTL (fresh_aliased): for a token without expiry that is all the rule asks.
+        if principal.expires_at is not None and not self._may_serve(entry, datetime.now(UTC), self.cache.ttl):
             return None  # expired since cached: from_memory drops it, the database path audits it
         self.cache.touch(principal.token_id, entry)
-        self.last_used.note(principal.token_id, now)
+        self.last_used.note(principal.token_id, time.time())
         return principal
 
     def from_memory(self, text: str) -> tuple[tokens.ParsedToken, Principal | None]:
@@ -214,7 +215,7 @@ class Authenticator:
             if parsed.format == "v2" and never_authenticates(stored, credential is not None, audited, now):
                 self.cache.note_invalid(self._alias(parsed))
             raise Unauthenticated(INVALID)
-        self.last_used.note(credential.id, now)
+        self.last_used.note(credential.id, now.timestamp())
         principal = principal_from_credential(credential)
         alias = self._alias(parsed)
         token_hash = alias  # a legacy token's entry is proved by the keyed hash of its text
@@ -249,5 +250,5 @@ class Authenticator:
             # Expired since cached (the database path audits it), or too old to serve: it never gets younger.
             self.cache.invalidate_token(principal.token_id)
             return None
-        self.last_used.note(principal.token_id, now)
+        self.last_used.note(principal.token_id, now.timestamp())
         return principal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -24,9 +24,9 @@ class LastUsedRecorder(PeriodicFlush):
         self.pool = pool
         self.interval = interval
         self.task_name = "last-used-flush"
-        self.pending: dict[str, datetime] = {}
+        self.pending: dict[str, float] = {}  # token id -> seconds since the epoch (a datetime only when written)
 
-    def note(self, token_id: str, when: datetime) -> None:
+    def note(self, token_id: str, when: float) -> None:
         self.pending[token_id] = when
 
     async def flush(self) -> int:
@@ -35,7 +35,9 @@ class LastUsedRecorder(PeriodicFlush):
             return 0
         batch, self.pending = self.pending, {}
         try:
-            await token_store.flush_last_used(self.pool, batch)
+            await token_store.flush_last_used(
+                self.pool, {token_id: datetime.fromtimestamp(when, UTC) for token_id, when in batch.items()}
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
             log.warning(
                 "could not record last use of %d tokens, retrying later: %s", len(batch), type(problem).__name__
