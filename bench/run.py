@@ -28,7 +28,7 @@ checked before and after a short wrk run (--duration, no warm-up), which may com
 requests, none at all on a busy machine: it fails on a wrong answer (or a non-2xx under load), never on
 speed. No figure comes of it: no ratios, results in bench/results/bench-check-latest.json.
 
-Options (or the environment): --rounds (BENCH_ROUNDS, 5), --duration (BENCH_DURATION, 4 s a round),
+Options (or the environment): --rounds (BENCH_ROUNDS, 7), --duration (BENCH_DURATION, 3 s a round),
 --warmup (BENCH_WARMUP, 3 s),
 --connections (BENCH_CONNECTIONS, 32), --threads (BENCH_THREADS, 1), --only a,c, --update-readme
 (rewrite the table in docs/performance.md), --profile (py-spy flame graph of tokengate per scenario, when
@@ -607,8 +607,8 @@ def update_readme(table: str) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "4")))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "7")))
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "3")))
     parser.add_argument("--warmup", type=int, default=int(os.environ.get("BENCH_WARMUP", "3")))
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "32")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "1")))
