@@ -143,16 +143,16 @@ class Counted:
         monkeypatch.setattr(fast_forward_auth, "check", counting)
 
 
-async def access_lines(door: Door) -> list[tuple[Any, ...]]:
+async def access_lines(door: Door, route: str = "/auth/check") -> list[tuple[Any, ...]]:
     door.log.flush()
     entries = [json.loads(line) for line in door.lines.lines]
-    return [(e["method"], e["route"], e["status"], e["principal"]) for e in entries if e["route"] == "/auth/check"]
+    return [(e["method"], e["route"], e["status"], e["principal"]) for e in entries if e["route"] == route]
 
 
-async def counted_requests(door: Door) -> dict[str, int]:
+async def counted_requests(door: Door, route: str = "/auth/check") -> dict[str, int]:
     status, text, _ = await door.server.get("/metrics")
     assert status == 200
-    found = re.findall(r'tokengate_http_requests_total\{route="/auth/check",status="(\d+)"\} (\d+)', text)
+    found = re.findall(r'tokengate_http_requests_total\{route="' + re.escape(route) + r'",status="(\d+)"\} (\d+)', text)
     return {code: int(float(count)) for code, count in found}
 
 

@@ -22,7 +22,9 @@ from tests.api.test_fast_forward_auth import (
     UNCOMPARED,
     Answer,
     Door,
+    access_lines,
     bearer,
+    counted_requests,
     doors,
     twice,
 )
@@ -80,18 +82,11 @@ def query(text: str, variables: dict[str, Any] | None = None, **extra: Any) -> b
 
 
 async def graphql_lines(door: Door) -> list[tuple[Any, ...]]:
-    door.log.flush()
-    entries = [json.loads(line) for line in door.lines.lines]
-    return [(e["method"], e["route"], e["status"], e["principal"]) for e in entries if e["route"] == "/graphql"]
+    return await access_lines(door, "/graphql")
 
 
 async def graphql_counts(door: Door) -> dict[str, int]:
-    import re
-
-    status, text, _ = await door.server.get("/metrics")
-    assert status == 200
-    found = re.findall(r'tokengate_http_requests_total\{route="/graphql",status="(\d+)"\} (\d+)', text)
-    return {code: int(float(count)) for code, count in found}
+    return await counted_requests(door, "/graphql")
 
 
 async def test_the_fast_door_answers_every_post_as_the_generic_stack(database, tmp_path: Path, monkeypatch):

@@ -132,7 +132,7 @@ def _keep_best(table: dict[Any, tuple[int, str, int | None]], key: object, level
         table[key] = (level, grant.permission_set, grant.id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly held by answers kept for it (kept_answers.py)
 class Principal:
     """Who is calling: a service token or a user (through a personal token), with compiled grants."""
 

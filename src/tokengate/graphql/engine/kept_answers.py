@@ -11,7 +11,8 @@ variables and operation name). What a kept answer still does per request, as the
 
 Why it is never stale: a principal object is never changed, and the principal cache replaces it on every notice
 that changes what it holds (revocation, grants, projects, plan, a member's state), on every instance; an answer
-is only given to the very object it was made for (``is``), so the first request after a change executes again.
+is only given to the very object it was made for (``is``, through a weak reference: a replaced principal is
+not kept alive by its answers), so the first request after a change executes again.
 Kept only: POST bodies of at most ``MAX_BODY_BYTES`` carrying a query text (no persisted-query hash or document
 id), answered without errors, by a principal from a token (a browser session's principal is read anew per
 request). At most ``MAX_ANSWERS`` answers, forgotten all at once past that (an endless stream of distinct bodies
@@ -20,6 +21,7 @@ costs each its execution, as before). ``tests/api/test_kept_answers.py`` proves 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -48,7 +50,8 @@ TYPENAME: Final = "__typename"
 
 @dataclass(frozen=True, slots=True)
 class KeptAnswer:
-    principal: Principal  # the very object it was made for (kept alive with the answer, so never mistaken)
+    principal: weakref.ReferenceType[Principal]  # the very object it was made for; weak: a replaced principal
+    # (and all it holds) is not kept alive by its answers, and its id, once reused, finds a dead reference
     data: bytes  # the answer's ``data`` as compact JSON (http/responses.json_bytes)
     requested: int  # the operation's estimated cost, checked against the budget when it ran
     actual: int  # what it cost once answered: what each request is charged
@@ -69,7 +72,7 @@ class KeptAnswers:
 
     def get(self, principal: Principal, media_type: str, body: bytes) -> KeptAnswer | None:
         kept = self.answers.get((id(principal), media_type, body))
-        if kept is None or kept.principal is not principal:
+        if kept is None or kept.principal() is not principal:
             return None
         self.hits += 1
         return kept
@@ -93,7 +96,7 @@ class KeptAnswers:
         if len(self.answers) >= self.size:
             self.answers.clear()
         self.answers[(id(principal), media_type, body)] = KeptAnswer(
-            principal, encoded, requested, actual, tuple(grants)
+            weakref.ref(principal), encoded, requested, actual, tuple(grants)
         )
 
     def clear(self) -> None:
