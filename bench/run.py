@@ -123,7 +123,7 @@ CHECK_NOTE = "A check run (`--check`): answers verified around a short load; the
 @dataclass
 class Outcome:
     key: str
-    status: str = "skipped"  # measured | checked (--check) | failed | skipped
+    status: str = "skipped"  # ready (checked, warmed up) | measured | checked (--check) | failed | skipped
     reason: str | None = None
     result: WrkResult | None = None  # the median round's
     rounds: list[WrkResult] = field(default_factory=list)
@@ -180,7 +180,7 @@ class Bench:
             outcome.status, outcome.reason = "failed", str(problem)
             log(f"  FAILED: {problem}")
 
-    def measure(
+    def prepare(
         self, outcome: Outcome, url: str, script: Path | None, verify: Callable[[], None], server: Child
     ) -> None:
         """Check the scenario's answer and warm it up; its rounds come later (``measure_rounds``)."""
@@ -285,7 +285,7 @@ def scenario_a(bench: Bench, outcome: Outcome) -> None:
         if status != 200 or json.loads(raw) != RAW_PAYLOAD:
             raise BenchError(f"raw baseline answered {status}: {raw[:200]!r}")
 
-    bench.measure(outcome, url, None, verify, child)  # stopped at the end of the run
+    bench.prepare(outcome, url, None, verify, child)  # stopped at the end of the run
 
 
 def scenario_query_baseline(
@@ -310,7 +310,7 @@ def scenario_query_baseline(
         headers={"Content-Type": "application/json"},
         body=_json({"query": query}),
     )
-    bench.measure(outcome, url, script, verify, child)  # stopped at the end of the run
+    bench.prepare(outcome, url, script, verify, child)  # stopped at the end of the run
 
 
 def scenario_b(bench: Bench, outcome: Outcome) -> None:
@@ -325,7 +325,7 @@ def scenario_a_low_level(bench: Bench, outcome: Outcome) -> None:
         if status != 200:
             raise BenchError(f"low-level baseline answered {status}")
 
-    bench.measure(outcome, url, None, verify, child)  # stopped at the end of the run
+    bench.prepare(outcome, url, None, verify, child)  # stopped at the end of the run
 
 
 def scenario_b_tuned(bench: Bench, outcome: Outcome) -> None:
@@ -349,7 +349,7 @@ def scenario_e_tuned(bench: Bench, outcome: Outcome) -> None:
         headers={"Content-Type": "application/json"},
         body=_json({"query": LIST_QUERY}),
     )
-    bench.measure(outcome, url, script, verify, child)  # stopped at the end of the run
+    bench.prepare(outcome, url, script, verify, child)  # stopped at the end of the run
 
 
 def _json(payload: Any) -> str:
@@ -419,7 +419,7 @@ def scenario_c(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: 
 
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {seeded.service_token}"}
     script = wrk_script(bench.scratch / "c.lua", method="POST", headers=headers, body=_json({"query": query}))
-    bench.measure(outcome, url, script, verify, server)
+    bench.prepare(outcome, url, script, verify, server)
 
 
 def scenario_d(bench: Bench, outcome: Outcome, server: Child, base: str, seeded: Seeded) -> None:
@@ -437,7 +437,7 @@ def scenario_d(bench: Bench, outcome: Outcome, server: Child, base: str, seeded:
             raise BenchError(f"/auth/check answered {status} {lowered} {raw[:200]!r}")
 
     script = wrk_script(bench.scratch / "d.lua", method="GET", headers=headers)
-    bench.measure(outcome, url, script, verify, server)
+    bench.prepare(outcome, url, script, verify, server)
 
 
 def scenario_e(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: Seeded) -> None:
@@ -461,7 +461,7 @@ def scenario_e(bench: Bench, outcome: Outcome, server: Child, url: str, seeded: 
 
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {seeded.admin_token}"}
     script = wrk_script(bench.scratch / "e.lua", method="POST", headers=headers, body=_json({"query": LIST_QUERY}))
-    bench.measure(outcome, url, script, verify, server)
+    bench.prepare(outcome, url, script, verify, server)
 
 
 def tokengate_scenarios(bench: Bench, stack: contextlib.ExitStack) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from tokengate.core.policy import Principal
 from tokengate.http import fast_graphql, forward_auth
 from tokengate.http.fast_graphql import FastGraphQL
 from tokengate.http.headers import NO_STORE
-from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, failure_response
+from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, failure_response, observed
 from tokengate.runtime import RUNTIME, Runtime
 
 ROUTE: Final = "/auth/check"  # the route's canonical path, as the generic door counts and logs it
@@ -84,10 +84,7 @@ class FastForwardAuth:
             headers["X-Request-Id"] = request_id
             headers["Cache-Control"] = NO_STORE
             principal = request.get(PRINCIPAL_PREFIX)
-        self.metrics.count_request(ROUTE, status)
-        self.access_log.write(
-            request_id, request.method, ROUTE, status, round((time.perf_counter() - started) * 1000, 3), principal
-        )
+        observed(self.metrics, self.access_log, request_id, request.method, ROUTE, status, started, principal)
         return response
 
 

@@ -25,7 +25,7 @@ from aiohttp import hdrs, web
 from tokengate.auth.gate import PRINCIPAL_PREFIX
 from tokengate.http.graphql import GRAPHQL_DOOR, GraphQLDoor
 from tokengate.http.headers import add_security_headers
-from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, as_json_error, failure_response
+from tokengate.http.middleware import ACCESS_LOG, METRICS, REQUEST_IDS, as_json_error, failure_response, observed
 from tokengate.runtime import Runtime
 
 ROUTE: Final = "/graphql"
@@ -74,12 +74,5 @@ class FastGraphQL:
         return response
 
     def _observed(self, request: web.BaseRequest, request_id: str, status: int, started: float) -> None:
-        self.metrics.count_request(ROUTE, status)
-        self.access_log.write(
-            request_id,
-            request.method,
-            ROUTE,
-            status,
-            round((time.perf_counter() - started) * 1000, 3),
-            request.get(PRINCIPAL_PREFIX),
-        )
+        principal = request.get(PRINCIPAL_PREFIX)
+        observed(self.metrics, self.access_log, request_id, request.method, ROUTE, status, started, principal)

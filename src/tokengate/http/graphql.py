@@ -28,7 +28,7 @@ from tokengate.core.single_sign_on import pages_origin
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.documents import DocumentCache
 from tokengate.graphql.engine.error_answers import format_errors, is_database_unavailable
-from tokengate.graphql.engine.kept_answers import may_keep_body
+from tokengate.graphql.engine.kept_answers import MAX_BODY_BYTES as MAX_KEPT_BODY_BYTES
 from tokengate.graphql.engine.operations import KeepAs, RequestErrors, RequestRefused, answer_kept, run
 from tokengate.graphql.engine.persisted import ResolvedDocument, resolve
 from tokengate.graphql.schema.context import Context
@@ -176,16 +176,17 @@ class GraphQLDoor:
         origin = pages_origin(runtime.config.sign_in.public_url, request.scheme, request.headers.get("Host"))
         context = Context(runtime, admission.principal, admission.client_addr, request_id, origin)
         keep_as = None
-        if admission.principal is not None and session is None and keepable(payload, found):
-            assert payload.body is not None
-            kept = runtime.answers.get(admission.principal, media_type, payload.body)
+        principal = admission.principal
+        # A browser session's principal is read anew per request: nothing kept for it would be found again.
+        if principal is not None and session is None and (body := kept_under(payload, found)) is not None:
+            kept = runtime.answers.get(principal, media_type, body)
             if kept is not None:  # a query that reads only this principal, answered before: its bytes again
                 try:
                     extensions = answer_kept(kept, context)
                 except RequestRefused as refused:
                     return error_response(refused.status, str(refused), refused.code, refused.headers, media_type)
                 return web.Response(body=kept.body(extensions), content_type=media_type, charset="utf-8")
-            keep_as = KeepAs(runtime.answers, media_type, payload.body)
+            keep_as = KeepAs(runtime.answers, media_type, body)
         document = documents.get(found.text)
         try:
             result = await run(
@@ -217,15 +218,13 @@ class GraphQLDoor:
         return json_response(body, content_type=media_type)
 
 
-def keepable(payload: GraphQLRequest, found: ResolvedDocument) -> bool:
-    """Whether the answer may be kept under the request's body (kept_answers.py): a POST whose body carries the
-    query text itself, small enough; a document named by a hash or id depends on what is registered."""
-    return (
-        payload.body is not None
-        and payload.query is not None
-        and found.register_as is None
-        and may_keep_body(payload.body)
-    )
+def kept_under(payload: GraphQLRequest, found: ResolvedDocument) -> bytes | None:
+    """The body a request's answer may be kept under (kept_answers.py), or None: a POST whose body carries the
+    query text itself and is small enough; a document named by a hash or id depends on what is registered."""
+    body = payload.body
+    if body is None or payload.query is None or found.register_as is not None or len(body) > MAX_KEPT_BODY_BYTES:
+        return None
+    return body
 
 
 def register(found: ResolvedDocument, parsed: bool, documents: DocumentCache) -> None:

@@ -99,13 +99,6 @@ class KeptAnswers:
             weakref.ref(principal), encoded, requested, actual, tuple(grants)
         )
 
-    def clear(self) -> None:
-        self.answers.clear()
-
-
-def may_keep_body(body: bytes) -> bool:
-    return len(body) <= MAX_BODY_BYTES
-
 
 def reads_only_principal(schema: GraphQLSchema, document: Document, operation_name: str | None) -> bool:
     """Whether the operation is a query and every field of the document (every operation and fragment: a field

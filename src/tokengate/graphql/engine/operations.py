@@ -234,35 +234,36 @@ async def run(
     """Choose the operation, validate (once per document), guard the inputs, check the cost, then execute.
     Raises ``RequestRefused`` (before validation, as Strawberry did: a subscription is a 400, not a validation
     error; a payer out of cost points is a 429; a busy worker a 503)."""
-    runtime = context.runtime
-    throttle = runtime.gate.throttle
+    paid_by = paying(context)
+    try:
+        return await _run(document, operation_name, variables, context, allow_mutations, paid_by, keep_as)
+    except Overloaded as busy:
+        context.runtime.gate.throttle.count("worker")
+        raise RequestRefused(503, str(busy), RETRY_AFTER, busy.code) from None
+
+
+def paying(context: Context) -> str:
+    """Who pays the request's cost points; ``RequestRefused`` (429) while that payer has none left."""
+    throttle = context.runtime.gate.throttle
     paid_by = payer(context.principal, context.client_addr)
     try:
         throttle.require(throttle.cost, paid_by)
-        return await _run(document, operation_name, variables, context, allow_mutations, paid_by, keep_as)
     except OverLimit as over:
         raise RequestRefused.of(rate_limited(over)) from None
-    except Overloaded as busy:
-        throttle.count("worker")
-        raise RequestRefused(503, str(busy), RETRY_AFTER, busy.code) from None
+    return paid_by
 
 
 def answer_kept(kept: KeptAnswer, context: Context) -> dict[str, Any] | None:
     """What a kept answer still does per request, as ``run`` does it: the payer must have points left (else
     ``RequestRefused``, 429), is charged the estimate and settled to the actual cost, and its checks' grants are
     noted. Returns the answer's ``extensions``."""
-    runtime = context.runtime
-    throttle = runtime.gate.throttle
-    paid_by = payer(context.principal, context.client_addr)
-    try:
-        throttle.require(throttle.cost, paid_by)
-    except OverLimit as over:
-        raise RequestRefused.of(rate_limited(over)) from None
-    throttle.cost.settle(paid_by, throttle.cost.charge(paid_by, kept.requested), kept.actual)
-    usage = runtime.gate.usage
+    paid_by = paying(context)
+    gate = context.runtime.gate
+    bucket = gate.throttle.cost
+    bucket.settle(paid_by, bucket.charge(paid_by, kept.requested), kept.actual)
     for grant_id in kept.grants:
-        usage.note_grant(grant_id)
-    return cost_extensions(throttle.cost, paid_by, kept.requested, kept.actual)
+        gate.usage.note_grant(grant_id)
+    return cost_extensions(bucket, paid_by, kept.requested, kept.actual)
 
 
 async def _run(
