@@ -24,7 +24,6 @@ from aiohttp import web
 from tokengate.auth.gate import RETRY_AFTER, Admission, Refusal
 from tokengate.core.browser_sessions import COOKIE
 from tokengate.core.media_types import GRAPHQL_RESPONSE, JSON, response_media_type
-from tokengate.core.single_sign_on import pages_origin
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.documents import DocumentCache
 from tokengate.graphql.engine.error_answers import format_errors, is_database_unavailable
@@ -36,7 +35,7 @@ from tokengate.http.bodies import read_body
 from tokengate.http.middleware import REQUEST_ID
 from tokengate.http.pages import GRAPHIQL_PAGE
 from tokengate.http.responses import error_response, json_response, refusal_response
-from tokengate.http.sign_in import from_pages
+from tokengate.http.sign_in import from_pages, pages_origin_of
 from tokengate.runtime import RUNTIME, Runtime
 
 log = logging.getLogger("tokengate.graphql")
@@ -173,8 +172,6 @@ class GraphQLDoor:
             if csrf_refusal is not None and refusal.status == 401:
                 return error_response(403, csrf_refusal, "FORBIDDEN", content_type=media_type)
             return refusal_response(refusal, media_type)
-        origin = pages_origin(runtime.config.sign_in.public_url, request.scheme, request.headers.get("Host"))
-        context = Context(runtime, admission.principal, admission.client_addr, request_id, origin)
         keep_as = None
         principal = admission.principal
         # A browser session's principal is read anew per request: nothing kept for it would be found again.
@@ -182,11 +179,12 @@ class GraphQLDoor:
             kept = runtime.answers.get(principal, media_type, body)
             if kept is not None:  # a query that reads only this principal, answered before: its bytes again
                 try:
-                    extensions = answer_kept(kept, context)
+                    extensions = answer_kept(kept, runtime, principal, admission.client_addr)
                 except RequestRefused as refused:
                     return error_response(refused.status, str(refused), refused.code, refused.headers, media_type)
                 return web.Response(body=kept.body(extensions), content_type=media_type, charset="utf-8")
             keep_as = KeepAs(runtime.answers, media_type, body)
+        context = Context(runtime, principal, admission.client_addr, request_id, pages_origin_of(request, runtime))
         document = documents.get(found.text)
         try:
             result = await run(

@@ -31,6 +31,7 @@ from tokengate.core.browser_sessions import (
     relying_party,
 )
 from tokengate.core.errors import DomainError, InvalidInput, Unauthenticated
+from tokengate.core.single_sign_on import pages_origin
 from tokengate.http.bodies import read_in_time
 from tokengate.http.pages import html_response, render_plain_page
 from tokengate.http.responses import error_response, json_response, refusal_response
@@ -123,6 +124,11 @@ def text(body: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 200:
         raise InvalidInput(f"{name} must be a non-empty string")
     return value
+
+
+def pages_origin_of(request: web.BaseRequest, runtime: Runtime) -> str:
+    """The origin the pages are served at for this request: the configured public URL, else the request's own."""
+    return pages_origin(runtime.config.sign_in.public_url, request.scheme, request.headers.get("Host"))
 
 
 def browser_of(request: web.Request, runtime: Runtime, client_addr: str | None) -> Browser:

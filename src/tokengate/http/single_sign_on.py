@@ -22,7 +22,7 @@ from tokengate.core.browser_sessions import RelyingParty
 from tokengate.core.errors import NotFound
 from tokengate.http.pages import PAGE_HEADERS, html_response
 from tokengate.http.responses import refusal_response
-from tokengate.http.sign_in import browser_of, hand_over_session
+from tokengate.http.sign_in import browser_of, hand_over_session, pages_origin_of
 from tokengate.http.token_exchange import ISSUER_KEYS
 from tokengate.runtime import RUNTIME
 from tokengate.services import sign_in
@@ -69,11 +69,6 @@ def page(title: str, message: str, status: int = 200, refresh_to: str | None = N
     return response
 
 
-def origin_of(request: web.Request) -> str:
-    runtime = request.app[RUNTIME]
-    return rules.pages_origin(runtime.config.sign_in.public_url, request.scheme, request.headers.get("Host"))
-
-
 def _flow_cookie(response: web.StreamResponse, value: str) -> None:
     response.set_cookie(
         rules.FLOW_COOKIE,
@@ -102,7 +97,7 @@ async def start(request: web.Request) -> web.StreamResponse:
             runtime.backend,
             request.app[ISSUER_KEYS],
             account_id,
-            rules.redirect_uri(origin_of(request)),
+            rules.redirect_uri(pages_origin_of(request, runtime)),
             runtime.config.webhook_allow_private,
         )
     except NotFound:

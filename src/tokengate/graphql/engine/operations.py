@@ -19,7 +19,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from graphql import (
     ExecutionResult,
@@ -35,6 +35,7 @@ from strawberry.execution import optimized_is_awaitable
 from tokengate.auth.gate import RETRY_AFTER, Refusal, payer, rate_limited
 from tokengate.core.errors import InvalidInput, Overloaded
 from tokengate.core.limits import Buckets, OverLimit
+from tokengate.core.policy import Principal
 from tokengate.core.validation import shown
 from tokengate.graphql.engine.compiled import execute_compiled
 from tokengate.graphql.engine.cost import ActualPlan, CostUnknown, actual_cost, actual_plan, operation_cost
@@ -43,6 +44,9 @@ from tokengate.graphql.engine.kept_answers import KeptAnswer, KeptAnswers, reads
 from tokengate.graphql.engine.offload import WORKER
 from tokengate.graphql.schema.context import Context
 from tokengate.graphql.schema.schema import schema
+
+if TYPE_CHECKING:
+    from tokengate.runtime import Runtime
 
 CORE_SCHEMA: Final = schema._schema
 EXECUTOR: Final = schema.execution_context_class  # Strawberry's own (public), what the plans' errors use too
@@ -234,7 +238,7 @@ async def run(
     """Choose the operation, validate (once per document), guard the inputs, check the cost, then execute.
     Raises ``RequestRefused`` (before validation, as Strawberry did: a subscription is a 400, not a validation
     error; a payer out of cost points is a 429; a busy worker a 503)."""
-    paid_by = paying(context)
+    paid_by = paying(context.runtime, context.principal, context.client_addr)
     try:
         return await _run(document, operation_name, variables, context, allow_mutations, paid_by, keep_as)
     except Overloaded as busy:
@@ -242,10 +246,10 @@ async def run(
         raise RequestRefused(503, str(busy), RETRY_AFTER, busy.code) from None
 
 
-def paying(context: Context) -> str:
+def paying(runtime: Runtime, principal: Principal | None, client_addr: str | None) -> str:
     """Who pays the request's cost points; ``RequestRefused`` (429) while that payer has none left."""
-    throttle = context.runtime.gate.throttle
-    paid_by = payer(context.principal, context.client_addr)
+    throttle = runtime.gate.throttle
+    paid_by = payer(principal, client_addr)
     try:
         throttle.require(throttle.cost, paid_by)
     except OverLimit as over:
@@ -253,12 +257,14 @@ def paying(context: Context) -> str:
     return paid_by
 
 
-def answer_kept(kept: KeptAnswer, context: Context) -> dict[str, Any] | None:
+def answer_kept(
+    kept: KeptAnswer, runtime: Runtime, principal: Principal, client_addr: str | None
+) -> dict[str, Any] | None:
     """What a kept answer still does per request, as ``run`` does it: the payer must have points left (else
     ``RequestRefused``, 429), is charged the estimate and settled to the actual cost, and its checks' grants are
     noted. Returns the answer's ``extensions``."""
-    paid_by = paying(context)
-    gate = context.runtime.gate
+    paid_by = paying(runtime, principal, client_addr)
+    gate = runtime.gate
     bucket = gate.throttle.cost
     bucket.settle(paid_by, bucket.charge(paid_by, kept.requested), kept.actual)
     for grant_id in kept.grants:
