@@ -36,6 +36,7 @@ from tokengate.core.invalidations import UserChanged
 from tokengate.core.policy import (
     ACCOUNT_ADMIN,
     Grant,
+    Principal,
     check_grants,
     holds_account_admin,
     require,
@@ -112,7 +113,7 @@ class Started:
 # Settings
 
 
-def require_provider_admin(principal: Any, account_id: str, access: str) -> None:
+def require_provider_admin(principal: Principal | None, account_id: str, access: str) -> None:
     require_account(principal, account_id)
     require(principal, "AUTH_PROVIDER", access)
 
@@ -140,7 +141,7 @@ async def _checked_grants(work: UnitOfWork, account_id: str, settings: rules.Set
     return settings
 
 
-def links_existing_members(principal: Any) -> bool:
+def links_existing_members(principal: Principal | None) -> bool:
     """Whether a configuration saved by ``principal`` may link members who exist already at their first sign-in:
     only an ACCOUNT_ADMIN's (who could invite, i.e. sign in as, any member anyway: ``require_change`` lets them
     take over anything) or the operator's. Anyone else holding AUTH_PROVIDER:WRITE (a SECURITY_ADMIN) could point
