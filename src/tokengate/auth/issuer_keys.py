@@ -119,10 +119,8 @@ class IssuerKeys:
                 return entry.keys
             cooling = entry.attempted_at is not None and now - entry.attempted_at < self.cooldown_seconds
             if not cooling:
-                entry.attempted_at = now
                 try:
-                    entry.keys, entry.kids = await self._fetch(issuer, entry)
-                    entry.fetched_at = time.monotonic()
+                    await self._refresh(issuer, entry)
                 except KeysUnavailable as problem:
                     log.warning("could not fetch the keys of issuer %s: %s", issuer, problem)
                     if entry.keys is None or kid not in entry.kids:
@@ -141,17 +139,18 @@ class IssuerKeys:
         async with entry.lock:
             if entry.discovery is not None and time.monotonic() - entry.fetched_at < TTL_SECONDS:
                 return entry.discovery
-            entry.attempted_at = time.monotonic()
             try:
-                entry.keys, entry.kids = await self._fetch(issuer, entry)
-                entry.fetched_at = time.monotonic()
+                await self._refresh(issuer, entry)
             except KeysUnavailable as problem:
                 log.warning("could not fetch the discovery document of issuer %s: %s", issuer, problem)
                 raise
             assert entry.discovery is not None
             return entry.discovery
 
-    async def _fetch(self, issuer: str, entry: _Entry | None = None) -> tuple[KeySet, frozenset[str]]:
+    async def _refresh(self, issuer: str, entry: _Entry) -> None:
+        """Fetch the issuer's discovery document and keys into ``entry`` (under its lock), or ``KeysUnavailable``
+        (what it held before stays)."""
+        entry.attempted_at = time.monotonic()
         self.fetches += 1
         try:
             async with asyncio.timeout(self.timeout_seconds):
@@ -161,10 +160,9 @@ class IssuerKeys:
                 jwks_uri = discovery.get("jwks_uri")
                 if not isinstance(jwks_uri, str):
                     raise KeysUnavailable("the discovery document has no jwks_uri")
-                keys = key_set(await self._get_json(jwks_uri))
-                if entry is not None:
-                    entry.discovery = discovery
-                return keys
+                entry.keys, entry.kids = key_set(await self._get_json(jwks_uri))
+                entry.discovery = discovery
+                entry.fetched_at = time.monotonic()
         except TimeoutError:
             raise KeysUnavailable(f"no answer within {self.timeout_seconds:g} s") from None
 
