@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from tokengate.core.policy import Grant
 from tokengate.store import Executor
+
+
+def as_documents(grants: Iterable[Grant]) -> list[dict[str, Any]]:
+    """Grants as JSON objects, for settings that keep grants in a JSON column (trust policies, single sign-on)."""
+    return [
+        {"permission_set": g.permission_set, "all_projects": g.all_projects, "project_ids": list(g.project_ids)}
+        for g in grants
+    ]
+
+
+def from_documents(documents: Iterable[dict[str, Any]]) -> tuple[Grant, ...]:
+    """``as_documents`` read back."""
+    return tuple(Grant(d["permission_set"], bool(d["all_projects"]), tuple(d["project_ids"])) for d in documents)
+
 
 # One statement for any number of grants: the rows travel as one JSON document.
 INSERT = """

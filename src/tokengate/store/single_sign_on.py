@@ -8,20 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tokengate.core.policy import Grant
 from tokengate.core.single_sign_on import GroupMapping, Settings
 from tokengate.store import Executor
-
-
-def _grants_json(grants: tuple[Grant, ...] | list[Grant]) -> list[dict[str, Any]]:
-    return [
-        {"permission_set": g.permission_set, "all_projects": g.all_projects, "project_ids": list(g.project_ids)}
-        for g in grants
-    ]
-
-
-def _grants(document: Any) -> tuple[Grant, ...]:
-    return tuple(Grant(g["permission_set"], bool(g["all_projects"]), tuple(g["project_ids"])) for g in document)
+from tokengate.store.grants import as_documents, from_documents
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +65,14 @@ UPDATE sessions SET absolute_expires_at = created_at + make_interval(secs => $2)
 
 def _row(record: Any) -> SingleSignOnRow:
     mappings = tuple(
-        GroupMapping(entry["group"], _grants(entry["grants"])) for entry in json.loads(record["group_mappings"])
+        GroupMapping(entry["group"], from_documents(entry["grants"])) for entry in json.loads(record["group_mappings"])
     )
     settings = Settings(
         issuer=record["issuer"],
         client_id=record["client_id"],
         email_domains=tuple(record["email_domains"]),
         trust_emails_without_verification=record["trust_emails_without_verification"],
-        default_grants=_grants(json.loads(record["default_grants"])),
+        default_grants=from_documents(json.loads(record["default_grants"])),
         groups_claim=record["groups_claim"],
         group_mappings=mappings,
         enforced=record["enforced"],
@@ -115,7 +104,7 @@ async def save(
     links_existing_members: bool,
     updated_by: str,
 ) -> SingleSignOnRow:
-    mappings = [{"group": m.group, "grants": _grants_json(m.grants)} for m in settings.group_mappings]
+    mappings = [{"group": m.group, "grants": as_documents(m.grants)} for m in settings.group_mappings]
     record = await db.fetchrow(
         UPSERT,
         account_id,
@@ -125,7 +114,7 @@ async def save(
         secret_key_id,
         list(settings.email_domains),
         settings.trust_emails_without_verification,
-        json.dumps(_grants_json(settings.default_grants)),
+        json.dumps(as_documents(settings.default_grants)),
         json.dumps(mappings),
         settings.groups_claim,
         settings.enforced,

@@ -11,6 +11,7 @@ from typing import Any
 from tokengate.core.policy import Grant
 from tokengate.core.trust_policies import Binding
 from tokengate.store import Executor
+from tokengate.store.grants import as_documents, from_documents
 
 COLUMNS = """id, account_id, name, issuer, audience, subject, conditions::text AS conditions, grants::text AS grants,
 max_lifetime_seconds, created_at, created_by, updated_at"""
@@ -84,19 +85,11 @@ class ExchangedTokenRow:
 
 
 def grants_json(grants: Sequence[Grant]) -> str:
-    return json.dumps(
-        [
-            {"permission_set": g.permission_set, "all_projects": g.all_projects, "project_ids": list(g.project_ids)}
-            for g in grants
-        ]
-    )
+    return json.dumps(as_documents(grants))
 
 
 def _grants(document: str) -> tuple[Grant, ...]:
-    return tuple(
-        Grant(entry["permission_set"], bool(entry["all_projects"]), tuple(entry["project_ids"]))
-        for entry in json.loads(document)
-    )
+    return from_documents(json.loads(document))
 
 
 def _columns(binding: Binding, grants: Sequence[Grant], max_lifetime_seconds: int) -> tuple[object, ...]:
