@@ -96,6 +96,11 @@ def secret_parts(secret: str) -> list[str]:
     return [secret]
 
 
+def last_character_changed(text: str) -> str:
+    """The token with its last character always changed (a fixed replacement is the same one time in 62)."""
+    return text[:-1] + ("0" if text[-1] != "0" else "1")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_in_any_log() -> Iterator[CapturedLogs]:
     """Captures ALL log output of the suite (root logger and the service's and libraries' loggers at DEBUG,

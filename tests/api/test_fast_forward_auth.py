@@ -28,7 +28,14 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tests.api.conftest import LOOPBACK, from_address
-from tests.conftest import CAPTURED_OUTPUT, Server, free_port, make_config, store_service_token
+from tests.conftest import (
+    CAPTURED_OUTPUT,
+    Server,
+    free_port,
+    last_character_changed,
+    make_config,
+    store_service_token,
+)
 from tokengate.app import create_app
 from tokengate.config import Config
 from tokengate.core import tokens
@@ -200,7 +207,7 @@ async def test_the_fast_door_answers_every_question_as_the_generic_one(database,
             ("GET", "?access=READ", bearer(runner), 400),
             ("GET", "?resource=MEMBERS&access=WRITE", bearer(admin.token), 200),
             ("GET", job, twice("Authorization", f"Bearer {runner}", f"Bearer {viewer}"), 400),
-            ("GET", job, bearer(restricted[:-1] + "x"), 401),
+            ("GET", job, bearer(last_character_changed(restricted)), 401),
             ("GET", "?resource=JOBS", bearer(restricted, **from_address("203.0.113.7")), 200),
             ("GET", "?resource=JOBS", bearer(restricted, **from_address("198.51.100.7")), 403),
             ("GET", "?resource=JOBS", bearer(restricted), 403),

@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 
+from tests.conftest import last_character_changed
 from tokengate.core import tokens
 from tokengate.core.tokens import BASE62, MalformedToken, checksum, issue_token, parse_token
 
@@ -50,14 +51,9 @@ def test_issued_tokens_do_not_repeat():
     assert len({issue_token("service").text for _ in range(2000)}) == 2000
 
 
-def _flip_checksum(text: str) -> str:
-    last = text[-1]
-    return text[:-1] + ("0" if last != "0" else "1")
-
-
 VALID = issue_token("service").text
 MALFORMED = {
-    "bad checksum": _flip_checksum(VALID),
+    "bad checksum": last_character_changed(VALID),
     "bad checksum in secret": VALID[:30] + ("x" if VALID[30] != "x" else "y") + VALID[31:],
     "wrong prefix": "tgx_" + VALID[4:],
     "no prefix": VALID[4:],
