@@ -8,48 +8,60 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from tokengate.core.policy import Grant
 from tokengate.store import Executor
-from tokengate.store.tokens import SERVICE_TOKENS_OF_ACCOUNT, TokenRecord
+from tokengate.store.tokens import SERVICE_TOKENS_OF_ACCOUNT_IN_ORDER
 
-# tokens.SERVICE_TOKENS_OF_ACCOUNT (its rows, its order) with, per token, its grants in their stored order (as
-# grants.FOR_TOKENS), each as [set, all projects, project ids, id, last use in UTC, {project id: name}].
+# Only what the listing shows of a token (a row decodes each column it carries), as ListedToken's fields.
+LISTED_COLUMNS = """
+t.id, t.kind, t.format, t.lookup_hint, t.name, t.state, t.created_at, t.expires_at, t.last_used_at, t.last_used_from"""
+# tokens.SERVICE_TOKENS_OF_ACCOUNT's rows in its order with, per token, its grants in their stored order (as
+# grants.FOR_TOKENS), each as [set, all projects, project ids, last use in UTC, {project id: name}].
 # The last use goes as a UTC timestamp without zone: JSON would write a timestamptz in the session's zone.
 LISTED_GRANTS = """,
-       (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids, g.id,
+       (SELECT json_agg(json_build_array(g.permission_set, g.all_projects, g.project_ids,
                                          g.last_used_at AT TIME ZONE 'UTC',
                                          (SELECT json_object_agg(p.id, p.name) FROM projects p
                                           WHERE p.id = ANY(g.project_ids)))
                         ORDER BY g.position, g.id)
         FROM grants g WHERE g.token_id = t.id) AS listed_grants"""
-SERVICE_TOKENS_WITH_GRANTS = SERVICE_TOKENS_OF_ACCOUNT.replace(" FROM tokens t", LISTED_GRANTS + "\nFROM tokens t", 1)
+SERVICE_TOKENS_WITH_GRANTS = "SELECT" + LISTED_COLUMNS + LISTED_GRANTS + SERVICE_TOKENS_OF_ACCOUNT_IN_ORDER
 
 
-# Named tuples rather than frozen dataclasses: a list makes one per row, and a frozen dataclass sets each field
-# through object.__setattr__.
+# Named tuples straight from the rows rather than TokenRecord and Grant (frozen dataclasses, which set each field
+# through object.__setattr__): a list makes one per row. tests/api/test_token_listing.py compares the answers.
 class ListedGrant(NamedTuple):
-    grant: Grant
+    permission_set: str
+    all_projects: bool
+    project_ids: list[str]
     last_used_at: datetime | None
     project_names: dict[str, str]  # of the granted projects that exist
 
 
 class ListedToken(NamedTuple):
-    record: TokenRecord
+    """A token as the listing shows it: TokenRecord's fields of the same names, and its grants."""
+
+    id: str
+    kind: str
+    format: str
+    lookup_hint: str | None
+    name: str
+    state: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    last_used_from: list[str]
     grants: list[ListedGrant]
 
 
 def _grant(entry: list[Any]) -> ListedGrant:
-    permission_set, all_projects, project_ids, grant_id, last_used, names = entry
+    permission_set, all_projects, project_ids, last_used, names = entry
     used = None if last_used is None else datetime.fromisoformat(last_used).replace(tzinfo=UTC)
-    return ListedGrant(
-        Grant(permission_set, all_projects, tuple(project_ids) if project_ids else (), grant_id), used, names or {}
-    )
+    return ListedGrant(permission_set, all_projects, project_ids or [], used, names or {})
 
 
 async def service_tokens_with_grants(db: Executor, account_id: str, include_deleted: bool) -> list[ListedToken]:
     listed = []
     for row in await db.fetch(SERVICE_TOKENS_WITH_GRANTS, account_id, include_deleted):
-        *fields, document = row  # TOKEN_COLUMNS are TokenRecord's fields in its order; listed_grants comes last
-        grants = [_grant(entry) for entry in orjson.loads(document)] if document else []
-        listed.append(ListedToken(TokenRecord(*fields), grants))
+        *fields, document = row  # LISTED_COLUMNS in ListedToken's order; listed_grants comes last
+        listed.append(ListedToken(*fields, [_grant(entry) for entry in orjson.loads(document)] if document else []))
     return listed

@@ -132,12 +132,12 @@ def listed_grant_view(
     """A grant of ``Account.serviceTokens``'s one query, as ``grants_with_projects`` makes it. ``shown``: by
     project, the Project the caller may read (``may_read_project``) or None, kept across the grants of one answer
     (the same few projects come back in most grants; one query's rows name each project alike)."""
-    grant, last_used_at, names = listed
+    key, all_projects, project_ids, last_used_at, names = listed
     if shown is None:
         shown = {}
     projects = []
     if names:
-        for p in grant.project_ids:
+        for p in project_ids:
             if p in shown:
                 project = shown[p]
             else:
@@ -147,10 +147,9 @@ def listed_grant_view(
                 project = shown[p] = Project(id=strawberry.ID(p), name=name) if may_read_project(caller, p) else None
             if project is not None:
                 projects.append(project)
-    key = grant.permission_set
     return GrantView(
         permission_set=PERMISSION_SET_KEYS.get(key) or PermissionSetKey(key),
-        all_projects=grant.all_projects,
+        all_projects=all_projects,
         projects=projects,
         last_used_at=last_used_at,
     )
@@ -246,7 +245,7 @@ class ServiceToken(Node):
     @classmethod
     def of(
         cls,
-        record: TokenRecord,
+        record: TokenRecord | token_listing.ListedToken,
         grants: list[GrantView],
         usage_batch: UsageBatch | None = None,
         now: datetime | None = None,
@@ -285,12 +284,12 @@ async def service_tokens_with_grants(context: Context, records: list[TokenRecord
 
 def listed_service_tokens(caller: Principal, listed: list[token_listing.ListedToken]) -> list[ServiceToken]:
     """``Account.serviceTokens``'s one query as GraphQL tokens, with one usage read for all, when it is asked."""
-    usage = UsageBatch(token.record.id for token in listed)
+    usage = UsageBatch(token.id for token in listed)
     shown: dict[str, Project | None] = {}
     now = datetime.now(UTC)
     return [
-        ServiceToken.of(record, [listed_grant_view(caller, g, shown) for g in grants], usage, now)
-        for record, grants in listed
+        ServiceToken.of(token, [listed_grant_view(caller, g, shown) for g in token.grants], usage, now)
+        for token in listed
     ]
 
 
