@@ -43,11 +43,13 @@ from graphql import (
     coerce_input_value,
     get_named_type,
     get_nullable_type,
+    is_enum_type,
     is_input_object_type,
     is_input_type,
     is_interface_type,
     is_list_type,
     is_object_type,
+    is_specified_scalar_type,
     type_from_ast,
     value_from_ast_untyped,
 )
@@ -323,13 +325,27 @@ class ActualPlan:
     """One selection set of ``_Actual``'s walk decided once per (document, operation): its fields as (response
     key, own cost, the plan of the value's selections or None), the fragments and inline fragments it contains
     already followed (inline ones merged in, named ones shared: ``groups``). Walking an answer then only reads
-    the data: no definition lookup, no fragment resolution, no type checks per item."""
+    the data: no definition lookup, no fragment resolution, no type checks per item.
 
-    __slots__ = ("fields", "groups")
+    The fields whose value can only be one item (a built-in scalar or an enum, never a list) are ``flat``: when
+    the answer has all their keys, they cost ``flat_cost`` together, counted once here instead of per item."""
 
-    def __init__(self, fields: tuple[tuple[str, int, ActualPlan | None], ...], groups: tuple[ActualPlan, ...]):
+    __slots__ = ("fields", "flat", "flat_cost", "flat_keys", "groups")
+
+    def __init__(
+        self,
+        fields: tuple[tuple[str, int, ActualPlan | None], ...],
+        groups: tuple[ActualPlan, ...],
+        flat: tuple[tuple[str, int], ...] = (),
+    ):
         self.fields = fields
         self.groups = groups
+        self.flat = flat
+        self.flat_keys = frozenset(key for key, _ in flat)
+        self.flat_cost = sum(own for _, own in flat)
+
+
+FLAT: Final = ActualPlan((), ())  # while compiling: marks a field ``ActualPlan.flat`` takes
 
 
 class _ActualCompiler:
@@ -345,7 +361,9 @@ class _ActualCompiler:
         fields: list[tuple[str, int, ActualPlan | None]] = []
         groups: list[ActualPlan] = []
         self._collect(parent, selection_set, fields, groups)
-        return ActualPlan(tuple(fields), tuple(groups))
+        flat = [(key, own) for key, own, inner in fields if inner is FLAT]
+        rest = tuple((key, own, inner) for key, own, inner in fields if inner is not FLAT)
+        return ActualPlan(rest, tuple(groups), tuple(flat))
 
     def _collect(
         self,
@@ -383,14 +401,31 @@ class _ActualCompiler:
         definition = META_FIELDS.get(name) or getattr(parent, "fields", {}).get(name)
         own = FIELD_COSTS.get((parent.name, name), MUTATION_COST if parent is self.schema.mutation_type else 1)
         inner = None
-        if definition is not None and node.selection_set is not None:
-            inner = self.selections(get_named_type(definition.type), node.selection_set)
+        if definition is not None:
+            if node.selection_set is not None:
+                inner = self.selections(get_named_type(definition.type), node.selection_set)
+            elif _one_item(definition):
+                inner = FLAT
         return key, own, inner
+
+
+def _one_item(definition: GraphQLField) -> bool:
+    """Whether the field's answered value is never a list: a built-in scalar or an enum, not in a list (a custom
+    scalar may answer one)."""
+    nullable = get_nullable_type(definition.type)
+    return not is_list_type(nullable) and (is_specified_scalar_type(nullable) or is_enum_type(nullable))
 
 
 def _walk(plan: ActualPlan, data: Mapping[str, Any]) -> int:
     """``_Actual.selections`` on a compiled plan."""
     total = 0
+    if plan.flat:
+        if plan.flat_keys <= data.keys():
+            total = plan.flat_cost
+        else:  # some left out (fields of a fragment on another type): only those answered count
+            for key, own in plan.flat:
+                if key in data:
+                    total += own
     for key, own, inner in plan.fields:
         if key not in data:
             continue
