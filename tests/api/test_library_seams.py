@@ -200,3 +200,26 @@ def test_strawberry_enums_are_answered_from_a_table_exactly_as_strawberry_answer
 
     mixed = GraphQLEnumType("Odd", {"ONE": 1, "TEXT": "one"})
     assert seams.leaf_coercion(mixed) == mixed.coerce_output_value  # not Strawberry's: its own
+
+
+def test_string_id_and_boolean_values_are_stored_as_their_coercion_answers_them():
+    """compiled.UNCHANGED_BY: each of graphql-core's coercions listed answers a value of exactly its type with
+    that very value (so a plan may store it without the call), and the schema's String, ID and Boolean take the
+    shortcut (a subclass, or a value of another type, still goes through the call)."""
+    from graphql import GraphQLScalarType
+    from graphql.type import scalars
+
+    from tokengate.graphql.schema.schema import schema
+
+    samples: dict[type, list[Any]] = {str: ["", "x", "é" * 3, "0", "true", "stk_abc"], bool: [True, False]}
+    for coerce, kind in compiled.UNCHANGED_BY.items():
+        for value in samples[kind]:
+            assert type(value) is kind and coerce(value) is value, (coerce, value)
+    assert set(compiled.UNCHANGED_BY) == {scalars.serialize_string, scalars.serialize_id, scalars.serialize_boolean}
+    used = {
+        name: compiled.UNCHANGED_BY.get(seams.leaf_coercion(t))
+        for name, t in schema._schema.type_map.items()
+        if isinstance(t, GraphQLScalarType)
+    }
+    assert used["String"] is str and used["ID"] is str and used["Boolean"] is bool, used
+    assert used["Int"] is None  # its coercion checks the range

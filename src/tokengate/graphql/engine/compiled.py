@@ -88,7 +88,7 @@ from graphql.execution.incremental import IncrementalExecutor
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.pyutils import Path, gather_with_cancel
 from graphql.pyutils import inspect as inspect_value
-from graphql.type import GraphQLResolveInfoHelpers
+from graphql.type import GraphQLResolveInfoHelpers, scalars
 from graphql.type.introspection import MetaFields
 from strawberry.execution import optimized_is_awaitable
 
@@ -110,6 +110,14 @@ is_awaitable: Final = optimized_is_awaitable  # what operations.run passes to gr
 ORDINARY: Final = frozenset({str, int, float, bool})
 NEVER_AWAITABLE: Final = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 IMMUTABLE_ARGUMENTS: Final = (str, int, float, bool, type(None), enum.Enum)
+# graphql-core's output coercions that answer a value of exactly this type with the value itself (their first
+# step: ``if isinstance(output_value, str): return output_value``): a plan stores such a value without the call.
+# Int and Float are not here: they check the range. tests/api/test_library_seams.py holds them to it.
+UNCHANGED_BY: Final[dict[Callable[[Any], Any], type]] = {
+    scalars.serialize_string: str,
+    scalars.serialize_id: str,
+    scalars.serialize_boolean: bool,
+}
 
 
 class NotCompiled(Exception):
@@ -167,6 +175,7 @@ class FieldPlan:
         "resolve",
         "return_type",
         "typename",
+        "unchanged",
     )
 
     def __init__(self, key: str, parent_type: GraphQLObjectType, details: list[FieldDetails], field_def: GraphQLField):
@@ -187,6 +196,7 @@ class FieldPlan:
         self.read: Any = None
         self.attribute = ""
         self.leaf: Any = None  # PLAIN_LEAF: the leaf type's coerce_output_value
+        self.unchanged: type | None = None  # PLAIN_LEAF: the exact type whose values ``leaf`` answers as they are
         self.needs_info = False  # completion reads info (is_type_of, resolve_type) though the field is an attribute
         self.complete: Complete = complete_nothing
 
@@ -200,7 +210,7 @@ class SelectionPlan:
     def __init__(self, type_name: str, fields: list[FieldPlan]):
         self.type_name = type_name
         self.fields = fields
-        self.entries = tuple((f.kind, f, f.key, f.read, f.attribute, f.leaf, f.non_null) for f in fields)
+        self.entries = tuple((f.kind, f, f.key, f.read, f.attribute, f.leaf, f.unchanged, f.non_null) for f in fields)
 
 
 def complete_nothing(run: Run, value: Any, path: Any, info: Any) -> Any:  # pragma: no cover
@@ -311,10 +321,13 @@ def execute_selection(run: Run, selection: SelectionPlan, source: Any, path: Any
     awaitable_fields: list[str] = []
     typename = selection.type_name
     try:
-        for kind, field, key, read, attribute, coerce, non_null in selection.entries:
+        for kind, field, key, read, attribute, coerce, unchanged, non_null in selection.entries:
             if kind == PLAIN_LEAF:
                 try:
                     value = read(source, attribute)
+                    if type(value) is unchanged:  # what the coercion answers as it is (UNCHANGED_BY)
+                        results[key] = value
+                        continue
                     if value is None:
                         if not non_null:
                             results[key] = None
@@ -720,6 +733,7 @@ class OperationPlan:
         if field.kind == ATTRIBUTE and is_leaf_type(named):
             field.kind = PLAIN_LEAF
             field.leaf = seams.leaf_coercion(named)
+            field.unchanged = UNCHANGED_BY.get(field.leaf)
         return field
 
     def _completion(self, return_type: GraphQLOutputType, field: FieldPlan) -> Complete:
