@@ -78,10 +78,12 @@ async def test_one_query_lists_what_four_did(server):
         ),
         await calls.created(server, admin.token, "none-used", [calls.grant("JOB_ADMIN", projects[1])]),
         await calls.created(server, admin.token, "deleted", [calls.grant("JOB_VIEWER", projects[1])]),
+        await calls.created(server, admin.token, "bare", [calls.grant("JOB_VIEWER")]),
     ]
-    await calls.created(server, other.token, "theirs")  # another account's: never listed
+    await calls.created(server, other.token, "theirs", [calls.grant("JOB_ADMIN")])  # another account's: never listed
     assert (await server.gql(calls.DELETE, {"id": made[3].id}, token=admin.token)).errors == []
     pool = server.runtime.pool
+    await pool.execute("DELETE FROM grants WHERE token_id = (SELECT id FROM tokens WHERE name = 'bare')")  # none
     used = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
     await pool.execute(
         "UPDATE grants SET last_used_at = $1 WHERE token_id = (SELECT id FROM tokens WHERE name = 'two')", used
@@ -97,15 +99,16 @@ async def test_one_query_lists_what_four_did(server):
     async with pool.acquire() as conn:
         partly = await one_query(conn, reads_one, False)
         assert partly == await four_queries(conn, reads_one, False)
-        assert [[p.id for g in t.grants for p in g.projects] for t in partly] == [[], [projects[0]], []]
+        assert [[p.id for g in t.grants for p in g.projects] for t in partly] == [[], [projects[0]], [], []]
         for zone in ("UTC", "Pacific/Chatham"):
             await conn.execute(f"SET TIME ZONE '{zone}'")
             for include_deleted in (False, True):
                 listed = await one_query(conn, account_admin, include_deleted)
                 assert listed == await four_queries(conn, account_admin, include_deleted), (zone, include_deleted)
                 assert [t.name for t in listed] == ["all", "two", "none-used"] + (
-                    ["deleted"] if include_deleted else []
+                    ["deleted", "bare"] if include_deleted else ["bare"]
                 )
+                assert [len(t.grants) for t in listed][-1] == 0
         await conn.execute("RESET TIME ZONE")
     two = listed[1]
     assert [g.last_used_at for g in two.grants] == [used, used]
@@ -115,7 +118,7 @@ async def test_one_query_lists_what_four_did(server):
     reply = await server.gql(LIST, token=admin.token)
     assert reply.errors == [], reply.body
     listed_by_api = reply.data["account"]["serviceTokens"]
-    assert [t["id"] for t in listed_by_api] == [m.id for m in made[:3]]
+    assert [t["id"] for t in listed_by_api] == [m.id for m in made[:3]] + [made[4].id]
     assert [g["lastUsedAt"] for g in listed_by_api[1]["grants"]] == [used.isoformat()] * 2
 
 
