@@ -228,12 +228,13 @@ async def token_by_id(db: Executor, account_id: str, token_id: str) -> TokenReco
     return TokenRecord(**dict(row)) if row else None
 
 
-# An account's service tokens in their listing order, deleted ones only when $2 (token_listing selects other
-# columns from the same rows).
-SERVICE_TOKENS_OF_ACCOUNT_IN_ORDER = """ FROM tokens t
-WHERE t.account_id = $1 AND t.kind = 'service' AND ($2 OR t.state <> 'deleted')
-ORDER BY t.created_at, t.id"""
-SERVICE_TOKENS_OF_ACCOUNT = "SELECT " + TOKEN_COLUMNS + SERVICE_TOKENS_OF_ACCOUNT_IN_ORDER
+# An account's service tokens (as ``t``), deleted ones only when $2, in their listing order (token_listing
+# selects other columns of the same rows).
+SERVICE_TOKENS_OF_ACCOUNT_WHERE = "t.account_id = $1 AND t.kind = 'service' AND ($2 OR t.state <> 'deleted')"
+SERVICE_TOKENS_IN_ORDER = "ORDER BY t.created_at, t.id"
+SERVICE_TOKENS_OF_ACCOUNT = f"""SELECT {TOKEN_COLUMNS} FROM tokens t
+WHERE {SERVICE_TOKENS_OF_ACCOUNT_WHERE}
+{SERVICE_TOKENS_IN_ORDER}"""
 # The row lock serialises rotations, updates and deletions of one token.
 SERVICE_TOKEN_FOR_UPDATE = (
     "SELECT " + TOKEN_COLUMNS + " FROM tokens t WHERE t.account_id = $1 AND t.id = $2 AND t.kind = 'service' FOR UPDATE"
