@@ -107,22 +107,30 @@ class Answer:
     headers: tuple[tuple[str, str], ...]
 
 
-async def ask(server: Server, method: str, target: str, headers: CIMultiDict[str] | dict[str, str]) -> Answer:
+async def ask(
+    server: Server, method: str, target: str, headers: CIMultiDict[str] | dict[str, str], body: bytes | None = None
+) -> Answer:
     url = URL(server.url + target, encoded=True)  # sent as written: an encoded target stays encoded
-    async with server.session.request(method, url, headers=headers) as response:
-        body = await response.text()
+    async with server.session.request(method, url, data=body, headers=headers) as response:
+        text = await response.text()
         request_id = response.headers.get("X-Request-Id", "")
-        assert REQUEST_ID.fullmatch(request_id), (method, target, dict(response.headers))
+        assert REQUEST_ID.fullmatch(request_id), (method, target, dict(response.headers), text)
         kept = sorted((k.lower(), v) for k, v in response.headers.items() if k.lower() not in UNCOMPARED)
-        return Answer(response.status, body.replace(request_id, "<request id>"), tuple(kept))
+        return Answer(response.status, text.replace(request_id, "<request id>"), tuple(kept))
 
 
 async def ask_both(
-    fast: Door, generic: Door, method: str, target: str, headers: CIMultiDict[str] | dict[str, str]
+    fast: Door,
+    generic: Door,
+    method: str,
+    target: str,
+    headers: CIMultiDict[str] | dict[str, str],
+    body: bytes | None = None,
 ) -> Answer:
-    mine = await ask(fast.server, method, target, headers)
-    theirs = await ask(generic.server, method, target, headers)
-    assert mine == theirs, (method, target, dict(headers))
+    """The same request to both doors, which must answer alike."""
+    mine = await ask(fast.server, method, target, headers, body)
+    theirs = await ask(generic.server, method, target, headers, body)
+    assert mine == theirs, (method, target, body[:200] if body else body, dict(headers))
     return mine
 
 

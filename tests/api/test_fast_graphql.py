@@ -14,15 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from yarl import URL
 
 from tests.api.conftest import LOOPBACK, from_address
 from tests.api.test_fast_forward_auth import (
-    REQUEST_ID,
-    UNCOMPARED,
-    Answer,
     Door,
     access_lines,
+    ask_both,
     bearer,
     counted_requests,
     doors,
@@ -52,26 +49,6 @@ class Counted:
             return await call(door, request, runtime)
 
         monkeypatch.setattr(fast_graphql.FastGraphQL, "__call__", counting)
-
-
-async def ask(door: Door, target: str, body: bytes | None, headers: Any, method: str = "POST") -> Answer:
-    server = door.server
-    url = URL(server.url + target, encoded=True)
-    async with server.session.request(method, url, data=body, headers=headers) as response:
-        text = await response.text()
-        request_id = response.headers.get("X-Request-Id", "")
-        assert REQUEST_ID.fullmatch(request_id), (target, dict(response.headers), text)
-        kept = sorted((k.lower(), v) for k, v in response.headers.items() if k.lower() not in UNCOMPARED)
-        return Answer(response.status, text.replace(request_id, "<request id>"), tuple(kept))
-
-
-async def ask_both(
-    fast: Door, generic: Door, target: str, body: bytes | None, headers: Any, method: str = "POST"
-) -> Answer:
-    mine = await ask(fast, target, body, headers, method)
-    theirs = await ask(generic, target, body, headers, method)
-    assert mine == theirs, (target, body[:200] if body else body, dict(headers))
-    return mine
 
 
 def query(text: str, variables: dict[str, Any] | None = None, **extra: Any) -> bytes:
@@ -135,7 +112,7 @@ async def test_the_fast_door_answers_every_post_as_the_generic_stack(database, t
             (huge, bearer(runner, **JSON_TYPE), 413),
         ]
         for body, headers, status in table:
-            answer = await ask_both(fast, generic, "/graphql", body, headers)
+            answer = await ask_both(fast, generic, "POST", "/graphql", headers, body)
             assert answer.status == status, (body[:120], answer)
             assert ("cache-control", "no-store") in answer.headers
         assert counted.calls == len(table)  # the fast server answered each itself
@@ -152,7 +129,7 @@ async def test_the_fast_door_answers_every_post_as_the_generic_stack(database, t
             ("/graphql", None, bearer(runner), "PUT", 405),
         ]:
             before = counted.calls
-            answer = await ask_both(fast, generic, target, body, headers, method)
+            answer = await ask_both(fast, generic, method, target, headers, body)
             assert answer.status == status, (target, method, answer)
             assert counted.calls == before, (target, method)
 
@@ -165,7 +142,8 @@ async def test_rate_limits_and_failures_answer_alike(database, tmp_path: Path, m
         many = ", ".join(["{resource: JOBS, access: READ}"] * 10)
         body = query("{ checks(requests: [" + many + "]) { allowed } }")
         statuses = [
-            (await ask_both(fast, generic, "/graphql", body, bearer(token, **JSON_TYPE))).status for _ in range(6)
+            (await ask_both(fast, generic, "POST", "/graphql", bearer(token, **JSON_TYPE), body)).status
+            for _ in range(6)
         ]
         assert statuses[0] == 200 and statuses[-1] == 429, statuses  # refused before the body is read, alike
         run = operations.run
@@ -182,7 +160,7 @@ async def test_rate_limits_and_failures_answer_alike(database, tmp_path: Path, m
         for failure, status in (("down", 503), ("bug", 500)):
             failing[:] = [failure]
             answer = await ask_both(
-                fast, generic, "/graphql", query("{ account { name } }"), bearer(other, **JSON_TYPE)
+                fast, generic, "POST", "/graphql", bearer(other, **JSON_TYPE), query("{ account { name } }")
             )
             assert answer.status == status and "a bug" not in answer.body and "Traceback" not in answer.body, answer
         assert await graphql_counts(fast) == await graphql_counts(generic)
@@ -196,6 +174,6 @@ async def test_with_cors_configured_the_generic_stack_answers(database, tmp_path
         admin = await fast.server.bootstrap()
         token = await store_service_token(fast.server, admin.account_id, [Grant("JOB_VIEWER")])
         headers = bearer(token, **JSON_TYPE, Origin="https://app.example")
-        answer = await ask_both(fast, generic, "/graphql", query("{ viewer { kind } }"), headers)
+        answer = await ask_both(fast, generic, "POST", "/graphql", headers, query("{ viewer { kind } }"))
         assert ("access-control-allow-origin", "https://app.example") in answer.headers
         assert counted.calls == 0
